@@ -1,0 +1,53 @@
+//! `bql`: the command line of bql. It parses arguments, wires the library crates together and
+//! prints reports; the work itself lives in the libraries. This is the only crate that uses clap
+//! and anyhow.
+
+mod bench;
+mod data;
+mod defaults;
+mod eval;
+mod info;
+mod progress;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+/// bql: binarized neural networks from training to open-source FPGAs.
+#[derive(Parser)]
+#[command(name = "bql", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Describe a model: layers, widths, weight bits, MACs.
+    Info(info::Args),
+    /// Accuracy of a model on a dataset, and its agreement with the float graph it came from.
+    Eval(eval::Args),
+    /// Throughput of the reference inference against an f32 GEMM of the same network.
+    Bench(bench::Args),
+    /// Train a binarized network with quantization-aware training and fold it to integers.
+    Train(train::Args),
+    /// Fetch datasets.
+    Data {
+        #[command(subcommand)]
+        command: data::Command,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Data { command } => data::run(command),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

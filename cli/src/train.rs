@@ -1,0 +1,182 @@
+//! `bql train`: quantization-aware training, then the folded model file.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use bql_model::dataset::Split;
+use bql_model::InputEncoding;
+use bql_train::{EpochReport, Progress, TrainConfig};
+use clap::ValueEnum;
+use indicatif::ProgressBar;
+
+use crate::defaults;
+
+/// Input encoding choice on the command line.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum InputKind {
+    /// Binarized pixels (pixel >= --input-threshold).
+    Binary,
+    /// 8-bit pixels times binary weights in the first layer.
+    U8,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Widths from input to classes.
+    #[arg(long, default_value = "784-256-256-256-10")]
+    arch: String,
+    /// First-layer input encoding.
+    #[arg(long, value_enum, default_value = "binary")]
+    input: InputKind,
+    /// Pixel value at and above which a binarized input is +1.
+    #[arg(long, default_value_t = 128)]
+    input_threshold: u8,
+    /// Training epochs.
+    #[arg(long, default_value_t = 60)]
+    epochs: usize,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Initial learning rate (Adam).
+    #[arg(long, default_value_t = 3e-3)]
+    lr: f64,
+    /// Final learning rate (exponential decay).
+    #[arg(long, default_value_t = 1e-5)]
+    lr_end: f64,
+    /// Dropout on input pixels.
+    #[arg(long, default_value_t = 0.0)]
+    dropout_input: f32,
+    /// Dropout on hidden activations.
+    #[arg(long, default_value_t = 0.0)]
+    dropout_hidden: f32,
+    /// Largest random shift of training images in pixels (augmentation; 0 = off).
+    #[arg(long, default_value_t = 2)]
+    shift: usize,
+    /// BatchNorm momentum.
+    #[arg(long, default_value_t = 0.1)]
+    bn_momentum: f64,
+    /// Seed for every random draw; the same seed gives the same model.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Dataset: mnist, mnist-slice, fashion-mnist or a folder (default: MNIST, full if fetched).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Train on the first N training images only.
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Where to write the model.
+    #[arg(long, short, default_value = "model.bqm")]
+    out: PathBuf,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Bars {
+    pb: ProgressBar,
+}
+
+impl Progress for Bars {
+    fn step(&mut self, done: usize, total: usize) {
+        self.pb.set_length(total as u64);
+        self.pb.set_position(done as u64);
+    }
+    fn epoch(&mut self, r: &EpochReport) {
+        crate::progress::line(
+            &self.pb,
+            &format!(
+                "epoch {:>3}  lr {:.2e}  loss {:.4}  train {:.2} %  test {:.2} %",
+                r.epoch,
+                r.lr,
+                r.loss,
+                100.0 * r.train_accuracy,
+                100.0 * r.test_accuracy
+            ),
+        );
+    }
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let widths = bql_model::network::parse_arch(&a.arch)?;
+    let input = match a.input {
+        InputKind::Binary => InputEncoding::Binary {
+            threshold: a.input_threshold,
+        },
+        InputKind::U8 => InputEncoding::U8,
+    };
+    let (train, dir) = defaults::load_split(a.dataset.as_deref(), Split::Train, a.train_limit)?;
+    let (test, _) = defaults::load_split(a.dataset.as_deref(), Split::Test, None)?;
+    eprintln!(
+        "training {} ({:?} input) on {} images from {}, testing on {}",
+        a.arch,
+        input,
+        train.len(),
+        dir.display(),
+        test.len()
+    );
+    let cfg = TrainConfig {
+        widths,
+        input,
+        epochs: a.epochs,
+        batch: a.batch,
+        lr_start: a.lr,
+        lr_end: a.lr_end,
+        dropout_input: a.dropout_input,
+        dropout_hidden: a.dropout_hidden,
+        shift: a.shift,
+        seed: a.seed,
+        bn_momentum: a.bn_momentum,
+    };
+    let started = Instant::now();
+    let mut bars = Bars {
+        pb: crate::progress::bar(1, "training"),
+    };
+    let trained = bql_train::train(&cfg, &train, &test, &mut bars)?;
+    bars.pb.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    bql_model::format::save(&trained.network, &a.out)
+        .with_context(|| format!("saving the trained model to {}", a.out.display()))?;
+    let last = trained.history.last().copied();
+    let best = trained
+        .history
+        .iter()
+        .map(|r| r.test_accuracy)
+        .fold(0.0, f64::max);
+    // The integer model's own accuracy, from the reference.
+    let engine = bql_model::reference::Engine::new(&trained.network);
+    let (_, pred) = engine.scores_batch(&test.pixels);
+    let correct = pred
+        .iter()
+        .zip(&test.labels)
+        .filter(|(&p, &l)| p == l as usize)
+        .count();
+    let accuracy = correct as f64 / test.len().max(1) as f64;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": a.out.display().to_string(),
+                "arch": a.arch,
+                "epochs": a.epochs,
+                "seconds": seconds,
+                "accuracy": accuracy,
+                "float_test_accuracy": last.map(|r| r.test_accuracy),
+                "best_float_test_accuracy": best,
+                "f32_disagreements": trained.f32_disagreements,
+                "test_images": test.len(),
+            })
+        );
+    } else {
+        println!(
+            "wrote {}: integer accuracy {:.2} % on {} test images ({} disagree with candle's f32 \
+             graph), trained in {:.0} s",
+            a.out.display(),
+            100.0 * accuracy,
+            test.len(),
+            trained.f32_disagreements,
+            seconds
+        );
+    }
+    Ok(())
+}

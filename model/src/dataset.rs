@@ -1,0 +1,143 @@
+//! Labelled image datasets in the MNIST layout (IDX files, plain or gzipped).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::idx;
+
+/// Which half of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// The training images.
+    Train,
+    /// The test images.
+    Test,
+}
+
+impl Split {
+    fn prefix(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "t10k",
+        }
+    }
+}
+
+/// Images (8-bit grey, row-major) with their labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dataset {
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+    /// All pixels, image after image.
+    pub pixels: Vec<u8>,
+    /// One label per image.
+    pub labels: Vec<u8>,
+}
+
+impl Dataset {
+    /// Pairs an image tensor (N x H x W) with a label tensor (N), checking that they agree.
+    pub fn from_idx(images: idx::IdxU8, labels: idx::IdxU8, what: &str) -> Result<Self> {
+        let err = |m: String| Error::new(ErrorKind::Dataset, format!("{what}: {m}"));
+        if images.dims.len() != 3 {
+            return Err(err(format!(
+                "images have {} dimensions, expected 3 (count x height x width)",
+                images.dims.len()
+            )));
+        }
+        if labels.dims.len() != 1 {
+            return Err(err(format!(
+                "labels have {} dimensions, expected 1",
+                labels.dims.len()
+            )));
+        }
+        if images.dims[0] != labels.dims[0] {
+            return Err(err(format!(
+                "{} images but {} labels",
+                images.dims[0], labels.dims[0]
+            )));
+        }
+        Ok(Dataset {
+            height: images.dims[1],
+            width: images.dims[2],
+            pixels: images.data,
+            labels: labels.data,
+        })
+    }
+
+    /// Loads one split from a folder holding `train-images-idx3-ubyte[.gz]`,
+    /// `train-labels-idx1-ubyte[.gz]`, `t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]`.
+    pub fn load_dir(dir: &Path, split: Split) -> Result<Self> {
+        let images = find(dir, &format!("{}-images-idx3-ubyte", split.prefix()))?;
+        let labels = find(dir, &format!("{}-labels-idx1-ubyte", split.prefix()))?;
+        Self::from_idx(
+            idx::read(&images)?,
+            idx::read(&labels)?,
+            &dir.display().to_string(),
+        )
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Pixels per image.
+    pub fn image_len(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// The pixels of image `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.image_len();
+        &self.pixels[i * n..(i + 1) * n]
+    }
+
+    /// The first `n` images (all when `n` is larger).
+    pub fn truncate(&mut self, n: usize) {
+        let n = n.min(self.len());
+        self.labels.truncate(n);
+        self.pixels.truncate(n * self.image_len());
+    }
+
+    /// The images and labels as IDX bytes (images, labels).
+    pub fn to_idx(&self) -> (Vec<u8>, Vec<u8>) {
+        (
+            idx::encode(&[self.len(), self.height, self.width], &self.pixels),
+            idx::encode(&[self.len()], &self.labels),
+        )
+    }
+}
+
+/// True when `dir` holds both splits of an MNIST-layout dataset.
+pub fn is_dataset_dir(dir: &Path) -> bool {
+    [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ]
+    .iter()
+    .all(|s| find(dir, s).is_ok())
+}
+
+fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
+    for candidate in [dir.join(stem), dir.join(format!("{stem}.gz"))] {
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Dataset,
+        format!(
+            "{} has no {stem} or {stem}.gz; fetch the dataset with `bql data fetch mnist`",
+            dir.display()
+        ),
+    ))
+}
