@@ -38,8 +38,17 @@ pub struct Args {
 
 /// The network as f32 matrices: per layer, weights transposed (inputs x outputs) as +-1.0, and
 /// per neuron the float threshold on the +-1 dot product.
+struct F32Layer {
+    inputs: usize,
+    outputs: usize,
+    /// Weights transposed: `inputs x outputs`, +-1.0.
+    wt: Vec<f32>,
+    /// Per-neuron threshold on the dot product; `None` for the scores layer.
+    thresholds: Option<Vec<f32>>,
+}
+
 struct F32Net {
-    layers: Vec<(usize, usize, Vec<f32>, Option<Vec<f32>>)>,
+    layers: Vec<F32Layer>,
     input: InputEncoding,
     classes: usize,
 }
@@ -80,7 +89,12 @@ impl F32Net {
                     ),
                     DenseOutput::Scores => None,
                 };
-                Ok((k, m, wt, thr))
+                Ok(F32Layer {
+                    inputs: k,
+                    outputs: m,
+                    wt,
+                    thresholds: thr,
+                })
             })
             .collect::<Result<_>>()?;
         Ok(F32Net {
@@ -92,7 +106,7 @@ impl F32Net {
 
     /// Classes of `n` images.
     fn classify(&self, pixels: &[u8], n: usize) -> Vec<usize> {
-        let k0 = self.layers[0].0;
+        let k0 = self.layers[0].inputs;
         let mut x: Vec<f32> = match self.input {
             InputEncoding::Binary { threshold } => pixels
                 .iter()
@@ -101,7 +115,13 @@ impl F32Net {
             InputEncoding::U8 => pixels.iter().map(|&p| p as f32).collect(),
         };
         debug_assert_eq!(x.len(), n * k0);
-        for (k, m, wt, thr) in &self.layers {
+        for F32Layer {
+            inputs: k,
+            outputs: m,
+            wt,
+            thresholds: thr,
+        } in &self.layers
+        {
             let mut y = vec![0f32; n * m];
             // SAFETY: x is n x k, wt is k x m, y is n x m, all row-major and fully allocated.
             unsafe {

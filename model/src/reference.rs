@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::bits::{self, words_for};
+use crate::bits::{self, words_for, BitMatrix};
 use crate::layers::{Dense, DenseOutput, Layer};
 use crate::network::{InputEncoding, Network};
 use crate::semantics::{argmax, fires};
@@ -43,6 +43,9 @@ pub struct Engine<'a> {
 struct Scratch {
     a: Vec<u64>,
     b: Vec<u64>,
+    /// Per-neuron disagreement counts or pixel sums of the current layer.
+    acc: Vec<i64>,
+    differ: Vec<u32>,
 }
 
 impl<'a> Engine<'a> {
@@ -74,6 +77,8 @@ impl<'a> Engine<'a> {
         Scratch {
             a: vec![0; words_for(widest)],
             b: vec![0; words_for(widest)],
+            acc: vec![0; widest],
+            differ: vec![0; widest],
         }
     }
 
@@ -175,29 +180,87 @@ impl<'a> Engine<'a> {
         self.run_generic(pixels, s, out)
     }
 
+    /// Accumulators of every neuron of layer `i` into `s.acc` (input activations in `s.a`).
+    #[inline(always)]
+    fn layer_accs(&self, i: usize, d: &Dense, pixels: &[u8], s: &mut Scratch) {
+        let n = d.inputs() as i64;
+        let acc = &mut s.acc[..d.outputs()];
+        match (&self.signed_first, i) {
+            (Some(w), 0) => {
+                for (o, a) in acc.iter_mut().enumerate() {
+                    *a = signed_dot(&w[o * d.inputs()..(o + 1) * d.inputs()], pixels);
+                }
+            }
+            _ => {
+                let differ = &mut s.differ[..d.outputs()];
+                disagreements(&d.weights, &s.a, differ);
+                for (a, &c) in acc.iter_mut().zip(differ.iter()) {
+                    *a = n - c as i64;
+                }
+            }
+        }
+    }
+
     #[inline(always)]
     fn run_generic(&self, pixels: &[u8], s: &mut Scratch, out: &mut [i32]) {
         binarize(&self.net.input.encoding, pixels, &mut s.a);
         for (i, layer) in self.net.layers.iter().enumerate() {
             let Layer::Dense(d) = layer;
-            let x = &s.a[..words_for(d.inputs())];
+            self.layer_accs(i, d, pixels, s);
+            let acc = &s.acc[..d.outputs()];
             match &d.output {
                 DenseOutput::Threshold(t) => {
                     let y = &mut s.b[..words_for(d.outputs())];
-                    y.fill(0);
-                    for (o, &th) in t.iter().enumerate() {
-                        let acc = self.acc(i, d, o, pixels, x);
-                        y[o / 64] |= (fires(acc, th) as u64) << (o % 64);
+                    for (word, (a, t)) in y.iter_mut().zip(acc.chunks(64).zip(t.chunks(64))) {
+                        let mut bits = 0u64;
+                        for (k, (&a, &th)) in a.iter().zip(t).enumerate() {
+                            bits |= (fires(a, th) as u64) << k;
+                        }
+                        *word = bits;
                     }
                     std::mem::swap(&mut s.a, &mut s.b);
                 }
                 DenseOutput::Scores => {
-                    for (o, slot) in out.iter_mut().enumerate() {
-                        *slot = self.acc(i, d, o, pixels, x) as i32;
+                    for (slot, &a) in out.iter_mut().zip(acc) {
+                        *slot = a as i32;
                     }
                 }
             }
         }
+    }
+}
+
+/// `out[o] = popcount(row_o XOR x)` for every row of `weights`: the number of inputs on which
+/// neuron `o` and the activations disagree. Rows are taken four at a time so that each
+/// activation word is loaded once per block and four independent popcount chains run in parallel.
+#[inline(always)]
+fn disagreements(weights: &BitMatrix, x: &[u64], out: &mut [u32]) {
+    let words = weights.words_per_row();
+    let all = weights.words();
+    let x = &x[..words];
+    let blocks = weights.rows() / 4;
+    for b in 0..blocks {
+        let base = b * 4 * words;
+        let (r0, rest) = all[base..base + 4 * words].split_at(words);
+        let (r1, rest) = rest.split_at(words);
+        let (r2, r3) = rest.split_at(words);
+        let (mut c0, mut c1, mut c2, mut c3) = (0u32, 0u32, 0u32, 0u32);
+        for w in 0..words {
+            let a = x[w];
+            c0 += (r0[w] ^ a).count_ones();
+            c1 += (r1[w] ^ a).count_ones();
+            c2 += (r2[w] ^ a).count_ones();
+            c3 += (r3[w] ^ a).count_ones();
+        }
+        out[b * 4..b * 4 + 4].copy_from_slice(&[c0, c1, c2, c3]);
+    }
+    for o in blocks * 4..weights.rows() {
+        out[o] = weights
+            .row(o)
+            .iter()
+            .zip(x)
+            .map(|(w, a)| (w ^ a).count_ones())
+            .sum();
     }
 }
 

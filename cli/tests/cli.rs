@@ -1,0 +1,163 @@
+//! The `bql` binary end to end on the committed MNIST slice and the embedded default model.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn bql(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bql"))
+        .args(args)
+        .env("BQL_HOME", root())
+        .output()
+        .expect("bql runs")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = bql(args);
+    assert!(
+        out.status.success(),
+        "bql {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "bql {args:?} printed no single JSON object ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bql-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn info_describes_the_default_model() {
+    let v = json(&["info", "--json"]);
+    assert_eq!(v["arch"], "784-256-256-256-10");
+    assert_eq!(v["layers"].as_array().unwrap().len(), 4);
+    assert_eq!(v["weight_bits"], 784 * 256 + 2 * 256 * 256 + 256 * 10);
+    assert_eq!(v["macs"], v["weight_bits"]);
+    // It must fit an iCE40 UP5K's memories (1 Mbit).
+    assert!(v["weight_bits"].as_u64().unwrap() <= 1 << 20);
+}
+
+#[test]
+fn eval_on_the_slice_is_accurate_and_agrees_with_the_float_graph() {
+    let v = json(&["eval", "--json", "--dataset", "mnist-slice"]);
+    assert_eq!(v["images"], 1000);
+    let acc = v["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.95, "default model accuracy on the slice: {acc}");
+    assert_eq!(v["float_disagreements"], 0);
+}
+
+#[test]
+fn bench_reports_rates() {
+    let v = json(&[
+        "bench",
+        "--json",
+        "--dataset",
+        "mnist-slice",
+        "--limit",
+        "300",
+        "--repeat",
+        "1",
+    ]);
+    assert_eq!(v["images"], 300);
+    for k in ["images_per_s", "f32_images_per_s", "speedup_vs_f32"] {
+        assert!(v[k].as_f64().unwrap() > 0.0, "{k}");
+    }
+}
+
+#[test]
+fn train_is_deterministic_and_its_model_loads() {
+    let d = tmp("train");
+    let (a, b) = (d.join("a.bqm"), d.join("b.bqm"));
+    for out in [&a, &b] {
+        let v = json(&[
+            "train",
+            "--json",
+            "--dataset",
+            "mnist-slice",
+            "--arch",
+            "784-48-10",
+            "--epochs",
+            "3",
+            "--input",
+            "u8",
+            "--seed",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        // 1,000 training images and 3 epochs: far above chance (10 %).
+        assert!(v["accuracy"].as_f64().unwrap() > 0.5, "{v}");
+    }
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "same seed, same model"
+    );
+    let e = json(&[
+        "eval",
+        "--json",
+        "--dataset",
+        "mnist-slice",
+        "--model",
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(e["float_disagreements"], 0);
+    let i = json(&["info", "--json", "--model", a.to_str().unwrap()]);
+    assert_eq!(i["arch"], "784-48-10");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let d = tmp("bad");
+    let junk = d.join("junk.bqm");
+    std::fs::write(&junk, b"not a model").unwrap();
+    for (args, expect) in [
+        (
+            vec!["info", "--model", junk.to_str().unwrap()],
+            "not a bql model file",
+        ),
+        (
+            vec!["info", "--model", "/nonexistent/m.bqm"],
+            "cannot read model file",
+        ),
+        (vec!["eval", "--dataset", "/nonexistent"], "bql data fetch"),
+        (vec!["train", "--arch", "784-x-10"], "not a width"),
+        (vec!["data", "fetch", "cifar"], "unknown dataset"),
+    ] {
+        let out = bql(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn data_fetch_from_a_folder() {
+    let d = tmp("fetch");
+    let v = json(&[
+        "data",
+        "fetch",
+        "mnist",
+        "--json",
+        "--from",
+        root().join("data/slice/mnist").to_str().unwrap(),
+        "--dest",
+        d.to_str().unwrap(),
+    ]);
+    assert_eq!(v["train_images"], 1000);
+    assert_eq!(v["test_images"], 1000);
+    std::fs::remove_dir_all(&d).ok();
+}

