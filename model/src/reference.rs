@@ -254,8 +254,8 @@ fn disagreements(weights: &BitMatrix, x: &[u64], out: &mut [u32]) {
         }
         out[b * 4..b * 4 + 4].copy_from_slice(&[c0, c1, c2, c3]);
     }
-    for o in blocks * 4..weights.rows() {
-        out[o] = weights
+    for (o, slot) in out.iter_mut().enumerate().skip(blocks * 4) {
+        *slot = weights
             .row(o)
             .iter()
             .zip(x)
