@@ -22,6 +22,7 @@ mod error;
 pub mod float;
 pub mod format;
 pub mod idx;
+mod kernel;
 pub mod layers;
 pub mod network;
 pub mod reference;

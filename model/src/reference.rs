@@ -8,7 +8,8 @@
 
 use rayon::prelude::*;
 
-use crate::bits::{self, words_for, BitMatrix};
+use crate::bits::{self, words_for};
+use crate::kernel::{disagreements, Interleaved};
 use crate::layers::{Dense, DenseOutput, Layer};
 use crate::network::{InputEncoding, Network};
 use crate::semantics::{argmax, fires};
@@ -36,6 +37,8 @@ pub struct Engine<'a> {
     net: &'a Network,
     /// For an 8-bit first layer: its weights as +1/-1 `i32`, row-major.
     signed_first: Option<Vec<i32>>,
+    /// Weights of every binary layer interleaved for the AVX2 kernel (when the CPU has it).
+    interleaved: Vec<Option<Interleaved>>,
     fast: bool,
 }
 
@@ -51,6 +54,7 @@ struct Scratch {
 impl<'a> Engine<'a> {
     /// Prepares `net`, which must be valid ([`Network::validate`]).
     pub fn new(net: &'a Network) -> Self {
+        let fast = cpu_has_fast_popcount();
         let signed_first = match (&net.input.encoding, &net.layers[0]) {
             (InputEncoding::U8, Layer::Dense(d)) => Some(
                 (0..d.outputs())
@@ -62,8 +66,19 @@ impl<'a> Engine<'a> {
         };
         Engine {
             net,
+            interleaved: net
+                .layers
+                .iter()
+                .enumerate()
+                .map(
+                    |(i, l)| match (l.as_dense(), i == 0 && signed_first.is_some()) {
+                        (Some(d), false) if fast => Some(Interleaved::new(&d.weights)),
+                        _ => None,
+                    },
+                )
+                .collect(),
             signed_first,
-            fast: cpu_has_fast_popcount(),
+            fast,
         }
     }
 
@@ -171,18 +186,18 @@ impl<'a> Engine<'a> {
             unsafe { self.run_fast(pixels, s, out) };
             return;
         }
-        self.run_generic(pixels, s, out)
+        self.run_generic::<false>(pixels, s, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "popcnt,avx2")]
     unsafe fn run_fast(&self, pixels: &[u8], s: &mut Scratch, out: &mut [i32]) {
-        self.run_generic(pixels, s, out)
+        self.run_generic::<true>(pixels, s, out)
     }
 
     /// Accumulators of every neuron of layer `i` into `s.acc` (input activations in `s.a`).
     #[inline(always)]
-    fn layer_accs(&self, i: usize, d: &Dense, pixels: &[u8], s: &mut Scratch) {
+    fn layer_accs<const AVX2: bool>(&self, i: usize, d: &Dense, pixels: &[u8], s: &mut Scratch) {
         let n = d.inputs() as i64;
         let acc = &mut s.acc[..d.outputs()];
         match (&self.signed_first, i) {
@@ -193,7 +208,14 @@ impl<'a> Engine<'a> {
             }
             _ => {
                 let differ = &mut s.differ[..d.outputs()];
-                disagreements(&d.weights, &s.a, differ);
+                match &self.interleaved[i] {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: AVX2 is only true inside `run_fast`, which requires AVX2.
+                    Some(il) if AVX2 => unsafe {
+                        crate::kernel::disagreements_avx2(il, &s.a, differ)
+                    },
+                    _ => disagreements(&d.weights, &s.a, differ),
+                }
                 for (a, &c) in acc.iter_mut().zip(differ.iter()) {
                     *a = n - c as i64;
                 }
@@ -202,11 +224,11 @@ impl<'a> Engine<'a> {
     }
 
     #[inline(always)]
-    fn run_generic(&self, pixels: &[u8], s: &mut Scratch, out: &mut [i32]) {
+    fn run_generic<const AVX2: bool>(&self, pixels: &[u8], s: &mut Scratch, out: &mut [i32]) {
         binarize(&self.net.input.encoding, pixels, &mut s.a);
         for (i, layer) in self.net.layers.iter().enumerate() {
             let Layer::Dense(d) = layer;
-            self.layer_accs(i, d, pixels, s);
+            self.layer_accs::<AVX2>(i, d, pixels, s);
             let acc = &s.acc[..d.outputs()];
             match &d.output {
                 DenseOutput::Threshold(t) => {
@@ -227,40 +249,6 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-    }
-}
-
-/// `out[o] = popcount(row_o XOR x)` for every row of `weights`: the number of inputs on which
-/// neuron `o` and the activations disagree. Rows are taken four at a time so that each
-/// activation word is loaded once per block and four independent popcount chains run in parallel.
-#[inline(always)]
-fn disagreements(weights: &BitMatrix, x: &[u64], out: &mut [u32]) {
-    let words = weights.words_per_row();
-    let all = weights.words();
-    let x = &x[..words];
-    let blocks = weights.rows() / 4;
-    for b in 0..blocks {
-        let base = b * 4 * words;
-        let (r0, rest) = all[base..base + 4 * words].split_at(words);
-        let (r1, rest) = rest.split_at(words);
-        let (r2, r3) = rest.split_at(words);
-        let (mut c0, mut c1, mut c2, mut c3) = (0u32, 0u32, 0u32, 0u32);
-        for w in 0..words {
-            let a = x[w];
-            c0 += (r0[w] ^ a).count_ones();
-            c1 += (r1[w] ^ a).count_ones();
-            c2 += (r2[w] ^ a).count_ones();
-            c3 += (r3[w] ^ a).count_ones();
-        }
-        out[b * 4..b * 4 + 4].copy_from_slice(&[c0, c1, c2, c3]);
-    }
-    for (o, slot) in out.iter_mut().enumerate().skip(blocks * 4) {
-        *slot = weights
-            .row(o)
-            .iter()
-            .zip(x)
-            .map(|(w, a)| (w ^ a).count_ones())
-            .sum();
     }
 }
 

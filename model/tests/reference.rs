@@ -177,3 +177,21 @@ fn validate_rejects_broken_networks() {
         "only the first layer may sum pixels"
     );
 }
+
+/// Layers wider than 31 words (1,984 inputs) exercise the byte-counter flush of the AVX2 kernel.
+#[test]
+fn wide_layers_match_naive_semantics() {
+    for (seed, u8_input) in [(11u64, false), (12, true)] {
+        let net = common::random_network(2100, &[2050, 9, 3], u8_input, 90, seed, false);
+        let engine = Engine::new(&net);
+        let pixels = random_pixels(seed, 5, 2100);
+        let (scores, _) = engine.scores_batch(&pixels);
+        for (i, img) in pixels.chunks(2100).enumerate() {
+            assert_eq!(
+                &scores[i * 3..(i + 1) * 3],
+                &naive_scores(&net, img)[..],
+                "image {i}"
+            );
+        }
+    }
+}
