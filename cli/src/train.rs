@@ -51,11 +51,15 @@ pub struct Args {
     #[arg(long, default_value_t = 0.0)]
     dropout_hidden: f32,
     /// Largest random shift of training images in pixels (augmentation; 0 = off).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     shift: usize,
     /// BatchNorm momentum.
     #[arg(long, default_value_t = 0.1)]
     bn_momentum: f64,
+    /// Keep the BatchNorm running averages from training instead of recomputing them exactly
+    /// over the training set at the end.
+    #[arg(long)]
+    no_recalibrate: bool,
     /// Seed for every random draw; the same seed gives the same model.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -127,6 +131,7 @@ pub fn run(a: Args) -> Result<()> {
         shift: a.shift,
         seed: a.seed,
         bn_momentum: a.bn_momentum,
+        recalibrate: !a.no_recalibrate,
     };
     let started = Instant::now();
     let mut bars = Bars {

@@ -80,6 +80,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// BatchNorm momentum (candle's convention: weight of the new batch statistic).
     pub bn_momentum: f64,
+    /// After training, recompute BatchNorm statistics exactly over the unaugmented training set.
+    pub recalibrate: bool,
 }
 
 impl Default for TrainConfig {
@@ -93,9 +95,10 @@ impl Default for TrainConfig {
             lr_end: 1e-5,
             dropout_input: 0.0,
             dropout_hidden: 0.0,
-            shift: 2,
+            shift: 1,
             seed: 1,
             bn_momentum: 0.1,
+            recalibrate: true,
         }
     }
 }
@@ -291,6 +294,48 @@ fn eval_predictions(model: &Model, data: &Dataset, dev: &Device) -> Result<Vec<u
     Ok(out)
 }
 
+/// Replaces every BatchNorm's running statistics by the exact mean and (unbiased) variance of
+/// its input over the whole training set, unaugmented, layer after layer with the earlier layers
+/// already recalibrated. Running averages taken during training trail the weights and see
+/// shifted images; the recalibrated statistics match the distribution the model is tested on,
+/// and they do not depend on which batch happened to come last.
+fn recalibrate(model: &Model, data: &Dataset, dev: &Device) -> Result<()> {
+    let len = data.image_len();
+    for l in 0..model.bns.len() {
+        let width = model.weights[l].dim(0)?;
+        let (mut sum, mut sumsq) = (vec![0f64; width], vec![0f64; width]);
+        for start in (0..data.len()).step_by(1000) {
+            let n = (data.len() - start).min(1000);
+            let mut h =
+                operands(model.input, &data.pixels[start * len..(start + n) * len], n, len, dev)?;
+            for k in 0..=l {
+                let z = h.matmul(&sign_pm(model.weights[k].as_tensor())?.t()?)?;
+                if k == l {
+                    for row in z.to_vec2::<f32>()? {
+                        for (j, v) in row.into_iter().enumerate() {
+                            sum[j] += v as f64;
+                            sumsq[j] += v as f64 * v as f64;
+                        }
+                    }
+                } else {
+                    h = sign_pm(&model.bns[k].forward_t(&z, false)?)?;
+                }
+            }
+        }
+        let count = data.len() as f64;
+        let mean: Vec<f32> = sum.iter().map(|s| (s / count) as f32).collect();
+        let var: Vec<f32> = sum
+            .iter()
+            .zip(&sumsq)
+            .map(|(s, q)| ((q - s * s / count) / (count - 1.0).max(1.0)) as f32)
+            .collect();
+        let bn = &model.bns[l];
+        Var::from_tensor(bn.running_mean())?.set(&Tensor::from_vec(mean, width, dev)?)?;
+        Var::from_tensor(bn.running_var())?.set(&Tensor::from_vec(var, width, dev)?)?;
+    }
+    Ok(())
+}
+
 /// Trains a network on `train`, evaluating on `test` after each epoch, and folds it.
 pub fn train(
     cfg: &TrainConfig,
@@ -397,6 +442,9 @@ pub fn train(
         };
         progress.epoch(&report);
         history.push(report);
+    }
+    if cfg.recalibrate {
+        recalibrate(&model, train, &dev)?;
     }
     let network = fold(&model, cfg, train)?;
     let float_pred = eval_predictions(&model, test, &dev)?;
@@ -515,5 +563,6 @@ fn serde_json_provenance(cfg: &TrainConfig) -> bql_model::format::Provenance {
         ),
         ("shift", cfg.shift.to_string()),
         ("seed", cfg.seed.to_string()),
+        ("bn_recalibration", cfg.recalibrate.to_string()),
     ])
 }
