@@ -6,6 +6,7 @@ mod bench;
 mod data;
 mod defaults;
 mod eval;
+mod gen;
 mod info;
 mod progress;
 mod train;
@@ -36,6 +37,10 @@ enum Command {
     Bench(bench::Args),
     /// Train a binarized network with quantization-aware training and fold it to integers.
     Train(train::Args),
+    /// Generate Verilog for a model and a board: plan, RTL, memory images, constraints.
+    Gen(gen::Args),
+    /// List the supported boards.
+    Boards(gen::BoardsArgs),
     /// Fetch datasets.
     Data {
         #[command(subcommand)]
@@ -51,6 +56,8 @@ fn main() {
         Command::Bench(a) => bench::run(a),
         Command::Train(a) => train::run(a),
         Command::Data { command } => data::run(command),
+        Command::Gen(a) => gen::run(a),
+        Command::Boards(a) => gen::boards(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

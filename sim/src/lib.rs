@@ -1,5 +1,11 @@
-//! The bql simulator driver (planned): builds the generated Verilog with Verilator (and Icarus),
-//! drives it cycle by cycle, compares every output with the software reference in bql-model and
-//! serves the simulated board on a pseudo-terminal. It knows no pin-outs.
+//! bql-sim: runs the generated Verilog in real simulators and checks it against the reference.
+//!
+//! Today: locating the tools (Verilator, Icarus, yosys) with overrides and helpful errors, and a
+//! stimulus/response harness for `bql_core` ([`harness`]) that packs images into input beats
+//! and unpacks scores. The cycle-accurate Verilator driver, the per-layer localization of
+//! mismatches and the pseudo-terminal board come next (see the simulation issue).
 
 #![deny(missing_docs)]
+
+pub mod harness;
+pub mod tools;

@@ -306,8 +306,13 @@ fn recalibrate(model: &Model, data: &Dataset, dev: &Device) -> Result<()> {
         let (mut sum, mut sumsq) = (vec![0f64; width], vec![0f64; width]);
         for start in (0..data.len()).step_by(1000) {
             let n = (data.len() - start).min(1000);
-            let mut h =
-                operands(model.input, &data.pixels[start * len..(start + n) * len], n, len, dev)?;
+            let mut h = operands(
+                model.input,
+                &data.pixels[start * len..(start + n) * len],
+                n,
+                len,
+                dev,
+            )?;
             for k in 0..=l {
                 let z = h.matmul(&sign_pm(model.weights[k].as_tensor())?.t()?)?;
                 if k == l {

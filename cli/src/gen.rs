@@ -1,0 +1,137 @@
+//! `bql gen` and `bql boards`: Verilog for a model and a board.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use bql_hdl_gen::board;
+
+use crate::defaults;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model file (default: the embedded default model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Board id (see `bql boards`).
+    #[arg(long, default_value = "icebreaker")]
+    board: String,
+    /// Output folder (default: build/<board>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Fix a layer's folding: LAYER:P:S (repeatable), e.g. --fold 0:16:49.
+    #[arg(long, value_name = "L:P:S")]
+    fold: Vec<String>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct BoardsArgs {
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn constraints_dir() -> PathBuf {
+    defaults::project_root().join("constraints")
+}
+
+fn parse_fold(s: &str) -> Result<(usize, usize, usize)> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let nums: Option<Vec<usize>> = parts.iter().map(|p| p.parse().ok()).collect();
+    match nums.as_deref() {
+        Some(&[l, p, s]) => Ok((l, p, s)),
+        _ => bail!("--fold {s}: expected LAYER:P:S with three numbers, like 0:16:49"),
+    }
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let (net, source) = defaults::load_model(a.model.as_deref())?;
+    let b = board::load(&constraints_dir(), &a.board)?;
+    let folds = a
+        .fold
+        .iter()
+        .map(|f| parse_fold(f))
+        .collect::<Result<Vec<_>>>()?;
+    let design = bql_hdl_gen::generate(&net, &b, &folds)
+        .with_context(|| format!("generating {source} for {}", b.file.name))?;
+    let out = a
+        .out
+        .unwrap_or_else(|| defaults::project_root().join("build").join(&a.board));
+    design.write(&out)?;
+    let pin_src = b.dir.join(&b.file.pin_file);
+    std::fs::copy(&pin_src, out.join(&b.file.pin_file))
+        .with_context(|| format!("copying {}", pin_src.display()))?;
+    let plan = &design.plan;
+    if a.json {
+        let layers: Vec<serde_json::Value> = plan
+            .layers
+            .iter()
+            .map(|l| {
+                serde_json::json!({"name": l.mvtu_name(), "pe": l.pe, "simd": l.simd, "cycles": l.cycles()})
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "out_dir": out.display().to_string(),
+                "board": b.file.id,
+                "layers": layers,
+                "cycles_per_inference": plan.cycles_per_inference,
+                "ideal_cycles": plan.ideal_cycles,
+                "estimate": plan.estimate,
+                "digest": design.digest(),
+            })
+        );
+    } else {
+        print!(
+            "{}",
+            design
+                .files
+                .get("report.txt")
+                .map(String::as_str)
+                .unwrap_or("")
+        );
+        println!(
+            "wrote {} files to {} (digest {})",
+            design.files.len() + 1,
+            out.display(),
+            design.digest()
+        );
+    }
+    Ok(())
+}
+
+pub fn boards(a: BoardsArgs) -> Result<()> {
+    let boards = board::list(&constraints_dir())?;
+    if a.json {
+        let v: Vec<serde_json::Value> = boards
+            .iter()
+            .map(|b| {
+                serde_json::json!({"id": b.file.id, "name": b.file.name, "family": b.file.family,
+                    "device": b.file.device, "package": b.file.package, "clock_mhz": b.file.clock_mhz,
+                    "luts": b.device.luts, "bram_blocks": b.device.bram_blocks})
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "boards": v }));
+        return Ok(());
+    }
+    println!(
+        "{:<12} {:<28} {:<6} {:<10} {:>8} {:>7} {:>6}",
+        "id", "board", "family", "device", "clock", "LUT4", "BRAM"
+    );
+    for b in boards {
+        println!(
+            "{:<12} {:<28} {:<6} {:<10} {:>5} MHz {:>7} {:>6}",
+            b.file.id,
+            b.file.name,
+            format!("{:?}", b.file.family).to_lowercase(),
+            b.file.device,
+            b.file.clock_mhz,
+            b.device.luts,
+            b.device.bram_blocks
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! `bql_core`: the input loader, the chain of layer MVTUs, and the argmax, joined by valid/ready
+//! handshakes. Pixels enter `K` per beat; weights and thresholds can be rewritten at run time
+//! through one configuration port (`cfg_sel` picks the memory: `2 l` weights of layer `l`,
+//! `2 l + 1` its thresholds).
+
+use bql_model::InputEncoding;
+
+use crate::blocks::mvtu::bits_for;
+use crate::ir::{e, BinOp, Expr, Item, Module, Stmt};
+use crate::plan::{LayerPlan, OutputKind, Plan};
+
+/// Interface facts of a generated core, for the simulator and host side.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CoreInterface {
+    /// Pixels per input beat.
+    pub pixels_per_beat: usize,
+    /// Beats per image.
+    pub beats: usize,
+    /// Width of `cfg_sel`.
+    pub cfg_sel_width: usize,
+    /// Width of `cfg_addr`.
+    pub cfg_addr_width: usize,
+    /// Width of `cfg_data`.
+    pub cfg_data_width: usize,
+    /// Width of one score in `out_scores`.
+    pub score_width: usize,
+    /// Scores are two's-complement signed.
+    pub scores_signed: bool,
+    /// Width of `out_class`.
+    pub class_width: usize,
+}
+
+/// Word width and depth of memory `sel` (weights or thresholds of a layer).
+pub fn memory_shape(layers: &[LayerPlan], sel: usize) -> Option<(usize, usize)> {
+    let l = layers.get(sel / 2)?;
+    if sel % 2 == 0 {
+        Some((l.lanes(), l.cycles()))
+    } else if l.output == OutputKind::Threshold {
+        Some((l.pe * l.threshold_width(), l.nf()))
+    } else {
+        None
+    }
+}
+
+/// The core's interface for a plan.
+pub fn interface(plan: &Plan, input_len: usize) -> CoreInterface {
+    let l0 = &plan.layers[0];
+    let k = l0.simd.min(64).min(input_len);
+    let last = plan.layers.last().expect("a layer");
+    let sels = 2 * plan.layers.len();
+    let shapes: Vec<(usize, usize)> = (0..sels)
+        .filter_map(|s| memory_shape(&plan.layers, s))
+        .collect();
+    CoreInterface {
+        pixels_per_beat: k,
+        beats: input_len.div_ceil(k),
+        cfg_sel_width: bits_for(sels - 1),
+        cfg_addr_width: shapes
+            .iter()
+            .map(|&(_, d)| bits_for(d - 1))
+            .max()
+            .unwrap_or(1),
+        cfg_data_width: shapes.iter().map(|&(w, _)| w).max().unwrap_or(1),
+        score_width: last.acc_width(),
+        scores_signed: last.pixel_input,
+        class_width: bits_for(last.outputs - 1),
+    }
+}
+
+/// Builds `bql_core`.
+pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[String]) -> Module {
+    let ifc = interface(plan, input_len);
+    let (k, beats) = (ifc.pixels_per_beat, ifc.beats);
+    let ew = if matches!(encoding, InputEncoding::U8) {
+        8
+    } else {
+        1
+    };
+    let mut md = Module::new("bql_core");
+    md.doc.extend(header.iter().cloned());
+    md.doc.push(
+        "bql_core: input loader -> layer MVTUs -> argmax, valid/ready between stages.".into(),
+    );
+    md.input("clk", 1);
+    md.input("rst", 1);
+    md.input("in_valid", 1);
+    md.output("in_ready", 1);
+    md.input("in_pixels", k * 8);
+    md.output("out_valid", 1);
+    md.input("out_ready", 1);
+    md.output("out_class", ifc.class_width);
+    let last = plan.layers.last().expect("a layer");
+    md.output("out_scores", last.outputs * ifc.score_width);
+    md.input("cfg_we", 1);
+    md.input("cfg_sel", ifc.cfg_sel_width);
+    md.input("cfg_addr", ifc.cfg_addr_width);
+    md.input("cfg_data", ifc.cfg_data_width);
+
+    // Input loader: beat b fills inputs [b*K, b*K + K); a full vector waits for layer 0.
+    md.push(Item::Comment(format!(
+        "input loader: {beats} beat(s) of {k} pixels per image"
+    )));
+    let bw = bits_for(beats.max(2) - 1);
+    md.reg("beat", bw);
+    md.reg("full", 1);
+    md.reg("in_vector", input_len * ew);
+    md.wire("loader_ready", 1, e::lnot(e::r("full")));
+    md.push(Item::Assign(e::r("in_ready"), e::r("loader_ready")));
+    md.wire(
+        "take_beat",
+        1,
+        e::and(e::r("in_valid"), e::r("loader_ready")),
+    );
+    let mut fills = Vec::new();
+    for b in 0..beats {
+        let n = k.min(input_len - b * k);
+        let value = match encoding {
+            InputEncoding::Binary { threshold } => Expr::Concat(
+                (0..n)
+                    .rev()
+                    .map(|j| {
+                        e::lnot(e::bin(
+                            BinOp::Lt,
+                            Expr::Slice("in_pixels".into(), j * 8 + 7, j * 8),
+                            e::k(8, threshold as u64),
+                        ))
+                    })
+                    .collect(),
+            ),
+            InputEncoding::U8 => Expr::Slice("in_pixels".into(), n * 8 - 1, 0),
+        };
+        let lo = b * k * ew;
+        fills.push(Stmt::If(
+            e::eq(e::r("beat"), e::k(bw, b as u64)),
+            vec![Stmt::Assign(
+                Expr::Slice("in_vector".into(), lo + n * ew - 1, lo),
+                value,
+            )],
+            vec![],
+        ));
+    }
+    md.push(Item::Always(
+        "clk".into(),
+        vec![Stmt::If(e::r("take_beat"), fills, vec![])],
+    ));
+    md.push(Item::Wire("l0_in_ready".into(), 1));
+    md.push(Item::Always(
+        "clk".into(),
+        vec![Stmt::If(
+            e::r("rst"),
+            vec![
+                Stmt::Assign(e::r("beat"), e::k(bw, 0)),
+                Stmt::Assign(e::r("full"), e::k(1, 0)),
+            ],
+            vec![
+                Stmt::If(
+                    e::r("take_beat"),
+                    vec![Stmt::If(
+                        e::eq(e::r("beat"), e::k(bw, (beats - 1) as u64)),
+                        vec![
+                            Stmt::Assign(e::r("beat"), e::k(bw, 0)),
+                            Stmt::Assign(e::r("full"), e::k(1, 1)),
+                        ],
+                        vec![Stmt::Assign(
+                            e::r("beat"),
+                            e::add(e::r("beat"), e::k(bw, 1)),
+                        )],
+                    )],
+                    vec![],
+                ),
+                Stmt::If(
+                    e::and(e::r("full"), e::r("l0_in_ready")),
+                    vec![Stmt::Assign(e::r("full"), e::k(1, 0))],
+                    vec![],
+                ),
+            ],
+        )],
+    ));
+
+    // Layers.
+    let mut prev_valid = e::r("full");
+    let mut prev_vec = e::r("in_vector");
+    for (i, l) in plan.layers.iter().enumerate() {
+        md.push(Item::Comment(format!(
+            "layer {i}: {} -> {}, {} PE x {} lanes, {} cycles",
+            l.inputs,
+            l.outputs,
+            l.pe,
+            l.simd,
+            l.cycles()
+        )));
+        let out_w = match l.output {
+            OutputKind::Threshold => l.outputs,
+            OutputKind::Scores => l.outputs * l.acc_width(),
+        };
+        let ready_in = if i == 0 {
+            "l0_in_ready".to_string()
+        } else {
+            format!("l{i}_in_ready")
+        };
+        if i > 0 {
+            md.push(Item::Wire(ready_in.clone(), 1));
+        }
+        md.push(Item::Wire(format!("l{i}_out_valid"), 1));
+        md.push(Item::Wire(format!("l{i}_out_vec"), out_w));
+        let next_ready = if i + 1 < plan.layers.len() {
+            format!("l{}_in_ready", i + 1)
+        } else {
+            "argmax_in_ready".into()
+        };
+        if i + 1 == plan.layers.len() {
+            md.push(Item::Wire(next_ready.clone(), 1));
+        }
+        let (ww, wd) = memory_shape(&plan.layers, 2 * i).expect("weights");
+        let mut conns = vec![
+            ("clk".to_string(), e::r("clk")),
+            ("rst".into(), e::r("rst")),
+            ("in_valid".into(), prev_valid.clone()),
+            ("in_ready".into(), e::r(&ready_in)),
+            ("in_vec".into(), prev_vec.clone()),
+            ("out_valid".into(), e::r(format!("l{i}_out_valid"))),
+            ("out_ready".into(), e::r(&next_ready)),
+            ("out_vec".into(), e::r(format!("l{i}_out_vec"))),
+            (
+                "wmem_we".into(),
+                e::and(
+                    e::r("cfg_we"),
+                    e::eq(e::r("cfg_sel"), e::k(ifc.cfg_sel_width, (2 * i) as u64)),
+                ),
+            ),
+            (
+                "wmem_addr".into(),
+                Expr::Slice("cfg_addr".into(), bits_for(wd - 1) - 1, 0),
+            ),
+            (
+                "wmem_data".into(),
+                Expr::Slice("cfg_data".into(), ww - 1, 0),
+            ),
+        ];
+        if let Some((tw, td)) = memory_shape(&plan.layers, 2 * i + 1) {
+            conns.push((
+                "tmem_we".into(),
+                e::and(
+                    e::r("cfg_we"),
+                    e::eq(e::r("cfg_sel"), e::k(ifc.cfg_sel_width, (2 * i + 1) as u64)),
+                ),
+            ));
+            conns.push((
+                "tmem_addr".into(),
+                Expr::Slice("cfg_addr".into(), bits_for(td - 1) - 1, 0),
+            ));
+            conns.push((
+                "tmem_data".into(),
+                Expr::Slice("cfg_data".into(), tw - 1, 0),
+            ));
+        }
+        md.push(Item::Instance {
+            module: l.mvtu_name(),
+            name: format!("layer{i}"),
+            conns,
+        });
+        prev_valid = e::r(format!("l{i}_out_valid"));
+        prev_vec = e::r(format!("l{i}_out_vec"));
+    }
+    md.push(Item::Comment("argmax".into()));
+    md.push(Item::Instance {
+        module: crate::blocks::argmax::module(last.outputs, ifc.score_width, ifc.scores_signed)
+            .name,
+        name: "argmax".into(),
+        conns: vec![
+            ("clk".into(), e::r("clk")),
+            ("rst".into(), e::r("rst")),
+            ("in_valid".into(), prev_valid),
+            ("in_ready".into(), e::r("argmax_in_ready")),
+            ("in_scores".into(), prev_vec),
+            ("out_valid".into(), e::r("out_valid")),
+            ("out_ready".into(), e::r("out_ready")),
+            ("out_class".into(), e::r("out_class")),
+            ("out_scores".into(), e::r("out_scores")),
+        ],
+    });
+    md
+}

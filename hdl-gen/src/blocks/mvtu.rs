@@ -1,0 +1,431 @@
+//! The matrix-vector-threshold unit (MVTU) of one layer: P processing elements of S lanes.
+//!
+//! Per cycle the unit reads one weight word (P x S bits, address `nf * SF + sf`) and the S-bit
+//! slice `sf` of its input vector; each PE XORs its S weights with the slice and counts the
+//! disagreements in a pipelined popcount tree (8-bit layers instead add or subtract S pixels);
+//! the PE accumulates over the SF input folds and, on the last one, compares with its threshold
+//! (or keeps the score). After NF neuron folds the output vector is complete.
+//!
+//! Binary layers count disagreements `d` (padding lanes are 0 on both sides, so they add 0)
+//! and fire when `d < N + 1 - T`: the threshold memory holds `N + 1 - T` (docs/hardware.md).
+
+use crate::blocks::tree::Tree;
+use crate::ir::{e, BinOp, Expr, Item, Module, Stmt};
+use crate::plan::{LayerPlan, OutputKind};
+
+/// Bits needed to count `0..=n`.
+pub fn bits_for(n: usize) -> usize {
+    (usize::BITS - n.leading_zeros()).max(1) as usize
+}
+
+/// The adder tree a layer's PEs use.
+pub fn tree(l: &LayerPlan) -> Tree {
+    if l.pixel_input {
+        Tree {
+            terms: l.simd,
+            term_width: 9,
+            signed: true,
+        }
+    } else {
+        Tree {
+            terms: l.simd,
+            term_width: 1,
+            signed: false,
+        }
+    }
+}
+
+/// Width of one input element (1 bit, or 8 for pixels).
+pub fn elem_width(l: &LayerPlan) -> usize {
+    if l.pixel_input {
+        8
+    } else {
+        1
+    }
+}
+
+/// Builds `layer<i>_mvtu`.
+pub fn module(l: &LayerPlan) -> Module {
+    let (n, m, p, s, nf, sf) = (l.inputs, l.outputs, l.pe, l.simd, l.nf(), l.sf());
+    let ew = elem_width(l);
+    let t = tree(l);
+    let lat = t.levels();
+    let cw = t.out_width(); // per-fold count / sum width
+    let aw = l.acc_width(); // accumulator width
+    let tw = l.threshold_width();
+    let addr_w = bits_for(nf * sf - 1);
+    let nf_w = bits_for(nf - 1);
+    let sf_w = bits_for(sf - 1);
+    let mut md = Module::new(l.mvtu_name());
+    md.doc.push(format!(
+        "{}: layer {} MVTU, {n} -> {m}, {p} PE x {s} lanes, NF {nf} x SF {sf} = {} cycles per input.",
+        l.mvtu_name(),
+        l.index,
+        nf * sf
+    ));
+    md.input("clk", 1);
+    md.input("rst", 1);
+    md.input("in_valid", 1);
+    md.output("in_ready", 1);
+    md.input("in_vec", n * ew);
+    md.output_reg("out_valid", 1);
+    md.input("out_ready", 1);
+    let out_w = match l.output {
+        OutputKind::Threshold => m,
+        OutputKind::Scores => m * aw,
+    };
+    md.output_reg("out_vec", out_w);
+    md.input("wmem_we", 1);
+    md.input("wmem_addr", addr_w);
+    md.input("wmem_data", p * s);
+    if l.output == OutputKind::Threshold {
+        md.input("tmem_we", 1);
+        md.input("tmem_addr", nf_w);
+        md.input("tmem_data", p * tw);
+    }
+
+    // Control: accept an input when idle and the previous output has been taken.
+    md.push(Item::Comment("control".into()));
+    md.reg("busy", 1);
+    md.reg("nf", nf_w);
+    md.reg("sf", sf_w);
+    md.reg("in_buf", n * ew);
+    md.push(Item::Wire("draining".into(), 1));
+    md.wire(
+        "in_ready_w",
+        1,
+        e::and(
+            e::and(e::lnot(e::r("busy")), e::lnot(e::r("out_valid"))),
+            e::lnot(e::r("draining")),
+        ),
+    );
+    md.push(Item::Assign(e::r("in_ready"), e::r("in_ready_w")));
+    md.wire("accept", 1, e::and(e::r("in_valid"), e::r("in_ready_w")));
+    md.wire("last_sf", 1, e::eq(e::r("sf"), e::k(sf_w, (sf - 1) as u64)));
+    md.wire("last_nf", 1, e::eq(e::r("nf"), e::k(nf_w, (nf - 1) as u64)));
+    let ctrl = vec![Stmt::If(
+        e::r("rst"),
+        vec![Stmt::Assign(e::r("busy"), e::k(1, 0))],
+        vec![Stmt::If(
+            e::r("accept"),
+            vec![
+                Stmt::Assign(e::r("in_buf"), e::r("in_vec")),
+                Stmt::Assign(e::r("busy"), e::k(1, 1)),
+                Stmt::Assign(e::r("nf"), e::k(nf_w, 0)),
+                Stmt::Assign(e::r("sf"), e::k(sf_w, 0)),
+            ],
+            vec![Stmt::If(
+                e::r("busy"),
+                vec![Stmt::If(
+                    e::r("last_sf"),
+                    vec![
+                        Stmt::Assign(e::r("sf"), e::k(sf_w, 0)),
+                        Stmt::Assign(e::r("nf"), e::add(e::r("nf"), e::k(nf_w, 1))),
+                        Stmt::If(
+                            e::r("last_nf"),
+                            vec![Stmt::Assign(e::r("busy"), e::k(1, 0))],
+                            vec![],
+                        ),
+                    ],
+                    vec![Stmt::Assign(e::r("sf"), e::add(e::r("sf"), e::k(sf_w, 1)))],
+                )],
+                vec![],
+            )],
+        )],
+    )];
+    md.push(Item::Always("clk".into(), ctrl));
+
+    // Weight memory, read at `nf * SF + sf`.
+    md.push(Item::Comment(format!(
+        "weights: {} words of {} bits (PE p at bits [p*{s} +: {s}])",
+        nf * sf,
+        p * s
+    )));
+    md.push(Item::Memory {
+        name: "wmem".into(),
+        width: p * s,
+        depth: nf * sf,
+        init: Some(l.weights_file()),
+    });
+    md.reg("wword", p * s);
+    md.reg("waddr", addr_w);
+    // The address counter runs alongside nf/sf so that no multiplier is needed.
+    md.wire("raddr", addr_w, e::r("waddr"));
+    md.push(Item::Always(
+        "clk".into(),
+        vec![
+            Stmt::If(
+                e::r("wmem_we"),
+                vec![Stmt::MemWrite(
+                    "wmem".into(),
+                    e::r("wmem_addr"),
+                    e::r("wmem_data"),
+                )],
+                vec![],
+            ),
+            Stmt::Assign(
+                e::r("wword"),
+                Expr::MemRead("wmem".into(), Box::new(e::r("raddr"))),
+            ),
+            Stmt::If(
+                e::r("accept"),
+                vec![Stmt::Assign(e::r("waddr"), e::k(addr_w, 0))],
+                vec![Stmt::If(
+                    e::and(
+                        e::r("busy"),
+                        e::lnot(e::and(e::r("last_sf"), e::r("last_nf"))),
+                    ),
+                    vec![Stmt::Assign(
+                        e::r("waddr"),
+                        e::add(e::r("waddr"), e::k(addr_w, 1)),
+                    )],
+                    vec![],
+                )],
+            ),
+        ],
+    ));
+
+    // The input slice for this fold, from the zero-padded input vector.
+    let padded = sf * s * ew;
+    md.wire("in_padded", padded, e::zext(e::r("in_buf"), n * ew, padded));
+    md.reg("in_word", s * ew);
+    // The slice base `sf * S` (in bits) is kept in its own counter: no multiplier.
+    let base_w = bits_for(padded - 1);
+    md.reg("in_base", base_w);
+    md.push(Item::Always(
+        "clk".into(),
+        vec![
+            Stmt::Assign(
+                e::r("in_word"),
+                Expr::PartSelect("in_padded".into(), Box::new(e::r("in_base")), s * ew),
+            ),
+            Stmt::If(
+                e::lnot(e::r("busy")),
+                vec![Stmt::Assign(e::r("in_base"), e::k(base_w, 0))],
+                vec![Stmt::If(
+                    e::r("last_sf"),
+                    vec![Stmt::Assign(e::r("in_base"), e::k(base_w, 0))],
+                    vec![Stmt::Assign(
+                        e::r("in_base"),
+                        e::add(e::r("in_base"), e::k(base_w, (s * ew) as u64)),
+                    )],
+                )],
+            ),
+        ],
+    ));
+
+    // Tags travelling with the data: valid, first/last input fold, neuron fold.
+    md.push(Item::Comment(format!(
+        "pipeline: memory read (1) + adder tree ({lat}) stages"
+    )));
+    let depth = lat + 1;
+    let tag_w = 3 + nf_w;
+    md.wire(
+        "tag0",
+        tag_w,
+        Expr::Concat(vec![
+            e::r("busy"),
+            e::eq(e::r("sf"), e::k(sf_w, 0)),
+            e::r("last_sf"),
+            e::r("nf"),
+        ]),
+    );
+    let mut tag_stmts = Vec::new();
+    for k in 1..=depth {
+        md.reg(&format!("tag{k}"), tag_w);
+        tag_stmts.push(Stmt::If(
+            e::r("rst"),
+            vec![Stmt::Assign(e::r(format!("tag{k}")), e::k(tag_w, 0))],
+            vec![Stmt::Assign(
+                e::r(format!("tag{k}")),
+                e::r(format!("tag{}", k - 1)),
+            )],
+        ));
+    }
+    md.push(Item::Always("clk".into(), tag_stmts));
+    let valid_any: Expr = (1..=depth)
+        .map(|k| Expr::Bit(format!("tag{k}"), tag_w - 1))
+        .reduce(|a, b| e::bin(BinOp::Or, a, b))
+        .expect("depth >= 1");
+    md.push(Item::Assign(e::r("draining"), valid_any));
+    let tagd = format!("tag{depth}");
+    md.wire("acc_valid", 1, Expr::Bit(tagd.clone(), tag_w - 1));
+    md.wire("acc_first", 1, Expr::Bit(tagd.clone(), tag_w - 2));
+    md.wire("acc_last", 1, Expr::Bit(tagd.clone(), tag_w - 3));
+    md.wire("acc_nf", nf_w, Expr::Slice(tagd, nf_w - 1, 0));
+
+    // Threshold memory, read one stage ahead of the accumulate stage.
+    if l.output == OutputKind::Threshold {
+        md.push(Item::Comment(format!(
+            "thresholds: {nf} words of {p} x {tw} bits"
+        )));
+        md.push(Item::Memory {
+            name: "tmem".into(),
+            width: p * tw,
+            depth: nf,
+            init: Some(l.thresholds_file()),
+        });
+        md.reg("tword", p * tw);
+        let pre = format!("tag{}", depth - 1);
+        md.wire("thr_raddr", nf_w, Expr::Slice(pre, nf_w - 1, 0));
+        md.push(Item::Always(
+            "clk".into(),
+            vec![
+                Stmt::If(
+                    e::r("tmem_we"),
+                    vec![Stmt::MemWrite(
+                        "tmem".into(),
+                        e::r("tmem_addr"),
+                        e::r("tmem_data"),
+                    )],
+                    vec![],
+                ),
+                Stmt::Assign(
+                    e::r("tword"),
+                    Expr::MemRead("tmem".into(), Box::new(e::r("thr_raddr"))),
+                ),
+            ],
+        ));
+    }
+
+    // Processing elements.
+    let mut acc_stmts = Vec::new();
+    let mut commit: Vec<Stmt> = Vec::new();
+    for pe in 0..p {
+        md.push(Item::Comment(format!("PE {pe}")));
+        let terms = format!("pe{pe}_terms");
+        if l.pixel_input {
+            // Lane j: +pixel when the weight bit is 1, -pixel when 0, as 9-bit two's complement.
+            let mut parts = Vec::new();
+            for j in (0..s).rev() {
+                let px = Expr::Slice("in_word".into(), j * 8 + 7, j * 8);
+                let pos = Expr::Concat(vec![e::k(1, 0), px]);
+                let neg = Expr::Bin(BinOp::Sub, Box::new(e::k(9, 0)), Box::new(pos.clone()));
+                parts.push(e::mux(Expr::Bit("wword".into(), pe * s + j), pos, neg));
+            }
+            md.wire(&terms, s * 9, Expr::Concat(parts));
+        } else {
+            md.wire(
+                &terms,
+                s,
+                e::bin(
+                    BinOp::Xor,
+                    Expr::Slice("wword".into(), pe * s + s - 1, pe * s),
+                    e::r("in_word"),
+                ),
+            );
+        }
+        let cnt = format!("pe{pe}_count");
+        md.push(Item::Wire(cnt.clone(), cw));
+        md.push(Item::Instance {
+            module: t.name(),
+            name: format!("pe{pe}_tree"),
+            conns: vec![
+                ("clk".into(), e::r("clk")),
+                ("terms".into(), e::r(&terms)),
+                ("sum".into(), e::r(&cnt)),
+            ],
+        });
+        let acc = format!("pe{pe}_acc");
+        let sum = format!("pe{pe}_sum");
+        md.reg(&acc, aw);
+        let cnt_ext = if l.pixel_input {
+            e::sext(&cnt, cw, aw)
+        } else {
+            e::zext(e::r(&cnt), cw, aw)
+        };
+        md.wire(
+            &sum,
+            aw,
+            e::add(e::mux(e::r("acc_first"), e::k(aw, 0), e::r(&acc)), cnt_ext),
+        );
+        acc_stmts.push(Stmt::If(
+            e::r("acc_valid"),
+            vec![Stmt::Assign(e::r(&acc), e::r(&sum))],
+            vec![],
+        ));
+        let result = format!("pe{pe}_result");
+        match (l.output, l.pixel_input) {
+            (OutputKind::Threshold, false) => {
+                // fires when disagreements < N + 1 - T (stored)
+                let thr = Expr::Slice("tword".into(), pe * tw + tw - 1, pe * tw);
+                md.wire(
+                    &result,
+                    1,
+                    e::bin(
+                        BinOp::Lt,
+                        e::zext(e::r(&sum), aw, tw.max(aw)),
+                        e::zext(thr, tw, tw.max(aw)),
+                    ),
+                );
+            }
+            (OutputKind::Threshold, true) => {
+                let thr = Expr::Slice("tword".into(), pe * tw + tw - 1, pe * tw);
+                md.wire(&result, 1, e::bin(BinOp::SignedGe, e::r(&sum), thr));
+            }
+            (OutputKind::Scores, false) => {
+                // score = N - disagreements
+                md.wire(
+                    &result,
+                    aw,
+                    e::bin(BinOp::Sub, e::k(aw, n as u64), e::r(&sum)),
+                );
+            }
+            (OutputKind::Scores, true) => {
+                md.wire(&result, aw, e::r(&sum));
+            }
+        }
+        // Neuron nf * P + pe receives this PE's result in fold nf.
+        for f in 0..nf {
+            let neuron = f * p + pe;
+            if neuron >= m {
+                continue;
+            }
+            let target = match l.output {
+                OutputKind::Threshold => Expr::Bit("out_vec".into(), neuron),
+                OutputKind::Scores => {
+                    Expr::Slice("out_vec".into(), neuron * aw + aw - 1, neuron * aw)
+                }
+            };
+            commit.push(Stmt::If(
+                e::eq(e::r("acc_nf"), e::k(nf_w, f as u64)),
+                vec![Stmt::Assign(target, e::r(&result))],
+                vec![],
+            ));
+        }
+    }
+    md.push(Item::Always("clk".into(), acc_stmts));
+    md.push(Item::Comment(
+        "results into the output vector; valid after the last fold".into(),
+    ));
+    md.wire("commit", 1, e::and(e::r("acc_valid"), e::r("acc_last")));
+    md.wire(
+        "finish",
+        1,
+        e::and(
+            e::r("commit"),
+            e::eq(e::r("acc_nf"), e::k(nf_w, (nf - 1) as u64)),
+        ),
+    );
+    md.push(Item::Always(
+        "clk".into(),
+        vec![Stmt::If(e::r("commit"), commit, vec![])],
+    ));
+    md.push(Item::Always(
+        "clk".into(),
+        vec![Stmt::If(
+            e::r("rst"),
+            vec![Stmt::Assign(e::r("out_valid"), e::k(1, 0))],
+            vec![Stmt::If(
+                e::r("finish"),
+                vec![Stmt::Assign(e::r("out_valid"), e::k(1, 1))],
+                vec![Stmt::If(
+                    e::r("out_ready"),
+                    vec![Stmt::Assign(e::r("out_valid"), e::k(1, 0))],
+                    vec![],
+                )],
+            )],
+        )],
+    ));
+    md
+}

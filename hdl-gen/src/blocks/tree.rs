@@ -1,0 +1,109 @@
+//! Pipelined adder tree: sums `n` terms of `w` bits (unsigned popcount lanes, or signed pixel
+//! terms), one register level per adder level. This is the popcount of an XNOR/XOR array when
+//! the terms are single bits.
+
+use crate::ir::{e, Expr, Item, Module, Stmt};
+
+/// Shape of an adder tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tree {
+    /// Number of terms.
+    pub terms: usize,
+    /// Width of each term.
+    pub term_width: usize,
+    /// Terms are two's-complement signed.
+    pub signed: bool,
+}
+
+impl Tree {
+    /// Adder levels (= pipeline latency in cycles).
+    pub fn levels(&self) -> usize {
+        let mut n = self.terms;
+        let mut l = 0;
+        while n > 1 {
+            n = n.div_ceil(2);
+            l += 1;
+        }
+        l
+    }
+
+    /// Width of the sum.
+    pub fn out_width(&self) -> usize {
+        self.term_width + self.levels()
+    }
+
+    /// Module name, e.g. `popcount_64` or `adder_tree_16x9s`.
+    pub fn name(&self) -> String {
+        if self.term_width == 1 && !self.signed {
+            format!("popcount_{}", self.terms)
+        } else {
+            format!(
+                "adder_tree_{}x{}{}",
+                self.terms,
+                self.term_width,
+                if self.signed { "s" } else { "u" }
+            )
+        }
+    }
+
+    /// Builds the module: input `terms` (flat, term `i` at bits `[i*w +: w]`), output `sum`.
+    pub fn module(&self) -> Module {
+        let mut m = Module::new(self.name());
+        m.doc.push(format!(
+            "{}: sum of {} {}-bit {} terms, {} pipeline stage(s).",
+            self.name(),
+            self.terms,
+            self.term_width,
+            if self.signed { "signed" } else { "unsigned" },
+            self.levels()
+        ));
+        let w0 = self.term_width;
+        m.input("clk", 1);
+        m.input("terms", self.terms * w0);
+        m.output("sum", self.out_width());
+        // Level 0: the terms themselves, as named wires.
+        let mut cur: Vec<(String, usize)> = Vec::new();
+        for i in 0..self.terms {
+            let n = format!("l0_{i}");
+            m.wire(&n, w0, Expr::Slice("terms".into(), i * w0 + w0 - 1, i * w0));
+            cur.push((n, w0));
+        }
+        let mut body = Vec::new();
+        for level in 1..=self.levels() {
+            let mut next = Vec::new();
+            for (j, pair) in cur.chunks(2).enumerate() {
+                let w = pair[0].1 + 1;
+                let n = format!("l{level}_{j}");
+                m.push(Item::Reg(n.clone(), w, None));
+                let ext = |name: &str, from: usize| {
+                    if self.signed {
+                        e::sext(name, from, w)
+                    } else {
+                        e::zext(e::r(name), from, w)
+                    }
+                };
+                let value = match pair {
+                    [a, b] => e::add(ext(&a.0, a.1), ext(&b.0, b.1)),
+                    [a] => ext(&a.0, a.1),
+                    _ => unreachable!("chunks of two"),
+                };
+                body.push(Stmt::Assign(e::r(&n), value));
+                next.push((n, w));
+            }
+            cur = next;
+        }
+        if !body.is_empty() {
+            m.push(Item::Always("clk".into(), body));
+        }
+        m.push(Item::Assign(e::r("sum"), e::r(&cur[0].0)));
+        if self.levels() == 0 {
+            // A single term needs no adder; keep the clock port for a uniform interface.
+            m.push(Item::Comment(
+                "single term: no adders, the clock is unused".into(),
+            ));
+            m.push(Item::Wire("unused_clk".into(), 1));
+            m.push(Item::Assign(e::r("unused_clk"), e::r("clk")));
+        }
+        m
+    }
+}

@@ -1,0 +1,168 @@
+//! Boards are data: `constraints/<id>.toml` names the device, package, clock and pins. Device
+//! facts (LUTs, block RAM) live here, per device.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// FPGA family: decides the synthesis and place-and-route commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// Lattice iCE40 (yosys synth_ice40, nextpnr-ice40, icepack).
+    Ice40,
+    /// Lattice ECP5 (yosys synth_ecp5, nextpnr-ecp5, ecppack).
+    Ecp5,
+}
+
+/// Facts about a device that the planner needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    /// Device name as nextpnr spells it (`up5k`, `hx8k`, `85k`).
+    pub name: &'static str,
+    /// Family.
+    pub family: Family,
+    /// LUT4s.
+    pub luts: usize,
+    /// Fraction of LUTs the planner may fill.
+    pub lut_fill: f64,
+    /// Block RAM primitives.
+    pub bram_blocks: usize,
+    /// Bits per block RAM.
+    pub bram_block_bits: usize,
+    /// Usable (width, depth) shapes of one block RAM.
+    pub bram_shapes: &'static [(usize, usize)],
+}
+
+const ICE40_EBR: &[(usize, usize)] = &[(16, 256), (8, 512), (4, 1024), (2, 2048)];
+const ECP5_EBR: &[(usize, usize)] = &[
+    (36, 512),
+    (18, 1024),
+    (9, 2048),
+    (4, 4096),
+    (2, 8192),
+    (1, 16384),
+];
+
+/// Looks up a device by its nextpnr name.
+pub fn device(name: &str) -> Option<Device> {
+    let d = |name, family, luts, bram_blocks, bits, shapes| Device {
+        name,
+        family,
+        luts,
+        lut_fill: 0.8,
+        bram_blocks,
+        bram_block_bits: bits,
+        bram_shapes: shapes,
+    };
+    Some(match name {
+        // iCE40 UltraPlus UP5K: 5,280 LUT4, 30 EBR of 4 kbit (Lattice FPGA-DS-02008).
+        "up5k" => d("up5k", Family::Ice40, 5280, 30, 4096, ICE40_EBR),
+        // iCE40 HX8K: 7,680 LUT4, 32 EBR of 4 kbit (Lattice iCE40 LP/HX data sheet).
+        "hx8k" => d("hx8k", Family::Ice40, 7680, 32, 4096, ICE40_EBR),
+        // ECP5 LFE5U-25F: 24k LUT4, 56 EBR of 18 kbit (Lattice FPGA-DS-02012).
+        "25k" => d("25k", Family::Ecp5, 24288, 56, 18432, ECP5_EBR),
+        // ECP5 LFE5U-85F / LFE5UM5G-85F: 84k LUT4, 208 EBR of 18 kbit.
+        "85k" | "um5g-85k" => d(
+            if name == "85k" { "85k" } else { "um5g-85k" },
+            Family::Ecp5,
+            83640,
+            208,
+            18432,
+            ECP5_EBR,
+        ),
+        _ => return None,
+    })
+}
+
+/// A board, as read from `constraints/<id>.toml`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BoardFile {
+    /// Short id (`icebreaker`).
+    pub id: String,
+    /// Full name.
+    pub name: String,
+    /// Family.
+    pub family: Family,
+    /// Device (nextpnr name).
+    pub device: String,
+    /// Package (nextpnr name).
+    pub package: String,
+    /// Board oscillator in MHz.
+    pub clock_mhz: f64,
+    /// Target design clock in MHz (a PLL derives it from the oscillator).
+    pub target_mhz: f64,
+    /// Pin file next to the board file (`.pcf` or `.lpf`).
+    pub pin_file: String,
+    /// Named pins (clock, UART, LEDs).
+    pub pins: std::collections::BTreeMap<String, String>,
+}
+
+/// A board with its device facts.
+#[derive(Debug, Clone)]
+pub struct Board {
+    /// The board file.
+    pub file: BoardFile,
+    /// The device.
+    pub device: Device,
+    /// Folder of the board file (for the pin file).
+    pub dir: std::path::PathBuf,
+}
+
+/// Loads board `id` from `dir` (the project's `constraints/`).
+pub fn load(dir: &Path, id: &str) -> Result<Board> {
+    let path = dir.join(format!("{id}.toml"));
+    let text = std::fs::read_to_string(&path).map_err(|_| {
+        Error::invalid(format!(
+            "unknown board '{id}': no {}; known boards: {}",
+            path.display(),
+            list(dir)
+                .map(|b| b
+                    .into_iter()
+                    .map(|b| b.file.id)
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        ))
+    })?;
+    let file: BoardFile =
+        toml::from_str(&text).map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
+    let device = device(&file.device).ok_or_else(|| {
+        Error::invalid(format!(
+            "{}: unknown device '{}'",
+            path.display(),
+            file.device
+        ))
+    })?;
+    if device.family != file.family {
+        return Err(Error::invalid(format!(
+            "{}: device {} is not {:?}",
+            path.display(),
+            file.device,
+            file.family
+        )));
+    }
+    Ok(Board {
+        file,
+        device,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// Every board in `dir`, sorted by id.
+pub fn list(dir: &Path) -> Result<Vec<Board>> {
+    let mut ids: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("cannot read {}: {e}", dir.display())))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let p = e.path();
+            (p.extension()? == "toml")
+                .then(|| p.file_stem()?.to_str().map(str::to_string))
+                .flatten()
+        })
+        .collect();
+    ids.sort();
+    ids.iter().map(|id| load(dir, id)).collect()
+}

@@ -1,0 +1,268 @@
+//! The hardware IR: modules, ports, nets, registers, memories, instances and expressions, with
+//! widths known at run time. Blocks build it; `verilog` prints it and makes no decisions.
+
+/// Port direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// Input port.
+    In,
+    /// Output port.
+    Out,
+}
+
+/// A module port. Outputs driven from an `always` block are declared `reg` by the printer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    /// Name.
+    pub name: String,
+    /// Direction.
+    pub dir: Dir,
+    /// Width in bits (>= 1).
+    pub width: usize,
+    /// True when the output is assigned in an `always` block.
+    pub is_reg: bool,
+}
+
+/// Binary operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `&`
+    And,
+    /// `|`
+    Or,
+    /// `^`
+    Xor,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<` (unsigned)
+    Lt,
+    /// `>` (unsigned)
+    Gt,
+    /// `>=` on signed operands (`$signed(a) >= $signed(b)`)
+    SignedGe,
+    /// `&&`
+    LogicAnd,
+    /// `||`
+    LogicOr,
+}
+
+/// Unary operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnOp {
+    /// `~`
+    Not,
+    /// `!`
+    LogicNot,
+}
+
+/// An expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expr {
+    /// A named net, register or port.
+    Ref(String),
+    /// A sized constant `width'd value`.
+    Const {
+        /// Width in bits.
+        width: usize,
+        /// Value (must fit the width).
+        value: u64,
+    },
+    /// `name[hi:lo]`
+    Slice(String, usize, usize),
+    /// `name[index]` with a constant index.
+    Bit(String, usize),
+    /// `name[base +: width]` with a run-time base.
+    PartSelect(String, Box<Expr>, usize),
+    /// `mem[addr]`
+    MemRead(String, Box<Expr>),
+    /// Unary operation.
+    Un(UnOp, Box<Expr>),
+    /// Binary operation.
+    Bin(BinOp, Box<Expr>, Box<Expr>),
+    /// `{a, b, ...}` (first element is most significant)
+    Concat(Vec<Expr>),
+    /// `{n{e}}`
+    Repl(usize, Box<Expr>),
+    /// `c ? a : b`
+    Mux(Box<Expr>, Box<Expr>, Box<Expr>),
+}
+
+/// Shorthands for building expressions.
+pub mod e {
+    use super::{BinOp, Expr, UnOp};
+
+    /// A reference.
+    pub fn r(name: impl Into<String>) -> Expr {
+        Expr::Ref(name.into())
+    }
+    /// A constant.
+    pub fn k(width: usize, value: u64) -> Expr {
+        Expr::Const { width, value }
+    }
+    /// A binary operation.
+    pub fn bin(op: BinOp, a: Expr, b: Expr) -> Expr {
+        Expr::Bin(op, Box::new(a), Box::new(b))
+    }
+    /// `~a`
+    pub fn not(a: Expr) -> Expr {
+        Expr::Un(UnOp::Not, Box::new(a))
+    }
+    /// `!a`
+    pub fn lnot(a: Expr) -> Expr {
+        Expr::Un(UnOp::LogicNot, Box::new(a))
+    }
+    /// `a && b`
+    pub fn and(a: Expr, b: Expr) -> Expr {
+        bin(BinOp::LogicAnd, a, b)
+    }
+    /// `a == b`
+    pub fn eq(a: Expr, b: Expr) -> Expr {
+        bin(BinOp::Eq, a, b)
+    }
+    /// `a + b`
+    pub fn add(a: Expr, b: Expr) -> Expr {
+        bin(BinOp::Add, a, b)
+    }
+    /// `c ? a : b`
+    pub fn mux(c: Expr, a: Expr, b: Expr) -> Expr {
+        Expr::Mux(Box::new(c), Box::new(a), Box::new(b))
+    }
+    /// Zero-extends `a` of width `from` to `to` bits (`to >= from`).
+    pub fn zext(a: Expr, from: usize, to: usize) -> Expr {
+        assert!(to >= from, "zext from {from} to {to}");
+        if to == from {
+            a
+        } else {
+            Expr::Concat(vec![k(to - from, 0), a])
+        }
+    }
+    /// Sign-extends `a` (a named signal `name` of width `from`) to `to` bits.
+    pub fn sext(name: &str, from: usize, to: usize) -> Expr {
+        assert!(to >= from, "sext from {from} to {to}");
+        if to == from {
+            r(name)
+        } else {
+            Expr::Concat(vec![
+                Expr::Repl(to - from, Box::new(Expr::Bit(name.to_string(), from - 1))),
+                r(name),
+            ])
+        }
+    }
+}
+
+/// A statement inside a clocked `always` block (all assignments are non-blocking).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stmt {
+    /// `lhs <= rhs;`
+    Assign(Expr, Expr),
+    /// `if (c) begin .. end else begin .. end`
+    If(Expr, Vec<Stmt>, Vec<Stmt>),
+    /// `mem[addr] <= data;`
+    MemWrite(String, Expr, Expr),
+}
+
+/// A module item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// A comment line.
+    Comment(String),
+    /// `wire [w-1:0] name;`
+    Wire(String, usize),
+    /// `reg [w-1:0] name;` (with an optional initial value for simulation and FPGA power-up).
+    Reg(String, usize, Option<u64>),
+    /// `reg [width-1:0] name [0:depth-1];`, optionally loaded with `$readmemh(file)`.
+    Memory {
+        /// Name.
+        name: String,
+        /// Word width.
+        width: usize,
+        /// Number of words.
+        depth: usize,
+        /// Hex file (relative to the simulation/synthesis working folder) to load at start.
+        init: Option<String>,
+    },
+    /// `assign lhs = rhs;`
+    Assign(Expr, Expr),
+    /// `always @(posedge clock)` with statements.
+    Always(String, Vec<Stmt>),
+    /// A module instance.
+    Instance {
+        /// Module name.
+        module: String,
+        /// Instance name.
+        name: String,
+        /// Port connections.
+        conns: Vec<(String, Expr)>,
+    },
+}
+
+/// A Verilog module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module {
+    /// Module name (also the file name, `<name>.v`).
+    pub name: String,
+    /// Lines for the header comment.
+    pub doc: Vec<String>,
+    /// Ports, in order.
+    pub ports: Vec<Port>,
+    /// Body.
+    pub items: Vec<Item>,
+}
+
+impl Module {
+    /// An empty module.
+    pub fn new(name: impl Into<String>) -> Self {
+        Module {
+            name: name.into(),
+            doc: Vec::new(),
+            ports: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+    /// Adds an input port.
+    pub fn input(&mut self, name: &str, width: usize) {
+        self.ports.push(Port {
+            name: name.into(),
+            dir: Dir::In,
+            width,
+            is_reg: false,
+        });
+    }
+    /// Adds an output driven by `assign`.
+    pub fn output(&mut self, name: &str, width: usize) {
+        self.ports.push(Port {
+            name: name.into(),
+            dir: Dir::Out,
+            width,
+            is_reg: false,
+        });
+    }
+    /// Adds an output driven from an `always` block.
+    pub fn output_reg(&mut self, name: &str, width: usize) {
+        self.ports.push(Port {
+            name: name.into(),
+            dir: Dir::Out,
+            width,
+            is_reg: true,
+        });
+    }
+    /// Adds an item.
+    pub fn push(&mut self, item: Item) {
+        self.items.push(item);
+    }
+    /// Declares a wire and assigns it.
+    pub fn wire(&mut self, name: &str, width: usize, value: Expr) {
+        self.items.push(Item::Wire(name.into(), width));
+        self.items.push(Item::Assign(Expr::Ref(name.into()), value));
+    }
+    /// Declares a register (control registers get their value from the synchronous reset).
+    pub fn reg(&mut self, name: &str, width: usize) {
+        self.items.push(Item::Reg(name.into(), width, None));
+    }
+}

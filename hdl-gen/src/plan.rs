@@ -1,0 +1,403 @@
+//! The folding planner: chooses P (processing elements) and S (SIMD lanes) for every layer so
+//! that the layers' cycle counts are balanced and the design fits the device.
+
+use bql_model::layers::Layer;
+use bql_model::semantics::AccumulatorKind;
+use bql_model::Network;
+use serde::Serialize;
+
+use crate::board::Device;
+use crate::error::{Error, Result};
+
+/// What a layer emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    /// One bit per neuron.
+    Threshold,
+    /// An integer score per neuron (the last layer).
+    Scores,
+}
+
+/// Where a layer's weights live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemKind {
+    /// Block RAM, initialized from the bitstream.
+    BlockRam,
+    /// Flip-flops / LUT RAM (tiny memories).
+    Distributed,
+}
+
+/// The plan of one layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayerPlan {
+    /// Layer index.
+    pub index: usize,
+    /// Inputs (N).
+    pub inputs: usize,
+    /// Outputs (M).
+    pub outputs: usize,
+    /// Processing elements (P).
+    pub pe: usize,
+    /// SIMD lanes per PE (S).
+    pub simd: usize,
+    /// The layer's input is 8-bit pixels (first layer of a u8 model).
+    pub pixel_input: bool,
+    /// Threshold bits or scores.
+    pub output: OutputKind,
+    /// Memory for weights.
+    pub mem: MemKind,
+}
+
+impl LayerPlan {
+    /// Neuron folds `ceil(M / P)`.
+    pub fn nf(&self) -> usize {
+        self.outputs.div_ceil(self.pe)
+    }
+    /// Input folds `ceil(N / S)`.
+    pub fn sf(&self) -> usize {
+        self.inputs.div_ceil(self.simd)
+    }
+    /// Cycles per input, `NF * SF`.
+    pub fn cycles(&self) -> usize {
+        self.nf() * self.sf()
+    }
+    /// Lanes `P * S`.
+    pub fn lanes(&self) -> usize {
+        self.pe * self.simd
+    }
+    /// Accumulator width.
+    pub fn acc_width(&self) -> usize {
+        let tree = crate::blocks::mvtu::tree(self).out_width();
+        let need = if self.pixel_input {
+            AccumulatorKind::SignedPixelSum.bits(self.inputs) as usize
+        } else {
+            crate::blocks::mvtu::bits_for(self.inputs)
+        };
+        need.max(tree)
+    }
+    /// Threshold word width per PE.
+    pub fn threshold_width(&self) -> usize {
+        if self.pixel_input {
+            self.acc_width()
+        } else {
+            crate::blocks::mvtu::bits_for(self.inputs + 1)
+        }
+    }
+    /// Module name.
+    pub fn mvtu_name(&self) -> String {
+        format!("layer{}_mvtu", self.index)
+    }
+    /// Weight memory image file.
+    pub fn weights_file(&self) -> String {
+        format!("layer{}_weights.hex", self.index)
+    }
+    /// Threshold memory image file.
+    pub fn thresholds_file(&self) -> String {
+        format!("layer{}_thresholds.hex", self.index)
+    }
+    /// Weight memory bits as instantiated (padded).
+    pub fn weight_mem_bits(&self) -> usize {
+        self.lanes() * self.cycles()
+    }
+    /// Threshold memory bits.
+    pub fn threshold_mem_bits(&self) -> usize {
+        match self.output {
+            OutputKind::Threshold => self.pe * self.threshold_width() * self.nf(),
+            OutputKind::Scores => 0,
+        }
+    }
+}
+
+/// Resource estimate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Estimate {
+    /// LUT4 (iCE40) or LUT4-equivalents (ECP5 TRELLIS_COMB).
+    pub lut: usize,
+    /// Flip-flops.
+    pub ff: usize,
+    /// Block RAM bits used by memories (as instantiated, padded).
+    pub bram_bits: usize,
+    /// Block RAM primitives.
+    pub bram_blocks: usize,
+    /// SPRAM bits (UP5K); the generator does not use SPRAM yet.
+    pub spram_bits: usize,
+}
+
+impl std::ops::Add for Estimate {
+    type Output = Estimate;
+    fn add(self, o: Estimate) -> Estimate {
+        Estimate {
+            lut: self.lut + o.lut,
+            ff: self.ff + o.ff,
+            bram_bits: self.bram_bits + o.bram_bits,
+            bram_blocks: self.bram_blocks + o.bram_blocks,
+            spram_bits: self.spram_bits + o.spram_bits,
+        }
+    }
+}
+
+/// Cost model constants (LUT4 per lane and per PE); measured values are in docs/hardware.md.
+const LUT_PER_BINARY_LANE: f64 = 3.0;
+const LUT_PER_PIXEL_LANE: f64 = 22.0;
+
+/// Estimated resources of one layer on `dev`.
+pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
+    let lane = if l.pixel_input {
+        LUT_PER_PIXEL_LANE
+    } else {
+        LUT_PER_BINARY_LANE
+    };
+    let aw = l.acc_width();
+    let ew = if l.pixel_input { 8 } else { 1 };
+    // Input slice mux: S*ew outputs, each an SF-to-1 mux (about SF/2 LUT4).
+    let mux = l.simd * ew * l.sf().div_ceil(2);
+    let pe = l.pe * (2 * aw + 2);
+    let out = l.outputs
+        * if l.output == OutputKind::Scores {
+            aw
+        } else {
+            1
+        };
+    let lut = (l.lanes() as f64 * lane) as usize + mux + pe + out + 40;
+    let tree_ff = l.pe * l.simd * ew; // roughly one register per term across the tree levels
+    let ff = l.inputs * ew + out + l.pe * aw + tree_ff + l.lanes() + 40;
+    let (bits, blocks) = memory_blocks(dev, l.lanes(), l.cycles());
+    let (tbits, tblocks) = match l.output {
+        OutputKind::Threshold => memory_blocks(dev, l.pe * l.threshold_width(), l.nf()),
+        OutputKind::Scores => (0, 0),
+    };
+    Estimate {
+        lut,
+        ff,
+        bram_bits: bits + tbits,
+        bram_blocks: blocks + tblocks,
+        spram_bits: 0,
+    }
+}
+
+/// Block RAM primitives for a `width x depth` memory: the best of the device's aspect ratios.
+pub fn memory_blocks(dev: &Device, width: usize, depth: usize) -> (usize, usize) {
+    let blocks = dev
+        .bram_shapes
+        .iter()
+        .map(|&(w, d)| width.div_ceil(w) * depth.div_ceil(d))
+        .min()
+        .unwrap_or(usize::MAX);
+    (width * depth, blocks)
+}
+
+/// A whole plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// Per-layer plans.
+    pub layers: Vec<LayerPlan>,
+    /// Estimated resources of the whole design.
+    pub estimate: Estimate,
+    /// Steady-state cycles per inference (the slowest layer plus its pipeline overhead).
+    pub cycles_per_inference: usize,
+    /// Total MACs / total lanes.
+    pub ideal_cycles: f64,
+}
+
+/// Fixed cost of the design outside the layers (argmax, input loader, control), LUT4.
+const BASE_LUT: usize = 150;
+
+fn layer_template(net: &Network) -> Result<Vec<LayerPlan>> {
+    let last = net.layers.len() - 1;
+    net.layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let Some(d) = l.as_dense() else {
+                return Err(Error::unsupported(format!("layer {i} ({}) has no hardware block yet", l.kind_name())));
+            };
+            Ok(LayerPlan {
+                index: i,
+                inputs: d.inputs(),
+                outputs: d.outputs(),
+                pe: 1,
+                simd: 1,
+                pixel_input: matches!(l, Layer::Dense(d) if d.accumulator == AccumulatorKind::SignedPixelSum),
+                output: if i == last { OutputKind::Scores } else { OutputKind::Threshold },
+                mem: MemKind::BlockRam,
+            })
+        })
+        .collect()
+}
+
+/// Candidate values for P (or S) of a dimension `n`: its divisors and powers of two up to n.
+fn candidates(n: usize, cap: usize) -> Vec<usize> {
+    let mut c: Vec<usize> = (1..=n.min(cap))
+        .filter(|d| n % d == 0 || d.is_power_of_two())
+        .collect();
+    c.dedup();
+    c
+}
+
+fn finish(layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
+    let estimate = layers.iter().map(|l| estimate_layer(l, dev)).fold(
+        Estimate {
+            lut: BASE_LUT,
+            ff: 100,
+            ..Default::default()
+        },
+        |a, b| a + b,
+    );
+    let lanes: usize = layers.iter().map(LayerPlan::lanes).sum();
+    let cycles_per_inference = layers
+        .iter()
+        .map(|l| l.cycles() + pipeline_overhead(l))
+        .max()
+        .unwrap_or(0);
+    Plan {
+        layers,
+        estimate,
+        cycles_per_inference,
+        ideal_cycles: net.macs() as f64 / lanes as f64,
+    }
+}
+
+/// Cycles a layer spends per input beyond `NF * SF`: handshake, memory read and tree latency.
+pub fn pipeline_overhead(l: &LayerPlan) -> usize {
+    crate::blocks::mvtu::tree(l).levels() + 3
+}
+
+/// Plans `net` for `dev`: the smallest steady-state interval whose cheapest per-layer choices fit
+/// the LUT budget (a fraction of the device, leaving room for routing and the I/O) and the
+/// block RAM. `overrides` fixes (layer, P, S) triples.
+pub fn plan(net: &Network, dev: &Device, overrides: &[(usize, usize, usize)]) -> Result<Plan> {
+    let template = layer_template(net)?;
+    for &(i, p, s) in overrides {
+        let l = template
+            .get(i)
+            .ok_or_else(|| Error::invalid(format!("--fold {i}:{p}:{s}: there is no layer {i}")))?;
+        if p == 0 || s == 0 || p > l.outputs || s > l.inputs {
+            return Err(Error::invalid(format!(
+                "--fold {i}:{p}:{s}: P must be 1..={} and S 1..={} for layer {i}",
+                l.outputs, l.inputs
+            )));
+        }
+    }
+    let lut_budget = (dev.luts as f64 * dev.lut_fill) as usize;
+    // Per layer, every (P, S) option with its estimate, cheapest first for each cycle count.
+    let options: Vec<Vec<(usize, LayerPlan, Estimate)>> = template
+        .iter()
+        .map(|t| {
+            let fixed = overrides.iter().find(|o| o.0 == t.index);
+            let mut opts = Vec::new();
+            for p in candidates(t.outputs, 512) {
+                for s in candidates(t.inputs, 1024) {
+                    if let Some(&(_, fp, fs)) = fixed {
+                        if (p, s) != (fp, fs) {
+                            continue;
+                        }
+                    }
+                    let l = LayerPlan {
+                        pe: p,
+                        simd: s,
+                        ..t.clone()
+                    };
+                    let est = estimate_layer(&l, dev);
+                    opts.push((l.cycles(), l, est));
+                }
+            }
+            if let Some(&(_, fp, fs)) = fixed {
+                if opts.is_empty() {
+                    let l = LayerPlan {
+                        pe: fp,
+                        simd: fs,
+                        ..t.clone()
+                    };
+                    let est = estimate_layer(&l, dev);
+                    opts.push((l.cycles(), l, est));
+                }
+            }
+            opts
+        })
+        .collect();
+    let choose = |target: usize| -> Option<Vec<LayerPlan>> {
+        let mut chosen = Vec::new();
+        let mut total = Estimate {
+            lut: BASE_LUT,
+            ..Default::default()
+        };
+        for opts in &options {
+            let best = opts
+                .iter()
+                .filter(|(c, _, _)| *c <= target)
+                .min_by_key(|(c, _, e)| (e.lut, e.bram_blocks, *c))?;
+            total = total + best.2;
+            chosen.push(best.1.clone());
+        }
+        (total.lut <= lut_budget && total.bram_blocks <= dev.bram_blocks).then_some(chosen)
+    };
+    let max_cycles = options
+        .iter()
+        .map(|o| o.iter().map(|x| x.0).max().unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    let mut all_cycles: Vec<usize> = options
+        .iter()
+        .flatten()
+        .map(|x| x.0)
+        .filter(|&c| c <= max_cycles)
+        .collect();
+    all_cycles.sort_unstable();
+    all_cycles.dedup();
+    // Feasibility is monotone in the target interval: binary search for the smallest.
+    let (mut lo, mut hi) = (0usize, all_cycles.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if choose(all_cycles[mid]).is_some() {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    match all_cycles.get(lo).and_then(|&t| choose(t)) {
+        Some(layers) => Ok(finish(layers, dev, net)),
+        None => {
+            // Report the smallest design (most folded) and what it lacks.
+            let smallest: Vec<LayerPlan> = options
+                .iter()
+                .map(|o| {
+                    o.iter()
+                        .min_by_key(|(_, _, e)| (e.bram_blocks, e.lut))
+                        .expect("options")
+                        .1
+                        .clone()
+                })
+                .collect();
+            let p = finish(smallest, dev, net);
+            let mut short = Vec::new();
+            if p.estimate.lut > lut_budget {
+                short.push(format!(
+                    "LUTs: needs about {} of the {} usable ({} on the device), short by {}",
+                    p.estimate.lut,
+                    lut_budget,
+                    dev.luts,
+                    p.estimate.lut - lut_budget
+                ));
+            }
+            if p.estimate.bram_blocks > dev.bram_blocks {
+                short.push(format!(
+                    "block RAM: the weights and thresholds need {} blocks ({} bits), the device has {} \
+                     ({} bits), short by {} blocks",
+                    p.estimate.bram_blocks,
+                    p.estimate.bram_bits,
+                    dev.bram_blocks,
+                    dev.bram_blocks * dev.bram_block_bits,
+                    p.estimate.bram_blocks - dev.bram_blocks
+                ));
+            }
+            Err(Error::does_not_fit(format!(
+                "the model ({} weight bits) does not fit the {} even fully folded: {}",
+                net.weight_bits(),
+                dev.name,
+                short.join("; ")
+            )))
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The generated core, simulated by Icarus Verilog on real MNIST images, computes exactly the
+//! reference's scores and classes.
+
+use std::path::{Path, PathBuf};
+
+use bql_hdl_gen::board;
+use bql_model::dataset::{Dataset, Split};
+use bql_model::reference::Engine;
+use bql_model::Network;
+use bql_sim::harness::{beats_hex, parse_scores};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A Verilog testbench that streams `images` images from `beats.hex` and prints each result.
+fn testbench(
+    ifc: &bql_hdl_gen::blocks::core::CoreInterface,
+    images: usize,
+    score_bits: usize,
+) -> String {
+    let k8 = ifc.pixels_per_beat * 8;
+    format!(
+        r#"`timescale 1ns/1ps
+module tb;
+    reg clk = 0;
+    always #5 clk = ~clk;
+    reg rst = 1;
+    reg in_valid = 0;
+    wire in_ready;
+    reg [{k}:0] in_pixels = 0;
+    wire out_valid;
+    wire [{cw}:0] out_class;
+    wire [{sw}:0] out_scores;
+    bql_core dut (
+        .clk(clk), .rst(rst), .in_valid(in_valid), .in_ready(in_ready), .in_pixels(in_pixels),
+        .out_valid(out_valid), .out_ready(1'b1), .out_class(out_class), .out_scores(out_scores),
+        .cfg_we(1'b0), .cfg_sel({selw}'d0), .cfg_addr({aw}'d0), .cfg_data({dw}'d0)
+    );
+    reg [{k}:0] beats [0:{nb}];
+    integer i;
+    integer done = 0;
+    initial begin
+        $readmemh("beats.hex", beats);
+        repeat (3) @(posedge clk);
+        rst = 0;
+        for (i = 0; i < {total}; i = i + 1) begin
+            @(negedge clk);
+            in_pixels = beats[i];
+            in_valid = 1;
+            while (!in_ready) @(negedge clk);
+            @(posedge clk);
+            #1 in_valid = 0;
+        end
+    end
+    always @(posedge clk) begin
+        if (out_valid) begin
+            $display("RESULT %0d %h", out_class, out_scores);
+            done = done + 1;
+            if (done == {images}) $finish;
+        end
+    end
+    initial begin
+        #{timeout};
+        $display("TIMEOUT");
+        $finish;
+    end
+endmodule
+"#,
+        k = k8 - 1,
+        cw = ifc.class_width - 1,
+        sw = score_bits - 1,
+        selw = ifc.cfg_sel_width,
+        aw = ifc.cfg_addr_width,
+        dw = ifc.cfg_data_width,
+        nb = ifc.beats * images - 1,
+        total = ifc.beats * images,
+        images = images,
+        timeout = 10 * 20_000 * images,
+    )
+}
+
+/// Generates `net` for `board_id`, simulates `images` images with Icarus, and compares.
+fn check(net: &Network, board_id: &str, data: &Dataset, images: usize, dir: &Path) {
+    let b = board::load(&root().join("constraints"), board_id).unwrap();
+    let design = bql_hdl_gen::generate(net, &b, &[]).unwrap();
+    design.write(dir).unwrap();
+    let rtl = dir.join("rtl");
+    let ifc = &design.interface;
+    let mut hex = String::new();
+    for i in 0..images {
+        for line in beats_hex(ifc, data.image(i)) {
+            hex.push_str(&line);
+            hex.push('\n');
+        }
+    }
+    std::fs::write(rtl.join("beats.hex"), hex).unwrap();
+    let classes = net.classes();
+    std::fs::write(
+        rtl.join("tb.v"),
+        testbench(ifc, images, classes * ifc.score_width),
+    )
+    .unwrap();
+    let iverilog = bql_sim::tools::iverilog().expect("iverilog");
+    let mut cmd = iverilog.command();
+    cmd.current_dir(&rtl).args(["-o", "tb.vvp", "tb.v"]);
+    for f in design.verilog_files() {
+        cmd.arg(Path::new(f).file_name().unwrap());
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "iverilog: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new("vvp")
+        .current_dir(&rtl)
+        .args(["-n", "tb.vvp"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("TIMEOUT"), "{text}");
+    let engine = Engine::new(net);
+    let results: Vec<&str> = text.lines().filter(|l| l.starts_with("RESULT")).collect();
+    assert_eq!(results.len(), images, "{text}");
+    for (i, line) in results.iter().enumerate() {
+        let mut parts = line.split_whitespace().skip(1);
+        let class: usize = parts.next().unwrap().parse().unwrap();
+        let scores = parse_scores(ifc, parts.next().unwrap(), classes).unwrap();
+        let want = engine.predict(data.image(i));
+        assert_eq!(scores, want.scores, "image {i} scores");
+        assert_eq!(class, want.class, "image {i} class");
+    }
+}
+
+#[test]
+fn default_model_on_mnist_images_matches_the_reference() {
+    let net = bql_model::format::load(&root().join("models/default.bqm")).unwrap();
+    let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+    let dir = std::env::temp_dir().join(format!("bql-icarus-{}", std::process::id()));
+    check(&net, "ulx3s", &data, 6, &dir);
+    std::fs::remove_dir_all(&dir).ok();
+}
