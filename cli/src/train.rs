@@ -56,10 +56,10 @@ pub struct Args {
     /// BatchNorm momentum.
     #[arg(long, default_value_t = 0.1)]
     bn_momentum: f64,
-    /// Keep the BatchNorm running averages from training instead of recomputing them exactly
-    /// over the training set at the end.
+    /// Recompute BatchNorm statistics exactly over the unaugmented training set at the end
+    /// (measured to cost 0.1-0.2 % on MNIST; kept for experiments).
     #[arg(long)]
-    no_recalibrate: bool,
+    recalibrate: bool,
     /// Seed for every random draw; the same seed gives the same model.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -131,7 +131,7 @@ pub fn run(a: Args) -> Result<()> {
         shift: a.shift,
         seed: a.seed,
         bn_momentum: a.bn_momentum,
-        recalibrate: !a.no_recalibrate,
+        recalibrate: a.recalibrate,
     };
     let started = Instant::now();
     let mut bars = Bars {

@@ -27,6 +27,7 @@ pub mod layers;
 pub mod network;
 pub mod reference;
 pub mod semantics;
+pub mod testing;
 
 pub use error::{Error, ErrorKind, Result};
 pub use network::{FloatLayer, InputEncoding, InputSpec, Network};

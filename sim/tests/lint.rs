@@ -1,0 +1,115 @@
+//! Every generated design passes `verilator --lint-only -Wall` with zero warnings, for the default
+//! model on every board it fits and for random models with random folding.
+
+use std::path::{Path, PathBuf};
+
+use bql_hdl_gen::board;
+use bql_model::Network;
+use proptest::prelude::*;
+
+#[path = "../../model/tests/common/mod.rs"]
+mod common;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Lints the design in `dir`; returns Verilator's complaints (empty when clean).
+fn lint(dir: &Path, files: &[&str]) -> String {
+    let v = bql_sim::tools::verilator(&root()).expect("verilator");
+    let mut cmd = v.command();
+    cmd.current_dir(dir)
+        .args(["--lint-only", "-Wall", "--top-module", "bql_core"]);
+    cmd.args(files);
+    let out = cmd.output().expect("verilator runs");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    if out.status.success() && !err.contains("%Warning") && !err.contains("%Error") {
+        String::new()
+    } else {
+        err
+    }
+}
+
+fn generate_and_lint(
+    net: &Network,
+    board_id: &str,
+    folds: &[(usize, usize, usize)],
+    tag: &str,
+) -> Result<(), String> {
+    let b = board::load(&root().join("constraints"), board_id).unwrap();
+    let design = bql_hdl_gen::generate(net, &b, folds).map_err(|e| e.to_string())?;
+    let dir = std::env::temp_dir().join(format!("bql-lint-{}-{tag}", std::process::id()));
+    design.write(&dir).unwrap();
+    let files: Vec<String> = design
+        .verilog_files()
+        .iter()
+        .map(|f| {
+            Path::new(f)
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let refs: Vec<&str> = files.iter().map(String::as_str).collect();
+    let complaints = lint(&dir.join("rtl"), &refs);
+    std::fs::remove_dir_all(&dir).ok();
+    if complaints.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("lint of {tag}: {complaints}"))
+    }
+}
+
+#[test]
+fn default_model_is_lint_clean_on_every_board_it_fits() {
+    let net = bql_model::format::load(&root().join("models/default.bqm")).unwrap();
+    let mut linted = 0;
+    for b in board::list(&root().join("constraints")).unwrap() {
+        match bql_hdl_gen::generate(&net, &b, &[]) {
+            Ok(_) => {
+                generate_and_lint(&net, &b.file.id, &[], &b.file.id).unwrap();
+                linted += 1;
+            }
+            Err(e) => {
+                // Without SPRAM the 334 kbit of weights exceed an iCE40's 120-128 kbit of EBR:
+                // the refusal must say so, with numbers.
+                assert_eq!(
+                    e.kind(),
+                    bql_hdl_gen::ErrorKind::DoesNotFit,
+                    "{}: {e}",
+                    b.file.id
+                );
+                let m = e.to_string();
+                assert!(
+                    m.contains("block RAM") && m.contains("short by"),
+                    "{}: {m}",
+                    b.file.id
+                );
+                assert_eq!(b.file.family, board::Family::Ice40, "{}: {m}", b.file.id);
+            }
+        }
+    }
+    assert!(linted >= 2, "the ECP5 boards take the default model");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn random_models_with_random_folding_are_lint_clean(
+        net in common::arb_network(),
+        fold_seed in any::<u64>(),
+    ) {
+        let mut rng = common::Rng(fold_seed);
+        let folds: Vec<(usize, usize, usize)> = net
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i, rng.range(1, l.output_len().min(16) as i64) as usize, rng.range(1, l.input_len().min(64) as i64) as usize))
+            .collect();
+        let r = generate_and_lint(&net, "ulx3s", &folds, &format!("rand{fold_seed}"));
+        prop_assert!(r.is_ok(), "{}\nfolds {:?}, arch {}", r.unwrap_err(), folds, net.arch_string());
+    }
+}
