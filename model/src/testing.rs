@@ -11,7 +11,7 @@ pub struct Rng(pub u64);
 
 impl Rng {
     /// Next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -20,11 +20,11 @@ impl Rng {
     }
     /// Uniform in `lo..=hi`.
     pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % ((hi - lo + 1) as u64)) as i64
+        lo + (self.next_u64() % ((hi - lo + 1) as u64)) as i64
     }
     /// Uniform in `lo..hi`.
     pub fn f32(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * ((self.next() >> 40) as f32 / (1u64 << 24) as f32)
+        lo + (hi - lo) * ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32)
     }
 }
 
@@ -53,7 +53,7 @@ pub fn random_network(
         } else {
             AccumulatorKind::Popcount
         };
-        let bools: Vec<bool> = (0..w * fan_in).map(|_| rng.next() & 1 == 1).collect();
+        let bools: Vec<bool> = (0..w * fan_in).map(|_| rng.next_u64() & 1 == 1).collect();
         let weights = BitMatrix::from_bools(w, fan_in, &bools);
         let last = i + 1 == widths.len();
         let output = if last {
@@ -76,7 +76,7 @@ pub fn random_network(
             ));
             DenseOutput::Threshold(
                 (0..w)
-                    .map(|_| match rng.next() % 10 {
+                    .map(|_| match rng.next_u64() % 10 {
                         0 => lo,
                         1 => hi,
                         _ => rng.range(mid - spread, mid + spread).clamp(lo, hi),
@@ -110,5 +110,5 @@ pub fn random_network(
 /// Random pixels for `n` images of `len` pixels.
 pub fn random_pixels(seed: u64, n: usize, len: usize) -> Vec<u8> {
     let mut rng = Rng(seed);
-    (0..n * len).map(|_| rng.next() as u8).collect()
+    (0..n * len).map(|_| rng.next_u64() as u8).collect()
 }

@@ -92,7 +92,7 @@ fn folded_network(seed: u64, u8_input: bool) -> Network {
     let mut float = Vec::new();
     for l in 0..3 {
         let (ins, outs) = (widths[l], widths[l + 1]);
-        let bools: Vec<bool> = (0..ins * outs).map(|_| rng.next() & 1 == 1).collect();
+        let bools: Vec<bool> = (0..ins * outs).map(|_| rng.next_u64() & 1 == 1).collect();
         let mut weights = BitMatrix::from_bools(outs, ins, &bools);
         let kind = if l == 0 && u8_input {
             AccumulatorKind::SignedPixelSum
@@ -115,7 +115,7 @@ fn folded_network(seed: u64, u8_input: bool) -> Network {
         };
         let bns: Vec<BatchNorm> = (0..outs)
             .map(|_| BatchNorm {
-                gamma: if rng.next() % 8 == 0 {
+                gamma: if rng.next_u64() % 8 == 0 {
                     0.0
                 } else {
                     rng.f32(-2.0, 2.0)
