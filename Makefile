@@ -23,6 +23,8 @@ demo: build mnist
 	@$(BQL) eval
 	@echo; echo "== bql bench"
 	@$(BQL) bench
+	@echo; echo "== bql gen (ULX3S; the iCE40 boards need SPRAM support, not there yet)"
+	@$(BQL) gen --board ulx3s
 
 lint: deps
 	$(CARGO) fmt --all --check
