@@ -102,3 +102,40 @@ pub(crate) unsafe fn disagreements_avx2(il: &Interleaved, x: &[u64], out: &mut [
         }
     }
 }
+
+/// Packs `pixel >= threshold` bits, 64 pixels per word (the scalar reference for
+/// [`binarize_avx2`]).
+#[inline(always)]
+pub(crate) fn binarize(pixels: &[u8], threshold: u8, out: &mut [u64]) {
+    for (w, chunk) in out.iter_mut().zip(pixels.chunks(64)) {
+        let mut word = 0u64;
+        for (k, &p) in chunk.iter().enumerate() {
+            word |= ((p >= threshold) as u64) << k;
+        }
+        *w = word;
+    }
+}
+
+/// AVX2 version of [`binarize`]: `max(p, t) == p` is `p >= t` for unsigned bytes, and
+/// `vpmovmskb` gathers 32 such bits at once.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn binarize_avx2(pixels: &[u8], threshold: u8, out: &mut [u64]) {
+    use std::arch::x86_64::*;
+    let t = _mm256_set1_epi8(threshold as i8);
+    let full = pixels.len() / 64;
+    for (w, chunk) in out.iter_mut().zip(pixels.chunks_exact(64)) {
+        // SAFETY: `chunk` holds 64 bytes; both loads are unaligned and in bounds.
+        let a = _mm256_loadu_si256(chunk.as_ptr() as *const __m256i);
+        let b = _mm256_loadu_si256(chunk.as_ptr().add(32) as *const __m256i);
+        let ma = _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(a, t), a)) as u32 as u64;
+        let mb = _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(b, t), b)) as u32 as u64;
+        *w = ma | (mb << 32);
+    }
+    if full < out.len() {
+        binarize(&pixels[full * 64..], threshold, &mut out[full..]);
+    }
+}

@@ -167,7 +167,7 @@ impl<'a> Engine<'a> {
 
     fn first_operand(&self, pixels: &[u8]) -> Vec<u64> {
         let mut x = vec![0u64; words_for(pixels.len())];
-        binarize(&self.net.input.encoding, pixels, &mut x);
+        binarize::<false>(&self.net.input.encoding, pixels, &mut x);
         x
     }
 
@@ -225,7 +225,7 @@ impl<'a> Engine<'a> {
 
     #[inline(always)]
     fn run_generic<const AVX2: bool>(&self, pixels: &[u8], s: &mut Scratch, out: &mut [i32]) {
-        binarize(&self.net.input.encoding, pixels, &mut s.a);
+        binarize::<AVX2>(&self.net.input.encoding, pixels, &mut s.a);
         for (i, layer) in self.net.layers.iter().enumerate() {
             let Layer::Dense(d) = layer;
             self.layer_accs::<AVX2>(i, d, pixels, s);
@@ -255,15 +255,15 @@ impl<'a> Engine<'a> {
 /// Packs the first layer's operand bits for a binary input (`pixel >= threshold`). For 8-bit
 /// inputs the pixels are used directly and nothing is packed.
 #[inline(always)]
-fn binarize(enc: &InputEncoding, pixels: &[u8], out: &mut [u64]) {
+fn binarize<const AVX2: bool>(enc: &InputEncoding, pixels: &[u8], out: &mut [u64]) {
     if let InputEncoding::Binary { threshold } = *enc {
-        for (w, chunk) in out.iter_mut().zip(pixels.chunks(64)) {
-            let mut word = 0u64;
-            for (k, &p) in chunk.iter().enumerate() {
-                word |= ((p >= threshold) as u64) << k;
-            }
-            *w = word;
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: AVX2 is only true inside `run_fast`, which requires AVX2.
+            unsafe { crate::kernel::binarize_avx2(pixels, threshold, out) };
+            return;
         }
+        crate::kernel::binarize(pixels, threshold, out);
     }
 }
 

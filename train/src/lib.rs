@@ -90,7 +90,7 @@ impl Default for TrainConfig {
         TrainConfig {
             widths: vec![784, 256, 256, 256, 10],
             input: InputEncoding::Binary { threshold: 128 },
-            epochs: 60,
+            epochs: 64,
             batch: 100,
             lr_start: 3e-3,
             lr_end: 1e-5,
@@ -98,7 +98,7 @@ impl Default for TrainConfig {
             dropout_hidden: 0.0,
             shift: 1,
             seed: 1,
-            bn_momentum: 0.1,
+            bn_momentum: 0.02,
             recalibrate: false,
         }
     }
