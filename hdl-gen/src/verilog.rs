@@ -5,12 +5,9 @@ use std::fmt::Write;
 
 use crate::ir::{BinOp, Dir, Expr, Item, Module, Stmt, UnOp};
 
+/// `[w-1:0] `, also for one bit (`[0:0]`), so that every signal can be sliced uniformly.
 fn range(width: usize) -> String {
-    if width == 1 {
-        String::new()
-    } else {
-        format!("[{}:0] ", width - 1)
-    }
+    format!("[{}:0] ", width - 1)
 }
 
 /// Prints an expression.

@@ -118,12 +118,14 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
             InputEncoding::Binary { threshold } => Expr::Concat(
                 (0..n)
                     .rev()
-                    .map(|j| {
-                        e::lnot(e::bin(
+                    .map(|j| match threshold {
+                        // Every pixel is >= 0: a constant (a compare would be flagged CMPCONST).
+                        0 => e::k(1, 1),
+                        t => e::lnot(e::bin(
                             BinOp::Lt,
                             Expr::Slice("in_pixels".into(), j * 8 + 7, j * 8),
-                            e::k(8, threshold as u64),
-                        ))
+                            e::k(8, t as u64),
+                        )),
                     })
                     .collect(),
             ),
@@ -143,6 +145,11 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
         "clk".into(),
         vec![Stmt::If(e::r("take_beat"), fills, vec![])],
     ));
+    if encoding == (InputEncoding::Binary { threshold: 0 }) {
+        // Input threshold 0: every input bit is 1 and the pixel values do not matter. Verilator
+        // exempts signals named *unused* from its unused-signal warning.
+        md.wire("unused_in_pixels", k * 8, e::r("in_pixels"));
+    }
     md.push(Item::Wire("l0_in_ready".into(), 1));
     md.push(Item::Always(
         "clk".into(),

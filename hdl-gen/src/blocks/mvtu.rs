@@ -190,29 +190,33 @@ pub fn module(l: &LayerPlan) -> Module {
     md.wire("in_padded", padded, e::zext(e::r("in_buf"), n * ew, padded));
     md.reg("in_word", s * ew);
     // The slice base `sf * S` (in bits) is kept in its own counter: no multiplier.
-    let base_w = bits_for(padded - 1);
-    md.reg("in_base", base_w);
-    md.push(Item::Always(
-        "clk".into(),
-        vec![
-            Stmt::Assign(
-                e::r("in_word"),
-                Expr::PartSelect("in_padded".into(), Box::new(e::r("in_base")), s * ew),
-            ),
-            Stmt::If(
-                e::lnot(e::r("busy")),
-                vec![Stmt::Assign(e::r("in_base"), e::k(base_w, 0))],
-                vec![Stmt::If(
-                    e::r("last_sf"),
+    if sf == 1 {
+        // One input fold: the whole (padded) input is the slice.
+        md.push(Item::Always(
+            "clk".into(),
+            vec![Stmt::Assign(e::r("in_word"), e::r("in_padded"))],
+        ));
+    } else {
+        let base_w = bits_for(padded - 1);
+        md.reg("in_base", base_w);
+        md.push(Item::Always(
+            "clk".into(),
+            vec![
+                Stmt::Assign(
+                    e::r("in_word"),
+                    Expr::PartSelect("in_padded".into(), Box::new(e::r("in_base")), s * ew),
+                ),
+                Stmt::If(
+                    e::bin(BinOp::LogicOr, e::lnot(e::r("busy")), e::r("last_sf")),
                     vec![Stmt::Assign(e::r("in_base"), e::k(base_w, 0))],
                     vec![Stmt::Assign(
                         e::r("in_base"),
                         e::add(e::r("in_base"), e::k(base_w, (s * ew) as u64)),
                     )],
-                )],
-            ),
-        ],
-    ));
+                ),
+            ],
+        ));
+    }
 
     // Tags travelling with the data: valid, first/last input fold, neuron fold.
     md.push(Item::Comment(format!(
