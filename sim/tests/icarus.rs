@@ -8,6 +8,10 @@ use bql_model::dataset::{Dataset, Split};
 use bql_model::reference::Engine;
 use bql_model::Network;
 use bql_sim::harness::{beats_hex, parse_scores};
+use proptest::prelude::*;
+
+#[path = "../../model/tests/common/mod.rs"]
+mod common;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -81,9 +85,16 @@ endmodule
 }
 
 /// Generates `net` for `board_id`, simulates `images` images with Icarus, and compares.
-fn check(net: &Network, board_id: &str, data: &Dataset, images: usize, dir: &Path) {
+fn check(
+    net: &Network,
+    board_id: &str,
+    folds: &[(usize, usize, usize)],
+    data: &Dataset,
+    images: usize,
+    dir: &Path,
+) {
     let b = board::load(&root().join("constraints"), board_id).unwrap();
-    let design = bql_hdl_gen::generate(net, &b, &[]).unwrap();
+    let design = bql_hdl_gen::generate(net, &b, folds).unwrap();
     design.write(dir).unwrap();
     let rtl = dir.join("rtl");
     let ifc = &design.interface;
@@ -138,6 +149,77 @@ fn default_model_on_mnist_images_matches_the_reference() {
     let net = bql_model::format::load(&root().join("models/default.bqm")).unwrap();
     let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
     let dir = std::env::temp_dir().join(format!("bql-icarus-{}", std::process::id()));
-    check(&net, "ulx3s", &data, 6, &dir);
+    check(&net, "ulx3s", &[], &data, 6, &dir);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Sets every threshold to the accumulator value the first image produces (or one above it), so
+/// that an off-by-one anywhere in the comparison path changes an output bit.
+fn put_thresholds_on_the_boundary(net: &mut Network, pixels: &[u8], rng: &mut common::Rng) {
+    use bql_model::layers::{DenseOutput, Layer};
+    use bql_model::reference::LayerOutput;
+    use bql_model::InputEncoding;
+    for l in 0..net.layers.len() - 1 {
+        let x: Vec<u64> = if l == 0 {
+            let t = match net.input.encoding {
+                InputEncoding::Binary { threshold } => threshold,
+                InputEncoding::U8 => 0,
+            };
+            bql_model::bits::pack(&pixels.iter().map(|&p| p >= t).collect::<Vec<_>>())
+        } else {
+            match &Engine::new(net).trace(pixels)[l - 1] {
+                LayerOutput::Bits(b) => b.clone(),
+                LayerOutput::Scores(_) => unreachable!("hidden layers emit bits"),
+            }
+        };
+        let pixel_layer = l == 0 && net.input.encoding == InputEncoding::U8;
+        let Some(Layer::Dense(d)) = net.layers.get_mut(l) else {
+            unreachable!()
+        };
+        let accs: Vec<i64> = (0..d.outputs())
+            .map(|o| {
+                if pixel_layer {
+                    d.pixel_acc(o, pixels)
+                } else {
+                    d.popcount_acc(o, &x)
+                }
+            })
+            .collect();
+        if let DenseOutput::Threshold(t) = &mut d.output {
+            for (t, a) in t.iter_mut().zip(accs) {
+                *t = a + (rng.next_u64() & 1) as i64;
+            }
+        }
+    }
+    net.validate().unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(10))]
+
+    /// Random shapes (widths 1-300, 1-4 layers, binary or 8-bit input) with random folding and
+    /// random pixels: every score of every image equals the reference.
+    #[test]
+    fn random_models_match_the_reference(net in common::arb_network(), seed in any::<u64>()) {
+        let mut rng = common::Rng(seed);
+        let folds: Vec<(usize, usize, usize)> = net
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i, rng.range(1, l.output_len().min(12) as i64) as usize, rng.range(1, l.input_len().min(40) as i64) as usize))
+            .collect();
+        let len = net.input.len();
+        let images = 3;
+        let mut net = net;
+        put_thresholds_on_the_boundary(&mut net, &common::random_pixels(seed, 1, len), &mut rng);
+        let data = Dataset {
+            height: 1,
+            width: len,
+            pixels: common::random_pixels(seed, images, len), // image 0 sits on every boundary
+            labels: vec![0; images],
+        };
+        let dir = std::env::temp_dir().join(format!("bql-icarus-{}-{seed}", std::process::id()));
+        check(&net, "ulx3s", &folds, &data, images, &dir);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
