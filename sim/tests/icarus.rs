@@ -22,6 +22,7 @@ fn testbench(
     ifc: &bql_hdl_gen::blocks::core::CoreInterface,
     images: usize,
     score_bits: usize,
+    cycles_per_image: usize,
 ) -> String {
     let k8 = ifc.pixels_per_beat * 8;
     format!(
@@ -80,7 +81,8 @@ endmodule
         nb = ifc.beats * images - 1,
         total = ifc.beats * images,
         images = images,
-        timeout = 10 * 20_000 * images,
+        // Every image through every stage one after another, twice over: a hang, not a slow design.
+        timeout = 10 * 2 * cycles_per_image * (images + 1),
     )
 }
 
@@ -107,11 +109,17 @@ fn check(
     }
     std::fs::write(rtl.join("beats.hex"), hex).unwrap();
     let classes = net.classes();
-    std::fs::write(
-        rtl.join("tb.v"),
-        testbench(ifc, images, classes * ifc.score_width),
-    )
-    .unwrap();
+    let latency: usize = design
+        .plan
+        .layers
+        .iter()
+        .map(|l| l.cycles() + bql_hdl_gen::plan::pipeline_overhead(l) + 4)
+        .sum::<usize>()
+        + ifc.beats
+        + classes
+        + 20;
+    let tb = testbench(ifc, images, classes * ifc.score_width, latency);
+    std::fs::write(rtl.join("tb.v"), tb).unwrap();
     let iverilog = bql_sim::tools::iverilog().expect("iverilog");
     let mut cmd = iverilog.command();
     cmd.current_dir(&rtl).args(["-o", "tb.vvp", "tb.v"]);
