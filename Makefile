@@ -23,7 +23,9 @@ demo: build mnist
 	@$(BQL) eval
 	@echo; echo "== bql bench"
 	@$(BQL) bench
-	@echo; echo "== bql gen (ULX3S; the iCE40 boards need SPRAM support, not there yet)"
+	@echo; echo "== bql gen (iCEBreaker: weights in SPRAM and EBR)"
+	@$(BQL) gen --board icebreaker
+	@echo; echo "== bql gen (ULX3S)"
 	@$(BQL) gen --board ulx3s
 
 lint: deps

@@ -34,7 +34,12 @@ pub struct Device {
     pub bram_block_bits: usize,
     /// Usable (width, depth) shapes of one block RAM.
     pub bram_shapes: &'static [(usize, usize)],
+    /// Single-port RAMs of 16 x 16384 bits (iCE40 UltraPlus SPRAM; not initializable).
+    pub spram_blocks: usize,
 }
+
+/// Shape of one SPRAM (width, depth).
+pub const SPRAM_SHAPE: (usize, usize) = (16, 16384);
 
 const ICE40_EBR: &[(usize, usize)] = &[(16, 256), (8, 512), (4, 1024), (2, 2048)];
 const ECP5_EBR: &[(usize, usize)] = &[
@@ -56,10 +61,15 @@ pub fn device(name: &str) -> Option<Device> {
         bram_blocks,
         bram_block_bits: bits,
         bram_shapes: shapes,
+        spram_blocks: 0,
     };
     Some(match name {
         // iCE40 UltraPlus UP5K: 5,280 LUT4, 30 EBR of 4 kbit (Lattice FPGA-DS-02008).
-        "up5k" => d("up5k", Family::Ice40, 5280, 30, 4096, ICE40_EBR),
+        // ... and 4 SPRAM of 256 kbit (16 x 16384).
+        "up5k" => Device {
+            spram_blocks: 4,
+            ..d("up5k", Family::Ice40, 5280, 30, 4096, ICE40_EBR)
+        },
         // iCE40 HX8K: 7,680 LUT4, 32 EBR of 4 kbit (Lattice iCE40 LP/HX data sheet).
         "hx8k" => d("hx8k", Family::Ice40, 7680, 32, 4096, ICE40_EBR),
         // ECP5 LFE5U-25F: 24k LUT4, 56 EBR of 18 kbit (Lattice FPGA-DS-02012).

@@ -199,7 +199,10 @@ pub fn report(plan: &plan::Plan, net: &Network, board: &board::Board) -> String 
             l.pe,
             l.simd,
             l.cycles(),
-            "block RAM",
+            match l.mem {
+                plan::MemKind::BlockRam => "block RAM",
+                plan::MemKind::Spram => "SPRAM",
+            },
             est.lut,
             est.ff,
             est.bram_blocks
@@ -208,8 +211,15 @@ pub fn report(plan: &plan::Plan, net: &Network, board: &board::Board) -> String 
     let e = &plan.estimate;
     let _ = writeln!(
         s,
-        "total: about {} LUT4 of {}, {} FF, {} of {} block RAMs ({} bits)",
-        e.lut, board.device.luts, e.ff, e.bram_blocks, board.device.bram_blocks, e.bram_bits
+        "total: about {} LUT4 of {}, {} FF, {} of {} block RAMs ({} bits), {} of {} SPRAMs",
+        e.lut,
+        board.device.luts,
+        e.ff,
+        e.bram_blocks,
+        board.device.bram_blocks,
+        e.bram_bits,
+        e.spram_blocks,
+        board.device.spram_blocks
     );
     let _ = writeln!(
         s,

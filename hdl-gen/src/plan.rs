@@ -6,7 +6,7 @@ use bql_model::semantics::AccumulatorKind;
 use bql_model::Network;
 use serde::Serialize;
 
-use crate::board::Device;
+use crate::board::{Device, SPRAM_SHAPE};
 use crate::error::{Error, Result};
 
 /// What a layer emits.
@@ -25,8 +25,9 @@ pub enum OutputKind {
 pub enum MemKind {
     /// Block RAM, initialized from the bitstream.
     BlockRam,
-    /// Flip-flops / LUT RAM (tiny memories).
-    Distributed,
+    /// iCE40 UltraPlus SPRAM: large, single-port, not initializable; the host loads the
+    /// weights at run time through the configuration port.
+    Spram,
 }
 
 /// The plan of one layer.
@@ -121,8 +122,10 @@ pub struct Estimate {
     pub bram_bits: usize,
     /// Block RAM primitives.
     pub bram_blocks: usize,
-    /// SPRAM bits (UP5K); the generator does not use SPRAM yet.
+    /// SPRAM bits (UP5K).
     pub spram_bits: usize,
+    /// SPRAM primitives (16 x 16384 each).
+    pub spram_blocks: usize,
 }
 
 impl std::ops::Add for Estimate {
@@ -134,12 +137,13 @@ impl std::ops::Add for Estimate {
             bram_bits: self.bram_bits + o.bram_bits,
             bram_blocks: self.bram_blocks + o.bram_blocks,
             spram_bits: self.spram_bits + o.spram_bits,
+            spram_blocks: self.spram_blocks + o.spram_blocks,
         }
     }
 }
 
 /// Cost model constants (LUT4 per lane and per PE); measured values are in docs/hardware.md.
-const LUT_PER_BINARY_LANE: f64 = 3.0;
+const LUT_PER_BINARY_LANE: f64 = 4.0; // measured: 3.97 (docs/hardware.md)
 const LUT_PER_PIXEL_LANE: f64 = 22.0;
 
 /// Estimated resources of one layer on `dev`.
@@ -163,18 +167,36 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
     let lut = (l.lanes() as f64 * lane) as usize + mux + pe + out + 40;
     let tree_ff = l.pe * l.simd * ew; // roughly one register per term across the tree levels
     let ff = l.inputs * ew + out + l.pe * aw + tree_ff + l.lanes() + 40;
-    let (bits, blocks) = memory_blocks(dev, l.lanes(), l.cycles());
     let (tbits, tblocks) = match l.output {
         OutputKind::Threshold => memory_blocks(dev, l.pe * l.threshold_width(), l.nf()),
         OutputKind::Scores => (0, 0),
     };
-    Estimate {
+    let mut est = Estimate {
         lut,
         ff,
-        bram_bits: bits + tbits,
-        bram_blocks: blocks + tblocks,
-        spram_bits: 0,
+        bram_bits: tbits,
+        bram_blocks: tblocks,
+        ..Default::default()
+    };
+    match l.mem {
+        MemKind::BlockRam => {
+            let (bits, blocks) = memory_blocks(dev, l.lanes(), l.cycles());
+            est.bram_bits += bits;
+            est.bram_blocks += blocks;
+        }
+        MemKind::Spram => {
+            est.spram_blocks = spram_blocks(l.lanes(), l.cycles());
+            est.spram_bits = est.spram_blocks * SPRAM_SHAPE.0 * SPRAM_SHAPE.1;
+            // The shared read/write address costs a mux per address bit.
+            est.lut += 14;
+        }
     }
+    est
+}
+
+/// SPRAM primitives for a `width x depth` memory.
+pub fn spram_blocks(width: usize, depth: usize) -> usize {
+    width.div_ceil(SPRAM_SHAPE.0) * depth.div_ceil(SPRAM_SHAPE.1)
 }
 
 /// Block RAM primitives for a `width x depth` memory: the best of the device's aspect ratios.
@@ -227,13 +249,21 @@ fn layer_template(net: &Network) -> Result<Vec<LayerPlan>> {
         .collect()
 }
 
+/// Memory kinds a device offers for weights.
+fn mem_kinds(dev: &Device) -> Vec<MemKind> {
+    if dev.spram_blocks > 0 {
+        vec![MemKind::BlockRam, MemKind::Spram]
+    } else {
+        vec![MemKind::BlockRam]
+    }
+}
+
 /// Candidate values for P (or S) of a dimension `n`: its divisors and powers of two up to n.
 fn candidates(n: usize, cap: usize) -> Vec<usize> {
-    let mut c: Vec<usize> = (1..=n.min(cap))
-        .filter(|d| n % d == 0 || d.is_power_of_two())
-        .collect();
-    c.dedup();
-    c
+    // Multiples of 8 too, so that word widths can match memory widths (SPRAM is 16 bits wide).
+    (1..=n.min(cap))
+        .filter(|d| n % d == 0 || d.is_power_of_two() || d % 8 == 0)
+        .collect()
 }
 
 fn finish(layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
@@ -294,13 +324,16 @@ pub fn plan(net: &Network, dev: &Device, overrides: &[(usize, usize, usize)]) ->
                             continue;
                         }
                     }
-                    let l = LayerPlan {
-                        pe: p,
-                        simd: s,
-                        ..t.clone()
-                    };
-                    let est = estimate_layer(&l, dev);
-                    opts.push((l.cycles(), l, est));
+                    for mem in mem_kinds(dev) {
+                        let l = LayerPlan {
+                            pe: p,
+                            simd: s,
+                            mem,
+                            ..t.clone()
+                        };
+                        let est = estimate_layer(&l, dev);
+                        opts.push((l.cycles(), l, est));
+                    }
                 }
             }
             if let Some(&(_, fp, fs)) = fixed {
@@ -317,21 +350,47 @@ pub fn plan(net: &Network, dev: &Device, overrides: &[(usize, usize, usize)]) ->
             opts
         })
         .collect();
+    let fits = |t: &Estimate| {
+        t.lut <= lut_budget
+            && t.bram_blocks <= dev.bram_blocks
+            && t.spram_blocks <= dev.spram_blocks
+    };
+    // For a target interval, every way of placing layers' weights in SPRAM (when the device has
+    // any), each layer taking its smallest option of that kind; the cheapest design that fits.
     let choose = |target: usize| -> Option<Vec<LayerPlan>> {
-        let mut chosen = Vec::new();
-        let mut total = Estimate {
-            lut: BASE_LUT,
-            ..Default::default()
+        let subsets: usize = if dev.spram_blocks > 0 {
+            1 << options.len().min(12)
+        } else {
+            1
         };
-        for opts in &options {
-            let best = opts
-                .iter()
-                .filter(|(c, _, _)| *c <= target)
-                .min_by_key(|(c, _, e)| (e.lut, e.bram_blocks, *c))?;
-            total = total + best.2;
-            chosen.push(best.1.clone());
+        let mut best: Option<(usize, Vec<LayerPlan>)> = None;
+        'subset: for mask in 0..subsets {
+            let mut total = Estimate {
+                lut: BASE_LUT,
+                ..Default::default()
+            };
+            let mut chosen = Vec::with_capacity(options.len());
+            for (i, opts) in options.iter().enumerate() {
+                let kind = if (mask >> i) & 1 == 1 {
+                    MemKind::Spram
+                } else {
+                    MemKind::BlockRam
+                };
+                let Some(pick) = opts
+                    .iter()
+                    .filter(|(c, l, _)| *c <= target && l.mem == kind)
+                    .min_by_key(|(c, l, e)| (e.bram_blocks + e.spram_blocks, l.lanes(), e.lut, *c))
+                else {
+                    continue 'subset;
+                };
+                total = total + pick.2;
+                chosen.push(pick.1.clone());
+            }
+            if fits(&total) && best.as_ref().is_none_or(|(lut, _)| total.lut < *lut) {
+                best = Some((total.lut, chosen));
+            }
         }
-        (total.lut <= lut_budget && total.bram_blocks <= dev.bram_blocks).then_some(chosen)
+        best.map(|(_, c)| c)
     };
     let max_cycles = options
         .iter()
@@ -364,6 +423,7 @@ pub fn plan(net: &Network, dev: &Device, overrides: &[(usize, usize, usize)]) ->
                 .iter()
                 .map(|o| {
                     o.iter()
+                        .filter(|(_, l, _)| l.mem == MemKind::BlockRam)
                         .min_by_key(|(_, _, e)| (e.bram_blocks, e.lut))
                         .expect("options")
                         .1
@@ -390,6 +450,13 @@ pub fn plan(net: &Network, dev: &Device, overrides: &[(usize, usize, usize)]) ->
                     dev.bram_blocks,
                     dev.bram_blocks * dev.bram_block_bits,
                     p.estimate.bram_blocks - dev.bram_blocks
+                ));
+            }
+            if dev.spram_blocks > 0 {
+                short.push(format!(
+                    "its {} SPRAMs ({} bits) do not make up the difference",
+                    dev.spram_blocks,
+                    dev.spram_blocks * SPRAM_SHAPE.0 * SPRAM_SHAPE.1
                 ));
             }
             Err(Error::does_not_fit(format!(

@@ -47,3 +47,74 @@ pub fn parse_scores(ifc: &CoreInterface, hex: &str, classes: usize) -> Option<Ve
         })
         .collect()
 }
+
+/// One write through the configuration port: memory `sel`, word `addr`, `data` (bit 0 first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWrite {
+    /// Memory: `2 l` weights of layer `l`, `2 l + 1` its thresholds.
+    pub sel: usize,
+    /// Word address.
+    pub addr: usize,
+    /// The word.
+    pub data: Vec<bool>,
+}
+
+/// The writes that load a model into a design: every word of every memory when `all`, otherwise
+/// only the memories that the bitstream cannot initialize (SPRAM).
+pub fn config_writes(
+    net: &bql_model::Network,
+    plan: &bql_hdl_gen::plan::Plan,
+    all: bool,
+) -> Vec<ConfigWrite> {
+    use bql_hdl_gen::memfiles::{threshold_words, weight_words};
+    use bql_hdl_gen::plan::MemKind;
+    let mut writes = Vec::new();
+    for l in &plan.layers {
+        if all || l.mem == MemKind::Spram {
+            for (addr, data) in weight_words(net, l).into_iter().enumerate() {
+                writes.push(ConfigWrite {
+                    sel: 2 * l.index,
+                    addr,
+                    data,
+                });
+            }
+        }
+        if all {
+            for (addr, data) in threshold_words(net, l).into_iter().enumerate() {
+                writes.push(ConfigWrite {
+                    sel: 2 * l.index + 1,
+                    addr,
+                    data,
+                });
+            }
+        }
+    }
+    writes
+}
+
+/// A configuration write packed as `{sel, addr, data}` in one hex word of the interface's
+/// widths (for a `$readmemh` table in a testbench).
+pub fn config_hex(ifc: &CoreInterface, w: &ConfigWrite) -> String {
+    let (sw, aw, dw) = (ifc.cfg_sel_width, ifc.cfg_addr_width, ifc.cfg_data_width);
+    let mut bits = vec![false; sw + aw + dw];
+    for (i, &b) in w.data.iter().enumerate() {
+        bits[i] = b;
+    }
+    for i in 0..aw {
+        bits[dw + i] = (w.addr >> i) & 1 == 1;
+    }
+    for i in 0..sw {
+        bits[dw + aw + i] = (w.sel >> i) & 1 == 1;
+    }
+    let digits = bits.len().div_ceil(4);
+    (0..digits)
+        .rev()
+        .map(|d| {
+            let v = (0..4)
+                .filter(|b| bits.get(d * 4 + b).copied().unwrap_or(false))
+                .map(|b| 1 << b)
+                .sum::<u32>();
+            char::from_digit(v, 16).expect("nibble")
+        })
+        .collect()
+}

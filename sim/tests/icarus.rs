@@ -23,8 +23,10 @@ fn testbench(
     images: usize,
     score_bits: usize,
     cycles_per_image: usize,
+    writes: usize,
 ) -> String {
     let k8 = ifc.pixels_per_beat * 8;
+    let (sw, aw, dw) = (ifc.cfg_sel_width, ifc.cfg_addr_width, ifc.cfg_data_width);
     format!(
         r#"`timescale 1ns/1ps
 module tb;
@@ -40,14 +42,28 @@ module tb;
     bql_core dut (
         .clk(clk), .rst(rst), .in_valid(in_valid), .in_ready(in_ready), .in_pixels(in_pixels),
         .out_valid(out_valid), .out_ready(1'b1), .out_class(out_class), .out_scores(out_scores),
-        .cfg_we(1'b0), .cfg_sel({selw}'d0), .cfg_addr({aw}'d0), .cfg_data({dw}'d0)
+        .cfg_we(cfg_we), .cfg_sel(cfg_word[{cw_hi}:{cw_sel_lo}]), .cfg_addr(cfg_word[{cw_addr_hi}:{dw}]),
+        .cfg_data(cfg_word[{dw_hi}:0])
     );
+    reg cfg_we = 0;
+    reg [{cw_hi}:0] cfg_word = 0;
+    reg [{cw_hi}:0] cfg_table [0:{writes_max}];
+    integer c;
     reg [{k}:0] beats [0:{nb}];
     integer i;
     integer done = 0;
     initial begin
         $readmemh("beats.hex", beats);
+        if ({writes} > 0) $readmemh("cfg.hex", cfg_table);
         repeat (3) @(posedge clk);
+        // Load memories through the run-time write port, one word per cycle.
+        for (c = 0; c < {writes}; c = c + 1) begin
+            @(negedge clk);
+            cfg_word = cfg_table[c];
+            cfg_we = 1;
+        end
+        @(negedge clk);
+        cfg_we = 0;
         rst = 0;
         for (i = 0; i < {total}; i = i + 1) begin
             @(negedge clk);
@@ -75,9 +91,13 @@ endmodule
         k = k8 - 1,
         cw = ifc.class_width - 1,
         sw = score_bits - 1,
-        selw = ifc.cfg_sel_width,
-        aw = ifc.cfg_addr_width,
-        dw = ifc.cfg_data_width,
+        cw_hi = sw + aw + dw - 1,
+        cw_sel_lo = aw + dw,
+        cw_addr_hi = aw + dw - 1,
+        dw = dw,
+        dw_hi = dw - 1,
+        writes = writes,
+        writes_max = writes.max(1) - 1,
         nb = ifc.beats * images - 1,
         total = ifc.beats * images,
         images = images,
@@ -88,6 +108,7 @@ endmodule
 
 /// Generates `net` for `board_id`, simulates `images` images with Icarus, and compares.
 fn check(
+    load_all: bool,
     net: &Network,
     board_id: &str,
     folds: &[(usize, usize, usize)],
@@ -118,7 +139,19 @@ fn check(
         + ifc.beats
         + classes
         + 20;
-    let tb = testbench(ifc, images, classes * ifc.score_width, latency);
+    let writes = bql_sim::harness::config_writes(net, &design.plan, load_all);
+    let cfg: String = writes
+        .iter()
+        .map(|w| bql_sim::harness::config_hex(ifc, w) + "\n")
+        .collect();
+    std::fs::write(rtl.join("cfg.hex"), cfg).unwrap();
+    let tb = testbench(
+        ifc,
+        images,
+        classes * ifc.score_width,
+        latency,
+        writes.len(),
+    );
     std::fs::write(rtl.join("tb.v"), tb).unwrap();
     let iverilog = bql_sim::tools::iverilog().expect("iverilog");
     let mut cmd = iverilog.command();
@@ -157,7 +190,10 @@ fn default_model_on_mnist_images_matches_the_reference() {
     let net = bql_model::format::load(&root().join("models/default.bqm")).unwrap();
     let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
     let dir = std::env::temp_dir().join(format!("bql-icarus-{}", std::process::id()));
-    check(&net, "ulx3s", &[], &data, 6, &dir);
+    // ULX3S: weights from the memory images in the bitstream.
+    check(false, &net, "ulx3s", &[], &data, 6, &dir);
+    // iCEBreaker: the two big layers live in SPRAM and are loaded through the write port.
+    check(false, &net, "icebreaker", &[], &data, 3, &dir);
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -227,7 +263,8 @@ proptest! {
             labels: vec![0; images],
         };
         let dir = std::env::temp_dir().join(format!("bql-icarus-{}-{seed}", std::process::id()));
-        check(&net, "ulx3s", &folds, &data, images, &dir);
+        // Every memory loaded through the write port, over the initial images.
+        check(true, &net, "ulx3s", &folds, &data, images, &dir);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

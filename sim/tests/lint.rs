@@ -73,8 +73,8 @@ fn default_model_is_lint_clean_on_every_board_it_fits() {
                 linted += 1;
             }
             Err(e) => {
-                // Without SPRAM the 334 kbit of weights exceed an iCE40's 120-128 kbit of EBR:
-                // the refusal must say so, with numbers.
+                // The HX8K has no SPRAM: 334 kbit of weights exceed its 128 kbit of EBR. The
+                // refusal must say so, with numbers.
                 assert_eq!(
                     e.kind(),
                     bql_hdl_gen::ErrorKind::DoesNotFit,
@@ -91,7 +91,10 @@ fn default_model_is_lint_clean_on_every_board_it_fits() {
             }
         }
     }
-    assert!(linted >= 2, "the ECP5 boards take the default model");
+    assert!(
+        linted >= 4,
+        "the ECP5 boards and the UP5K boards (with SPRAM) take the default model"
+    );
 }
 
 proptest! {

@@ -32,9 +32,10 @@ fn synth(net: &Network, board_id: &str, folds: &[(usize, usize, usize)], tag: &s
                 .to_string()
         })
         .collect();
-    let synth = match b.file.family {
-        board::Family::Ice40 => "synth_ice40",
-        board::Family::Ecp5 => "synth_ecp5",
+    let synth = match (b.file.family, b.device.spram_blocks > 0) {
+        (board::Family::Ice40, true) => "synth_ice40 -spram",
+        (board::Family::Ice40, false) => "synth_ice40",
+        (board::Family::Ecp5, _) => "synth_ecp5",
     };
     let script = format!(
         "read_verilog {}; {synth} -top bql_core; tee -o stat.txt stat",

@@ -10,8 +10,9 @@
 //! and fire when `d < N + 1 - T`: the threshold memory holds `N + 1 - T` (docs/hardware.md).
 
 use crate::blocks::tree::Tree;
+use crate::board::SPRAM_SHAPE;
 use crate::ir::{e, BinOp, Expr, Item, Module, Stmt};
-use crate::plan::{LayerPlan, OutputKind};
+use crate::plan::{LayerPlan, MemKind, OutputKind};
 
 /// Bits needed to count `0..=n`.
 pub fn bits_for(n: usize) -> usize {
@@ -141,48 +142,90 @@ pub fn module(l: &LayerPlan) -> Module {
         nf * sf,
         p * s
     )));
-    md.push(Item::Memory {
-        name: "wmem".into(),
-        width: p * s,
-        depth: nf * sf,
-        init: Some(l.weights_file()),
-    });
     md.reg("wword", p * s);
     md.reg("waddr", addr_w);
     // The address counter runs alongside nf/sf so that no multiplier is needed.
     md.wire("raddr", addr_w, e::r("waddr"));
-    md.push(Item::Always(
-        "clk".into(),
-        vec![
-            Stmt::If(
+    let mem_stmts = match l.mem {
+        MemKind::BlockRam => {
+            md.push(Item::Memory {
+                name: "wmem".into(),
+                width: p * s,
+                depth: nf * sf,
+                init: Some(l.weights_file()),
+            });
+            vec![
+                Stmt::If(
+                    e::r("wmem_we"),
+                    vec![Stmt::MemWrite(
+                        "wmem".into(),
+                        e::r("wmem_addr"),
+                        e::r("wmem_data"),
+                    )],
+                    vec![],
+                ),
+                Stmt::Assign(
+                    e::r("wword"),
+                    Expr::MemRead("wmem".into(), Box::new(e::r("raddr"))),
+                ),
+            ]
+        }
+        MemKind::Spram => {
+            // Single-port SPRAM (16 x 16384 per primitive, no initial contents): one address,
+            // the host's write address while it loads weights, the fold counter otherwise.
+            let (_, spd) = SPRAM_SHAPE;
+            let depth = (nf * sf).div_ceil(spd) * spd;
+            let pw = bits_for(depth - 1);
+            md.push(Item::Comment(format!(
+                "SPRAM: loaded at run time through wmem_we ({depth} words)"
+            )));
+            md.push(Item::Memory {
+                name: "wmem".into(),
+                width: p * s,
+                depth,
+                init: None,
+            });
+            md.wire(
+                "wmem_port_addr",
+                pw,
+                e::mux(
+                    e::r("wmem_we"),
+                    e::zext(e::r("wmem_addr"), addr_w, pw),
+                    e::zext(e::r("raddr"), addr_w, pw),
+                ),
+            );
+            vec![Stmt::If(
                 e::r("wmem_we"),
                 vec![Stmt::MemWrite(
                     "wmem".into(),
-                    e::r("wmem_addr"),
+                    e::r("wmem_port_addr"),
                     e::r("wmem_data"),
                 )],
-                vec![],
-            ),
-            Stmt::Assign(
-                e::r("wword"),
-                Expr::MemRead("wmem".into(), Box::new(e::r("raddr"))),
-            ),
-            Stmt::If(
-                e::r("accept"),
-                vec![Stmt::Assign(e::r("waddr"), e::k(addr_w, 0))],
-                vec![Stmt::If(
-                    e::and(
-                        e::r("busy"),
-                        e::lnot(e::and(e::r("last_sf"), e::r("last_nf"))),
-                    ),
-                    vec![Stmt::Assign(
-                        e::r("waddr"),
-                        e::add(e::r("waddr"), e::k(addr_w, 1)),
-                    )],
-                    vec![],
+                vec![Stmt::Assign(
+                    e::r("wword"),
+                    Expr::MemRead("wmem".into(), Box::new(e::r("wmem_port_addr"))),
                 )],
-            ),
-        ],
+            )]
+        }
+    };
+    md.push(Item::Always("clk".into(), mem_stmts));
+    md.push(Item::Always(
+        "clk".into(),
+        vec![Stmt::If(
+            e::r("accept"),
+            vec![Stmt::Assign(e::r("waddr"), e::k(addr_w, 0))],
+            vec![Stmt::If(
+                e::and(
+                    e::r("busy"),
+                    e::lnot(e::and(e::r("last_sf"), e::r("last_nf"))),
+                ),
+                vec![Stmt::Assign(
+                    e::r("waddr"),
+                    e::add(e::r("waddr"), e::k(addr_w, 1)),
+                )],
+                vec![],
+            )],
+        )],
     ));
 
     // The input slice for this fold, from the zero-padded input vector.
