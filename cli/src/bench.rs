@@ -4,7 +4,6 @@
 //! matrixmultiply's sgemm on +-1.0 weights and float threshold compares, in chunks of images.
 //! The two must predict the same classes (checked), so the ratio compares equal work.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
@@ -15,25 +14,16 @@ use bql_model::semantics::argmax;
 use bql_model::{InputEncoding, Network};
 use rayon::prelude::*;
 
+use crate::args::ModelData;
 use crate::defaults;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model file (default: the embedded default model).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// Dataset: mnist, mnist-slice, fashion-mnist or a folder (default: MNIST, full if fetched).
-    #[arg(long)]
-    dataset: Option<String>,
-    /// Only the first N test images.
-    #[arg(long)]
-    limit: Option<usize>,
+    #[command(flatten)]
+    common: ModelData,
     /// Timed repetitions; the median is reported.
     #[arg(long, default_value_t = 7)]
     repeat: usize,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    json: bool,
 }
 
 /// The network as f32 matrices: per layer, weights transposed (inputs x outputs) as +-1.0, and
@@ -167,8 +157,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (net, source) = defaults::load_model(a.model.as_deref())?;
-    let (data, dir) = defaults::load_split(a.dataset.as_deref(), Split::Test, a.limit)?;
+    let (net, source) = defaults::load_model(a.common.model.as_deref())?;
+    let (data, dir) =
+        defaults::load_split(a.common.dataset.as_deref(), Split::Test, a.common.limit)?;
     defaults::check_fits(&net, &data)?;
     if data.is_empty() || a.repeat == 0 {
         bail!("nothing to benchmark: no images or --repeat 0");
@@ -208,7 +199,7 @@ pub fn run(a: Args) -> Result<()> {
     let ips = n as f64 / m_ref;
     let f32_ips = n as f64 / m_f32;
     let threads = rayon::current_num_threads();
-    if a.json {
+    if a.common.json {
         println!(
             "{}",
             serde_json::json!({

@@ -1,45 +1,30 @@
 //! `bql eval`: accuracy of the integer model, and its agreement with the float graph.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use bql_model::dataset::Split;
 use bql_model::reference::Engine;
 use rayon::prelude::*;
 
+use crate::args::ModelData;
 use crate::defaults;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model file (default: the embedded default model).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// Dataset: mnist, mnist-slice, fashion-mnist or a folder (default: MNIST, full if fetched).
-    #[arg(long)]
-    dataset: Option<String>,
+    #[command(flatten)]
+    common: ModelData,
     /// Evaluate on the training split instead of the test split.
     #[arg(long)]
     train: bool,
-    /// Only the first N images.
-    #[arg(long)]
-    limit: Option<usize>,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    json: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (net, source) = defaults::load_model(a.model.as_deref())?;
+    let (net, source) = defaults::load_model(a.common.model.as_deref())?;
     let split = if a.train { Split::Train } else { Split::Test };
-    let (data, dir) = defaults::load_split(a.dataset.as_deref(), split, a.limit)?;
+    let (data, dir) = defaults::load_split(a.common.dataset.as_deref(), split, a.common.limit)?;
     defaults::check_fits(&net, &data)?;
     let engine = Engine::new(&net);
     let (_, pred) = engine.scores_batch(&data.pixels);
-    let correct = pred
-        .iter()
-        .zip(&data.labels)
-        .filter(|(&p, &l)| p == l as usize)
-        .count();
+    let correct = data.count_correct(&pred);
     let accuracy = correct as f64 / data.len().max(1) as f64;
     // The float graph, rerun from the kept float parameters (None for imported integer models).
     let disagreements: Option<usize> = net.float.as_ref().map(|_| {
@@ -48,7 +33,7 @@ pub fn run(a: Args) -> Result<()> {
             .filter(|&i| bql_model::float::classify(&net, data.image(i)) != Some(pred[i]))
             .count()
     });
-    if a.json {
+    if a.common.json {
         println!(
             "{}",
             serde_json::json!({

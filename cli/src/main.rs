@@ -2,6 +2,7 @@
 //! prints reports; the work itself lives in the libraries. This is the only crate that uses clap
 //! and anyhow.
 
+mod args;
 mod bench;
 mod data;
 mod defaults;

@@ -151,11 +151,7 @@ pub fn run(a: Args) -> Result<()> {
     // The integer model's own accuracy, from the reference.
     let engine = bql_model::reference::Engine::new(&trained.network);
     let (_, pred) = engine.scores_batch(&test.pixels);
-    let correct = pred
-        .iter()
-        .zip(&test.labels)
-        .filter(|(&p, &l)| p == l as usize)
-        .count();
+    let correct = test.count_correct(&pred);
     let accuracy = correct as f64 / test.len().max(1) as f64;
     if a.json {
         println!(

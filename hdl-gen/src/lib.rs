@@ -71,6 +71,16 @@ impl Design {
             .collect()
     }
 
+    /// The Verilog sources as names inside `rtl/`, where tools run (memory images are found
+    /// relative to it).
+    pub fn rtl_sources(&self) -> Vec<String> {
+        self.verilog_files()
+            .iter()
+            .filter_map(|f| f.strip_prefix("rtl/"))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Writes every file under `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         for (name, text) in &self.files {

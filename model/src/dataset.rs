@@ -99,6 +99,15 @@ impl Dataset {
         &self.pixels[i * n..(i + 1) * n]
     }
 
+    /// How many of `predicted` (one class per image, in order) equal the labels.
+    pub fn count_correct(&self, predicted: &[usize]) -> usize {
+        predicted
+            .iter()
+            .zip(&self.labels)
+            .filter(|(&p, &l)| p == l as usize)
+            .count()
+    }
+
     /// The first `n` images (all when `n` is larger).
     pub fn truncate(&mut self, n: usize) {
         let n = n.min(self.len());

@@ -6,7 +6,7 @@ mod common;
 use bql_model::bits::BitMatrix;
 use bql_model::layers::{Dense, DenseOutput, Layer};
 use bql_model::reference::{Engine, LayerOutput};
-use bql_model::semantics::{argmax, fold_batchnorm, AccumulatorKind, BatchNorm};
+use bql_model::semantics::{argmax, AccumulatorKind, BatchNorm};
 use bql_model::{FloatLayer, InputEncoding, InputSpec, Network};
 use common::{arb_network, random_pixels, Rng};
 use proptest::prelude::*;
@@ -93,7 +93,7 @@ fn folded_network(seed: u64, u8_input: bool) -> Network {
     for l in 0..3 {
         let (ins, outs) = (widths[l], widths[l + 1]);
         let bools: Vec<bool> = (0..ins * outs).map(|_| rng.next_u64() & 1 == 1).collect();
-        let mut weights = BitMatrix::from_bools(outs, ins, &bools);
+        let weights = BitMatrix::from_bools(outs, ins, &bools);
         let kind = if l == 0 && u8_input {
             AccumulatorKind::SignedPixelSum
         } else {
@@ -126,19 +126,7 @@ fn folded_network(seed: u64, u8_input: bool) -> Network {
                 eps: 1e-4,
             })
             .collect();
-        let mut thresholds = Vec::new();
-        for (o, bn) in bns.iter().enumerate() {
-            let f = fold_batchnorm(bn, kind, ins);
-            if f.negate {
-                weights.negate_row(o);
-            }
-            thresholds.push(f.threshold);
-        }
-        layers.push(Layer::Dense(Dense {
-            weights,
-            accumulator: kind,
-            output: DenseOutput::Threshold(thresholds),
-        }));
+        layers.push(Layer::Dense(Dense::from_batchnorm(weights, kind, &bns)));
         float.push(FloatLayer::BatchNorm(bns));
     }
     let encoding = if u8_input {

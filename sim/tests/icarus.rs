@@ -156,9 +156,7 @@ fn check(
     let iverilog = bql_sim::tools::iverilog().expect("iverilog");
     let mut cmd = iverilog.command();
     cmd.current_dir(&rtl).args(["-o", "tb.vvp", "tb.v"]);
-    for f in design.verilog_files() {
-        cmd.arg(Path::new(f).file_name().unwrap());
-    }
+    cmd.args(design.rtl_sources());
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -246,12 +244,7 @@ proptest! {
     #[test]
     fn random_models_match_the_reference(net in common::arb_network(), seed in any::<u64>()) {
         let mut rng = common::Rng(seed);
-        let folds: Vec<(usize, usize, usize)> = net
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i, rng.range(1, l.output_len().min(12) as i64) as usize, rng.range(1, l.input_len().min(40) as i64) as usize))
-            .collect();
+        let folds = common::random_folds(&net, &mut rng, 12, 40);
         let len = net.input.len();
         let images = 3;
         let mut net = net;

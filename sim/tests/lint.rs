@@ -40,18 +40,7 @@ fn generate_and_lint(
     let design = bql_hdl_gen::generate(net, &b, folds).map_err(|e| e.to_string())?;
     let dir = std::env::temp_dir().join(format!("bql-lint-{}-{tag}", std::process::id()));
     design.write(&dir).unwrap();
-    let files: Vec<String> = design
-        .verilog_files()
-        .iter()
-        .map(|f| {
-            Path::new(f)
-                .file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let files = design.rtl_sources();
     let refs: Vec<&str> = files.iter().map(String::as_str).collect();
     let complaints = lint(&dir.join("rtl"), &refs);
     std::fs::remove_dir_all(&dir).ok();
@@ -106,12 +95,7 @@ proptest! {
         fold_seed in any::<u64>(),
     ) {
         let mut rng = common::Rng(fold_seed);
-        let folds: Vec<(usize, usize, usize)> = net
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i, rng.range(1, l.output_len().min(16) as i64) as usize, rng.range(1, l.input_len().min(64) as i64) as usize))
-            .collect();
+        let folds = common::random_folds(&net, &mut rng, 16, 64);
         let r = generate_and_lint(&net, "ulx3s", &folds, &format!("rand{fold_seed}"));
         prop_assert!(r.is_ok(), "{}\nfolds {:?}, arch {}", r.unwrap_err(), folds, net.arch_string());
     }

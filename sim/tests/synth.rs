@@ -1,7 +1,7 @@
 //! yosys synthesizes generated designs for iCE40 and ECP5 without errors, and infers block RAM
 //! for the weight memories.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bql_hdl_gen::board;
 use bql_model::Network;
@@ -20,18 +20,7 @@ fn synth(net: &Network, board_id: &str, folds: &[(usize, usize, usize)], tag: &s
     let dir = std::env::temp_dir().join(format!("bql-synth-{}-{tag}", std::process::id()));
     design.write(&dir).unwrap();
     let rtl = dir.join("rtl");
-    let files: Vec<String> = design
-        .verilog_files()
-        .iter()
-        .map(|f| {
-            Path::new(f)
-                .file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let files = design.rtl_sources();
     let synth = match (b.file.family, b.device.spram_blocks > 0) {
         (board::Family::Ice40, true) => "synth_ice40 -spram",
         (board::Family::Ice40, false) => "synth_ice40",

@@ -20,7 +20,7 @@ use bql_model::bits::BitMatrix;
 use bql_model::dataset::Dataset;
 use bql_model::layers::{Dense, DenseOutput, Layer};
 use bql_model::reference::Engine;
-use bql_model::semantics::{fold_batchnorm, AccumulatorKind, BatchNorm};
+use bql_model::semantics::{AccumulatorKind, BatchNorm};
 use bql_model::{FloatLayer, InputEncoding, InputSpec, Network};
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{BatchNormConfig, ModuleT, Optimizer, ParamsAdamW, VarBuilder, VarMap};
@@ -477,7 +477,7 @@ fn fold(model: &Model, cfg: &TrainConfig, data: &Dataset) -> Result<Network> {
         let w = model.weights[l].as_tensor().to_vec2::<f32>()?;
         let (outs, ins) = (cfg.widths[l + 1], cfg.widths[l]);
         let bools: Vec<bool> = w.iter().flatten().map(|&v| v >= 0.0).collect();
-        let mut weights = BitMatrix::from_bools(outs, ins, &bools);
+        let weights = BitMatrix::from_bools(outs, ins, &bools);
         let accumulator = if l == 0 && cfg.input == InputEncoding::U8 {
             AccumulatorKind::SignedPixelSum
         } else {
@@ -500,19 +500,11 @@ fn fold(model: &Model, cfg: &TrainConfig, data: &Dataset) -> Result<Network> {
                     eps: bn.eps() as f32,
                 })
                 .collect();
-            let mut thresholds = Vec::with_capacity(outs);
-            for (o, p) in params.iter().enumerate() {
-                let f = fold_batchnorm(p, accumulator, ins);
-                if f.negate {
-                    weights.negate_row(o);
-                }
-                thresholds.push(f.threshold);
-            }
-            layers.push(Layer::Dense(Dense {
+            layers.push(Layer::Dense(Dense::from_batchnorm(
                 weights,
                 accumulator,
-                output: DenseOutput::Threshold(thresholds),
-            }));
+                &params,
+            )));
             float.push(FloatLayer::BatchNorm(params));
         } else {
             let scale = model.log_scale.as_tensor().exp()?.to_vec1::<f32>()?[0];

@@ -1,7 +1,7 @@
 //! Fully connected layer with binary weights and either thresholds or integer scores.
 
 use crate::bits::BitMatrix;
-use crate::semantics::AccumulatorKind;
+use crate::semantics::{fold_batchnorm, AccumulatorKind, BatchNorm};
 
 /// What a dense layer emits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,34 @@ pub struct Dense {
 }
 
 impl Dense {
+    /// A threshold layer folded from binarized weights (rows as trained) and per-neuron
+    /// BatchNorm: rows of neurons with gamma < 0 are negated, thresholds come from
+    /// [`fold_batchnorm`] (docs/semantics.md 5.1). `bns` has one entry per row.
+    pub fn from_batchnorm(
+        mut weights: BitMatrix,
+        accumulator: AccumulatorKind,
+        bns: &[BatchNorm],
+    ) -> Self {
+        assert_eq!(bns.len(), weights.rows(), "one BatchNorm per neuron");
+        let n = weights.cols();
+        let thresholds = bns
+            .iter()
+            .enumerate()
+            .map(|(o, bn)| {
+                let f = fold_batchnorm(bn, accumulator, n);
+                if f.negate {
+                    weights.negate_row(o);
+                }
+                f.threshold
+            })
+            .collect();
+        Dense {
+            weights,
+            accumulator,
+            output: DenseOutput::Threshold(thresholds),
+        }
+    }
+
     /// Number of inputs.
     pub fn inputs(&self) -> usize {
         self.weights.cols()

@@ -20,3 +20,21 @@ pub fn arb_network() -> impl Strategy<Value = Network> {
             random_network(input_len, &widths, u8_input, pix_thr, seed, with_float)
         })
 }
+
+/// A random folding `(layer, P, S)` per layer, P up to `max_p`, S up to `max_s`.
+pub fn random_folds(
+    net: &Network,
+    rng: &mut Rng,
+    max_p: usize,
+    max_s: usize,
+) -> Vec<(usize, usize, usize)> {
+    net.layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let p = rng.range(1, l.output_len().min(max_p) as i64) as usize;
+            let s = rng.range(1, l.input_len().min(max_s) as i64) as usize;
+            (i, p, s)
+        })
+        .collect()
+}
