@@ -4,7 +4,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 BQL := target/release/bql
 
-.PHONY: deps build demo test lint fmt mnist bench train-default clean
+.PHONY: deps build demo test lint fmt mnist bench sim train-default clean
 
 deps:
 	@scripts/deps.sh
@@ -27,6 +27,8 @@ demo: build mnist
 	@$(BQL) gen --board icebreaker
 	@echo; echo "== bql gen (ULX3S)"
 	@$(BQL) gen --board ulx3s
+	@echo; echo "== bql sim (Verilator, iCEBreaker design, 1,000 test images against the reference)"
+	@$(BQL) sim --board icebreaker --limit 1000
 
 lint: deps
 	$(CARGO) fmt --all --check
@@ -34,6 +36,10 @@ lint: deps
 
 test: lint
 	$(CARGO) test --release --workspace
+
+BOARD ?= icebreaker
+sim: build
+	$(BQL) sim --board $(BOARD) --limit 10000
 
 bench: build
 	$(BQL) bench --repeat 11

@@ -10,6 +10,7 @@ mod eval;
 mod gen;
 mod info;
 mod progress;
+mod sim;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,8 @@ enum Command {
     Train(train::Args),
     /// Generate Verilog for a model and a board: plan, RTL, memory images, constraints.
     Gen(gen::Args),
+    /// Simulate the generated design in Verilator and compare every result with the reference.
+    Sim(sim::Args),
     /// List the supported boards.
     Boards(gen::BoardsArgs),
     /// Fetch datasets.
@@ -59,6 +62,7 @@ fn main() {
         Command::Data { command } => data::run(command),
         Command::Gen(a) => gen::run(a),
         Command::Boards(a) => gen::boards(a),
+        Command::Sim(a) => sim::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

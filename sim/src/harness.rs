@@ -20,7 +20,8 @@ pub fn beats_hex(ifc: &CoreInterface, pixels: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// Parses the flat scores vector (hex, most significant digit first) into `classes` scores.
+/// Parses the flat scores vector (hex, most significant digit first; missing leading digits are
+/// zeros) into `classes` scores. `None` when the text is not hex.
 pub fn parse_scores(ifc: &CoreInterface, hex: &str, classes: usize) -> Option<Vec<i32>> {
     let bits: Vec<bool> = hex
         .trim()
@@ -36,7 +37,7 @@ pub fn parse_scores(ifc: &CoreInterface, hex: &str, classes: usize) -> Option<Ve
         .map(|i| {
             let mut v: i64 = 0;
             for b in 0..w {
-                if *bits.get(i * w + b)? {
+                if bits.get(i * w + b).copied().unwrap_or(false) {
                     v |= 1 << b;
                 }
             }

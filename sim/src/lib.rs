@@ -9,3 +9,4 @@
 
 pub mod harness;
 pub mod tools;
+pub mod verilator;

@@ -1,0 +1,140 @@
+//! `bql sim`: the generated design in Verilator, cycle by cycle, every result compared with the
+//! reference.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use bql_hdl_gen::board;
+use bql_model::dataset::Split;
+use bql_model::reference::Engine;
+
+use crate::args::ModelData;
+use crate::defaults;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    common: ModelData,
+    /// Board whose plan is simulated (see `bql boards`).
+    #[arg(long, default_value = "icebreaker")]
+    board: String,
+    /// Load every memory through the run-time write port (not only SPRAM).
+    #[arg(long)]
+    load_all: bool,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let (net, source) = defaults::load_model(a.common.model.as_deref())?;
+    let limit = a.common.limit.or(Some(1000));
+    let (data, data_dir) = defaults::load_split(a.common.dataset.as_deref(), Split::Test, limit)?;
+    defaults::check_fits(&net, &data)?;
+    let b = board::load(&crate::gen::constraints_dir(), &a.board)?;
+    let design = bql_hdl_gen::generate(&net, &b, &[])
+        .with_context(|| format!("generating {source} for {}", b.file.name))?;
+    let dir = defaults::project_root()
+        .join("build")
+        .join(format!("sim-{}", a.board));
+    design.write(&dir)?;
+    let tool = bql_sim::tools::verilator(&defaults::project_root()).map_err(anyhow::Error::msg)?;
+    let t = Instant::now();
+    eprintln!(
+        "building the Verilator model in {} ...",
+        dir.join("verilator").display()
+    );
+    let built = bql_sim::verilator::build(&tool, &design, &dir, net.classes())
+        .map_err(anyhow::Error::msg)?;
+    let build_s = t.elapsed().as_secs_f64();
+    if built.cached {
+        eprintln!(
+            "reused the cached build (same design digest {})",
+            design.digest()
+        );
+    } else {
+        eprintln!("built in {build_s:.1} s");
+    }
+    let writes = bql_sim::harness::config_writes(&net, &design.plan, a.load_all);
+    let max_cycles = (design.plan.cycles_per_inference as u64 + 1000) * (data.len() as u64 + 10);
+    eprintln!(
+        "simulating {} images ({} configuration writes first) ...",
+        data.len(),
+        writes.len()
+    );
+    let job = bql_sim::verilator::Job {
+        writes: &writes,
+        pixels: &data.pixels,
+        image_len: data.image_len(),
+        max_cycles,
+    };
+    let batch = bql_sim::verilator::run(&built, job, &dir).map_err(anyhow::Error::msg)?;
+    let engine = Engine::new(&net);
+    let (scores, classes) = engine.scores_batch(&data.pixels);
+    let k = net.classes();
+    let mismatches: Vec<usize> = (0..data.len())
+        .filter(|&i| {
+            batch.results[i].scores != scores[i * k..(i + 1) * k]
+                || batch.results[i].class != classes[i]
+        })
+        .collect();
+    let hw_classes: Vec<usize> = batch.results.iter().map(|r| r.class).collect();
+    let accuracy = data.count_correct(&hw_classes) as f64 / data.len().max(1) as f64;
+    let first = batch.results.first().map_or(0, |r| r.cycle);
+    let n = batch.results.len();
+    let interval = if n >= 2 {
+        (batch.results[n - 1].cycle - batch.results[0].cycle) as f64 / (n - 1) as f64
+    } else {
+        first as f64
+    };
+    let mhz = b.file.target_mhz;
+    let ips = mhz * 1e6 / interval;
+    let mcps = batch.cycles as f64 / batch.seconds / 1e6;
+    if a.common.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": source, "board": b.file.id, "dataset": data_dir.display().to_string(),
+                "images": data.len(), "mismatches": mismatches.len(), "accuracy": accuracy,
+                "first_latency_cycles": first, "interval_cycles": interval,
+                "planned_interval_cycles": design.plan.cycles_per_inference,
+                "ideal_cycles": design.plan.ideal_cycles, "clock_mhz": mhz,
+                "inferences_per_s": ips, "sim_cycles": batch.cycles, "sim_seconds": batch.seconds,
+                "sim_mcycles_per_s": mcps, "build_seconds": build_s, "build_cached": built.cached,
+            })
+        );
+    } else {
+        println!(
+            "{source} on {} ({}), {} images from {}",
+            b.file.name,
+            b.device.name,
+            data.len(),
+            data_dir.display()
+        );
+        println!(
+            "  mismatches           {} (every score of every image compared with the reference)",
+            mismatches.len()
+        );
+        println!("  accuracy             {:.2} %", 100.0 * accuracy);
+        println!("  first-image latency  {first} cycles");
+        println!(
+            "  steady-state interval {interval:.1} cycles per image (planned {}, ideal {:.1})",
+            design.plan.cycles_per_inference, design.plan.ideal_cycles
+        );
+        println!("  at {mhz} MHz           {ips:.0} inferences/s");
+        println!(
+            "  simulator            {} cycles in {:.2} s: {mcps:.2} Mcycles/s",
+            batch.cycles, batch.seconds
+        );
+    }
+    if let Some(&i) = mismatches.first() {
+        bail!(
+            "{} of {} images differ from the reference; first: image {i}, hardware {:?} (class {}), \
+             reference {:?} (class {})",
+            mismatches.len(),
+            data.len(),
+            batch.results[i].scores,
+            batch.results[i].class,
+            &scores[i * k..(i + 1) * k],
+            classes[i]
+        );
+    }
+    Ok(())
+}

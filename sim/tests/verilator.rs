@@ -1,0 +1,65 @@
+//! Verilator, cycle by cycle: the default design on the committed MNIST slice gives exactly the
+//! reference's scores and classes, on a board with weights in the bitstream (ULX3S) and on one
+//! with weights in SPRAM loaded through the write port (iCEBreaker).
+
+use std::path::PathBuf;
+
+use bql_hdl_gen::board;
+use bql_model::dataset::{Dataset, Split};
+use bql_model::reference::Engine;
+use bql_sim::harness::config_writes;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn slice_through(board_id: &str, images: usize) {
+    let net = bql_model::format::load(&root().join("models/default.bqm")).unwrap();
+    let mut data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+    data.truncate(images);
+    let b = board::load(&root().join("constraints"), board_id).unwrap();
+    let design = bql_hdl_gen::generate(&net, &b, &[]).unwrap();
+    let dir = std::env::temp_dir().join(format!("bql-verilator-{}-{board_id}", std::process::id()));
+    design.write(&dir).unwrap();
+    let tool = bql_sim::tools::verilator(&root()).unwrap();
+    let built = bql_sim::verilator::build(&tool, &design, &dir, net.classes()).unwrap();
+    let writes = config_writes(&net, &design.plan, false);
+    let max = (design.plan.cycles_per_inference as u64 + 1000) * (images as u64 + 10);
+    let job = bql_sim::verilator::Job {
+        writes: &writes,
+        pixels: &data.pixels,
+        image_len: data.image_len(),
+        max_cycles: max,
+    };
+    let batch = bql_sim::verilator::run(&built, job, &dir).unwrap();
+    let engine = Engine::new(&net);
+    let (scores, classes) = engine.scores_batch(&data.pixels);
+    for (i, r) in batch.results.iter().enumerate() {
+        assert_eq!(
+            r.scores,
+            scores[i * 10..(i + 1) * 10],
+            "{board_id}: image {i} scores"
+        );
+        assert_eq!(r.class, classes[i], "{board_id}: image {i} class");
+    }
+    // Back-to-back inputs: the interval between results is the planned steady state.
+    let n = batch.results.len();
+    let interval =
+        (batch.results[n - 1].cycle - batch.results[n / 2].cycle) as f64 / (n - 1 - n / 2) as f64;
+    let planned = design.plan.cycles_per_inference as f64;
+    assert!(
+        (interval - planned).abs() <= 0.05 * planned + 2.0,
+        "{board_id}: measured interval {interval:.1} cycles, planned {planned}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn default_design_on_the_slice_matches_the_reference_on_ulx3s() {
+    slice_through("ulx3s", 1000);
+}
+
+#[test]
+fn default_design_with_spram_matches_the_reference_on_icebreaker() {
+    slice_through("icebreaker", 200);
+}
