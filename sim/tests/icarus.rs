@@ -163,6 +163,7 @@ fn check(
         "iverilog: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let started = std::time::Instant::now();
     let out = std::process::Command::new("vvp")
         .current_dir(&rtl)
         .args(["-n", "tb.vvp"])
@@ -170,6 +171,12 @@ fn check(
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("TIMEOUT"), "{text}");
+    // For the speed comparison with Verilator (docs/hardware.md): `cargo test -- --nocapture`.
+    eprintln!(
+        "icarus: {board_id}, {images} images after {} writes, {:.2} s in vvp",
+        writes.len(),
+        started.elapsed().as_secs_f64()
+    );
     let engine = Engine::new(net);
     let results: Vec<&str> = text.lines().filter(|l| l.starts_with("RESULT")).collect();
     assert_eq!(results.len(), images, "{text}");
