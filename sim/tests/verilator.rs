@@ -63,3 +63,55 @@ fn default_design_on_the_slice_matches_the_reference_on_ulx3s() {
 fn default_design_with_spram_matches_the_reference_on_icebreaker() {
     slice_through("icebreaker", 200);
 }
+
+#[path = "../../model/tests/common/mod.rs"]
+mod common;
+
+/// Random shapes (both input kinds, widths not multiples of the word size, random folding), each
+/// built once; several random weight and threshold sets are then loaded through the run-time
+/// write port into the same build, each with thresholds on the boundary of the first image.
+#[test]
+fn random_shapes_with_many_weight_sets_match_the_reference() {
+    let b = board::load(&root().join("constraints"), "ulx3s").unwrap();
+    let tool = bql_sim::tools::verilator(&root()).unwrap();
+    let shapes: [(usize, &[usize], bool); 4] = [
+        (77, &[65, 10], false),
+        (130, &[33, 17, 9], true),
+        (200, &[100, 3], false),
+        (9, &[300, 70, 40, 5], false),
+    ];
+    for (s, &(input, widths, u8_input)) in shapes.iter().enumerate() {
+        let mut rng = common::Rng(1000 + s as u64);
+        let first = common::random_network(input, widths, u8_input, 100, rng.next_u64(), false);
+        let folds = common::random_folds(&first, &mut rng, 12, 40);
+        let design = bql_hdl_gen::generate(&first, &b, &folds).unwrap();
+        let dir = std::env::temp_dir().join(format!("bql-vrand-{}-{s}", std::process::id()));
+        design.write(&dir).unwrap();
+        let built = bql_sim::verilator::build(&tool, &design, &dir, first.classes()).unwrap();
+        for set in 0..5 {
+            let mut net =
+                common::random_network(input, widths, u8_input, 100, rng.next_u64(), false);
+            let images = 8;
+            let pixels = common::random_pixels(rng.next_u64(), images, input);
+            common::thresholds_on_the_boundary(&mut net, &pixels[..input], &mut rng);
+            let other = bql_hdl_gen::generate(&net, &b, &folds).unwrap();
+            assert_eq!(other.plan, design.plan, "same shape, same plan");
+            let writes = config_writes(&net, &other.plan, true);
+            let max = (design.plan.cycles_per_inference as u64 + 1000) * (images as u64 + 10);
+            let job = bql_sim::verilator::Job {
+                writes: &writes,
+                pixels: &pixels,
+                image_len: input,
+                max_cycles: max,
+            };
+            let batch = bql_sim::verilator::run(&built, job, &dir).unwrap();
+            let engine = Engine::new(&net);
+            for (i, r) in batch.results.iter().enumerate() {
+                let want = engine.predict(&pixels[i * input..(i + 1) * input]);
+                assert_eq!(r.scores, want.scores, "shape {s} set {set} image {i}");
+                assert_eq!(r.class, want.class, "shape {s} set {set} image {i}");
+            }
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

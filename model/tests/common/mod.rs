@@ -38,3 +38,44 @@ pub fn random_folds(
         })
         .collect()
 }
+
+/// Sets every threshold to the accumulator value the first image produces (or one above it), so
+/// that an off-by-one anywhere in the comparison path changes an output bit.
+pub fn thresholds_on_the_boundary(net: &mut Network, pixels: &[u8], rng: &mut Rng) {
+    use bql_model::layers::{DenseOutput, Layer};
+    use bql_model::reference::LayerOutput;
+    use bql_model::InputEncoding;
+    for l in 0..net.layers.len() - 1 {
+        let x: Vec<u64> = if l == 0 {
+            let t = match net.input.encoding {
+                InputEncoding::Binary { threshold } => threshold,
+                InputEncoding::U8 => 0,
+            };
+            bql_model::bits::pack(&pixels.iter().map(|&p| p >= t).collect::<Vec<_>>())
+        } else {
+            match &bql_model::reference::Engine::new(net).trace(pixels)[l - 1] {
+                LayerOutput::Bits(b) => b.clone(),
+                LayerOutput::Scores(_) => unreachable!("hidden layers emit bits"),
+            }
+        };
+        let pixel_layer = l == 0 && net.input.encoding == InputEncoding::U8;
+        let Some(Layer::Dense(d)) = net.layers.get_mut(l) else {
+            unreachable!()
+        };
+        let accs: Vec<i64> = (0..d.outputs())
+            .map(|o| {
+                if pixel_layer {
+                    d.pixel_acc(o, pixels)
+                } else {
+                    d.popcount_acc(o, &x)
+                }
+            })
+            .collect();
+        if let DenseOutput::Threshold(t) = &mut d.output {
+            for (t, a) in t.iter_mut().zip(accs) {
+                *t = a + (rng.next_u64() & 1) as i64;
+            }
+        }
+    }
+    net.validate().unwrap();
+}
