@@ -49,6 +49,9 @@ pub struct LayerPlan {
     pub output: OutputKind,
     /// Memory for weights.
     pub mem: MemKind,
+    /// Accept the next input while the pipeline drains (costs an extra result register of M
+    /// bits; chosen when the drain would cost more than 10 % of the layer's cycles).
+    pub overlap: bool,
 }
 
 impl LayerPlan {
@@ -166,7 +169,8 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
         };
     let lut = (l.lanes() as f64 * lane) as usize + mux + pe + out + 40;
     let tree_ff = l.pe * l.simd * ew; // roughly one register per term across the tree levels
-    let ff = l.inputs * ew + out + l.pe * aw + tree_ff + l.lanes() + 40;
+    let work = if l.overlap { out } else { 0 };
+    let ff = l.inputs * ew + out + work + l.pe * aw + tree_ff + l.lanes() + 40;
     let (tbits, tblocks) = match l.output {
         OutputKind::Threshold => memory_blocks(dev, l.pe * l.threshold_width(), l.nf()),
         OutputKind::Scores => (0, 0),
@@ -244,6 +248,7 @@ fn layer_template(net: &Network) -> Result<Vec<LayerPlan>> {
                 pixel_input: matches!(l, Layer::Dense(d) if d.accumulator == AccumulatorKind::SignedPixelSum),
                 output: if i == last { OutputKind::Scores } else { OutputKind::Threshold },
                 mem: MemKind::BlockRam,
+                overlap: false,
             })
         })
         .collect()
@@ -289,9 +294,23 @@ fn finish(layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
     }
 }
 
-/// Cycles a layer spends per input beyond `NF * SF`: handshake, memory read and tree latency.
+/// Cycles a layer spends per input beyond `NF * SF`: one accept cycle when overlapped,
+/// otherwise the handshake, memory read and tree latency.
 pub fn pipeline_overhead(l: &LayerPlan) -> usize {
+    if l.overlap {
+        1
+    } else {
+        drain(l)
+    }
+}
+
+fn drain(l: &LayerPlan) -> usize {
     crate::blocks::mvtu::tree(l).levels() + 3
+}
+
+/// Whether a layer should overlap its next input with its drain.
+pub fn wants_overlap(l: &LayerPlan) -> bool {
+    drain(l) * 10 > l.cycles()
 }
 
 /// Plans `net` for `dev`: the smallest steady-state interval whose cheapest per-layer choices fit
@@ -325,12 +344,13 @@ pub fn plan(net: &Network, dev: &Device, overrides: &[(usize, usize, usize)]) ->
                         }
                     }
                     for mem in mem_kinds(dev) {
-                        let l = LayerPlan {
+                        let mut l = LayerPlan {
                             pe: p,
                             simd: s,
                             mem,
                             ..t.clone()
                         };
+                        l.overlap = wants_overlap(&l);
                         let est = estimate_layer(&l, dev);
                         opts.push((l.cycles(), l, est));
                     }
@@ -338,11 +358,12 @@ pub fn plan(net: &Network, dev: &Device, overrides: &[(usize, usize, usize)]) ->
             }
             if let Some(&(_, fp, fs)) = fixed {
                 if opts.is_empty() {
-                    let l = LayerPlan {
+                    let mut l = LayerPlan {
                         pe: fp,
                         simd: fs,
                         ..t.clone()
                     };
+                    l.overlap = wants_overlap(&l);
                     let est = estimate_layer(&l, dev);
                     opts.push((l.cycles(), l, est));
                 }

@@ -92,18 +92,38 @@ pub fn module(l: &LayerPlan) -> Module {
     md.reg("sf", sf_w);
     md.reg("in_buf", n * ew);
     md.push(Item::Wire("draining".into(), 1));
-    md.wire(
-        "in_ready_w",
-        1,
-        e::and(
-            e::and(e::lnot(e::r("busy")), e::lnot(e::r("out_valid"))),
-            e::lnot(e::r("draining")),
-        ),
-    );
-    md.push(Item::Assign(e::r("in_ready"), e::r("in_ready_w")));
-    md.wire("accept", 1, e::and(e::r("in_valid"), e::r("in_ready_w")));
+    md.push(Item::Wire("final_in_flight".into(), 1));
     md.wire("last_sf", 1, e::eq(e::r("sf"), e::k(sf_w, (sf - 1) as u64)));
     md.wire("last_nf", 1, e::eq(e::r("nf"), e::k(nf_w, (nf - 1) as u64)));
+    if l.overlap {
+        // Overlapped: the next input is accepted as soon as the last fold has been issued; the
+        // last fold of an image waits (stalls) while the previous result still occupies
+        // `out_vec` or is in flight, so a result never overwrites one that was not taken.
+        md.wire("in_ready_w", 1, e::lnot(e::r("busy")));
+        md.wire(
+            "stall",
+            1,
+            e::and(
+                e::and(e::r("busy"), e::and(e::r("last_sf"), e::r("last_nf"))),
+                e::bin(BinOp::LogicOr, e::r("out_valid"), e::r("final_in_flight")),
+            ),
+        );
+        md.wire("advance", 1, e::and(e::r("busy"), e::lnot(e::r("stall"))));
+        md.wire("unused_draining", 1, e::r("draining"));
+    } else {
+        md.wire(
+            "in_ready_w",
+            1,
+            e::and(
+                e::and(e::lnot(e::r("busy")), e::lnot(e::r("out_valid"))),
+                e::lnot(e::r("draining")),
+            ),
+        );
+        md.wire("advance", 1, e::r("busy"));
+        md.wire("unused_final_in_flight", 1, e::r("final_in_flight"));
+    }
+    md.push(Item::Assign(e::r("in_ready"), e::r("in_ready_w")));
+    md.wire("accept", 1, e::and(e::r("in_valid"), e::r("in_ready_w")));
     let ctrl = vec![Stmt::If(
         e::r("rst"),
         vec![Stmt::Assign(e::r("busy"), e::k(1, 0))],
@@ -116,7 +136,7 @@ pub fn module(l: &LayerPlan) -> Module {
                 Stmt::Assign(e::r("sf"), e::k(sf_w, 0)),
             ],
             vec![Stmt::If(
-                e::r("busy"),
+                e::r("advance"),
                 vec![Stmt::If(
                     e::r("last_sf"),
                     vec![
@@ -216,7 +236,7 @@ pub fn module(l: &LayerPlan) -> Module {
             vec![Stmt::Assign(e::r("waddr"), e::k(addr_w, 0))],
             vec![Stmt::If(
                 e::and(
-                    e::r("busy"),
+                    e::r("advance"),
                     e::lnot(e::and(e::r("last_sf"), e::r("last_nf"))),
                 ),
                 vec![Stmt::Assign(
@@ -250,11 +270,19 @@ pub fn module(l: &LayerPlan) -> Module {
                     Expr::PartSelect("in_padded".into(), Box::new(e::r("in_base")), s * ew),
                 ),
                 Stmt::If(
-                    e::bin(BinOp::LogicOr, e::lnot(e::r("busy")), e::r("last_sf")),
+                    e::lnot(e::r("busy")),
                     vec![Stmt::Assign(e::r("in_base"), e::k(base_w, 0))],
-                    vec![Stmt::Assign(
-                        e::r("in_base"),
-                        e::add(e::r("in_base"), e::k(base_w, (s * ew) as u64)),
+                    vec![Stmt::If(
+                        e::r("advance"),
+                        vec![Stmt::Assign(
+                            e::r("in_base"),
+                            e::mux(
+                                e::r("last_sf"),
+                                e::k(base_w, 0),
+                                e::add(e::r("in_base"), e::k(base_w, (s * ew) as u64)),
+                            ),
+                        )],
+                        vec![],
                     )],
                 ),
             ],
@@ -266,14 +294,15 @@ pub fn module(l: &LayerPlan) -> Module {
         "pipeline: memory read (1) + adder tree ({lat}) stages"
     )));
     let depth = lat + 1;
-    let tag_w = 3 + nf_w;
+    let tag_w = 4 + nf_w;
     md.wire(
         "tag0",
         tag_w,
         Expr::Concat(vec![
-            e::r("busy"),
+            e::r("advance"),
             e::eq(e::r("sf"), e::k(sf_w, 0)),
             e::r("last_sf"),
+            e::and(e::r("last_sf"), e::r("last_nf")),
             e::r("nf"),
         ]),
     );
@@ -295,6 +324,16 @@ pub fn module(l: &LayerPlan) -> Module {
         .reduce(|a, b| e::bin(BinOp::Or, a, b))
         .expect("depth >= 1");
     md.push(Item::Assign(e::r("draining"), valid_any));
+    let final_any: Expr = (1..=depth)
+        .map(|k| {
+            e::and(
+                Expr::Bit(format!("tag{k}"), tag_w - 1),
+                Expr::Bit(format!("tag{k}"), tag_w - 4),
+            )
+        })
+        .reduce(|a, b| e::bin(BinOp::LogicOr, a, b))
+        .expect("depth >= 1");
+    md.push(Item::Assign(e::r("final_in_flight"), final_any));
     let tagd = format!("tag{depth}");
     md.wire("acc_valid", 1, Expr::Bit(tagd.clone(), tag_w - 1));
     md.wire("acc_first", 1, Expr::Bit(tagd.clone(), tag_w - 2));
@@ -338,6 +377,16 @@ pub fn module(l: &LayerPlan) -> Module {
     // Processing elements.
     let mut acc_stmts = Vec::new();
     let mut commit: Vec<Stmt> = Vec::new();
+    let mut finish_moves: Vec<Stmt> = Vec::new();
+    let rw_all = if l.output == OutputKind::Scores {
+        aw
+    } else {
+        1
+    };
+    let work_neurons = if l.overlap { ((nf - 1) * p).min(m) } else { 0 };
+    if work_neurons > 0 {
+        md.reg("work", work_neurons * rw_all);
+    }
     for pe in 0..p {
         md.push(Item::Comment(format!("PE {pe}")));
         let terms = format!("pe{pe}_terms");
@@ -428,17 +477,29 @@ pub fn module(l: &LayerPlan) -> Module {
             if neuron >= m {
                 continue;
             }
-            let target = match l.output {
-                OutputKind::Threshold => Expr::Bit("out_vec".into(), neuron),
-                OutputKind::Scores => {
-                    Expr::Slice("out_vec".into(), neuron * aw + aw - 1, neuron * aw)
-                }
+            let rw = if l.output == OutputKind::Scores {
+                aw
+            } else {
+                1
             };
-            commit.push(Stmt::If(
-                e::eq(e::r("acc_nf"), e::k(nf_w, f as u64)),
-                vec![Stmt::Assign(target, e::r(&result))],
-                vec![],
-            ));
+            let slot = |v: &str| Expr::Slice(v.into(), neuron * rw + rw - 1, neuron * rw);
+            if l.overlap && f + 1 < nf {
+                // Earlier folds wait in `work`; the finishing fold moves everything to out_vec.
+                commit.push(Stmt::If(
+                    e::eq(e::r("acc_nf"), e::k(nf_w, f as u64)),
+                    vec![Stmt::Assign(slot("work"), e::r(&result))],
+                    vec![],
+                ));
+                finish_moves.push(Stmt::Assign(slot("out_vec"), slot("work")));
+            } else if l.overlap {
+                finish_moves.push(Stmt::Assign(slot("out_vec"), e::r(&result)));
+            } else {
+                commit.push(Stmt::If(
+                    e::eq(e::r("acc_nf"), e::k(nf_w, f as u64)),
+                    vec![Stmt::Assign(slot("out_vec"), e::r(&result))],
+                    vec![],
+                ));
+            }
         }
     }
     md.push(Item::Always("clk".into(), acc_stmts));
@@ -450,14 +511,29 @@ pub fn module(l: &LayerPlan) -> Module {
         "finish",
         1,
         e::and(
-            e::r("commit"),
-            e::eq(e::r("acc_nf"), e::k(nf_w, (nf - 1) as u64)),
+            e::r("acc_valid"),
+            Expr::Bit(format!("tag{depth}"), tag_w - 4),
         ),
     );
-    md.push(Item::Always(
-        "clk".into(),
-        vec![Stmt::If(e::r("commit"), commit, vec![])],
-    ));
+    if commit.is_empty() {
+        // Overlapped single-fold layers commit only at `finish`.
+        md.wire(
+            "unused_commit",
+            1 + nf_w,
+            Expr::Concat(vec![e::r("commit"), e::r("acc_nf")]),
+        );
+    } else {
+        md.push(Item::Always(
+            "clk".into(),
+            vec![Stmt::If(e::r("commit"), commit, vec![])],
+        ));
+    }
+    if !finish_moves.is_empty() {
+        md.push(Item::Always(
+            "clk".into(),
+            vec![Stmt::If(e::r("finish"), finish_moves, vec![])],
+        ));
+    }
     md.push(Item::Always(
         "clk".into(),
         vec![Stmt::If(
