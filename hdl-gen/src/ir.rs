@@ -174,8 +174,8 @@ pub enum Item {
     Comment(String),
     /// `wire [w-1:0] name;`
     Wire(String, usize),
-    /// `reg [w-1:0] name;` (with an optional initial value for simulation and FPGA power-up).
-    Reg(String, usize, Option<u64>),
+    /// `reg [w-1:0] name;` (no initial value: control registers are set by the reset).
+    Reg(String, usize),
     /// `reg [width-1:0] name [0:depth-1];`, optionally loaded with `$readmemh(file)`.
     Memory {
         /// Name.
@@ -263,6 +263,6 @@ impl Module {
     }
     /// Declares a register (control registers get their value from the synchronous reset).
     pub fn reg(&mut self, name: &str, width: usize) {
-        self.items.push(Item::Reg(name.into(), width, None));
+        self.items.push(Item::Reg(name.into(), width));
     }
 }

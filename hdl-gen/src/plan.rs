@@ -101,17 +101,6 @@ impl LayerPlan {
     pub fn thresholds_file(&self) -> String {
         format!("layer{}_thresholds.hex", self.index)
     }
-    /// Weight memory bits as instantiated (padded).
-    pub fn weight_mem_bits(&self) -> usize {
-        self.lanes() * self.cycles()
-    }
-    /// Threshold memory bits.
-    pub fn threshold_mem_bits(&self) -> usize {
-        match self.output {
-            OutputKind::Threshold => self.pe * self.threshold_width() * self.nf(),
-            OutputKind::Scores => 0,
-        }
-    }
 }
 
 /// Resource estimate.

@@ -112,14 +112,9 @@ pub fn module(m: &Module) -> String {
             Item::Wire(n, w) => {
                 let _ = writeln!(out, "    wire {}{n};", range(*w));
             }
-            Item::Reg(n, w, init) => match init {
-                Some(v) => {
-                    let _ = writeln!(out, "    reg {}{n} = {w}'d{v};", range(*w));
-                }
-                None => {
-                    let _ = writeln!(out, "    reg {}{n};", range(*w));
-                }
-            },
+            Item::Reg(n, w) => {
+                let _ = writeln!(out, "    reg {}{n};", range(*w));
+            }
             Item::Memory {
                 name,
                 width,

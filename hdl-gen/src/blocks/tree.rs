@@ -74,7 +74,7 @@ impl Tree {
             for (j, pair) in cur.chunks(2).enumerate() {
                 let w = pair[0].1 + 1;
                 let n = format!("l{level}_{j}");
-                m.push(Item::Reg(n.clone(), w, None));
+                m.reg(&n, w);
                 let ext = |name: &str, from: usize| {
                     if self.signed {
                         e::sext(name, from, w)
