@@ -106,8 +106,22 @@ pub struct BoardFile {
     pub target_mhz: f64,
     /// Pin file next to the board file (`.pcf` or `.lpf`).
     pub pin_file: String,
+    /// UART baud rate of the host link.
+    pub baud: u32,
+    /// The LEDs light on a low level.
+    #[serde(default)]
+    pub led_active_low: bool,
     /// Named pins (clock, UART, LEDs).
     pub pins: std::collections::BTreeMap<String, String>,
+}
+
+impl BoardFile {
+    /// Clocks per UART bit at the board clock, when the baud rate divides it within 2 %.
+    pub fn uart_divisor(&self) -> Option<usize> {
+        let exact = self.clock_mhz * 1e6 / self.baud as f64;
+        let div = exact.round();
+        ((div - exact).abs() / exact <= 0.02 && div >= 4.0).then_some(div as usize)
+    }
 }
 
 /// A board with its device facts.

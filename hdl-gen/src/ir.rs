@@ -133,6 +133,37 @@ pub mod e {
     pub fn mux(c: Expr, a: Expr, b: Expr) -> Expr {
         Expr::Mux(Box::new(c), Box::new(a), Box::new(b))
     }
+    /// `a - b`.
+    pub fn sub(a: Expr, b: Expr) -> Expr {
+        bin(BinOp::Sub, a, b)
+    }
+    /// `a || b`.
+    pub fn or(a: Expr, b: Expr) -> Expr {
+        bin(BinOp::LogicOr, a, b)
+    }
+    /// `a != b`.
+    pub fn ne(a: Expr, b: Expr) -> Expr {
+        bin(BinOp::Ne, a, b)
+    }
+    /// `a < b` (unsigned).
+    pub fn lt(a: Expr, b: Expr) -> Expr {
+        bin(BinOp::Lt, a, b)
+    }
+    /// Bit `i` of signal `name`.
+    pub fn bit(name: &str, i: usize) -> Expr {
+        Expr::Bit(name.into(), i)
+    }
+    /// Bits `hi..=lo` of signal `name`.
+    pub fn sl(name: &str, hi: usize, lo: usize) -> Expr {
+        Expr::Slice(name.into(), hi, lo)
+    }
+    /// The XOR of several one-bit terms (a constant 0 when there are none).
+    pub fn xor_all(terms: Vec<Expr>) -> Expr {
+        terms
+            .into_iter()
+            .reduce(|a, b| bin(BinOp::Xor, a, b))
+            .unwrap_or(k(1, 0))
+    }
     /// Zero-extends `a` of width `from` to `to` bits (`to >= from`).
     pub fn zext(a: Expr, from: usize, to: usize) -> Expr {
         assert!(to >= from, "zext from {from} to {to}");
@@ -167,6 +198,36 @@ pub enum Stmt {
     MemWrite(String, Expr, Expr),
 }
 
+/// Statement constructors, so that state machines read close to the Verilog they print.
+pub mod s {
+    use super::{Expr, Stmt};
+
+    /// `l <= r`.
+    pub fn set(l: Expr, r: Expr) -> Stmt {
+        Stmt::Assign(l, r)
+    }
+    /// `name <= r`.
+    pub fn set_r(name: &str, r: Expr) -> Stmt {
+        Stmt::Assign(Expr::Ref(name.into()), r)
+    }
+    /// `if (c) begin .. end`.
+    pub fn when(c: Expr, then: Vec<Stmt>) -> Stmt {
+        Stmt::If(c, then, Vec::new())
+    }
+    /// `if (c) .. else ..`.
+    pub fn when_else(c: Expr, then: Vec<Stmt>, otherwise: Vec<Stmt>) -> Stmt {
+        Stmt::If(c, then, otherwise)
+    }
+    /// `if (c0) .. else if (c1) .. else default`.
+    pub fn chain(arms: Vec<(Expr, Vec<Stmt>)>, default: Vec<Stmt>) -> Vec<Stmt> {
+        let mut tail = default;
+        for (c, body) in arms.into_iter().rev() {
+            tail = vec![Stmt::If(c, body, tail)];
+        }
+        tail
+    }
+}
+
 /// A module item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
@@ -176,6 +237,9 @@ pub enum Item {
     Wire(String, usize),
     /// `reg [w-1:0] name;` (no initial value: control registers are set by the reset).
     Reg(String, usize),
+    /// A register with a power-on value (`initial name = value;`), for the power-on reset
+    /// counter: iCE40 and ECP5 flip-flops start from their configured value.
+    RegInit(String, usize, u64),
     /// `reg [width-1:0] name [0:depth-1];`, optionally loaded with `$readmemh(file)`.
     Memory {
         /// Name.

@@ -115,6 +115,10 @@ pub fn module(m: &Module) -> String {
             Item::Reg(n, w) => {
                 let _ = writeln!(out, "    reg {}{n};", range(*w));
             }
+            Item::RegInit(n, w, v) => {
+                let _ = writeln!(out, "    reg {}{n};", range(*w));
+                let _ = writeln!(out, "    initial {n} = {w}'d{v};");
+            }
             Item::Memory {
                 name,
                 width,

@@ -1,5 +1,282 @@
-//! The bql wire protocol (planned): frame layout, opcodes, CRC, error codes, constants and the
-//! architecture hash. It does no I/O; it is the single source of truth that both the generated
-//! Verilog (through hdl-gen) and the host driver follow, so the two cannot drift apart.
+//! The bql wire protocol: frame layout, opcodes, status codes, CRC, the information block a
+//! design reports about itself, and the architecture hash. It does no I/O. It is the single
+//! source of truth for both the generated Verilog (hdl-gen prints its constants and CRC
+//! equations from here) and the host driver, so the two cannot drift apart. The format is
+//! specified for people in `docs/protocol.md`.
+//!
+//! A request is `0xB5 op seq len_lo len_hi payload.. crc_lo crc_hi`, a response
+//! `0x5B code seq len_lo len_hi payload.. crc_lo crc_hi`; the CRC is CRC-16/CCITT-FALSE over
+//! every byte between the sync byte and the CRC.
 
 #![deny(missing_docs)]
+
+mod frame;
+
+pub use frame::{
+    crc16, crc16_update, crc16_update_matrix, encode_request, encode_response, Decoded, Decoder,
+    Frame,
+};
+
+/// Protocol version, reported by `PING`.
+pub const VERSION: u8 = 1;
+/// First byte of every request frame.
+pub const SYNC_REQUEST: u8 = 0xB5;
+/// First byte of every response frame.
+pub const SYNC_RESPONSE: u8 = 0x5B;
+/// Bytes of framing around a payload: sync, op/code, seq, two length bytes, two CRC bytes.
+pub const OVERHEAD: usize = 7;
+/// Payload of a `PING` response.
+pub const PING_MAGIC: [u8; 4] = [b'B', b'Q', b'L', VERSION];
+/// Initial value of the CRC register (also the load checksum after reset or `CLEAR`).
+pub const CRC_INIT: u16 = 0xFFFF;
+/// Results a design accepts in flight before it stops reading `INFER` frames.
+pub const MAX_IN_FLIGHT: usize = 4;
+/// Frame slots in the receive buffer: while one executes, the next can arrive.
+pub const SLOTS: usize = 2;
+
+/// Request opcodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Op {
+    /// Are you there? Answered with [`PING_MAGIC`].
+    Ping = 0x01,
+    /// The design's [`Info`] block.
+    Info = 0x02,
+    /// Write whole memory words: `sel`, `addr` (u16), then words of `word_bytes` each.
+    Write = 0x03,
+    /// Counters and the load checksum ([`Status`]).
+    Status = 0x04,
+    /// Reset the load checksum (before loading a model).
+    Clear = 0x05,
+    /// One input image; answered with the class and every score.
+    Infer = 0x10,
+}
+
+impl Op {
+    /// Every opcode.
+    pub const ALL: [Op; 6] = [
+        Op::Ping,
+        Op::Info,
+        Op::Write,
+        Op::Status,
+        Op::Clear,
+        Op::Infer,
+    ];
+
+    /// The opcode of a byte.
+    pub fn from_byte(b: u8) -> Option<Op> {
+        Op::ALL.into_iter().find(|o| *o as u8 == b)
+    }
+}
+
+/// Response codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Code {
+    /// Done; the payload depends on the request.
+    Ok = 0x00,
+    /// The request frame failed its CRC; it was not executed.
+    BadCrc = 0x01,
+    /// The payload length is wrong for the opcode (or larger than a slot).
+    BadLength = 0x02,
+    /// Unknown opcode.
+    BadOpcode = 0x03,
+    /// An argument is out of range (a `WRITE` to a memory that does not exist).
+    BadArgument = 0x04,
+}
+
+impl Code {
+    /// The code of a byte.
+    pub fn from_byte(b: u8) -> Option<Code> {
+        [
+            Code::Ok,
+            Code::BadCrc,
+            Code::BadLength,
+            Code::BadOpcode,
+            Code::BadArgument,
+        ]
+        .into_iter()
+        .find(|c| *c as u8 == b)
+    }
+
+    /// What the code means, for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Code::Ok => "ok",
+            Code::BadCrc => "the board saw a CRC error in the request",
+            Code::BadLength => "the board rejected the payload length",
+            Code::BadOpcode => "the board does not know the opcode",
+            Code::BadArgument => "the board rejected an argument",
+        }
+    }
+}
+
+/// What a design says about itself in answer to `INFO` (18 bytes, little-endian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Info {
+    /// Architecture hash: shapes, folding and interface, not the weights ([`arch_hash`]).
+    pub arch_hash: u64,
+    /// Bytes of one `INFER` payload.
+    pub image_bytes: u16,
+    /// Largest payload a frame slot holds.
+    pub max_payload: u16,
+    /// Bytes per memory word in a `WRITE` (a power of two; words are zero-padded).
+    pub word_bytes: u16,
+    /// Classes (scores per result).
+    pub classes: u16,
+    /// Bytes per score in a result (two's complement, little-endian).
+    pub score_bytes: u8,
+    /// Number of memory selectors (`sel` values below this may exist).
+    pub memories: u8,
+}
+
+impl Info {
+    /// Encoded length.
+    pub const LEN: usize = 18;
+
+    /// Encodes the block.
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[..8].copy_from_slice(&self.arch_hash.to_le_bytes());
+        b[8..10].copy_from_slice(&self.image_bytes.to_le_bytes());
+        b[10..12].copy_from_slice(&self.max_payload.to_le_bytes());
+        b[12..14].copy_from_slice(&self.word_bytes.to_le_bytes());
+        b[14..16].copy_from_slice(&self.classes.to_le_bytes());
+        b[16] = self.score_bytes;
+        b[17] = self.memories;
+        b
+    }
+
+    /// Decodes the block; `None` when the length is wrong.
+    pub fn from_bytes(b: &[u8]) -> Option<Info> {
+        if b.len() != Self::LEN {
+            return None;
+        }
+        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        Some(Info {
+            arch_hash: u64::from_le_bytes(b[..8].try_into().ok()?),
+            image_bytes: u16_at(8),
+            max_payload: u16_at(10),
+            word_bytes: u16_at(12),
+            classes: u16_at(14),
+            score_bytes: b[16],
+            memories: b[17],
+        })
+    }
+
+    /// Memory words that fit in one `WRITE` frame.
+    pub fn words_per_write(&self) -> usize {
+        (self.max_payload as usize).saturating_sub(3) / (self.word_bytes.max(1) as usize)
+    }
+
+    /// Bytes of a result payload: the class, then every score.
+    pub fn result_bytes(&self) -> usize {
+        1 + self.classes as usize * self.score_bytes as usize
+    }
+}
+
+/// Counters a design keeps since power-on (8 bytes, little-endian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Status {
+    /// CRC-16 over the payloads of every executed `WRITE` since reset or `CLEAR`.
+    pub load_checksum: u16,
+    /// Request frames that failed their CRC (saturates at 255).
+    pub crc_errors: u8,
+    /// Request frames dropped because both slots were full (saturates at 255).
+    pub overflows: u8,
+    /// Frames abandoned because the line went quiet in the middle (saturates at 255).
+    pub timeouts: u8,
+    /// Inferences accepted but not yet answered.
+    pub in_flight: u8,
+    /// Results sent (wraps at 65,536).
+    pub results: u16,
+}
+
+impl Status {
+    /// Encoded length.
+    pub const LEN: usize = 8;
+
+    /// Encodes the block.
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let c = self.load_checksum.to_le_bytes();
+        let r = self.results.to_le_bytes();
+        [
+            c[0],
+            c[1],
+            self.crc_errors,
+            self.overflows,
+            self.timeouts,
+            self.in_flight,
+            r[0],
+            r[1],
+        ]
+    }
+
+    /// Decodes the block; `None` when the length is wrong.
+    pub fn from_bytes(b: &[u8]) -> Option<Status> {
+        if b.len() != Self::LEN {
+            return None;
+        }
+        Some(Status {
+            load_checksum: u16::from_le_bytes([b[0], b[1]]),
+            crc_errors: b[2],
+            overflows: b[3],
+            timeouts: b[4],
+            in_flight: b[5],
+            results: u16::from_le_bytes([b[6], b[7]]),
+        })
+    }
+}
+
+/// The architecture hash of a design description (FNV-1a 64 of the canonical text). The text
+/// names the shapes, the folding and the interface, never the weights, so one bitstream serves
+/// every model of the same shape and a model of another shape is refused.
+pub fn arch_hash(description: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in description.bytes().chain(std::iter::once(VERSION)) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Packs one `WRITE` payload: `sel`, the first word's address, then each word zero-padded to
+/// `word_bytes` bytes (bit 0 of a word is bit 0 of its first byte).
+pub fn write_payload(sel: u8, addr: u16, words: &[Vec<bool>], word_bytes: usize) -> Vec<u8> {
+    let mut p = Vec::with_capacity(3 + words.len() * word_bytes);
+    p.push(sel);
+    p.extend_from_slice(&addr.to_le_bytes());
+    for w in words {
+        let mut bytes = vec![0u8; word_bytes];
+        for (i, &bit) in w.iter().enumerate() {
+            if bit {
+                bytes[i / 8] |= 1 << (i % 8);
+            }
+        }
+        p.extend_from_slice(&bytes);
+    }
+    p
+}
+
+/// Decodes a result payload into the class and `classes` sign-extended scores.
+pub fn parse_result(info: &Info, payload: &[u8]) -> Option<(usize, Vec<i32>)> {
+    if payload.len() != info.result_bytes() {
+        return None;
+    }
+    let sb = info.score_bytes as usize;
+    let scores = payload[1..]
+        .chunks(sb)
+        .map(|c| {
+            let mut v: i64 = 0;
+            for (i, &b) in c.iter().enumerate() {
+                v |= (b as i64) << (8 * i);
+            }
+            let bits = 8 * sb;
+            if bits < 64 && (v >> (bits - 1)) & 1 == 1 {
+                v -= 1 << bits;
+            }
+            v as i32
+        })
+        .collect();
+    Some((payload[0] as usize, scores))
+}
