@@ -18,10 +18,10 @@ pub mod blocks {
     //! Hardware blocks, one module each.
     pub mod argmax;
     pub mod core;
+    pub mod link;
     pub mod mvtu;
     pub mod tree;
     pub mod uart;
-    pub mod link;
 }
 pub mod board;
 mod error;
@@ -66,12 +66,20 @@ pub struct Design {
 impl Design {
     /// A digest of every file's name and contents (FNV-1a 64), to cache builds by.
     pub fn digest(&self) -> String {
+        let all: Vec<&str> = self
+            .files
+            .iter()
+            .flat_map(|(n, t)| [n.as_str(), t.as_str()])
+            .collect();
+        Self::text_digest(&all.join("\0"))
+    }
+
+    /// FNV-1a 64 of a text, as 16 hex digits (build cache keys).
+    pub fn text_digest(text: &str) -> String {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for (name, text) in &self.files {
-            for b in name.bytes().chain([0]).chain(text.bytes()).chain([0]) {
-                h ^= b as u64;
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
+        for b in text.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
         }
         format!("{h:016x}")
     }

@@ -129,6 +129,20 @@ impl Decoder {
         self.buf.len()
     }
 
+    /// Sets the largest payload a header may announce; longer ones are taken as garbage.
+    pub fn set_max_payload(&mut self, max_payload: usize) {
+        self.max_payload = max_payload;
+    }
+
+    /// Gives up on a frame that has waited too long for its remaining bytes: its sync byte is
+    /// taken as garbage and the search resumes after it.
+    pub fn skip_stalled(&mut self) {
+        if !self.buf.is_empty() {
+            self.skipped += 1;
+            self.buf.drain(..1);
+        }
+    }
+
     /// Forgets a partial frame (after a timeout).
     pub fn reset(&mut self) {
         self.skipped += self.buf.len();
@@ -203,7 +217,12 @@ mod tests {
     #[test]
     fn matrix_reproduces_the_update() {
         let (mc, md) = crc16_update_matrix();
-        for (crc, byte) in [(0xFFFFu16, 0x00u8), (0x1234, 0xAB), (0x8001, 0x7F), (0, 0xFF)] {
+        for (crc, byte) in [
+            (0xFFFFu16, 0x00u8),
+            (0x1234, 0xAB),
+            (0x8001, 0x7F),
+            (0, 0xFF),
+        ] {
             let mut out = 0u16;
             for i in 0..16 {
                 let p = (crc & mc[i]).count_ones() + (byte & md[i]).count_ones();

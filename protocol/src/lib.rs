@@ -169,9 +169,9 @@ impl Info {
         (self.max_payload as usize).saturating_sub(3) / (self.word_bytes.max(1) as usize)
     }
 
-    /// Bytes of a result payload: the class, then every score.
+    /// Bytes of a result payload: the class, every score, then the load checksum.
     pub fn result_bytes(&self) -> usize {
-        1 + self.classes as usize * self.score_bytes as usize
+        1 + self.classes as usize * self.score_bytes as usize + 2
     }
 }
 
@@ -258,13 +258,27 @@ pub fn write_payload(sel: u8, addr: u16, words: &[Vec<bool>], word_bytes: usize)
     p
 }
 
-/// Decodes a result payload into the class and `classes` sign-extended scores.
-pub fn parse_result(info: &Info, payload: &[u8]) -> Option<(usize, Vec<i32>)> {
+/// A decoded result payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InferResult {
+    /// The class (argmax of the scores).
+    pub class: usize,
+    /// Every score, sign-extended.
+    pub scores: Vec<i32>,
+    /// The board's load checksum when it computed this result: a result computed after the
+    /// board lost its loaded memories (a reset) carries a different checksum and is refused.
+    pub load_checksum: u16,
+}
+
+/// Decodes a result payload: the class, `classes` scores of `score_bytes` each, the load
+/// checksum. `None` when the length is wrong.
+pub fn parse_result(info: &Info, payload: &[u8]) -> Option<InferResult> {
     if payload.len() != info.result_bytes() {
         return None;
     }
     let sb = info.score_bytes as usize;
-    let scores = payload[1..]
+    let end = payload.len() - 2;
+    let scores = payload[1..end]
         .chunks(sb)
         .map(|c| {
             let mut v: i64 = 0;
@@ -278,5 +292,9 @@ pub fn parse_result(info: &Info, payload: &[u8]) -> Option<(usize, Vec<i32>)> {
             v as i32
         })
         .collect();
-    Some((payload[0] as usize, scores))
+    Some(InferResult {
+        class: payload[0] as usize,
+        scores,
+        load_checksum: u16::from_le_bytes([payload[end], payload[end + 1]]),
+    })
 }

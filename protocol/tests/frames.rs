@@ -62,15 +62,26 @@ proptest! {
 
 #[test]
 fn result_scores_are_sign_extended() {
-    let info = Info { classes: 3, score_bytes: 2, ..Info::default() };
-    let (class, scores) = parse_result(&info, &[2, 0xFF, 0xFF, 5, 0, 0x00, 0x80]).unwrap();
-    assert_eq!(class, 2);
-    assert_eq!(scores, vec![-1, 5, -32768]);
+    let info = Info {
+        classes: 3,
+        score_bytes: 2,
+        ..Info::default()
+    };
+    let r = parse_result(&info, &[2, 0xFF, 0xFF, 5, 0, 0x00, 0x80, 0x34, 0x12]).unwrap();
+    assert_eq!(r.class, 2);
+    assert_eq!(r.scores, vec![-1, 5, -32768]);
+    assert_eq!(r.load_checksum, 0x1234);
     assert_eq!(parse_result(&info, &[0, 1]), None);
 }
 
 #[test]
 fn write_payload_pads_words_little_endian() {
-    let w = vec![vec![true, false, false, false, false, false, false, false, true], vec![false; 3]];
-    assert_eq!(write_payload(3, 0x0102, &w, 4), vec![3, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0]);
+    let w = vec![
+        vec![true, false, false, false, false, false, false, false, true],
+        vec![false; 3],
+    ];
+    assert_eq!(
+        write_payload(3, 0x0102, &w, 4),
+        vec![3, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    );
 }

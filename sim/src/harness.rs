@@ -119,3 +119,20 @@ pub fn config_hex(ifc: &CoreInterface, w: &ConfigWrite) -> String {
         })
         .collect()
 }
+
+/// The same words grouped per memory: `(sel, words from address 0)`, the form the host driver
+/// streams in `WRITE` frames.
+pub fn memory_images(
+    net: &bql_model::Network,
+    plan: &bql_hdl_gen::plan::Plan,
+    all: bool,
+) -> Vec<(usize, Vec<Vec<bool>>)> {
+    let mut out: Vec<(usize, Vec<Vec<bool>>)> = Vec::new();
+    for w in config_writes(net, plan, all) {
+        match out.last_mut() {
+            Some((sel, words)) if *sel == w.sel && words.len() == w.addr => words.push(w.data),
+            _ => out.push((w.sel, vec![w.data])),
+        }
+    }
+    out
+}

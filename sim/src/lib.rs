@@ -8,5 +8,6 @@
 #![deny(missing_docs)]
 
 pub mod harness;
+pub mod serve;
 pub mod tools;
 pub mod verilator;

@@ -166,27 +166,32 @@ pub struct Job<'a> {
     pub max_cycles: u64,
 }
 
-/// Builds (or reuses) the Verilator model of the design written in `dir`.
-pub fn build(tool: &Tool, design: &Design, dir: &Path, classes: usize) -> Result<Built, String> {
-    let vdir = dir.join("verilator");
+/// Verilates `top` of the design in `dir` with the C++ `driver` into `dir/<sub>/`, or reuses
+/// that build when the design's digest, the flags and the driver are unchanged. Returns the
+/// executable and whether it came from the cache.
+pub(crate) fn verilate(
+    tool: &Tool,
+    design: &Design,
+    dir: &Path,
+    sub: &str,
+    top: &str,
+    driver: &str,
+) -> Result<(PathBuf, bool), String> {
+    let vdir = dir.join(sub);
     std::fs::create_dir_all(&vdir).map_err(|e| format!("cannot create {}: {e}", vdir.display()))?;
-    let key = format!("{} {}", design.digest(), FLAGS.join(" "));
-    let exe = vdir.join("obj_dir/Vbql_core");
+    let key = format!(
+        "{} {} {}",
+        design.digest(),
+        FLAGS.join(" "),
+        bql_hdl_gen::Design::text_digest(driver)
+    );
+    let exe = vdir.join(format!("obj_dir/V{top}"));
     let stamp = vdir.join("build.key");
     if exe.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
-        return Ok(Built {
-            exe,
-            cached: true,
-            interface: design.interface.clone(),
-            classes,
-        });
+        return Ok((exe, true));
     }
-    let ifc = &design.interface;
-    std::fs::write(
-        vdir.join("sim_main.cpp"),
-        driver(ifc, classes * ifc.score_width),
-    )
-    .map_err(|e| format!("cannot write the driver: {e}"))?;
+    std::fs::write(vdir.join("sim_main.cpp"), driver)
+        .map_err(|e| format!("cannot write the driver: {e}"))?;
     let mut cmd = tool.command();
     cmd.current_dir(&vdir).args(FLAGS);
     // Without OPT_FAST the generated C++ is compiled at -Os. The PyPI wheel's verilated.mk has
@@ -197,7 +202,7 @@ pub fn build(tool: &Tool, design: &Design, dir: &Path, classes: usize) -> Result
         "-MAKEFLAGS",
         "CFG_CXXFLAGS_PCH_I=-include",
     ]);
-    cmd.args(["--top-module", "bql_core", "sim_main.cpp"]);
+    cmd.args(["--top-module", top, "sim_main.cpp"]);
     for f in design.rtl_sources() {
         cmd.arg(Path::new("../rtl").join(f));
     }
@@ -212,9 +217,23 @@ pub fn build(tool: &Tool, design: &Design, dir: &Path, classes: usize) -> Result
         ));
     }
     std::fs::write(&stamp, key).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    Ok((exe, false))
+}
+
+/// Builds (or reuses) the Verilator model of the design written in `dir`.
+pub fn build(tool: &Tool, design: &Design, dir: &Path, classes: usize) -> Result<Built, String> {
+    let ifc = &design.interface;
+    let (exe, cached) = verilate(
+        tool,
+        design,
+        dir,
+        "verilator",
+        "bql_core",
+        &driver(ifc, classes * ifc.score_width),
+    )?;
     Ok(Built {
         exe,
-        cached: false,
+        cached,
         interface: design.interface.clone(),
         classes,
     })

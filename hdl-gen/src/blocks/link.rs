@@ -243,16 +243,9 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
     m.wire(
         "r_crc_ok",
         1,
-        e::eq(
-            Expr::Concat(vec![r("rx_data"), r("r_crc_lo")]),
-            r("r_crc"),
-        ),
+        e::eq(Expr::Concat(vec![r("rx_data"), r("r_crc_lo")]), r("r_crc")),
     );
-    m.wire(
-        "w_full",
-        1,
-        e::mux(r("w_slot"), r("s_full1"), r("s_full0")),
-    );
+    m.wire("w_full", 1, e::mux(r("w_slot"), r("s_full1"), r("s_full0")));
     m.wire(
         "rx_commit",
         1,
@@ -333,10 +326,7 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
                 vec![
                     byte_crc,
                     s::when(
-                        e::and(
-                            e::lnot(r("r_drop")),
-                            e::lt(r("r_idx"), k(16, slot as u64)),
-                        ),
+                        e::and(e::lnot(r("r_drop")), e::lt(r("r_idx"), k(16, slot as u64))),
                         vec![Stmt::MemWrite(
                             "frame_buf".into(),
                             Expr::Concat(vec![r("w_slot"), e::sl("r_idx", sb_bits - 1, 0)]),
@@ -450,11 +440,7 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
             e::mux(r("x_slot"), r(&format!("s_{n}1")), r(&format!("s_{n}0"))),
         );
     }
-    m.wire(
-        "x_full",
-        1,
-        e::mux(r("x_slot"), r("s_full1"), r("s_full0")),
-    );
+    m.wire("x_full", 1, e::mux(r("x_slot"), r("s_full1"), r("s_full0")));
     m.push(Item::Always(
         "clk".into(),
         vec![set(
@@ -634,13 +620,10 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
                 ),
                 (
                     is("x_ptr", 16, 1),
-                    [
-                        s::set(e::sl("x_addr", 7, 0), r("buf_q")),
-                        crc_byte.clone(),
-                    ]
-                    .into_iter()
-                    .chain(next_byte())
-                    .collect(),
+                    [s::set(e::sl("x_addr", 7, 0), r("buf_q")), crc_byte.clone()]
+                        .into_iter()
+                        .chain(next_byte())
+                        .collect(),
                 ),
             ],
             [
@@ -663,10 +646,7 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
     };
     let wdata = s::chain(
         vec![
-            (
-                r("x_we"),
-                vec![set("x_we", k(1, 0)), inc("x_addr", 16)],
-            ),
+            (r("x_we"), vec![set("x_we", k(1, 0)), inc("x_addr", 16)]),
             (
                 e::eq(r("x_ptr"), r("x_len")),
                 [set("wseq", r("x_seq")), set("wseq_valid", k(1, 1))]
@@ -764,7 +744,10 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
                 .into_iter()
                 .chain([s::when(
                     e::eq(r("x_e"), k(16, elems as u64)),
-                    [set("x_state", k(3, X_IDLE))].into_iter().chain(free()).collect(),
+                    [set("x_state", k(3, X_IDLE))]
+                        .into_iter()
+                        .chain(free())
+                        .collect(),
                 )])
                 .collect(),
         )],
@@ -800,7 +783,10 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
             (is("x_state", 3, X_DECODE), decode),
             (
                 is("x_state", 3, X_REPLY),
-                vec![s::when(r("start_reply"), vec![set("x_state", k(3, X_IDLE))])],
+                vec![s::when(
+                    r("start_reply"),
+                    vec![set("x_state", k(3, X_IDLE))],
+                )],
             ),
             (is("x_state", 3, X_WHDR), whdr),
             (is("x_state", 3, X_WDATA), wdata),
@@ -862,10 +848,7 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
                 ),
                 s::when(
                     e::and(e::lnot(r("x_push")), r("t_pop")),
-                    vec![set(
-                        "inflight",
-                        e::sub(r("inflight"), k(fifo_bits + 1, 1)),
-                    )],
+                    vec![set("inflight", e::sub(r("inflight"), k(fifo_bits + 1, 1)))],
                 ),
             ],
         )],
@@ -874,7 +857,10 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
     // ---------------------------------------------------------------- core
     m.push(Item::Comment("the accelerator".into()));
     m.push(Item::Wire("core_out_class".into(), ifc.class_width));
-    m.push(Item::Wire("core_out_scores".into(), classes * ifc.score_width));
+    m.push(Item::Wire(
+        "core_out_scores".into(),
+        classes * ifc.score_width,
+    ));
     m.push(Item::Wire("core_out_ready".into(), 1));
     let pixels = if p.binary_input {
         // A bit b becomes the pixel 0xFF or 0x00; the core's loader compares it with the
@@ -905,8 +891,14 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
             ("out_scores".into(), r("core_out_scores")),
             ("cfg_we".into(), r("x_we")),
             ("cfg_sel".into(), e::sl("x_sel", ifc.cfg_sel_width - 1, 0)),
-            ("cfg_addr".into(), e::sl("x_addr", ifc.cfg_addr_width - 1, 0)),
-            ("cfg_data".into(), e::sl("x_word", ifc.cfg_data_width - 1, 0)),
+            (
+                "cfg_addr".into(),
+                e::sl("x_addr", ifc.cfg_addr_width - 1, 0),
+            ),
+            (
+                "cfg_data".into(),
+                e::sl("x_word", ifc.cfg_data_width - 1, 0),
+            ),
         ],
     });
     if ifc.cfg_sel_width < 8 || ifc.cfg_addr_width < 16 {
@@ -921,9 +913,7 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
         if ifc.cfg_data_width < wb * 8 {
             parts.push(e::sl("x_word", wb * 8 - 1, ifc.cfg_data_width));
         }
-        let w = (8 - ifc.cfg_sel_width)
-            + (16 - ifc.cfg_addr_width)
-            + (wb * 8 - ifc.cfg_data_width);
+        let w = (8 - ifc.cfg_sel_width) + (16 - ifc.cfg_addr_width) + (wb * 8 - ifc.cfg_data_width);
         m.wire("unused_cfg_bits", w, Expr::Concat(parts));
     } else if ifc.cfg_data_width < wb * 8 {
         m.wire(
@@ -972,8 +962,16 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
     );
     // Payload sources, each a flat vector of `flat_bytes` bytes, byte 0 lowest.
     let info_bytes = info.to_bytes();
-    m.wire("info_flat", flat_bytes * 8, const_flat(&info_bytes, flat_bytes));
-    m.wire("ping_flat", flat_bytes * 8, const_flat(&PING_MAGIC, flat_bytes));
+    m.wire(
+        "info_flat",
+        flat_bytes * 8,
+        const_flat(&info_bytes, flat_bytes),
+    );
+    m.wire(
+        "ping_flat",
+        flat_bytes * 8,
+        const_flat(&PING_MAGIC, flat_bytes),
+    );
     let pad = |used: usize| -> Vec<Expr> {
         if flat_bytes * 8 > used {
             vec![k(flat_bytes * 8 - used, 0)]
@@ -1005,6 +1003,8 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
         Expr::Concat(pad(8).into_iter().chain([r("t_op")]).collect()),
     );
     let mut res_parts = pad(rb * 8);
+    // The load checksum last: the host refuses results computed from memories it did not load.
+    res_parts.push(r("load_crc"));
     for c in (0..classes).rev() {
         let lo = c * ifc.score_width;
         let hi = lo + ifc.score_width - 1;
@@ -1054,21 +1054,24 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
     if pw < 16 {
         m.wire("unused_t_pidx", 16 - pw, e::sl("t_pidx", 15, pw));
     }
-    let byte_at = s_mux_chain(vec![
-        (is("t_idx", 16, 0), k(8, bql_protocol::SYNC_RESPONSE as u64)),
-        (is("t_idx", 16, 1), r("t_code")),
-        (is("t_idx", 16, 2), r("t_seq")),
-        (is("t_idx", 16, 3), e::sl("t_len", 7, 0)),
-        (is("t_idx", 16, 4), e::sl("t_len", 15, 8)),
-        (
-            e::eq(r("t_idx"), e::sub(r("t_total"), k(16, 2))),
-            e::sl("t_crc", 7, 0),
-        ),
-        (
-            e::eq(r("t_idx"), e::sub(r("t_total"), k(16, 1))),
-            e::sl("t_crc", 15, 8),
-        ),
-    ], r("t_payload_byte"));
+    let byte_at = s_mux_chain(
+        vec![
+            (is("t_idx", 16, 0), k(8, bql_protocol::SYNC_RESPONSE as u64)),
+            (is("t_idx", 16, 1), r("t_code")),
+            (is("t_idx", 16, 2), r("t_seq")),
+            (is("t_idx", 16, 3), e::sl("t_len", 7, 0)),
+            (is("t_idx", 16, 4), e::sl("t_len", 15, 8)),
+            (
+                e::eq(r("t_idx"), e::sub(r("t_total"), k(16, 2))),
+                e::sl("t_crc", 7, 0),
+            ),
+            (
+                e::eq(r("t_idx"), e::sub(r("t_total"), k(16, 1))),
+                e::sl("t_crc", 15, 8),
+            ),
+        ],
+        r("t_payload_byte"),
+    );
     m.push(Item::Assign(r("t_byte"), byte_at));
     m.push(Item::Wire("t_crc_next".into(), 16));
     m.push(Item::Instance {
@@ -1097,7 +1100,10 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
                             set("t_active", k(1, 1)),
                             set("t_kind", k(3, K_RESULT)),
                             set("t_code", k(8, Code::Ok as u64)),
-                            set("t_seq", Expr::MemRead("seq_fifo".into(), Box::new(r("fifo_rp")))),
+                            set(
+                                "t_seq",
+                                Expr::MemRead("seq_fifo".into(), Box::new(r("fifo_rp"))),
+                            ),
                             set("t_len", k(16, rb as u64)),
                             set("t_idx", k(16, 0)),
                             set("t_crc", k(16, CRC_INIT as u64)),

@@ -20,7 +20,13 @@ pub fn rx(div: usize) -> Module {
     m.input("rx", 1);
     m.output_reg("out_valid", 1);
     m.output_reg("out_data", 8);
-    for (n, w) in [("sync1", 1), ("sync2", 1), ("busy", 1), ("cnt", cw), ("bitn", 4)] {
+    for (n, w) in [
+        ("sync1", 1),
+        ("sync2", 1),
+        ("busy", 1),
+        ("cnt", cw),
+        ("bitn", 4),
+    ] {
         m.reg(n, w);
     }
     m.reg("shreg", 8);
@@ -136,10 +142,7 @@ pub fn tx(div: usize) -> Module {
                                 s::set_r("tx", e::bit("shreg", 0)),
                                 s::set_r(
                                     "shreg",
-                                    crate::ir::Expr::Concat(vec![
-                                        e::k(1, 1),
-                                        e::sl("shreg", 8, 1),
-                                    ]),
+                                    crate::ir::Expr::Concat(vec![e::k(1, 1), e::sl("shreg", 8, 1)]),
                                 ),
                                 s::set_r("bitn", e::add(e::r("bitn"), e::k(4, 1))),
                                 s::set_r("cnt", e::k(cw, (div - 1) as u64)),
@@ -161,8 +164,7 @@ pub fn crc16_step() -> Module {
     let (from_crc, from_data) = bql_protocol::crc16_update_matrix();
     let mut m = Module::new("crc16_ccitt_step");
     m.doc.push(
-        "crc16_ccitt_step: CRC-16/CCITT-FALSE register after one more byte (poly 0x1021)."
-            .into(),
+        "crc16_ccitt_step: CRC-16/CCITT-FALSE register after one more byte (poly 0x1021).".into(),
     );
     m.input("crc_in", 16);
     m.input("data", 8);

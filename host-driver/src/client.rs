@@ -1,0 +1,503 @@
+//! The protocol client: requests with sequence numbers and retries, the handshake, loading and
+//! verifying memories, and streaming inferences with several requests in flight.
+//!
+//! Reliability rules (docs/protocol.md):
+//! - a response counts only when its frame passed the CRC, its sequence number is one the
+//!   client is waiting for, and its payload has the right length; a result must also agree with
+//!   itself (its class is the argmax of its scores);
+//! - a request that gets no valid answer in time, or an error code, is sent again with the same
+//!   sequence number (inference and a repeated `WRITE` are idempotent), a bounded number of
+//!   times;
+//! - when retries run out during a stream, the client re-handshakes: if the board lost its
+//!   memories (a reset: the load checksum no longer matches), it reloads them and resumes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bql_protocol::{
+    crc16_update, encode_request, parse_result, Code, Decoded, Decoder, Frame, InferResult, Info,
+    Op, Status, CRC_INIT, PING_MAGIC,
+};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::transport::Transport;
+
+/// Memory words to load: `words[i]` goes to address `addr + i` of memory `sel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryWrite {
+    /// Memory selector.
+    pub sel: u8,
+    /// First word address.
+    pub addr: u16,
+    /// Words, bit 0 first.
+    pub words: Vec<Vec<bool>>,
+}
+
+/// Counters of what happened on the link.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LinkStats {
+    /// Request bytes sent (frames included).
+    pub bytes_sent: u64,
+    /// Response bytes received.
+    pub bytes_received: u64,
+    /// Payload bytes of `INFER` requests sent (first transmissions only).
+    pub infer_payload_bytes: u64,
+    /// Frame bytes of `INFER` requests sent (first transmissions only).
+    pub infer_frame_bytes: u64,
+    /// Requests sent again.
+    pub retransmissions: u64,
+    /// Response frames that failed their CRC, bytes skipped as garbage not counted.
+    pub bad_frames: u64,
+    /// Error codes received.
+    pub error_codes: u64,
+    /// Valid frames ignored (stale or duplicate sequence numbers, malformed payloads).
+    pub ignored: u64,
+    /// Re-handshakes after retries ran out or a stale result.
+    pub rehandshakes: u64,
+    /// Results refused because the board's load checksum was not the loaded model's.
+    pub stale_results: u64,
+    /// Memory reloads after the board lost its memories.
+    pub reloads: u64,
+}
+
+/// Timing and retry policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Wait this long for an answer before sending again.
+    pub timeout: Duration,
+    /// Send a request at most this many times.
+    pub attempts: u32,
+    /// Inferences in flight.
+    pub window: usize,
+    /// Re-handshakes allowed during one stream.
+    pub rehandshakes: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            timeout: Duration::from_millis(300),
+            attempts: 8,
+            // Two frame slots plus one inference in the core keep the line busy without ever
+            // overflowing the board's slots.
+            window: bql_protocol::SLOTS + 1,
+            rehandshakes: 8,
+        }
+    }
+}
+
+/// One inference result as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    /// Class.
+    pub class: usize,
+    /// Scores.
+    pub scores: Vec<i32>,
+    /// Seconds from the first transmission of the request to the result.
+    pub latency: f64,
+}
+
+/// A protocol client over a transport.
+pub struct Client<T: Transport> {
+    t: T,
+    dec: Decoder,
+    seq: u8,
+    /// Timing and retries.
+    pub policy: Policy,
+    /// What happened on the link.
+    pub stats: LinkStats,
+    info: Option<Info>,
+    loaded: Option<(Vec<MemoryWrite>, u16)>,
+}
+
+impl<T: Transport> Client<T> {
+    /// A client on `t`.
+    pub fn new(t: T) -> Self {
+        Client {
+            t,
+            dec: Decoder::responses(64),
+            seq: 0,
+            policy: Policy::default(),
+            stats: LinkStats::default(),
+            info: None,
+            loaded: None,
+        }
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.t
+    }
+
+    /// The transport, mutably (fault injection in tests).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.t
+    }
+
+    fn next_seq(&mut self) -> u8 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn send(&mut self, op: Op, seq: u8, payload: &[u8]) -> Result<usize> {
+        let f = encode_request(op as u8, seq, payload);
+        self.stats.bytes_sent += f.len() as u64;
+        self.t.send(&f)?;
+        Ok(f.len())
+    }
+
+    /// The next valid response frame within `timeout`, or `None`.
+    fn receive(&mut self, timeout: Duration) -> Result<Option<Frame>> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        loop {
+            while let Some(d) = self.dec.next_frame() {
+                match d {
+                    Decoded::Frame(f) => return Ok(Some(f)),
+                    Decoded::BadCrc => self.stats.bad_frames += 1,
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                // A frame that is still incomplete now is a false start in garbage.
+                self.dec.skip_stalled();
+                return Ok(None);
+            }
+            let n = self.t.recv(&mut buf, deadline - now)?;
+            self.stats.bytes_received += n as u64;
+            self.dec.push(&buf[..n]);
+        }
+    }
+
+    /// Drops whatever is buffered or still arriving (before a handshake).
+    fn drain(&mut self) -> Result<()> {
+        let mut buf = [0u8; 4096];
+        while self.t.recv(&mut buf, Duration::from_millis(20))? > 0 {}
+        self.dec.reset();
+        Ok(())
+    }
+
+    /// One request and its answer, with retries. Returns the payload of an `Ok` answer.
+    pub fn request(&mut self, op: Op, payload: &[u8]) -> Result<Vec<u8>> {
+        let seq = self.next_seq();
+        let mut last = String::from("no answer");
+        for attempt in 0..self.policy.attempts {
+            if attempt > 0 {
+                self.stats.retransmissions += 1;
+            }
+            self.send(op, seq, payload)?;
+            let deadline = Instant::now() + self.policy.timeout;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let Some(f) = self.receive(left)? else { break };
+                if f.seq != seq {
+                    self.stats.ignored += 1;
+                    continue;
+                }
+                match Code::from_byte(f.head) {
+                    Some(Code::Ok) => return Ok(f.payload),
+                    Some(c) => {
+                        self.stats.error_codes += 1;
+                        last = format!("{} (code {:#04x})", c.describe(), f.head);
+                        break;
+                    }
+                    None => {
+                        self.stats.ignored += 1;
+                        continue;
+                    }
+                }
+            }
+        }
+        let kind = if last == "no answer" {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Refused
+        };
+        Err(Error::new(
+            kind,
+            format!(
+                "{op:?} to {}: {last} after {} attempts ({} ms each). Is the board programmed \
+                 with a bql bitstream, and is the baud rate right?",
+                self.t.describe(),
+                self.policy.attempts,
+                self.policy.timeout.as_millis()
+            ),
+        ))
+    }
+
+    /// `PING`: is a bql design there?
+    pub fn ping(&mut self) -> Result<()> {
+        let p = self.request(Op::Ping, &[])?;
+        if p != PING_MAGIC {
+            return Err(Error::new(
+                ErrorKind::WrongDesign,
+                format!(
+                    "{} answered PING with {p:02x?}, expected {PING_MAGIC:02x?}: not a bql \
+                     design of protocol version {}",
+                    self.t.describe(),
+                    bql_protocol::VERSION
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `INFO`.
+    pub fn info(&mut self) -> Result<Info> {
+        let p = self.request(Op::Info, &[])?;
+        Info::from_bytes(&p).ok_or_else(|| {
+            Error::new(
+                ErrorKind::WrongDesign,
+                format!("malformed INFO answer {p:02x?}"),
+            )
+        })
+    }
+
+    /// `STATUS`.
+    pub fn status(&mut self) -> Result<Status> {
+        let p = self.request(Op::Status, &[])?;
+        Status::from_bytes(&p).ok_or_else(|| {
+            Error::new(
+                ErrorKind::WrongDesign,
+                format!("malformed STATUS answer {p:02x?}"),
+            )
+        })
+    }
+
+    /// Ping, read `INFO` and check that the design is the one `expected` describes.
+    pub fn handshake(&mut self, expected: &Info) -> Result<Info> {
+        self.drain()?;
+        self.ping()?;
+        let info = self.info()?;
+        if info.arch_hash != expected.arch_hash {
+            return Err(Error::new(
+                ErrorKind::WrongDesign,
+                format!(
+                    "the board runs a design with architecture hash {:016x}, but this model on \
+                     this board needs {:016x}: the bitstream was built for another model shape \
+                     or folding. Rebuild it with `bql build` for this model and flash it.",
+                    info.arch_hash, expected.arch_hash
+                ),
+            ));
+        }
+        if info != *expected {
+            return Err(Error::new(
+                ErrorKind::WrongDesign,
+                format!("the board's INFO {info:?} differs from the expected {expected:?}"),
+            ));
+        }
+        self.dec.set_max_payload(64.max(info.result_bytes()));
+        self.info = Some(info);
+        Ok(info)
+    }
+
+    /// Loads memory words and verifies the board's load checksum after every frame. The whole
+    /// load is repeated (from `CLEAR`) when a checksum disagrees.
+    pub fn load(&mut self, writes: &[MemoryWrite]) -> Result<()> {
+        let info = self.info.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Invalid,
+                "load before handshake: call handshake first",
+            )
+        })?;
+        let per = info.words_per_write().max(1);
+        let mut last = String::new();
+        for _ in 0..3 {
+            match self.load_once(writes, &info, per) {
+                Ok(sum) => {
+                    self.loaded = Some((writes.to_vec(), sum));
+                    return Ok(());
+                }
+                Err(e) if e.kind == ErrorKind::LoadFailed => last = e.message,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::new(ErrorKind::LoadFailed, last))
+    }
+
+    fn load_once(&mut self, writes: &[MemoryWrite], info: &Info, per: usize) -> Result<u16> {
+        let p = self.request(Op::Clear, &[])?;
+        check_sum(&p, CRC_INIT)?;
+        let mut sum = CRC_INIT;
+        for w in writes {
+            for (i, chunk) in w.words.chunks(per).enumerate() {
+                let addr = w.addr as usize + i * per;
+                let payload = bql_protocol::write_payload(
+                    w.sel,
+                    addr as u16,
+                    chunk,
+                    info.word_bytes as usize,
+                );
+                for &b in &payload {
+                    sum = crc16_update(sum, b);
+                }
+                let p = self.request(Op::Write, &payload)?;
+                check_sum(&p, sum)?;
+            }
+        }
+        Ok(sum)
+    }
+
+    /// Makes sure the board still holds what [`Client::load`] put there; reloads when a reset
+    /// wiped it. Returns whether it reloaded.
+    pub fn recover(&mut self, expected: &Info) -> Result<bool> {
+        self.stats.rehandshakes += 1;
+        self.handshake(expected)?;
+        let st = self.status()?;
+        match self.loaded.clone() {
+            Some((writes, sum)) if st.load_checksum != sum => {
+                self.stats.reloads += 1;
+                self.load(&writes)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Streams `images` (encoded payloads) with `policy.window` requests in flight and calls
+    /// `done(index, result)` once per image, in completion order. Only checked results are
+    /// passed on; a stream that cannot complete ends with an error.
+    pub fn infer_stream(
+        &mut self,
+        images: &[Vec<u8>],
+        expected: &Info,
+        mut done: impl FnMut(usize, Received),
+    ) -> Result<()> {
+        struct Pending {
+            index: usize,
+            first_sent: Instant,
+            last_sent: Instant,
+            attempts: u32,
+        }
+        let mut pending: BTreeMap<u8, Pending> = BTreeMap::new();
+        let mut next = 0usize;
+        let mut rehandshakes = 0u32;
+        while next < images.len() || !pending.is_empty() {
+            while pending.len() < self.policy.window && next < images.len() {
+                let seq = self.next_seq();
+                let n = self.send(Op::Infer, seq, &images[next])?;
+                self.stats.infer_frame_bytes += n as u64;
+                self.stats.infer_payload_bytes += images[next].len() as u64;
+                let now = Instant::now();
+                pending.insert(
+                    seq,
+                    Pending {
+                        index: next,
+                        first_sent: now,
+                        last_sent: now,
+                        attempts: 1,
+                    },
+                );
+                next += 1;
+            }
+            let oldest = pending.values().map(|p| p.last_sent).min();
+            let wait = oldest
+                .map(|t| (t + self.policy.timeout).saturating_duration_since(Instant::now()))
+                .unwrap_or_default();
+            let mut resend: Vec<u8> = Vec::new();
+            let mut force_recover = false;
+            match self.receive(wait)? {
+                Some(f) => match (pending.get(&f.seq), Code::from_byte(f.head)) {
+                    (Some(p), Some(Code::Ok)) => {
+                        let want_sum = self.loaded.as_ref().map_or(CRC_INIT, |l| l.1);
+                        match parse_result(expected, &f.payload)
+                            .filter(|r| bql_model::semantics::argmax(&r.scores) == Some(r.class))
+                        {
+                            Some(res) if res.load_checksum != want_sum => {
+                                // Computed from other memories: the board was reset (or loaded
+                                // by someone else). Recover before anything else counts.
+                                self.stats.stale_results += 1;
+                                force_recover = true;
+                            }
+                            Some(InferResult { class, scores, .. }) => {
+                                let r = Received {
+                                    class,
+                                    scores,
+                                    latency: p.first_sent.elapsed().as_secs_f64(),
+                                };
+                                let index = p.index;
+                                pending.remove(&f.seq);
+                                done(index, r);
+                            }
+                            None => {
+                                self.stats.ignored += 1;
+                                resend.push(f.seq);
+                            }
+                        }
+                    }
+                    (Some(_), Some(_)) => {
+                        self.stats.error_codes += 1;
+                        resend.push(f.seq);
+                    }
+                    _ => self.stats.ignored += 1,
+                },
+                None => {
+                    let now = Instant::now();
+                    resend.extend(
+                        pending
+                            .iter()
+                            .filter(|(_, p)| now.duration_since(p.last_sent) >= self.policy.timeout)
+                            .map(|(s, _)| *s),
+                    );
+                }
+            }
+            if force_recover
+                || resend.iter().any(|s| {
+                    pending
+                        .get(s)
+                        .is_some_and(|p| p.attempts >= self.policy.attempts)
+                })
+            {
+                // Retries ran out: is the board still there, and does it still hold the model?
+                rehandshakes += 1;
+                if rehandshakes > self.policy.rehandshakes {
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "{}: inferences kept failing after {} re-handshakes; giving up \
+                             with {} of {} images done",
+                            self.t.describe(),
+                            self.policy.rehandshakes,
+                            next - pending.len(),
+                            images.len()
+                        ),
+                    ));
+                }
+                self.recover(expected)?;
+                resend = pending.keys().copied().collect();
+                for p in pending.values_mut() {
+                    p.attempts = 0;
+                }
+            }
+            for seq in resend {
+                if let Some(p) = pending.get_mut(&seq) {
+                    p.attempts += 1;
+                    p.last_sent = Instant::now();
+                    let index = p.index;
+                    self.stats.retransmissions += 1;
+                    self.send(Op::Infer, seq, &images[index])?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_sum(payload: &[u8], want: u16) -> Result<()> {
+    let got = match payload {
+        [a, b] => u16::from_le_bytes([*a, *b]),
+        _ => {
+            return Err(Error::new(
+                ErrorKind::LoadFailed,
+                format!("malformed load checksum {payload:02x?}"),
+            ))
+        }
+    };
+    if got != want {
+        return Err(Error::new(
+            ErrorKind::LoadFailed,
+            format!("load checksum {got:04x} from the board, {want:04x} expected"),
+        ));
+    }
+    Ok(())
+}

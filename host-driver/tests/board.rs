@@ -1,0 +1,252 @@
+//! The host driver against the simulated board: the generated `bql_top` (UART included) in
+//! Verilator behind a pseudo-terminal, opened as a serial port. Every result is compared with
+//! the reference; the fault-injection tests damage the link and reset the board and require
+//! either a complete, correct run or a clear error.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bql_host_driver::faults::{FaultConfig, FaultCounts, Faulty};
+use bql_host_driver::{run, Client, MemoryWrite, Serial};
+use bql_model::dataset::{Dataset, Split};
+use bql_model::Network;
+use bql_sim::serve::SimBoard;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Setup {
+    net: Network,
+    design: bql_hdl_gen::Design,
+    dir: PathBuf,
+    writes: Vec<MemoryWrite>,
+    data: Dataset,
+}
+
+/// The default model's iCEBreaker design (real UART divisor), built once per test process.
+fn setup() -> &'static Setup {
+    static S: OnceLock<Setup> = OnceLock::new();
+    S.get_or_init(|| {
+        let net = bql_model::format::load(&root().join("models/default.bqm")).unwrap();
+        let b = bql_hdl_gen::board::load(&root().join("constraints"), "icebreaker").unwrap();
+        let design = bql_hdl_gen::generate(&net, &b, &[]).unwrap();
+        let dir = root().join("target/bql-tests/board-icebreaker");
+        design.write(&dir).unwrap();
+        let writes = bql_sim::harness::memory_images(&net, &design.plan, true)
+            .into_iter()
+            .map(|(sel, words)| MemoryWrite {
+                sel: sel as u8,
+                addr: 0,
+                words,
+            })
+            .collect();
+        let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+        Setup {
+            net,
+            design,
+            dir,
+            writes,
+            data,
+        }
+    })
+}
+
+fn start() -> SimBoard {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _g = LOCK.lock().unwrap();
+    let s = setup();
+    let tool = bql_sim::tools::verilator(&root()).unwrap();
+    SimBoard::start(&tool, &s.design, &s.dir, None).unwrap()
+}
+
+#[test]
+fn a_plain_serial_client_gets_answers_to_ping_and_info() {
+    let board = start();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&board.path)
+        .unwrap();
+    f.write_all(&bql_protocol::encode_request(0x01, 7, &[]))
+        .unwrap();
+    f.write_all(&bql_protocol::encode_request(0x02, 8, &[]))
+        .unwrap();
+    let want = 7 + 4 + 7 + bql_protocol::Info::LEN;
+    let mut got = Vec::new();
+    let t = Instant::now();
+    let mut buf = [0u8; 256];
+    while got.len() < want && t.elapsed() < Duration::from_secs(20) {
+        let n = f.read(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..n]);
+    }
+    let mut d = bql_protocol::Decoder::responses(64);
+    d.push(&got);
+    let Some(bql_protocol::Decoded::Frame(ping)) = d.next_frame() else {
+        panic!("no PING answer in {got:02x?}")
+    };
+    assert_eq!((ping.head, ping.seq), (0, 7));
+    assert_eq!(ping.payload, bql_protocol::PING_MAGIC);
+    let Some(bql_protocol::Decoded::Frame(info)) = d.next_frame() else {
+        panic!("no INFO answer in {got:02x?}")
+    };
+    assert_eq!(info.seq, 8);
+    let info = bql_protocol::Info::from_bytes(&info.payload).unwrap();
+    assert_eq!(info, setup().design.link.info);
+}
+
+fn stream(
+    images: usize,
+    faults: Option<FaultConfig>,
+) -> (
+    bql_host_driver::Result<bql_host_driver::run::Summary>,
+    FaultCounts,
+) {
+    let s = setup();
+    let board = Arc::new(Mutex::new(start()));
+    let serial = Serial::open(board.lock().unwrap().path.to_str().unwrap(), 3_000_000).unwrap();
+    let n = images * s.data.image_len();
+    let pixels = &s.data.pixels[..n];
+    let labels = &s.data.labels[..images];
+    let info = s.design.link.info;
+    match faults {
+        None => {
+            let mut c = Client::new(serial);
+            let r = run::run(
+                &mut c,
+                &s.net,
+                &info,
+                Some(&s.writes),
+                pixels,
+                labels,
+                |_| {},
+            );
+            (r, FaultCounts::default())
+        }
+        Some(cfg) => {
+            let b = Arc::clone(&board);
+            let reset = Box::new(move || {
+                b.lock().unwrap().power_cycle().unwrap();
+            });
+            let mut c = Client::new(Faulty::new(serial, cfg, Some(reset)));
+            c.policy.timeout = Duration::from_millis(250);
+            let r = run::run(
+                &mut c,
+                &s.net,
+                &info,
+                Some(&s.writes),
+                pixels,
+                labels,
+                |_| {},
+            );
+            let injected = c.transport().injected;
+            (r, injected)
+        }
+    }
+}
+
+#[test]
+fn the_default_model_streams_through_the_uart_bit_exact() {
+    let (r, _) = stream(100, None);
+    let r = r.unwrap();
+    assert_eq!(r.images, 100);
+    assert_eq!(
+        r.mismatches, 0,
+        "first mismatches: {:?}",
+        r.first_mismatches
+    );
+    assert!(r.accuracy > 0.9, "accuracy {}", r.accuracy);
+    // 98 payload bytes in a 105-byte frame.
+    assert!(r.protocol_efficiency >= 0.9, "{}", r.protocol_efficiency);
+    assert_eq!(r.link.retransmissions, 0);
+}
+
+/// Either every result is right, or the run stops with an error; never a wrong result.
+fn survives(name: &str, cfg: FaultConfig) -> FaultCounts {
+    let (r, injected) = stream(40, Some(cfg));
+    match r {
+        Ok(s) => {
+            assert_eq!(s.mismatches, 0, "{name}: {:?}", s.first_mismatches);
+            assert_eq!(s.images, 40);
+            eprintln!(
+                "{name}: {injected:?} injected, run completed: {} retransmissions, {} bad \
+                 frames, {} error codes, {} re-handshakes, {} reloads",
+                s.link.retransmissions,
+                s.link.bad_frames,
+                s.link.error_codes,
+                s.link.rehandshakes,
+                s.link.reloads
+            );
+        }
+        Err(e) => {
+            assert!(!e.message.is_empty());
+            eprintln!("{name}: {injected:?} injected, run stopped with: {e}");
+        }
+    }
+    assert!(injected.total() > 0, "{name}: no fault was injected");
+    injected
+}
+
+fn kind(seed: u64, f: impl FnOnce(&mut FaultConfig)) -> FaultConfig {
+    let mut c = FaultConfig {
+        both_directions: true,
+        seed,
+        ..Default::default()
+    };
+    f(&mut c);
+    c
+}
+
+#[test]
+fn flipped_bits() {
+    survives("flip", kind(1, |c| c.flip = 0.001));
+}
+
+#[test]
+fn dropped_bytes() {
+    survives("drop", kind(2, |c| c.drop = 0.001));
+}
+
+#[test]
+fn duplicated_bytes() {
+    survives("duplicate", kind(3, |c| c.duplicate = 0.001));
+}
+
+#[test]
+fn garbage_between_bytes() {
+    survives("garbage", kind(4, |c| c.garbage = 0.001));
+}
+
+#[test]
+fn delayed_requests() {
+    survives(
+        "delay",
+        kind(5, |c| {
+            c.delay = 0.05;
+            c.delay_ms = 30;
+        }),
+    );
+}
+
+#[test]
+fn board_resets_mid_stream() {
+    survives("reset", kind(6, |c| c.reset = 0.08));
+}
+
+#[test]
+fn everything_at_once() {
+    survives(
+        "all",
+        kind(7, |c| {
+            c.flip = 0.0005;
+            c.drop = 0.0005;
+            c.duplicate = 0.0005;
+            c.garbage = 0.0005;
+            c.delay = 0.02;
+            c.delay_ms = 20;
+            c.reset = 0.06;
+        }),
+    );
+}
