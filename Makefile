@@ -4,7 +4,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 BQL := target/release/bql
 
-.PHONY: deps build demo test lint fmt mnist bench sim train-default clean
+.PHONY: deps build demo test lint fmt mnist bench sim serve run flash train-default clean
 
 deps:
 	@scripts/deps.sh
@@ -29,6 +29,8 @@ demo: build mnist
 	@$(BQL) gen --board ulx3s
 	@echo; echo "== bql sim (Verilator, iCEBreaker design, 1,000 test images against the reference)"
 	@$(BQL) sim --board icebreaker --limit 1000
+	@echo; echo "== bql run --sim (host driver -> UART -> simulated iCEBreaker, 100 images)"
+	@$(BQL) run --sim --board icebreaker --limit 100
 
 lint: deps
 	$(CARGO) fmt --all --check
@@ -40,6 +42,17 @@ test: lint
 BOARD ?= icebreaker
 sim: build
 	$(BQL) sim --board $(BOARD) --limit 10000
+
+# The simulated board on a pseudo-terminal (symlink build/sim-uart) until Ctrl-C.
+serve: build
+	$(BQL) sim --serve --board $(BOARD)
+
+# Against a real board: make run PORT=/dev/ttyUSB1 BOARD=icebreaker
+run: build
+	$(BQL) run --board $(BOARD) $(if $(PORT),--port $(PORT),--sim) --limit 1000
+
+flash: build
+	$(BQL) flash --board $(BOARD) $(BITSTREAM)
 
 bench: build
 	$(BQL) bench --repeat 11

@@ -10,6 +10,7 @@ mod eval;
 mod gen;
 mod info;
 mod progress;
+mod run;
 mod sim;
 mod train;
 
@@ -43,6 +44,11 @@ enum Command {
     Gen(gen::Args),
     /// Simulate the generated design in Verilator and compare every result with the reference.
     Sim(sim::Args),
+    /// Load a model into a board (or the simulated board) over the UART, stream test images and
+    /// check every result against the reference.
+    Run(run::Args),
+    /// Program a board with a bitstream (openFPGALoader, or iceprog for iCE40).
+    Flash(run::FlashArgs),
     /// List the supported boards.
     Boards(gen::BoardsArgs),
     /// Fetch datasets.
@@ -63,6 +69,8 @@ fn main() {
         Command::Gen(a) => gen::run(a),
         Command::Boards(a) => gen::boards(a),
         Command::Sim(a) => sim::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Flash(a) => run::flash(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

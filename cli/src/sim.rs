@@ -1,6 +1,7 @@
 //! `bql sim`: the generated design in Verilator, cycle by cycle, every result compared with the
 //! reference.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -21,9 +22,66 @@ pub struct Args {
     /// Load every memory through the run-time write port (not only SPRAM).
     #[arg(long)]
     load_all: bool,
+    /// Serve the whole top level (UART included) on a pseudo-terminal instead: a host program
+    /// (`bql run --port PATH`) talks to it as to a board. Runs until interrupted.
+    #[arg(long)]
+    serve: bool,
+    /// With --serve: also make a symlink to the terminal here.
+    #[arg(long, default_value = "build/sim-uart")]
+    link: PathBuf,
+    /// With --serve: clocks per UART bit (default: the board's real divisor).
+    #[arg(long)]
+    divisor: Option<usize>,
+}
+
+fn serve(a: &Args) -> Result<()> {
+    let (net, source) = defaults::load_model(a.common.model.as_deref())?;
+    let b = board::load(&crate::gen::constraints_dir(), &a.board)?;
+    let opts = bql_hdl_gen::Options {
+        folds: Vec::new(),
+        uart_divisor: a.divisor,
+    };
+    let design = bql_hdl_gen::generate_with(&net, &b, &opts)
+        .with_context(|| format!("generating {source} for {}", b.file.name))?;
+    let root = defaults::project_root();
+    let dir = root.join("build").join(format!("board-{}", a.board));
+    design.write(&dir)?;
+    let tool = bql_sim::tools::verilator(&root).map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "building the board simulator in {} ...",
+        dir.join("verilator-board").display()
+    );
+    let link = if a.link.is_absolute() {
+        a.link.clone()
+    } else {
+        root.join(&a.link)
+    };
+    let mut sb = bql_sim::serve::SimBoard::start(&tool, &design, &dir, Some(&link))
+        .map_err(anyhow::Error::msg)?;
+    println!(
+        "simulated {} serving on {} (symlink {}), {} clocks per UART bit",
+        b.file.name,
+        sb.path.display(),
+        link.display(),
+        sb.divisor
+    );
+    println!(
+        "design {} (architecture hash {:016x}); weights in block RAM come from {source}, SPRAM          layers must be loaded by the host",
+        design.digest(),
+        design.link.info.arch_hash
+    );
+    println!(
+        "try: bql run --port {} --board {}    (Ctrl-C stops the board)",
+        link.display(),
+        a.board
+    );
+    sb.wait().map_err(anyhow::Error::msg)
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.serve {
+        return serve(&a);
+    }
     let (net, source) = defaults::load_model(a.common.model.as_deref())?;
     let limit = a.common.limit.or(Some(1000));
     let (data, data_dir) = defaults::load_split(a.common.dataset.as_deref(), Split::Test, limit)?;

@@ -111,6 +111,8 @@ pub struct BoardFile {
     /// The LEDs light on a low level.
     #[serde(default)]
     pub led_active_low: bool,
+    /// openFPGALoader's name for the board (`-b`).
+    pub loader_board: String,
     /// Named pins (clock, UART, LEDs).
     pub pins: std::collections::BTreeMap<String, String>,
 }

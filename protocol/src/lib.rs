@@ -169,9 +169,9 @@ impl Info {
         (self.max_payload as usize).saturating_sub(3) / (self.word_bytes.max(1) as usize)
     }
 
-    /// Bytes of a result payload: the class, every score, then the load checksum.
+    /// Bytes of a result payload: the class (u16), every score, then the load checksum.
     pub fn result_bytes(&self) -> usize {
-        1 + self.classes as usize * self.score_bytes as usize + 2
+        2 + self.classes as usize * self.score_bytes as usize + 2
     }
 }
 
@@ -270,7 +270,7 @@ pub struct InferResult {
     pub load_checksum: u16,
 }
 
-/// Decodes a result payload: the class, `classes` scores of `score_bytes` each, the load
+/// Decodes a result payload: the class (u16), `classes` scores of `score_bytes` each, the load
 /// checksum. `None` when the length is wrong.
 pub fn parse_result(info: &Info, payload: &[u8]) -> Option<InferResult> {
     if payload.len() != info.result_bytes() {
@@ -278,7 +278,7 @@ pub fn parse_result(info: &Info, payload: &[u8]) -> Option<InferResult> {
     }
     let sb = info.score_bytes as usize;
     let end = payload.len() - 2;
-    let scores = payload[1..end]
+    let scores = payload[2..end]
         .chunks(sb)
         .map(|c| {
             let mut v: i64 = 0;
@@ -293,7 +293,7 @@ pub fn parse_result(info: &Info, payload: &[u8]) -> Option<InferResult> {
         })
         .collect();
     Some(InferResult {
-        class: payload[0] as usize,
+        class: u16::from_le_bytes([payload[0], payload[1]]) as usize,
         scores,
         load_checksum: u16::from_le_bytes([payload[end], payload[end + 1]]),
     })

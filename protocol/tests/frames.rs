@@ -67,7 +67,7 @@ fn result_scores_are_sign_extended() {
         score_bytes: 2,
         ..Info::default()
     };
-    let r = parse_result(&info, &[2, 0xFF, 0xFF, 5, 0, 0x00, 0x80, 0x34, 0x12]).unwrap();
+    let r = parse_result(&info, &[2, 0, 0xFF, 0xFF, 5, 0, 0x00, 0x80, 0x34, 0x12]).unwrap();
     assert_eq!(r.class, 2);
     assert_eq!(r.scores, vec![-1, 5, -32768]);
     assert_eq!(r.load_checksum, 0x1234);

@@ -19,7 +19,7 @@ fn lint(dir: &Path, files: &[&str]) -> String {
     let v = bql_sim::tools::verilator(&root()).expect("verilator");
     let mut cmd = v.command();
     cmd.current_dir(dir)
-        .args(["--lint-only", "-Wall", "--top-module", "bql_core"]);
+        .args(["--lint-only", "-Wall", "--top-module", "bql_top"]);
     cmd.args(files);
     let out = cmd.output().expect("verilator runs");
     let err = String::from_utf8_lossy(&out.stderr).to_string();

@@ -27,7 +27,7 @@ fn synth(net: &Network, board_id: &str, folds: &[(usize, usize, usize)], tag: &s
         (board::Family::Ecp5, _) => "synth_ecp5",
     };
     let script = format!(
-        "read_verilog {}; {synth} -top bql_core; tee -o stat.txt stat",
+        "read_verilog {}; {synth} -top bql_top; tee -o stat.txt stat",
         files.join(" ")
     );
     let out = bql_sim::tools::yosys()

@@ -1018,7 +1018,7 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
         }
         res_parts.push(e::sl("core_out_scores", hi, lo));
     }
-    res_parts.push(e::zext(r("core_out_class"), ifc.class_width, 8));
+    res_parts.push(e::zext(r("core_out_class"), ifc.class_width, 16));
     m.wire("result_flat", flat_bytes * 8, Expr::Concat(res_parts));
     m.wire(
         "t_flat",

@@ -1,0 +1,256 @@
+//! `bql run`: load a model into a board (or the simulated board) over the UART, stream test
+//! images, check every result against the reference. `bql flash`: program a board.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use bql_hdl_gen::board;
+use bql_host_driver::{run as hrun, Client, MemoryWrite, Serial};
+use bql_model::dataset::Split;
+
+use crate::args::ModelData;
+use crate::{defaults, progress};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    common: ModelData,
+    /// Board (see `bql boards`): its plan, its UART rate.
+    #[arg(long, default_value = "icebreaker")]
+    board: String,
+    /// Serial port of the board (e.g. /dev/ttyUSB1).
+    #[arg(long, conflicts_with = "sim", required_unless_present = "sim")]
+    port: Option<String>,
+    /// Start the simulated board (the generated top level in Verilator behind a
+    /// pseudo-terminal) and run against it.
+    #[arg(long)]
+    sim: bool,
+    /// Baud rate (default: the board's).
+    #[arg(long)]
+    baud: Option<u32>,
+    /// Clocks per UART bit of the simulated board (default: the board's real divisor).
+    #[arg(long)]
+    divisor: Option<usize>,
+    /// Do not load weights and thresholds; use what the bitstream holds.
+    #[arg(long)]
+    no_load: bool,
+    /// Inferences in flight.
+    #[arg(long, default_value_t = bql_protocol::SLOTS + 1)]
+    window: usize,
+}
+
+/// Memory words of `net` for the design of `plan`, in `WRITE` order.
+pub fn memory_writes(net: &bql_model::Network, plan: &bql_hdl_gen::plan::Plan) -> Vec<MemoryWrite> {
+    bql_sim::harness::memory_images(net, plan, true)
+        .into_iter()
+        .map(|(sel, words)| MemoryWrite {
+            sel: sel as u8,
+            addr: 0,
+            words,
+        })
+        .collect()
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let (net, source) = defaults::load_model(a.common.model.as_deref())?;
+    let limit = a.common.limit.or(Some(100));
+    let (data, data_dir) = defaults::load_split(a.common.dataset.as_deref(), Split::Test, limit)?;
+    defaults::check_fits(&net, &data)?;
+    let b = board::load(&crate::gen::constraints_dir(), &a.board)?;
+    let opts = bql_hdl_gen::Options {
+        folds: Vec::new(),
+        uart_divisor: a.divisor,
+    };
+    let design = bql_hdl_gen::generate_with(&net, &b, &opts)
+        .with_context(|| format!("planning {source} for {}", b.file.name))?;
+    let info = design.link.info;
+    let baud = a.baud.unwrap_or(b.file.baud);
+    let writes = memory_writes(&net, &design.plan);
+    let mut sim_board = None;
+    let port = if a.sim {
+        let dir = defaults::project_root()
+            .join("build")
+            .join(format!("board-{}", a.board));
+        design.write(&dir)?;
+        let tool =
+            bql_sim::tools::verilator(&defaults::project_root()).map_err(anyhow::Error::msg)?;
+        eprintln!(
+            "starting the simulated {} (Verilator build in {}) ...",
+            b.file.name,
+            dir.join("verilator-board").display()
+        );
+        let sb = bql_sim::serve::SimBoard::start(&tool, &design, &dir, None)
+            .map_err(anyhow::Error::msg)?;
+        let p = sb.path.display().to_string();
+        eprintln!(
+            "simulated board on {p} ({} clocks per UART bit{})",
+            sb.divisor,
+            if sb.cached { ", cached build" } else { "" }
+        );
+        sim_board = Some(sb);
+        p
+    } else {
+        a.port.clone().context("give --port PATH or --sim")?
+    };
+    let serial = Serial::open(&port, baud)?;
+    let mut client = Client::new(serial);
+    client.policy.window = a.window.max(1);
+    let cycles_before = match sim_board.as_mut() {
+        Some(sb) => Some(sb.cycles().map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let pb = progress::bar(data.len() as u64, "inferences");
+    if !a.no_load {
+        progress::line(
+            &pb,
+            &format!(
+                "loading {} memory words ({} WRITE frames) and verifying the load checksum ...",
+                writes.iter().map(|w| w.words.len()).sum::<usize>(),
+                writes
+                    .iter()
+                    .map(|w| w.words.len().div_ceil(info.words_per_write().max(1)))
+                    .sum::<usize>()
+            ),
+        );
+    }
+    let summary = hrun::run(
+        &mut client,
+        &net,
+        &info,
+        (!a.no_load).then_some(writes.as_slice()),
+        &data.pixels,
+        &data.labels,
+        |d| pb.set_position(d as u64),
+    )
+    .with_context(|| format!("running on {port}"))?;
+    pb.finish_and_clear();
+    let sim_cycles = match (sim_board.as_mut(), cycles_before) {
+        (Some(sb), Some(c0)) => Some(sb.cycles().map_err(anyhow::Error::msg)? - c0),
+        _ => None,
+    };
+    // What the line and the design allow at the board's real rate.
+    let clock_hz = b.file.clock_mhz * 1e6;
+    let up = (info.image_bytes as f64 + bql_protocol::OVERHEAD as f64) * 10.0 / baud as f64;
+    let down = (info.result_bytes() as f64 + bql_protocol::OVERHEAD as f64) * 10.0 / baud as f64;
+    let compute = design.plan.cycles_per_inference as f64 / clock_hz;
+    let expected = 1.0 / up.max(down).max(compute);
+    let bound = if up >= down.max(compute) {
+        "uplink"
+    } else if down >= compute {
+        "downlink"
+    } else {
+        "compute"
+    };
+    let simulated = sim_cycles.map(|c| summary.images as f64 * clock_hz / c as f64);
+    if a.common.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "images": summary.images, "accuracy": summary.accuracy,
+                "mismatches": summary.mismatches, "inferences_per_s": summary.inferences_per_s,
+                "link_utilization": summary.link_utilization,
+                "protocol_efficiency": summary.protocol_efficiency,
+                "latency_ms": summary.latency_ms, "load_seconds": summary.load_seconds,
+                "expected_inferences_per_s": expected, "bound": bound, "baud": baud,
+                "simulated_cycles": sim_cycles, "simulated_inferences_per_s": simulated,
+                "link": summary.link, "first_mismatches": summary.first_mismatches,
+            })
+        );
+    } else {
+        println!(
+            "{source} on {} via {port}, {} images from {}",
+            b.file.name,
+            summary.images,
+            data_dir.display()
+        );
+        println!(
+            "  mismatches          {} (every score of every image against the reference)",
+            summary.mismatches
+        );
+        println!("  accuracy            {:.2} %", 100.0 * summary.accuracy);
+        println!(
+            "  load                {:.2} s (weights and thresholds, checksum verified)",
+            summary.load_seconds
+        );
+        println!(
+            "  throughput          {:.0} inferences/s measured ({:.2} s)",
+            summary.inferences_per_s, summary.seconds
+        );
+        println!(
+            "  latency             p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
+            summary.latency_ms[0], summary.latency_ms[1], summary.latency_ms[2]
+        );
+        println!(
+            "  protocol efficiency {:.1} % (INFER payload bytes / frame bytes)",
+            100.0 * summary.protocol_efficiency
+        );
+        if let Some(u) = summary.link_utilization {
+            println!(
+                "  link utilization    {:.1} % of {baud} baud{}",
+                100.0 * u,
+                if a.sim {
+                    " (nominal: a pseudo-terminal has no baud rate)"
+                } else {
+                    ""
+                }
+            );
+        }
+        println!(
+            "  expected at {baud} baud and {} MHz: {expected:.0} inferences/s ({bound}-bound)",
+            b.file.clock_mhz
+        );
+        if let (Some(c), Some(s)) = (sim_cycles, simulated) {
+            println!(
+                "  simulated           {c} cycles at {} clocks per bit = {s:.0} inferences/s at \
+                 {} MHz (includes cycles spent waiting for this host)",
+                design.link.divisor, b.file.clock_mhz
+            );
+        }
+        let l = &summary.link;
+        if l.retransmissions + l.bad_frames + l.error_codes + l.rehandshakes > 0 {
+            println!(
+                "  link faults         {} retransmissions, {} bad frames, {} error codes, {} \
+                 re-handshakes, {} reloads",
+                l.retransmissions, l.bad_frames, l.error_codes, l.rehandshakes, l.reloads
+            );
+        }
+    }
+    if let Some(m) = summary.first_mismatches.first() {
+        bail!(
+            "{} of {} results differ from the reference; first: image {}, board {:?} (class {}), \
+             reference {:?} (class {})",
+            summary.mismatches,
+            summary.images,
+            m.index,
+            m.scores,
+            m.class,
+            m.expected_scores,
+            m.expected_class
+        );
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct FlashArgs {
+    /// Board (see `bql boards`).
+    #[arg(long, default_value = "icebreaker")]
+    board: String,
+    /// Bitstream (default: the last `bql build` for the board).
+    bitstream: Option<PathBuf>,
+}
+
+pub fn flash(a: FlashArgs) -> Result<()> {
+    let b = board::load(&crate::gen::constraints_dir(), &a.board)?;
+    let ice40 = b.file.family == board::Family::Ice40;
+    let bit = a.bitstream.unwrap_or_else(|| {
+        defaults::project_root()
+            .join("build")
+            .join(&a.board)
+            .join(if ice40 { "bql_top.bin" } else { "bql_top.bit" })
+    });
+    let out = bql_host_driver::flash::flash(&b.file.loader_board, ice40, &bit)?;
+    print!("{out}");
+    println!("programmed {} with {}", b.file.name, bit.display());
+    Ok(())
+}
