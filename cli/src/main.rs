@@ -4,6 +4,7 @@
 
 mod args;
 mod bench;
+mod build;
 mod data;
 mod defaults;
 mod eval;
@@ -44,6 +45,8 @@ enum Command {
     Gen(gen::Args),
     /// Simulate the generated design in Verilator and compare every result with the reference.
     Sim(sim::Args),
+    /// Build a bitstream with yosys and nextpnr, and report utilization and Fmax.
+    Build(build::Args),
     /// Load a model into a board (or the simulated board) over the UART, stream test images and
     /// check every result against the reference.
     Run(run::Args),
@@ -70,6 +73,7 @@ fn main() {
         Command::Boards(a) => gen::boards(a),
         Command::Sim(a) => sim::run(a),
         Command::Run(a) => run::run(a),
+        Command::Build(a) => build::run(a),
         Command::Flash(a) => run::flash(a),
     };
     if let Err(e) = result {

@@ -351,6 +351,12 @@ pub fn report(plan: &plan::Plan, net: &Network, board: &board::Board) -> String 
         e.spram_blocks,
         board.device.spram_blocks
     );
+    if let Some(m) = &plan.logic_overfull {
+        let _ = writeln!(
+            s,
+            "WARNING: no folding fits the logic of this device; this plan {m}. It simulates, but `bql build` refuses it"
+        );
+    }
     let _ = writeln!(
         s,
         "steady state: {} cycles per inference; ideal (MACs / lanes) {:.1}, ratio {:.2}",

@@ -52,6 +52,12 @@ pub struct LayerPlan {
     /// Accept the next input while the pipeline drains (costs an extra result register of M
     /// bits; chosen when the drain would cost more than 10 % of the layer's cycles).
     pub overlap: bool,
+    /// Read the producer's vector in place instead of copying it into an input register: the
+    /// producer holds it until the last input fold has been read (`in_ready` pulses then). Saves
+    /// `N` flip-flops; costs the producer's refill time per input, so it is chosen for the
+    /// first layer when the input loader's beats are under 5 % of the layer's cycles.
+    #[serde(default)]
+    pub hold_input: bool,
 }
 
 impl LayerPlan {
@@ -120,6 +126,19 @@ pub struct Estimate {
     pub spram_blocks: usize,
 }
 
+impl Estimate {
+    /// Logic cells: on iCE40 a cell pairs one LUT4 with one flip-flop, and after packing about
+    /// nine in ten flip-flops still needed a cell of their own (0.82-0.92 on three place-and-
+    /// route runs of generated designs); counted as one in one, since the flip-flop estimate
+    /// runs low. On ECP5 a slice holds two LUT4s and two flip-flops: the larger count.
+    pub fn cells(&self, family: crate::board::Family) -> usize {
+        match family {
+            crate::board::Family::Ice40 => self.lut + self.ff,
+            crate::board::Family::Ecp5 => self.lut.max(self.ff),
+        }
+    }
+}
+
 impl std::ops::Add for Estimate {
     type Output = Estimate;
     fn add(self, o: Estimate) -> Estimate {
@@ -159,7 +178,9 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
     let lut = (l.lanes() as f64 * lane) as usize + mux + pe + out + 40;
     let tree_ff = l.pe * l.simd * ew; // roughly one register per term across the tree levels
     let work = if l.overlap { out } else { 0 };
-    let ff = l.inputs * ew + out + work + l.pe * aw + tree_ff + l.lanes() + 40;
+    let held = if l.hold_input { 0 } else { l.inputs * ew };
+    let tree_ff = tree_ff / crate::blocks::tree::STRIDE;
+    let ff = held + out + work + l.pe * aw + tree_ff + l.lanes() + 40;
     let (tbits, tblocks) = match l.output {
         OutputKind::Threshold => memory_blocks(dev, l.pe * l.threshold_width(), l.nf()),
         OutputKind::Scores => (0, 0),
@@ -214,10 +235,34 @@ pub struct Plan {
     pub cycles_per_inference: usize,
     /// Total MACs / total lanes.
     pub ideal_cycles: f64,
+    /// Set when even the most folded design needs more logic cells than the device has: the
+    /// plan is the fastest one that fits the LUT and memory budgets (it simulates), and `bql
+    /// build` refuses it before synthesis with this message.
+    pub logic_overfull: Option<String>,
 }
 
 /// Fixed cost of the design outside the layers (argmax, input loader, control), LUT4.
 const BASE_LUT: usize = 150;
+
+/// The input loader's vector (in the core, ahead of the first layer).
+fn loader_estimate(layers: &[LayerPlan]) -> Estimate {
+    Estimate {
+        ff: layers
+            .first()
+            .map_or(0, |l| l.inputs * if l.pixel_input { 8 } else { 1 }),
+        ..Default::default()
+    }
+}
+
+/// The board-level top (UART, protocol, frame slots, executor, transmitter): measured on iCE40
+/// at about 930 LUT4 and 530 flip-flops besides its memory-word register.
+fn top_estimate() -> Estimate {
+    Estimate {
+        lut: 900,
+        ff: 600,
+        ..Default::default()
+    }
+}
 
 fn layer_template(net: &Network) -> Result<Vec<LayerPlan>> {
     let last = net.layers.len() - 1;
@@ -238,6 +283,7 @@ fn layer_template(net: &Network) -> Result<Vec<LayerPlan>> {
                 output: if i == last { OutputKind::Scores } else { OutputKind::Threshold },
                 mem: MemKind::BlockRam,
                 overlap: false,
+                hold_input: false,
             })
         })
         .collect()
@@ -260,7 +306,10 @@ fn candidates(n: usize, cap: usize) -> Vec<usize> {
         .collect()
 }
 
-fn finish(layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
+fn finish(mut layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
+    if let Some(l0) = layers.first_mut() {
+        l0.hold_input = input_beats(l0) * 20 <= l0.cycles();
+    }
     let estimate = layers.iter().map(|l| estimate_layer(l, dev)).fold(
         Estimate {
             lut: BASE_LUT,
@@ -275,26 +324,31 @@ fn finish(layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
         .map(|l| l.cycles() + pipeline_overhead(l))
         .max()
         .unwrap_or(0);
+    let loader = loader_estimate(&layers);
     Plan {
         layers,
-        estimate,
+        estimate: estimate + top_estimate() + loader,
         cycles_per_inference,
         ideal_cycles: net.macs() as f64 / lanes as f64,
+        logic_overfull: None,
     }
 }
 
 /// Cycles a layer spends per input beyond `NF * SF`: one accept cycle when overlapped,
 /// otherwise the handshake, memory read and tree latency.
 pub fn pipeline_overhead(l: &LayerPlan) -> usize {
-    if l.overlap {
-        1
-    } else {
-        drain(l)
-    }
+    // A held input is refilled by the loader after the last fold has read it.
+    let refill = if l.hold_input { input_beats(l) + 2 } else { 0 };
+    refill + if l.overlap { 1 } else { drain(l) }
+}
+
+/// Beats the input loader takes per image for a first layer (see `blocks::core`).
+pub fn input_beats(l0: &LayerPlan) -> usize {
+    l0.inputs.div_ceil(l0.simd.min(64).min(l0.inputs))
 }
 
 fn drain(l: &LayerPlan) -> usize {
-    crate::blocks::mvtu::tree(l).levels() + 3
+    crate::blocks::mvtu::tree(l).latency() + 3
 }
 
 /// Whether a layer should overlap its next input with its drain.
@@ -306,6 +360,33 @@ pub fn wants_overlap(l: &LayerPlan) -> bool {
 /// the LUT budget (a fraction of the device, leaving room for routing and the I/O) and the
 /// block RAM. `overrides` fixes (layer, P, S) triples.
 pub fn plan(net: &Network, dev: &Device, overrides: &[(usize, usize, usize)]) -> Result<Plan> {
+    match plan_within(net, dev, overrides, true) {
+        Err(e) if e.kind() == crate::ErrorKind::DoesNotFit => {
+            let mut p = plan_within(net, dev, overrides, false)?;
+            let budget = (dev.luts as f64 * dev.lut_fill) as usize;
+            let cells = p.estimate.cells(dev.family);
+            p.logic_overfull = Some(format!(
+                "needs about {cells} logic cells ({} LUT4 + {} flip-flops) of the {budget} usable \
+                 on the {} ({} on the device), short by {}",
+                p.estimate.lut,
+                p.estimate.ff,
+                dev.name,
+                dev.luts,
+                cells.saturating_sub(budget)
+            ));
+            Ok(p)
+        }
+        r => r,
+    }
+}
+
+/// [`plan`] with the logic budget on logic cells (`cells`) or on LUT4s alone.
+fn plan_within(
+    net: &Network,
+    dev: &Device,
+    overrides: &[(usize, usize, usize)],
+    cells: bool,
+) -> Result<Plan> {
     let template = layer_template(net)?;
     for &(i, p, s) in overrides {
         let l = template
@@ -361,7 +442,12 @@ pub fn plan(net: &Network, dev: &Device, overrides: &[(usize, usize, usize)]) ->
         })
         .collect();
     let fits = |t: &Estimate| {
-        t.lut <= lut_budget
+        let logic = if cells {
+            (*t + top_estimate() + loader_estimate(&template)).cells(dev.family)
+        } else {
+            t.lut
+        };
+        logic <= lut_budget
             && t.bram_blocks <= dev.bram_blocks
             && t.spram_blocks <= dev.spram_blocks
     };

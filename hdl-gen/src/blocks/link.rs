@@ -127,9 +127,8 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
     let wb = info.word_bytes as usize;
     let sbytes = info.score_bytes as usize;
     let rb = info.result_bytes();
-    // Payload bytes the transmitter can index: the largest reply.
-    let flat_bytes = rb.max(Info::LEN).next_power_of_two();
-    let pw = bits_for(flat_bytes - 1);
+    // Payload index bits the transmitter uses: enough for the largest reply.
+    let pw = bits_for(rb.max(Info::LEN).next_power_of_two() - 1);
     let kk = ifc.pixels_per_beat;
     let elems = ifc.beats * kk;
     let beat_w = if p.binary_input { kk } else { kk * 8 };
@@ -960,26 +959,43 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
         1,
         e::and(r("core_out_valid"), e::lnot(r("t_active"))),
     );
-    // Payload sources, each a flat vector of `flat_bytes` bytes, byte 0 lowest.
-    let info_bytes = info.to_bytes();
-    m.wire(
-        "info_flat",
-        flat_bytes * 8,
-        const_flat(&info_bytes, flat_bytes),
-    );
-    m.wire(
-        "ping_flat",
-        flat_bytes * 8,
-        const_flat(&PING_MAGIC, flat_bytes),
-    );
-    let pad = |used: usize| -> Vec<Expr> {
-        if flat_bytes * 8 > used {
-            vec![k(flat_bytes * 8 - used, 0)]
-        } else {
-            vec![]
+    // Payload sources, each a flat vector (byte 0 lowest) of a power-of-two number of bytes,
+    // indexed by the payload position; then one byte mux by reply kind. (Muxing whole padded
+    // vectors first cost about 600 LUT4 on iCE40.)
+    m.wire("t_pidx", 16, e::sub(r("t_idx"), k(16, 5)));
+    let mut source = |name: &str, parts: Vec<Expr>, used_bits: usize| -> Expr {
+        let bytes = used_bits.div_ceil(8).max(1).next_power_of_two();
+        let mut all = Vec::new();
+        if bytes * 8 > used_bits {
+            all.push(k(bytes * 8 - used_bits, 0));
         }
+        all.extend(parts);
+        let flat = format!("{name}_flat");
+        m.wire(&flat, bytes * 8, Expr::Concat(all));
+        if bytes == 1 {
+            return r(&flat);
+        }
+        let ib = bits_for(bytes - 1);
+        let byte = format!("{name}_byte");
+        m.wire(
+            &byte,
+            8,
+            Expr::PartSelect(
+                flat,
+                Box::new(Expr::Concat(vec![e::sl("t_pidx", ib - 1, 0), k(3, 0)])),
+                8,
+            ),
+        );
+        r(&byte)
     };
-    let status = [
+    let info_bytes = info.to_bytes();
+    let info_b = source(
+        "info",
+        vec![const_flat(&info_bytes, Info::LEN)],
+        Info::LEN * 8,
+    );
+    let ping_b = source("ping", vec![const_flat(&PING_MAGIC, 4)], 32);
+    let status = vec![
         r("results"),
         e::zext(r("inflight"), fifo_bits + 1, 8),
         r("timeouts"),
@@ -987,22 +1003,9 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
         r("crc_errors"),
         r("load_crc"),
     ];
-    m.wire(
-        "status_flat",
-        flat_bytes * 8,
-        Expr::Concat(pad(64).into_iter().chain(status).collect()),
-    );
-    m.wire(
-        "check_flat",
-        flat_bytes * 8,
-        Expr::Concat(pad(16).into_iter().chain([r("load_crc")]).collect()),
-    );
-    m.wire(
-        "err_flat",
-        flat_bytes * 8,
-        Expr::Concat(pad(8).into_iter().chain([r("t_op")]).collect()),
-    );
-    let mut res_parts = pad(rb * 8);
+    let status_b = source("status", status, 64);
+    let check_b = source("check", vec![r("load_crc")], 16);
+    let mut res_parts = Vec::new();
     // The load checksum last: the host refuses results computed from memories it did not load.
     res_parts.push(r("load_crc"));
     for c in (0..classes).rev() {
@@ -1019,36 +1022,19 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
         res_parts.push(e::sl("core_out_scores", hi, lo));
     }
     res_parts.push(e::zext(r("core_out_class"), ifc.class_width, 16));
-    m.wire("result_flat", flat_bytes * 8, Expr::Concat(res_parts));
-    m.wire(
-        "t_flat",
-        flat_bytes * 8,
-        e::mux(
-            is("t_kind", 3, K_RESULT),
-            r("result_flat"),
-            e::mux(
-                is("t_kind", 3, K_INFO),
-                r("info_flat"),
-                e::mux(
-                    is("t_kind", 3, K_STATUS),
-                    r("status_flat"),
-                    e::mux(
-                        is("t_kind", 3, K_CHECK),
-                        r("check_flat"),
-                        e::mux(is("t_kind", 3, K_PING), r("ping_flat"), r("err_flat")),
-                    ),
-                ),
-            ),
-        ),
-    );
-    m.wire("t_pidx", 16, e::sub(r("t_idx"), k(16, 5)));
+    let result_b = source("result", res_parts, rb * 8);
     m.wire(
         "t_payload_byte",
         8,
-        Expr::PartSelect(
-            "t_flat".into(),
-            Box::new(Expr::Concat(vec![e::sl("t_pidx", pw - 1, 0), k(3, 0)])),
-            8,
+        s_mux_chain(
+            vec![
+                (is("t_kind", 3, K_RESULT), result_b),
+                (is("t_kind", 3, K_INFO), info_b),
+                (is("t_kind", 3, K_STATUS), status_b),
+                (is("t_kind", 3, K_CHECK), check_b),
+                (is("t_kind", 3, K_PING), ping_b),
+            ],
+            r("t_op"),
         ),
     );
     if pw < 16 {

@@ -26,12 +26,14 @@ pub fn tree(l: &LayerPlan) -> Tree {
             terms: l.simd,
             term_width: 9,
             signed: true,
+            stride: crate::blocks::tree::STRIDE,
         }
     } else {
         Tree {
             terms: l.simd,
             term_width: 1,
             signed: false,
+            stride: crate::blocks::tree::STRIDE,
         }
     }
 }
@@ -50,7 +52,7 @@ pub fn module(l: &LayerPlan) -> Module {
     let (n, m, p, s, nf, sf) = (l.inputs, l.outputs, l.pe, l.simd, l.nf(), l.sf());
     let ew = elem_width(l);
     let t = tree(l);
-    let lat = t.levels();
+    let lat = t.latency();
     let cw = t.out_width(); // per-fold count / sum width
     let aw = l.acc_width(); // accumulator width
     let tw = l.threshold_width();
@@ -90,7 +92,12 @@ pub fn module(l: &LayerPlan) -> Module {
     md.reg("busy", 1);
     md.reg("nf", nf_w);
     md.reg("sf", sf_w);
-    md.reg("in_buf", n * ew);
+    if l.hold_input {
+        // The producer holds the vector until `in_ready` says the last fold has read it.
+        md.wire("in_buf", n * ew, e::r("in_vec"));
+    } else {
+        md.reg("in_buf", n * ew);
+    }
     md.push(Item::Wire("draining".into(), 1));
     md.push(Item::Wire("final_in_flight".into(), 1));
     md.wire("last_sf", 1, e::eq(e::r("sf"), e::k(sf_w, (sf - 1) as u64)));
@@ -122,19 +129,32 @@ pub fn module(l: &LayerPlan) -> Module {
         md.wire("advance", 1, e::r("busy"));
         md.wire("unused_final_in_flight", 1, e::r("final_in_flight"));
     }
-    md.push(Item::Assign(e::r("in_ready"), e::r("in_ready_w")));
     md.wire("accept", 1, e::and(e::r("in_valid"), e::r("in_ready_w")));
+    if l.hold_input {
+        // Consumed: the last fold's slice is captured at this edge.
+        md.push(Item::Assign(
+            e::r("in_ready"),
+            e::and(e::r("advance"), e::and(e::r("last_sf"), e::r("last_nf"))),
+        ));
+    } else {
+        md.push(Item::Assign(e::r("in_ready"), e::r("in_ready_w")));
+    }
     let ctrl = vec![Stmt::If(
         e::r("rst"),
         vec![Stmt::Assign(e::r("busy"), e::k(1, 0))],
         vec![Stmt::If(
             e::r("accept"),
-            vec![
-                Stmt::Assign(e::r("in_buf"), e::r("in_vec")),
-                Stmt::Assign(e::r("busy"), e::k(1, 1)),
+            [
+                (!l.hold_input).then(|| Stmt::Assign(e::r("in_buf"), e::r("in_vec"))),
+                Some(Stmt::Assign(e::r("busy"), e::k(1, 1))),
+            ]
+            .into_iter()
+            .flatten()
+            .chain([
                 Stmt::Assign(e::r("nf"), e::k(nf_w, 0)),
                 Stmt::Assign(e::r("sf"), e::k(sf_w, 0)),
-            ],
+            ])
+            .collect(),
             vec![Stmt::If(
                 e::r("advance"),
                 vec![Stmt::If(
@@ -260,32 +280,15 @@ pub fn module(l: &LayerPlan) -> Module {
             vec![Stmt::Assign(e::r("in_word"), e::r("in_padded"))],
         ));
     } else {
-        let base_w = bits_for(padded - 1);
-        md.reg("in_base", base_w);
+        // A mux tree over the fold counter's bits picks the slice. (A part-select at a counted
+        // bit offset looked the same in Verilog, but yosys cannot know the offset is a multiple
+        // of S and built a full barrel shifter: 4,800 LUT4 for a 392-lane layer.)
+        let words: Vec<Expr> = (0..sf)
+            .map(|i| Expr::Slice("in_padded".into(), (i + 1) * s * ew - 1, i * s * ew))
+            .collect();
         md.push(Item::Always(
             "clk".into(),
-            vec![
-                Stmt::Assign(
-                    e::r("in_word"),
-                    Expr::PartSelect("in_padded".into(), Box::new(e::r("in_base")), s * ew),
-                ),
-                Stmt::If(
-                    e::lnot(e::r("busy")),
-                    vec![Stmt::Assign(e::r("in_base"), e::k(base_w, 0))],
-                    vec![Stmt::If(
-                        e::r("advance"),
-                        vec![Stmt::Assign(
-                            e::r("in_base"),
-                            e::mux(
-                                e::r("last_sf"),
-                                e::k(base_w, 0),
-                                e::add(e::r("in_base"), e::k(base_w, (s * ew) as u64)),
-                            ),
-                        )],
-                        vec![],
-                    )],
-                ),
-            ],
+            vec![Stmt::Assign(e::r("in_word"), mux_tree(&words, sf_w))],
         ));
     }
 
@@ -551,4 +554,20 @@ pub fn module(l: &LayerPlan) -> Module {
         )],
     ));
     md
+}
+
+/// `words[sel]` as a balanced tree of 2:1 muxes on the bits of `sel` (`bits` wide).
+fn mux_tree(words: &[Expr], bits: usize) -> Expr {
+    if words.len() == 1 || bits == 0 {
+        return words[0].clone();
+    }
+    let half = 1usize << (bits - 1);
+    if words.len() <= half {
+        return mux_tree(words, bits - 1);
+    }
+    e::mux(
+        e::bit("sf", bits - 1),
+        mux_tree(&words[half..], bits - 1),
+        mux_tree(&words[..half], bits - 1),
+    )
 }

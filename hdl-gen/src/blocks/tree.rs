@@ -1,6 +1,10 @@
 //! Pipelined adder tree: sums `n` terms of `w` bits (unsigned popcount lanes, or signed pixel
-//! terms), one register level per adder level. This is the popcount of an XNOR/XOR array when
-//! the terms are single bits.
+//! terms), a register level after every `stride` adder levels (and after the last). This is the
+//! popcount of an XNOR/XOR array when the terms are single bits.
+//!
+//! Registering every level cost more flip-flops than the adders' LUTs on iCE40, where a logic
+//! cell pairs one LUT with one flip-flop: a 392-lane popcount had 1,184 pipeline flip-flops for
+//! 973 LUTs. Three short adders in a row are still far faster than the boards' 12-25 MHz clocks.
 
 use crate::ir::{e, Expr, Item, Module, Stmt};
 
@@ -13,10 +17,20 @@ pub struct Tree {
     pub term_width: usize,
     /// Terms are two's-complement signed.
     pub signed: bool,
+    /// Adder levels per register stage.
+    pub stride: usize,
 }
 
+/// Adder levels between pipeline registers in generated trees.
+pub const STRIDE: usize = 3;
+
 impl Tree {
-    /// Adder levels (= pipeline latency in cycles).
+    /// Pipeline latency in cycles: one per registered level.
+    pub fn latency(&self) -> usize {
+        self.levels().div_ceil(self.stride.max(1))
+    }
+
+    /// Adder levels.
     pub fn levels(&self) -> usize {
         let mut n = self.terms;
         let mut l = 0;
@@ -55,7 +69,7 @@ impl Tree {
             self.terms,
             self.term_width,
             if self.signed { "signed" } else { "unsigned" },
-            self.levels()
+            self.latency()
         ));
         let w0 = self.term_width;
         m.input("clk", 1);
@@ -74,7 +88,7 @@ impl Tree {
             for (j, pair) in cur.chunks(2).enumerate() {
                 let w = pair[0].1 + 1;
                 let n = format!("l{level}_{j}");
-                m.reg(&n, w);
+                let registered = level % self.stride.max(1) == 0 || level == self.levels();
                 let ext = |name: &str, from: usize| {
                     if self.signed {
                         e::sext(name, from, w)
@@ -87,7 +101,12 @@ impl Tree {
                     [a] => ext(&a.0, a.1),
                     _ => unreachable!("chunks of two"),
                 };
-                body.push(Stmt::Assign(e::r(&n), value));
+                if registered {
+                    m.reg(&n, w);
+                    body.push(Stmt::Assign(e::r(&n), value));
+                } else {
+                    m.wire(&n, w, value);
+                }
                 next.push((n, w));
             }
             cur = next;

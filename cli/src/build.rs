@@ -1,0 +1,201 @@
+//! `bql build`: generate, then yosys -> nextpnr -> icepack/ecppack, and a report of what fits
+//! and how fast it runs.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use bql_hdl_gen::board;
+use bql_toolchain::{report, BuildError, BuildReport, Tools};
+
+use crate::defaults;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model file (default: the embedded default model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Board id (see `bql boards`).
+    #[arg(long, default_value = "icebreaker")]
+    board: String,
+    /// Build folder (default: build/<board>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Fix a layer's folding: LAYER:P:S (repeatable).
+    #[arg(long, value_name = "L:P:S")]
+    fold: Vec<String>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let (net, source) = defaults::load_model(a.model.as_deref())?;
+    let b = board::load(&crate::gen::constraints_dir(), &a.board)?;
+    let folds = a
+        .fold
+        .iter()
+        .map(|f| crate::gen::parse_fold(f))
+        .collect::<Result<Vec<_>>>()?;
+    // The planner refuses a model that does not fit before any tool runs.
+    let design = bql_hdl_gen::generate(&net, &b, &folds)
+        .with_context(|| format!("generating {source} for {}", b.file.name))?;
+    if let Some(m) = &design.plan.logic_overfull {
+        bail!(
+            "{source} does not fit the {} ({}) at any folding: the plan {m}. Refused before \
+             synthesis; choose a board with more logic (bql boards) or a smaller model",
+            b.file.name,
+            b.device.name
+        );
+    }
+    let root = defaults::project_root();
+    let dir = a
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("build").join(&a.board));
+    design.write(&dir)?;
+    let tools = Tools::locate(b.file.family, &root).map_err(anyhow::Error::msg)?;
+    // No PLL yet: the design runs at the board's oscillator.
+    let target = b.file.clock_mhz;
+    let t = Instant::now();
+    let result = bql_toolchain::build(&design, &b, &dir, &tools, target, |step| {
+        let wasm = if step.program.wasm {
+            " (YoWASP: the first call compiles WebAssembly for 20-35 s, then it is cached in .cache/)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "[{:>5.1} s] {}: {}{wasm}",
+            t.elapsed().as_secs_f64(),
+            step.name,
+            step.doc
+        );
+    });
+    let total = t.elapsed().as_secs_f64();
+    let r = match result {
+        Ok(r) => r,
+        Err(BuildError::Timing(r)) => {
+            print_report(&a, &design, &b, &dir, &r, total, &source)?;
+            bail!("{}", BuildError::Timing(r));
+        }
+        Err(e) => bail!("building {source} for {}: {e}", b.file.name),
+    };
+    print_report(&a, &design, &b, &dir, &r, total, &source)
+}
+
+fn print_report(
+    a: &Args,
+    design: &bql_hdl_gen::Design,
+    b: &board::Board,
+    dir: &std::path::Path,
+    r: &BuildReport,
+    total: f64,
+    source: &str,
+) -> Result<()> {
+    let stat = std::fs::read_to_string(dir.join("yosys-stat.txt")).unwrap_or_default();
+    let (lut_cell, ff_cells): (&str, &[&str]) = match b.file.family {
+        board::Family::Ice40 => (
+            "SB_LUT4",
+            &[
+                "SB_DFF",
+                "SB_DFFE",
+                "SB_DFFSR",
+                "SB_DFFESR",
+                "SB_DFFSS",
+                "SB_DFFESS",
+                "SB_DFFR",
+                "SB_DFFER",
+                "SB_DFFS",
+                "SB_DFFES",
+            ],
+        ),
+        board::Family::Ecp5 => ("LUT4", &["TRELLIS_FF"]),
+    };
+    let luts = report::yosys_cells(&stat, lut_cell);
+    let ffs: u64 = ff_cells.iter().map(|c| report::yosys_cells(&stat, c)).sum();
+    let est = &design.plan.estimate;
+    let lut_error = if luts > 0 {
+        (est.lut as f64 - luts as f64) / luts as f64
+    } else {
+        0.0
+    };
+    let cycles = design.plan.cycles_per_inference as f64;
+    let run_mhz = r.fmax_mhz.min(r.target_mhz);
+    if a.json {
+        let util: serde_json::Map<String, serde_json::Value> = r
+            .util
+            .0
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "board": r.board, "device": r.device, "bitstream": r.bitstream,
+                "fmax_mhz": r.fmax_mhz, "target_mhz": r.target_mhz, "util": util,
+                "yosys": {"lut4": luts, "ff": ffs},
+                "estimate": {"lut": est.lut, "ff": est.ff, "bram_blocks": est.bram_blocks,
+                             "spram_blocks": est.spram_blocks, "lut_error": lut_error},
+                "cycles_per_inference": cycles,
+                "inferences_per_s": run_mhz * 1e6 / cycles,
+                "seconds": r.seconds, "total_seconds": total, "cached": r.cached,
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "{source} on {} ({}), build folder {}",
+        b.file.name,
+        r.device,
+        dir.display()
+    );
+    println!("  {:<24} {:>8} {:>8} {:>6}", "resource", "used", "of", "%");
+    for (name, [u, av]) in r.util.summary() {
+        println!(
+            "  {:<24} {:>8} {:>8} {:>5.1}%",
+            name,
+            u,
+            av,
+            100.0 * u as f64 / av.max(1) as f64
+        );
+    }
+    println!(
+        "  yosys: {luts} LUT4, {ffs} FF; planner estimate {} LUT4 ({:+.1} %), {} FF",
+        est.lut,
+        100.0 * lut_error,
+        est.ff
+    );
+    println!(
+        "  Fmax {:.1} MHz, target {:.1} MHz (the board clock; no PLL yet): {}",
+        r.fmax_mhz,
+        r.target_mhz,
+        if r.fmax_mhz >= r.target_mhz {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    println!(
+        "  {cycles:.0} cycles per inference: {:.0} inferences/s at {run_mhz:.1} MHz",
+        run_mhz * 1e6 / cycles
+    );
+    let steps: Vec<String> = r
+        .seconds
+        .iter()
+        .map(|(s, t)| format!("{s} {t:.1} s"))
+        .collect();
+    println!(
+        "  {} in {total:.1} s ({}){}",
+        match &r.bitstream {
+            Some(p) => format!("bitstream {}", p.display()),
+            None => "no bitstream".into(),
+        },
+        steps.join(", "),
+        if r.cached {
+            ", reused from the cache"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
