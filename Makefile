@@ -4,7 +4,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 BQL := target/release/bql
 
-.PHONY: deps build demo test lint fmt mnist bench sim serve run flash train-default clean
+.PHONY: deps build demo test lint fmt mnist bench sim serve run flash bitstream train-default clean
 
 deps:
 	@scripts/deps.sh
@@ -17,20 +17,7 @@ mnist: build
 	@$(BQL) data fetch mnist || echo "demo: could not fetch MNIST; using the committed 1,000-image slice"
 
 demo: build mnist
-	@echo "== bql info (embedded default model)"
-	@$(BQL) info
-	@echo; echo "== bql eval"
-	@$(BQL) eval
-	@echo; echo "== bql bench"
-	@$(BQL) bench
-	@echo; echo "== bql gen (iCEBreaker: weights in SPRAM and EBR)"
-	@$(BQL) gen --board icebreaker
-	@echo; echo "== bql gen (ULX3S)"
-	@$(BQL) gen --board ulx3s
-	@echo; echo "== bql sim (Verilator, iCEBreaker design, 1,000 test images against the reference)"
-	@$(BQL) sim --board icebreaker --limit 1000
-	@echo; echo "== bql run --sim (host driver -> UART -> simulated iCEBreaker, 100 images)"
-	@$(BQL) run --sim --board icebreaker --limit 100
+	@scripts/demo.sh
 
 lint: deps
 	$(CARGO) fmt --all --check
@@ -53,6 +40,10 @@ run: build
 
 flash: build
 	$(BQL) flash --board $(BOARD) $(BITSTREAM)
+
+# make bitstream BOARD=ulx3s MODEL=models/mnist-u8.bqm
+bitstream: build
+	$(BQL) build --board $(BOARD) $(if $(MODEL),--model $(MODEL))
 
 bench: build
 	$(BQL) bench --repeat 11

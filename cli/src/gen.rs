@@ -81,6 +81,8 @@ pub fn run(a: Args) -> Result<()> {
                 "cycles_per_inference": plan.cycles_per_inference,
                 "ideal_cycles": plan.ideal_cycles,
                 "estimate": plan.estimate,
+                "logic_overfull": plan.logic_overfull,
+                "arch_hash": format!("{:016x}", design.link.info.arch_hash),
                 "digest": design.digest(),
             })
         );

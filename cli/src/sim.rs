@@ -183,6 +183,31 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     if let Some(&i) = mismatches.first() {
+        let n = data.image_len();
+        eprintln!("localizing image {i} in a debug build (per-layer taps, VCD trace) ...");
+        match bql_sim::localize::localize(
+            &tool,
+            &net,
+            &design,
+            &dir,
+            &writes,
+            &data.pixels[i * n..(i + 1) * n],
+        ) {
+            Ok(Some(f)) => eprintln!(
+                "first difference: layer {} neuron {}: hardware {}, reference {} \
+                 (waveform: {})",
+                f.layer,
+                f.neuron,
+                f.hardware,
+                f.reference,
+                f.vcd.display()
+            ),
+            Ok(None) => eprintln!(
+                "every layer's output agrees with the reference: the difference is in the \
+                 argmax or the output port"
+            ),
+            Err(e) => eprintln!("could not localize: {e}"),
+        }
         bail!(
             "{} of {} images differ from the reference; first: image {i}, hardware {:?} (class {}), \
              reference {:?} (class {})",

@@ -50,7 +50,7 @@ pub struct LayerPlan {
     /// Memory for weights.
     pub mem: MemKind,
     /// Accept the next input while the pipeline drains (costs an extra result register of M
-    /// bits; chosen when the drain would cost more than 10 % of the layer's cycles).
+    /// bits; chosen when the drain would cost more than 5 % of the layer's cycles).
     pub overlap: bool,
     /// Read the producer's vector in place instead of copying it into an input register: the
     /// producer holds it until the last input fold has been read (`in_ready` pulses then). Saves
@@ -307,8 +307,8 @@ fn candidates(n: usize, cap: usize) -> Vec<usize> {
 }
 
 fn finish(mut layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
-    if let Some(l0) = layers.first_mut() {
-        l0.hold_input = input_beats(l0) * 20 <= l0.cycles();
+    for l in &mut layers {
+        l.hold_input = wants_hold(l);
     }
     let estimate = layers.iter().map(|l| estimate_layer(l, dev)).fold(
         Estimate {
@@ -342,6 +342,12 @@ pub fn pipeline_overhead(l: &LayerPlan) -> usize {
     refill + if l.overlap { 1 } else { drain(l) }
 }
 
+/// Whether a layer reads its input in place: the first layer, when the loader's refill costs
+/// under 5 % of its cycles.
+pub fn wants_hold(l: &LayerPlan) -> bool {
+    l.index == 0 && input_beats(l) * 20 <= l.cycles()
+}
+
 /// Beats the input loader takes per image for a first layer (see `blocks::core`).
 pub fn input_beats(l0: &LayerPlan) -> usize {
     l0.inputs.div_ceil(l0.simd.min(64).min(l0.inputs))
@@ -353,7 +359,7 @@ fn drain(l: &LayerPlan) -> usize {
 
 /// Whether a layer should overlap its next input with its drain.
 pub fn wants_overlap(l: &LayerPlan) -> bool {
-    drain(l) * 10 > l.cycles()
+    drain(l) * 20 > l.cycles()
 }
 
 /// Plans `net` for `dev`: the smallest steady-state interval whose cheapest per-layer choices fit
@@ -421,6 +427,8 @@ fn plan_within(
                             ..t.clone()
                         };
                         l.overlap = wants_overlap(&l);
+                        l.hold_input = wants_hold(&l);
+                        l.hold_input = wants_hold(&l);
                         let est = estimate_layer(&l, dev);
                         opts.push((l.cycles(), l, est));
                     }
@@ -434,6 +442,7 @@ fn plan_within(
                         ..t.clone()
                     };
                     l.overlap = wants_overlap(&l);
+                    l.hold_input = wants_hold(&l);
                     let est = estimate_layer(&l, dev);
                     opts.push((l.cycles(), l, est));
                 }

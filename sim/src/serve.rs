@@ -156,6 +156,7 @@ impl SimBoard {
             "verilator-board",
             "bql_top",
             &driver(divisor),
+            &[],
         )?;
         let mut cmd = Command::new(&exe);
         if let Some(l) = link {

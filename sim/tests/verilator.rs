@@ -118,3 +118,59 @@ fn random_shapes_with_many_weight_sets_match_the_reference() {
         std::fs::remove_dir_all(&dir).ok();
     }
 }
+
+/// A deliberately corrupted design: one threshold of the hidden layer changed in the generated
+/// memory image (the design is generated from a copy of the model with that threshold moved to the end
+/// of its range, inverting the neuron for the image). The simulation must disagree with the
+/// reference, and the localization must name layer 1 and that neuron, and write a waveform.
+#[test]
+fn a_corrupted_threshold_is_detected_and_localized() {
+    use bql_model::layers::{DenseOutput, Layer};
+    let net = bql_model::format::load(&root().join("models/small.bqm")).unwrap();
+    let mut data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+    data.truncate(1);
+    let engine = Engine::new(&net);
+    let trace = engine.trace(&data.pixels);
+    let neuron = 7;
+    let fired = match &trace[0] {
+        bql_model::reference::LayerOutput::Bits(w) => (w[neuron / 64] >> (neuron % 64)) & 1 == 1,
+        _ => unreachable!(),
+    };
+    let mut bad = net.clone();
+    let Layer::Dense(d) = &mut bad.layers[0] else {
+        unreachable!("the default model is dense")
+    };
+    let (lo, hi) = d.accumulator.threshold_range(d.inputs());
+    let DenseOutput::Threshold(t) = &mut d.output else {
+        unreachable!()
+    };
+    // Never fires if it fired, always fires if it did not.
+    t[neuron] = if fired { hi } else { lo };
+    let b = board::load(&root().join("constraints"), "icebreaker").unwrap();
+    let design = bql_hdl_gen::generate(&bad, &b, &[]).unwrap();
+    let dir = std::env::temp_dir().join(format!("bql-corrupt-{}", std::process::id()));
+    design.write(&dir).unwrap();
+    let tool = bql_sim::tools::verilator(&root()).unwrap();
+    let built = bql_sim::verilator::build(&tool, &design, &dir, 10).unwrap();
+    // The hidden layer's weights live in SPRAM: loaded through the write port.
+    let writes = config_writes(&bad, &design.plan, false);
+    let job = bql_sim::verilator::Job {
+        writes: &writes,
+        pixels: &data.pixels,
+        image_len: data.image_len(),
+        max_cycles: 100_000,
+    };
+    let batch = bql_sim::verilator::run(&built, job, &dir).unwrap();
+    let (scores, _) = engine.scores_batch(&data.pixels);
+    assert_ne!(
+        batch.results[0].scores, scores,
+        "the corruption went unnoticed"
+    );
+    let found = bql_sim::localize::localize(&tool, &net, &design, &dir, &writes, &data.pixels)
+        .unwrap()
+        .expect("a layer differs");
+    assert_eq!((found.layer, found.neuron), (0, neuron), "{found:?}");
+    assert_eq!(found.hardware, i64::from(!fired));
+    assert!(std::fs::metadata(&found.vcd).unwrap().len() > 1000);
+    std::fs::remove_dir_all(&dir).ok();
+}

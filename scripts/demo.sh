@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# `make demo`: the whole path on the embedded default model, each step's JSON kept in build/demo/,
+# then one summary table. Called by the Makefile after `make build mnist`.
+set -uo pipefail
+bql=target/release/bql
+out=build/demo
+mkdir -p "$out"
+fail=0
+step() { # name, then the bql arguments; JSON to $out/name.json, progress on stderr
+  local name=$1; shift
+  echo; echo "== bql $*"
+  if "$bql" "$@" --json > "$out/$name.json"; then
+    return 0
+  else
+    echo "   ($name did not succeed; see above)"; return 1
+  fi
+}
+show() { python3 - "$@" <<'PY'
+import json, sys
+name, expr = sys.argv[1], sys.argv[2]
+try:
+    d = json.load(open(f"build/demo/{name}.json"))
+    print("   " + eval(expr, {}, {"d": d}))
+except Exception as e:
+    print(f"   ({name}: no result: {e})")
+PY
+}
+step info info && show info '"model {} ({}), {} weight bits, {} MACs".format(d["model"], d["arch"], d["weight_bits"], d["macs"])'
+step eval eval && show eval '"accuracy {:.2} % on {} images ({}), {} disagreements with the float graph".format(100*d["accuracy"], d["images"], d["dataset"], d.get("float_disagreements"))'
+step bench bench && show bench '"reference {:.0} images/s vs f32 GEMM {:.0}: {:.1}x".format(d["images_per_s"], d["f32_images_per_s"], d["speedup_vs_f32"])'
+step gen gen --board icebreaker && cat build/icebreaker/report.txt
+step sim sim --board icebreaker --limit 1000 || fail=1
+show sim '"{} images, {} mismatches, {:.0} cycles/inference, {:.2} Mcycles/s in Verilator".format(d["images"], d["mismatches"], d["interval_cycles"], d["sim_mcycles_per_s"])'
+step run run --sim --board icebreaker --limit 100 || fail=1
+show run '"{} images over the UART, {} mismatches, {:.0} inferences/s, protocol efficiency {:.1} %".format(d["images"], d["mismatches"], d["inferences_per_s"], 100*d["protocol_efficiency"])'
+echo; echo "== bql build --board icebreaker (the default model needs more logic cells than the UP5K has: refused before synthesis)"
+"$bql" build --board icebreaker > "$out/build-icebreaker.txt" 2>&1; cat "$out/build-icebreaker.txt"
+step build build --board ulx3s || fail=1
+show build '"ULX3S bitstream {}: Fmax {:.1} MHz (target {:.0}), LUT4 {} of {}, {:.0} inferences/s, {:.0} s".format(d["bitstream"], d["fmax_mhz"], d["target_mhz"], d["util"]["TRELLIS_COMB"][0], d["util"]["TRELLIS_COMB"][1], d["inferences_per_s"], d["total_seconds"])'
+python3 - <<'PY'
+import json, os
+def j(n):
+    try: return json.load(open(f"build/demo/{n}.json"))
+    except Exception: return None
+rows = []
+e, b, s, r, bu = j("eval"), j("bench"), j("sim"), j("run"), j("build")
+if e: rows.append(("accuracy (reference, %d images)" % e["images"], "%.2f %%" % (100 * e["accuracy"])))
+if b: rows.append(("reference vs f32 GEMM", "%.1fx" % b["speedup_vs_f32"]))
+if s:
+    rows.append(("sim: images / mismatches", "%d / %d" % (s["images"], s["mismatches"])))
+    rows.append(("sim: cycles per inference (planned)", "%.0f (%d)" % (s["interval_cycles"], s["planned_interval_cycles"])))
+    rows.append(("sim: Verilator speed", "%.2f Mcycles/s" % s["sim_mcycles_per_s"]))
+if r:
+    rows.append(("run over UART: images / mismatches", "%d / %d" % (r["images"], r["mismatches"])))
+    rows.append(("run: protocol efficiency", "%.1f %%" % (100 * r["protocol_efficiency"])))
+    rows.append(("run: expected at %d baud" % r["baud"], "%.0f inferences/s (%s-bound)" % (r["expected_inferences_per_s"], r["bound"])))
+if bu:
+    rows.append(("ULX3S build: Fmax / target", "%.1f / %.0f MHz" % (bu["fmax_mhz"], bu["target_mhz"])))
+    rows.append(("ULX3S build: LUT4", "%d of %d" % tuple(bu["util"]["TRELLIS_COMB"])))
+    rows.append(("ULX3S build: time", "%.0f s" % bu["total_seconds"]))
+print("\n== summary")
+w = max(len(a) for a, _ in rows) if rows else 10
+for a, v in rows:
+    print(f"  {a:<{w}}  {v}")
+PY
+exit $fail

@@ -1,0 +1,149 @@
+//! Where does the hardware first differ from the reference? For an image that gave a wrong
+//! result, a debug build of the core (internal signals public, a VCD trace) replays the same
+//! configuration writes and that one image, prints every layer's output vector as the next stage
+//! takes it, and writes the waveform. The first layer (in order) whose output differs from the
+//! reference's trace, and the first neuron in it, is the answer.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bql_hdl_gen::plan::OutputKind;
+use bql_hdl_gen::Design;
+use bql_model::reference::{Engine, LayerOutput};
+use bql_model::Network;
+
+use crate::harness::ConfigWrite;
+use crate::tools::Tool;
+use crate::verilator::{driver, stimulus, verilate, Job, Tap};
+
+/// The first difference found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Localized {
+    /// Layer index.
+    pub layer: usize,
+    /// Neuron (output) index in that layer.
+    pub neuron: usize,
+    /// The hardware's value (a bit as 0/1, or a score).
+    pub hardware: i64,
+    /// The reference's value.
+    pub reference: i64,
+    /// The waveform of the replay.
+    pub vcd: PathBuf,
+}
+
+/// Replays image `pixels` (after `writes`) in a debug build and finds the first layer and neuron
+/// that differ from the reference. `None` when every layer output agrees (the difference is then
+/// after the last layer: the argmax or the output port).
+pub fn localize(
+    tool: &Tool,
+    net: &Network,
+    design: &Design,
+    dir: &Path,
+    writes: &[ConfigWrite],
+    pixels: &[u8],
+) -> Result<Option<Localized>, String> {
+    let ifc = &design.interface;
+    let layers = &design.plan.layers;
+    let taps: Vec<Tap> = layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Tap {
+            layer: i,
+            width: match l.output {
+                OutputKind::Threshold => l.outputs,
+                OutputKind::Scores => l.outputs * l.acc_width(),
+            },
+            taken_by: if i + 1 < layers.len() {
+                format!("l{}_in_ready", i + 1)
+            } else {
+                "argmax_in_ready".into()
+            },
+        })
+        .collect();
+    let classes = net.classes();
+    let (exe, _) = verilate(
+        tool,
+        design,
+        dir,
+        "verilator-debug",
+        "bql_core",
+        &driver(ifc, classes * ifc.score_width, &taps, true),
+        &["--public-flat-rw", "--trace"],
+    )?;
+    let job = Job {
+        writes,
+        pixels,
+        image_len: pixels.len(),
+        max_cycles: (design.plan.cycles_per_inference as u64 + 1000) * 4,
+    };
+    let stim = stimulus(ifc, &job);
+    let path = dir.join("debug-stimulus.bin");
+    let bytes: Vec<u8> = stim.iter().flat_map(|w| w.to_le_bytes()).collect();
+    std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let vcd = dir.join("mismatch.vcd");
+    let out = Command::new(&exe)
+        .arg(&path)
+        .arg(&vcd)
+        .current_dir(dir.join("rtl"))
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let reference = Engine::new(net).trace(pixels);
+    for line in text.lines() {
+        let mut p = line.split_whitespace();
+        if p.next() != Some("L") {
+            continue;
+        }
+        let (Some(layer), Some(hex)) = (p.next().and_then(|l| l.parse::<usize>().ok()), p.next())
+        else {
+            return Err(format!("bad layer line {line:?}"));
+        };
+        let bits = hex_bits(hex).ok_or_else(|| format!("bad hex in {line:?}"))?;
+        let l = &layers[layer];
+        let diff = match &reference[layer] {
+            LayerOutput::Bits(words) => (0..l.outputs).find_map(|o| {
+                let r = (words[o / 64] >> (o % 64)) & 1 == 1;
+                let h = bits.get(o).copied().unwrap_or(false);
+                (r != h).then_some((o, h as i64, r as i64))
+            }),
+            LayerOutput::Scores(s) => {
+                let w = l.acc_width();
+                (0..l.outputs).find_map(|o| {
+                    let mut v: i64 = 0;
+                    for b in 0..w {
+                        if bits.get(o * w + b).copied().unwrap_or(false) {
+                            v |= 1 << b;
+                        }
+                    }
+                    if l.pixel_input && (v >> (w - 1)) & 1 == 1 {
+                        v -= 1 << w;
+                    }
+                    (v != s[o] as i64).then_some((o, v, s[o] as i64))
+                })
+            }
+        };
+        if let Some((neuron, hardware, reference)) = diff {
+            return Ok(Some(Localized {
+                layer,
+                neuron,
+                hardware,
+                reference,
+                vcd,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Hex (most significant digit first) to bits, bit 0 first.
+fn hex_bits(hex: &str) -> Option<Vec<bool>> {
+    Some(
+        hex.chars()
+            .rev()
+            .map(|c| c.to_digit(16))
+            .collect::<Option<Vec<u32>>>()?
+            .into_iter()
+            .flat_map(|d| (0..4).map(move |b| (d >> b) & 1 == 1))
+            .collect(),
+    )
+}
