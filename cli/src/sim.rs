@@ -32,6 +32,75 @@ pub struct Args {
     /// With --serve: clocks per UART bit (default: the board's real divisor).
     #[arg(long)]
     divisor: Option<usize>,
+    /// Simulator: verilator, or icarus for a short second opinion on the same RTL (first 20
+    /// images unless --limit).
+    #[arg(long, value_enum, default_value_t = Simulator::Verilator)]
+    simulator: Simulator,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Simulator {
+    Verilator,
+    Icarus,
+}
+
+fn icarus(a: &Args) -> Result<()> {
+    let (net, source) = defaults::load_model(a.common.model.as_deref())?;
+    let limit = a.common.limit.or(Some(20));
+    let (data, data_dir) = defaults::load_split(a.common.dataset.as_deref(), Split::Test, limit)?;
+    defaults::check_fits(&net, &data)?;
+    let b = board::load(&crate::gen::constraints_dir(), &a.board)?;
+    let design = bql_hdl_gen::generate(&net, &b, &[])
+        .with_context(|| format!("generating {source} for {}", b.file.name))?;
+    let dir = defaults::project_root()
+        .join("build")
+        .join(format!("icarus-{}", a.board));
+    design.write(&dir)?;
+    let tool = bql_sim::tools::iverilog().map_err(anyhow::Error::msg)?;
+    let writes = bql_sim::harness::config_writes(&net, &design.plan, a.load_all);
+    eprintln!(
+        "simulating {} images in Icarus Verilog ({} configuration writes first) ...",
+        data.len(),
+        writes.len()
+    );
+    let (results, seconds) = bql_sim::icarus::run(
+        &tool,
+        &design,
+        &dir,
+        &writes,
+        &data.pixels,
+        data.image_len(),
+        net.classes(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let engine = Engine::new(&net);
+    let (scores, classes) = engine.scores_batch(&data.pixels);
+    let k = net.classes();
+    let mismatches = (0..data.len())
+        .filter(|&i| results[i].1 != scores[i * k..(i + 1) * k] || results[i].0 != classes[i])
+        .count();
+    if a.common.json {
+        println!(
+            "{}",
+            serde_json::json!({"simulator": "icarus", "model": source, "board": b.file.id,
+                "images": data.len(), "mismatches": mismatches, "vvp_seconds": seconds})
+        );
+    } else {
+        println!(
+            "{source} on {} in Icarus Verilog, {} images from {}: {mismatches} mismatches, \
+             {seconds:.2} s in vvp",
+            b.file.name,
+            data.len(),
+            data_dir.display()
+        );
+    }
+    if mismatches > 0 {
+        bail!(
+            "{mismatches} of {} images differ from the reference",
+            data.len()
+        );
+    }
+    Ok(())
 }
 
 fn serve(a: &Args) -> Result<()> {
@@ -81,6 +150,9 @@ fn serve(a: &Args) -> Result<()> {
 pub fn run(a: Args) -> Result<()> {
     if a.serve {
         return serve(&a);
+    }
+    if a.simulator == Simulator::Icarus {
+        return icarus(&a);
     }
     let (net, source) = defaults::load_model(a.common.model.as_deref())?;
     let limit = a.common.limit.or(Some(1000));

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod harness;
+pub mod icarus;
 pub mod localize;
 pub mod serve;
 pub mod tools;
