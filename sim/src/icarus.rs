@@ -100,7 +100,10 @@ endmodule
     )
 }
 
-/// One Icarus run: one `(class, scores)` per image, and the seconds `vvp` took.
+/// One `(class, scores)` per image.
+pub type Results = Vec<(usize, Vec<i32>)>;
+
+/// One Icarus run: the results, and the seconds `vvp` took.
 pub fn run(
     iverilog: &Tool,
     design: &Design,
@@ -109,7 +112,7 @@ pub fn run(
     pixels: &[u8],
     image_len: usize,
     classes: usize,
-) -> Result<(Vec<(usize, Vec<i32>)>, f64), String> {
+) -> Result<(Results, f64), String> {
     let rtl = dir.join("rtl");
     let ifc = &design.interface;
     let images = pixels.len() / image_len;
