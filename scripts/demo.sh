@@ -35,15 +35,17 @@ step run run --sim --board icebreaker --limit 100 || fail=1
 show run '"{} images over the UART, {} mismatches, {:.0} inferences/s, protocol efficiency {:.1} %".format(d["images"], d["mismatches"], d["inferences_per_s"], 100*d["protocol_efficiency"])'
 echo; echo "== bql build --board icebreaker (the default model needs more logic cells than the UP5K has: refused before synthesis)"
 "$bql" build --board icebreaker > "$out/build-icebreaker.txt" 2>&1; cat "$out/build-icebreaker.txt"
-step build build --board ulx3s || fail=1
-show build '"ULX3S bitstream {}: Fmax {:.1} MHz (target {:.0}), LUT4 {} of {}, {:.0} inferences/s, {:.0} s".format(d["bitstream"], d["fmax_mhz"], d["target_mhz"], d["util"]["TRELLIS_COMB"][0], d["util"]["TRELLIS_COMB"][1], d["inferences_per_s"], d["total_seconds"])'
+step build build --board icebreaker --model models/small.bqm --out build/icebreaker-small || fail=1
+show build '"iCEBreaker bitstream of models/small.bqm {}: Fmax {:.1} MHz (target {:.0}), logic cells {} of {}, {:.0} s".format(d["bitstream"], d["fmax_mhz"], d["target_mhz"], d["util"]["lut"][0], d["util"]["lut"][1], d["total_seconds"])'
+step build-ecp5 build --board ulx3s --model models/small.bqm --out build/ulx3s-small || fail=1
+show build-ecp5 '"ULX3S bitstream of models/small.bqm {}: Fmax {:.1} MHz (target {:.0}), LUT4 {} of {}, {:.0} s".format(d["bitstream"], d["fmax_mhz"], d["target_mhz"], d["util"]["lut"][0], d["util"]["lut"][1], d["total_seconds"])'
 python3 - <<'PY'
 import json, os
 def j(n):
     try: return json.load(open(f"build/demo/{n}.json"))
     except Exception: return None
 rows = []
-e, b, s, r, bu = j("eval"), j("bench"), j("sim"), j("run"), j("build")
+e, b, s, r, bu, be = j("eval"), j("bench"), j("sim"), j("run"), j("build"), j("build-ecp5")
 if e: rows.append(("accuracy (reference, %d images)" % e["images"], "%.2f %%" % (100 * e["accuracy"])))
 if b: rows.append(("reference vs f32 GEMM", "%.1fx" % b["speedup_vs_f32"]))
 if s:
@@ -54,10 +56,11 @@ if r:
     rows.append(("run over UART: images / mismatches", "%d / %d" % (r["images"], r["mismatches"])))
     rows.append(("run: protocol efficiency", "%.1f %%" % (100 * r["protocol_efficiency"])))
     rows.append(("run: expected at %d baud" % r["baud"], "%.0f inferences/s (%s-bound)" % (r["expected_inferences_per_s"], r["bound"])))
-if bu:
-    rows.append(("ULX3S build: Fmax / target", "%.1f / %.0f MHz" % (bu["fmax_mhz"], bu["target_mhz"])))
-    rows.append(("ULX3S build: LUT4", "%d of %d" % tuple(bu["util"]["TRELLIS_COMB"])))
-    rows.append(("ULX3S build: time", "%.0f s" % bu["total_seconds"]))
+for name, x in (("iCEBreaker", bu), ("ULX3S", be)):
+    if x:
+        rows.append((name + " build (small model): Fmax / target", "%.1f / %.0f MHz" % (x["fmax_mhz"], x["target_mhz"])))
+        rows.append((name + " build (small model): logic", "%d of %d" % tuple(x["util"]["lut"])))
+        rows.append((name + " build (small model): time", "%.0f s" % x["total_seconds"]))
 print("\n== summary")
 w = max(len(a) for a, _ in rows) if rows else 10
 for a, v in rows:

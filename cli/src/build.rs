@@ -122,12 +122,24 @@ fn print_report(
     let cycles = design.plan.cycles_per_inference as f64;
     let run_mhz = r.fmax_mhz.min(r.target_mhz);
     if a.json {
-        let util: serde_json::Map<String, serde_json::Value> = r
-            .util
-            .0
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::json!(v)))
-            .collect();
+        // Short names first (lut: logic cells on iCE40, LUT4 on ECP5), then nextpnr's own.
+        let short = [
+            ("lut", &["ICESTORM_LC", "TRELLIS_COMB"][..]),
+            ("ff", &["TRELLIS_FF"][..]),
+            ("bram", &["ICESTORM_RAM", "DP16KD"][..]),
+            ("spram", &["ICESTORM_SPRAM"][..]),
+            ("dsp", &["ICESTORM_DSP", "MULT18X18D"][..]),
+            ("io", &["SB_IO", "TRELLIS_IO"][..]),
+        ];
+        let mut util = serde_json::Map::new();
+        for (name, cells) in short {
+            if let Some(v) = cells.iter().find_map(|c| r.util.get(c)) {
+                util.insert(name.into(), serde_json::json!(v));
+            }
+        }
+        for (k, v) in &r.util.0 {
+            util.insert(k.clone(), serde_json::json!(v));
+        }
         println!(
             "{}",
             serde_json::json!({

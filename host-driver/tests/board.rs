@@ -250,3 +250,23 @@ fn everything_at_once() {
         }),
     );
 }
+
+/// The wrong bitstream: a design whose architecture hash is not the model's is refused at the
+/// handshake with both hashes in the message, before anything is loaded or inferred.
+#[test]
+fn a_wrong_design_is_refused_at_the_handshake() {
+    let s = setup();
+    let board = start();
+    let serial = Serial::open(board.path.to_str().unwrap(), 3_000_000).unwrap();
+    let mut c = Client::new(serial);
+    let mut expected = s.design.link.info;
+    expected.arch_hash ^= 1;
+    let e = c.handshake(&expected).unwrap_err();
+    assert_eq!(e.kind, bql_host_driver::ErrorKind::WrongDesign);
+    assert!(
+        e.message
+            .contains(&format!("{:016x}", s.design.link.info.arch_hash))
+            && e.message.contains(&format!("{:016x}", expected.arch_hash)),
+        "{e}"
+    );
+}
