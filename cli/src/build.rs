@@ -121,6 +121,40 @@ fn print_report(
     };
     let cycles = design.plan.cycles_per_inference as f64;
     let run_mhz = r.fmax_mhz.min(r.target_mhz);
+    let bars: Vec<crate::plot::LayerBar> = design
+        .plan
+        .layers
+        .iter()
+        .map(|l| {
+            let e = bql_hdl_gen::plan::estimate_layer(l, &b.device);
+            crate::plot::LayerBar {
+                name: format!("layer {} ({}x{})", l.index, l.pe, l.simd),
+                lut: e.lut,
+                ff: e.ff,
+                cycles: l.cycles(),
+            }
+        })
+        .collect();
+    let svg_path = dir.join("report.svg");
+    let footer = format!(
+        "{}: Fmax {:.1} MHz (target {:.1}); {} LUT4 / {} FF after synthesis; {:.0} inferences/s",
+        r.board,
+        r.fmax_mhz,
+        r.target_mhz,
+        luts,
+        ffs,
+        run_mhz * 1e6 / cycles
+    );
+    std::fs::write(
+        &svg_path,
+        crate::plot::svg(
+            &format!("{source} on {} ({})", b.file.name, r.device),
+            &bars,
+            design.plan.cycles_per_inference,
+            &footer,
+        ),
+    )
+    .with_context(|| format!("writing {}", svg_path.display()))?;
     if a.json {
         // Short names first (lut: logic cells on iCE40, LUT4 on ECP5), then nextpnr's own.
         let short = [
@@ -151,6 +185,7 @@ fn print_report(
                 "cycles_per_inference": cycles,
                 "inferences_per_s": run_mhz * 1e6 / cycles,
                 "seconds": r.seconds, "total_seconds": total, "cached": r.cached,
+                "plot": svg_path,
             })
         );
         return Ok(());
@@ -191,6 +226,7 @@ fn print_report(
         "  {cycles:.0} cycles per inference: {:.0} inferences/s at {run_mhz:.1} MHz",
         run_mhz * 1e6 / cycles
     );
+    println!("  plot: {}", svg_path.display());
     let steps: Vec<String> = r
         .seconds
         .iter()

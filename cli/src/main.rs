@@ -10,6 +10,7 @@ mod defaults;
 mod eval;
 mod gen;
 mod info;
+mod plot;
 mod progress;
 mod run;
 mod sim;
