@@ -18,3 +18,23 @@ pub struct ModelData {
     #[arg(long)]
     pub json: bool,
 }
+
+/// `--model`, `--board`, `--out`, `--fold`, `--json`: what `gen` and `build` take.
+#[derive(clap::Args)]
+pub struct DesignArgs {
+    /// Model file (default: the embedded default model).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Board id (see `bql boards`).
+    #[arg(long, default_value = "icebreaker")]
+    pub board: String,
+    /// Output folder (default: build/<board>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Fix a layer's folding: LAYER:P:S (repeatable), e.g. --fold 0:16:49.
+    #[arg(long, value_name = "L:P:S")]
+    pub fold: Vec<String>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,7 +1,6 @@
 //! `bql build`: generate, then yosys -> nextpnr -> icepack/ecppack, and a report of what fits
 //! and how fast it runs.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -10,36 +9,16 @@ use bql_toolchain::{report, BuildError, BuildReport, Tools};
 
 use crate::defaults;
 
-#[derive(clap::Args)]
-pub struct Args {
-    /// Model file (default: the embedded default model).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// Board id (see `bql boards`).
-    #[arg(long, default_value = "icebreaker")]
-    board: String,
-    /// Build folder (default: build/<board>).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Fix a layer's folding: LAYER:P:S (repeatable).
-    #[arg(long, value_name = "L:P:S")]
-    fold: Vec<String>,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    json: bool,
-}
+pub use crate::args::DesignArgs as Args;
 
 pub fn run(a: Args) -> Result<()> {
-    let (net, source) = defaults::load_model(a.model.as_deref())?;
-    let b = board::load(&crate::gen::constraints_dir(), &a.board)?;
-    let folds = a
-        .fold
-        .iter()
-        .map(|f| crate::gen::parse_fold(f))
-        .collect::<Result<Vec<_>>>()?;
     // The planner refuses a model that does not fit before any tool runs.
-    let design = bql_hdl_gen::generate(&net, &b, &folds)
-        .with_context(|| format!("generating {source} for {}", b.file.name))?;
+    let crate::gen::Generated {
+        source,
+        b,
+        design,
+        out: dir,
+    } = crate::gen::design(&a)?;
     if let Some(m) = &design.plan.logic_overfull {
         bail!(
             "{source} does not fit the {} ({}) at any folding: the plan {m}. Refused before \
@@ -49,10 +28,6 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     let root = defaults::project_root();
-    let dir = a
-        .out
-        .clone()
-        .unwrap_or_else(|| root.join("build").join(&a.board));
     design.write(&dir)?;
     let tools = Tools::locate(b.file.family, &root).map_err(anyhow::Error::msg)?;
     // No PLL yet: the design runs at the board's oscillator.

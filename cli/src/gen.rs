@@ -7,24 +7,7 @@ use bql_hdl_gen::board;
 
 use crate::defaults;
 
-#[derive(clap::Args)]
-pub struct Args {
-    /// Model file (default: the embedded default model).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// Board id (see `bql boards`).
-    #[arg(long, default_value = "icebreaker")]
-    board: String,
-    /// Output folder (default: build/<board>).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Fix a layer's folding: LAYER:P:S (repeatable), e.g. --fold 0:16:49.
-    #[arg(long, value_name = "L:P:S")]
-    fold: Vec<String>,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    json: bool,
-}
+pub use crate::args::DesignArgs as Args;
 
 #[derive(clap::Args)]
 pub struct BoardsArgs {
@@ -46,7 +29,20 @@ pub fn parse_fold(s: &str) -> Result<(usize, usize, usize)> {
     }
 }
 
-pub fn run(a: Args) -> Result<()> {
+/// A generated design with where it came from and where it goes.
+pub struct Generated {
+    /// Where the model came from, for messages.
+    pub source: String,
+    /// The board.
+    pub b: board::Board,
+    /// The design.
+    pub design: bql_hdl_gen::Design,
+    /// Output folder.
+    pub out: PathBuf,
+}
+
+/// The design `a` describes, and its output folder.
+pub fn design(a: &Args) -> Result<Generated> {
     let (net, source) = defaults::load_model(a.model.as_deref())?;
     let b = board::load(&constraints_dir(), &a.board)?;
     let folds = a
@@ -58,7 +54,18 @@ pub fn run(a: Args) -> Result<()> {
         .with_context(|| format!("generating {source} for {}", b.file.name))?;
     let out = a
         .out
+        .clone()
         .unwrap_or_else(|| defaults::project_root().join("build").join(&a.board));
+    Ok(Generated {
+        source,
+        b,
+        design,
+        out,
+    })
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let Generated { b, design, out, .. } = design(&a)?;
     design.write(&out)?;
     let pin_src = b.dir.join(&b.file.pin_file);
     std::fs::copy(&pin_src, out.join(&b.file.pin_file))

@@ -44,9 +44,22 @@ enum Simulator {
     Icarus,
 }
 
-fn icarus(a: &Args) -> Result<()> {
+/// What a batch simulation works on.
+struct Prepared {
+    net: bql_model::Network,
+    source: String,
+    data: bql_model::dataset::Dataset,
+    data_dir: PathBuf,
+    b: board::Board,
+    design: bql_hdl_gen::Design,
+    dir: PathBuf,
+}
+
+/// The model, the first `default_limit` test images (unless --limit), the board and its design,
+/// written to `build/<prefix>-<board>`.
+fn prepare(a: &Args, default_limit: usize, prefix: &str) -> Result<Prepared> {
     let (net, source) = defaults::load_model(a.common.model.as_deref())?;
-    let limit = a.common.limit.or(Some(20));
+    let limit = a.common.limit.or(Some(default_limit));
     let (data, data_dir) = defaults::load_split(a.common.dataset.as_deref(), Split::Test, limit)?;
     defaults::check_fits(&net, &data)?;
     let b = board::load(&crate::gen::constraints_dir(), &a.board)?;
@@ -54,8 +67,29 @@ fn icarus(a: &Args) -> Result<()> {
         .with_context(|| format!("generating {source} for {}", b.file.name))?;
     let dir = defaults::project_root()
         .join("build")
-        .join(format!("icarus-{}", a.board));
+        .join(format!("{prefix}-{}", a.board));
     design.write(&dir)?;
+    Ok(Prepared {
+        net,
+        source,
+        data,
+        data_dir,
+        b,
+        design,
+        dir,
+    })
+}
+
+fn icarus(a: &Args) -> Result<()> {
+    let Prepared {
+        net,
+        source,
+        data,
+        data_dir,
+        b,
+        design,
+        dir,
+    } = prepare(a, 20, "icarus")?;
     let tool = bql_sim::tools::iverilog().map_err(anyhow::Error::msg)?;
     let writes = bql_sim::harness::config_writes(&net, &design.plan, a.load_all);
     eprintln!(
@@ -154,17 +188,15 @@ pub fn run(a: Args) -> Result<()> {
     if a.simulator == Simulator::Icarus {
         return icarus(&a);
     }
-    let (net, source) = defaults::load_model(a.common.model.as_deref())?;
-    let limit = a.common.limit.or(Some(1000));
-    let (data, data_dir) = defaults::load_split(a.common.dataset.as_deref(), Split::Test, limit)?;
-    defaults::check_fits(&net, &data)?;
-    let b = board::load(&crate::gen::constraints_dir(), &a.board)?;
-    let design = bql_hdl_gen::generate(&net, &b, &[])
-        .with_context(|| format!("generating {source} for {}", b.file.name))?;
-    let dir = defaults::project_root()
-        .join("build")
-        .join(format!("sim-{}", a.board));
-    design.write(&dir)?;
+    let Prepared {
+        net,
+        source,
+        data,
+        data_dir,
+        b,
+        design,
+        dir,
+    } = prepare(&a, 1000, "sim")?;
     let tool = bql_sim::tools::verilator(&defaults::project_root()).map_err(anyhow::Error::msg)?;
     let t = Instant::now();
     eprintln!(
