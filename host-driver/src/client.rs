@@ -150,6 +150,7 @@ impl<T: Transport> Client<T> {
     fn receive(&mut self, timeout: Duration) -> Result<Option<Frame>> {
         let deadline = Instant::now() + timeout;
         let mut buf = [0u8; 4096];
+        let mut quiet = true;
         loop {
             while let Some(d) = self.dec.next_frame() {
                 match d {
@@ -159,11 +160,15 @@ impl<T: Transport> Client<T> {
             }
             let now = Instant::now();
             if now >= deadline {
-                // A frame that is still incomplete now is a false start in garbage.
-                self.dec.skip_stalled();
+                // A frame still incomplete after a long silence is a false start in garbage (a
+                // sync byte with a made-up length); a short wait says nothing about it.
+                if quiet && timeout >= self.policy.timeout / 2 {
+                    self.dec.skip_stalled();
+                }
                 return Ok(None);
             }
             let n = self.t.recv(&mut buf, deadline - now)?;
+            quiet &= n == 0;
             self.stats.bytes_received += n as u64;
             self.dec.push(&buf[..n]);
         }
