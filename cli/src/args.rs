@@ -34,6 +34,10 @@ pub struct DesignArgs {
     /// Fix a layer's folding: LAYER:P:S (repeatable), e.g. --fold 0:16:49.
     #[arg(long, value_name = "L:P:S")]
     pub fold: Vec<String>,
+    /// Also write the intermediate form after a pass: `plan` (the folding plan) or `lower` (the
+    /// hardware IR of every module) to <out>/dump/<pass>.txt.
+    #[arg(long, value_name = "PASS", value_parser = ["plan", "lower"])]
+    pub dump_after: Option<String>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

@@ -50,7 +50,16 @@ pub fn design(a: &Args) -> Result<Generated> {
         .iter()
         .map(|f| parse_fold(f))
         .collect::<Result<Vec<_>>>()?;
-    let design = bql_hdl_gen::generate(&net, &b, &folds)
+    let opts = bql_hdl_gen::Options {
+        folds,
+        dump_after: match a.dump_after.as_deref() {
+            Some("plan") => Some(bql_hdl_gen::Pass::Plan),
+            Some("lower") => Some(bql_hdl_gen::Pass::Lower),
+            _ => None,
+        },
+        ..Default::default()
+    };
+    let design = bql_hdl_gen::generate_with(&net, &b, &opts)
         .with_context(|| format!("generating {source} for {}", b.file.name))?;
     let out = a
         .out

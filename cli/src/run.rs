@@ -58,8 +58,8 @@ pub fn run(a: Args) -> Result<()> {
     defaults::check_fits(&net, &data)?;
     let b = board::load(&crate::gen::constraints_dir(), &a.board)?;
     let opts = bql_hdl_gen::Options {
-        folds: Vec::new(),
         uart_divisor: a.divisor,
+        ..Default::default()
     };
     let design = bql_hdl_gen::generate_with(&net, &b, &opts)
         .with_context(|| format!("planning {source} for {}", b.file.name))?;

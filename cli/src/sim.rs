@@ -141,8 +141,8 @@ fn serve(a: &Args) -> Result<()> {
     let (net, source) = defaults::load_model(a.common.model.as_deref())?;
     let b = board::load(&crate::gen::constraints_dir(), &a.board)?;
     let opts = bql_hdl_gen::Options {
-        folds: Vec::new(),
         uart_divisor: a.divisor,
+        ..Default::default()
     };
     let design = bql_hdl_gen::generate_with(&net, &b, &opts)
         .with_context(|| format!("generating {source} for {}", b.file.name))?;

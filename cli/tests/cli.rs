@@ -161,3 +161,48 @@ fn data_fetch_from_a_folder() {
     assert_eq!(v["test_images"], 1000);
     std::fs::remove_dir_all(&d).ok();
 }
+
+#[test]
+fn gen_dumps_the_plan_and_the_ir_and_build_refuses_what_cannot_fit() {
+    let out = tmp("dump");
+    let o = bql(&[
+        "gen",
+        "--dump-after",
+        "plan",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plan = std::fs::read_to_string(out.join("dump/plan.txt")).unwrap();
+    assert!(
+        plan.contains("LayerPlan") && plan.contains("simd"),
+        "{plan}"
+    );
+    let o = bql(&[
+        "gen",
+        "--dump-after",
+        "lower",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let ir = std::fs::read_to_string(out.join("dump/lower.txt")).unwrap();
+    assert!(ir.contains("name: \"bql_top\"") && ir.contains("MemWrite"));
+    // The default model needs more logic cells than the UP5K has: refused before any tool runs,
+    // with the shortfall in the message.
+    let o = bql(&[
+        "build",
+        "--board",
+        "icebreaker",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("logic cells") && err.contains("short by"),
+        "{err}"
+    );
+    assert!(!out.join("yosys.log").exists(), "a tool ran");
+    std::fs::remove_dir_all(&out).ok();
+}

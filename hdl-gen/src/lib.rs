@@ -48,6 +48,27 @@ pub struct Options {
     /// Clocks per UART bit; `None` takes the board's clock and baud rate. Simulation uses a
     /// small divisor so that the UART does not dominate the run time.
     pub uart_divisor: Option<usize>,
+    /// Also write the intermediate form after this pass (`dump/<pass>.txt`).
+    pub dump_after: Option<Pass>,
+}
+
+/// The generator's passes, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Folding plan per layer, with estimates.
+    Plan,
+    /// Hardware IR: every module's ports, nets, registers, memories, statements.
+    Lower,
+}
+
+impl Pass {
+    /// The pass's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Plan => "plan",
+            Pass::Lower => "lower",
+        }
+    }
 }
 
 /// A generated design: relative path -> contents.
@@ -129,7 +150,7 @@ pub fn generate(
         board,
         &Options {
             folds: folds.to_vec(),
-            uart_divisor: None,
+            ..Options::default()
         },
     )
 }
@@ -255,8 +276,18 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     ] {
         modules.insert(md.name.clone(), md);
     }
-    // Pass 3: print.
     let mut files = BTreeMap::new();
+    match opts.dump_after {
+        Some(Pass::Plan) => {
+            files.insert("dump/plan.txt".to_string(), format!("{plan:#?}\n"));
+        }
+        Some(Pass::Lower) => {
+            let text: String = modules.values().map(|m| format!("{m:#?}\n")).collect();
+            files.insert("dump/lower.txt".to_string(), text);
+        }
+        None => {}
+    }
+    // Pass 3: print.
     for (name, mut m) in modules {
         if m.name != "bql_core" && m.name != "bql_top" {
             let mut doc = header.clone();
