@@ -87,22 +87,20 @@ pub struct Design {
 impl Design {
     /// A digest of every file's name and contents (FNV-1a 64), to cache builds by.
     pub fn digest(&self) -> String {
-        let all: Vec<&str> = self
-            .files
-            .iter()
-            .flat_map(|(n, t)| [n.as_str(), t.as_str()])
-            .collect();
-        Self::text_digest(&all.join("\0"))
+        let h = bql_protocol::fnv1a64(self.files.iter().flat_map(|(n, t)| {
+            [
+                n.as_bytes(),
+                b"\0".as_slice(),
+                t.as_bytes(),
+                b"\0".as_slice(),
+            ]
+        }));
+        format!("{h:016x}")
     }
 
     /// FNV-1a 64 of a text, as 16 hex digits (build cache keys).
     pub fn text_digest(text: &str) -> String {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in text.bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        format!("{h:016x}")
+        format!("{:016x}", bql_protocol::fnv1a64([text.as_bytes()]))
     }
 
     /// The Verilog sources (paths relative to the design folder).

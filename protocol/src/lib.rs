@@ -228,16 +228,25 @@ impl Status {
     }
 }
 
-/// The architecture hash of a design description (FNV-1a 64 of the canonical text). The text
-/// names the shapes, the folding and the interface, never the weights, so one bitstream serves
-/// every model of the same shape and a model of another shape is refused.
-pub fn arch_hash(description: &str) -> u64 {
+/// FNV-1a 64 over byte strings in order (no separators added): the architecture hash here, and
+/// the build cache keys of hdl-gen.
+pub fn fnv1a64<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in description.bytes().chain(std::iter::once(VERSION)) {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    for part in parts {
+        for &b in part {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
     }
     h
+}
+
+/// The architecture hash of a design description (FNV-1a 64 of the canonical text, then the
+/// protocol version). The text names the shapes, the folding and the interface, never the
+/// weights, so one bitstream serves every model of the same shape and a model of another shape
+/// is refused.
+pub fn arch_hash(description: &str) -> u64 {
+    fnv1a64([description.as_bytes(), &[VERSION]])
 }
 
 /// Packs one `WRITE` payload: `sel`, the first word's address, then each word zero-padded to

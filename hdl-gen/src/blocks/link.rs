@@ -131,7 +131,9 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
     let pw = bits_for(rb.max(Info::LEN).next_power_of_two() - 1);
     let kk = ifc.pixels_per_beat;
     let elems = ifc.beats * kk;
-    let beat_w = if p.binary_input { kk } else { kk * 8 };
+    // One input element: a bit of a packed binary image, or an 8-bit pixel.
+    let ew = if p.binary_input { 1 } else { 8 };
+    let beat_w = kk * ew;
     let kw = bits_for(kk.max(2) - 1);
     let fifo_bits = bits_for(MAX_IN_FLIGHT - 1);
     let timeout = 10_240 * p.divisor;
@@ -675,13 +677,10 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
     // Image streaming: one element (bit or pixel) per step into the beat register.
     let in_range = e::lt(r("x_e"), k(16, p.input_len as u64));
     let shift_in = |elem: Expr| -> Expr {
-        if beat_w == elem_width(p.binary_input) {
+        if beat_w == ew {
             elem
         } else {
-            Expr::Concat(vec![
-                elem,
-                e::sl("beat", beat_w - 1, elem_width(p.binary_input)),
-            ])
+            Expr::Concat(vec![elem, e::sl("beat", beat_w - 1, ew)])
         }
     };
     let advance = |elem: Expr| -> Vec<Stmt> {
@@ -1147,14 +1146,6 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
     m.push(Item::Assign(r("led_green"), g));
     m.push(Item::Assign(r("led_red"), rd));
     m
-}
-
-fn elem_width(binary: bool) -> usize {
-    if binary {
-        1
-    } else {
-        8
-    }
 }
 
 /// `c0 ? v0 : c1 ? v1 : .. : default`.
