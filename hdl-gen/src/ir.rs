@@ -250,6 +250,9 @@ pub enum Item {
         depth: usize,
         /// Hex file (relative to the simulation/synthesis working folder) to load at start.
         init: Option<String>,
+        /// Kept in block RAM however small (`(* ram_style = "block" *)`): yosys would build
+        /// a memory of a few hundred bits from flip-flops and multiplexers.
+        block_ram: bool,
     },
     /// `assign lhs = rhs;`
     Assign(Expr, Expr),

@@ -4,7 +4,7 @@
 //! 1. **plan**: [`plan::plan`] picks P x S per layer for the board's device (or takes `--fold`
 //!    overrides) and estimates LUTs, FFs and block RAM; a model that cannot fit is refused here,
 //!    with the resource that is short and by how much.
-//! 2. **lower**: the blocks (`blocks::tree`, `blocks::mvtu`, `blocks::argmax`, `blocks::core`)
+//! 2. **lower**: the blocks (`blocks::tree`, `blocks::mvtu`, `blocks::inbuf`, `blocks::argmax`, `blocks::core`)
 //!    build [`ir::Module`]s from the plan; every size comes from the model at run time.
 //! 3. **print**: [`verilog`] prints each module to its own file; it makes no decisions.
 //! 4. **memories**: [`memfiles`] writes the weight and threshold images (`$readmemh`).
@@ -18,6 +18,7 @@ pub mod blocks {
     //! Hardware blocks, one module each.
     pub mod argmax;
     pub mod core;
+    pub mod inbuf;
     pub mod link;
     pub mod mvtu;
     pub mod tree;
@@ -259,6 +260,9 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
         let t = blocks::mvtu::tree(l);
         modules.insert(t.name(), t.module());
         modules.insert(l.mvtu_name(), blocks::mvtu::module(l));
+        if l.input == plan::InputMode::Buffer {
+            modules.insert(l.inbuf_name(), blocks::inbuf::module(l));
+        }
     }
     let last = plan.layers.last().expect("planned layers");
     let ifc = blocks::core::interface(&plan, net.input.len());

@@ -52,12 +52,32 @@ pub struct LayerPlan {
     /// Accept the next input while the pipeline drains (costs an extra result register of M
     /// bits; chosen when the drain would cost more than 5 % of the layer's cycles).
     pub overlap: bool,
-    /// Read the producer's vector in place instead of copying it into an input register: the
-    /// producer holds it until the last input fold has been read (`in_ready` pulses then). Saves
-    /// `N` flip-flops; costs the producer's refill time per input, so it is chosen for the
-    /// first layer when the input loader's beats are under 5 % of the layer's cycles.
-    #[serde(default)]
-    pub hold_input: bool,
+    /// How the layer holds its input vector.
+    pub input: InputMode,
+    /// Set when the next layer reads its input from a block-RAM buffer ([`InputMode::Buffer`]):
+    /// the width of that buffer's words (the next layer's S). This layer then packs its P
+    /// result bits per neuron fold into such words instead of keeping an M-bit output vector.
+    pub stream_out: Option<usize>,
+}
+
+/// Where a layer's input vector lives while the layer reads it, one S-lane slice per cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputMode {
+    /// Copied from the producer's output register into an N-bit input register at the
+    /// handshake; an SF-to-1 mux picks each cycle's slice. Costs 2 N flip-flops and the mux.
+    Register,
+    /// Read in place from the producer's vector, which holds it until the last input fold has
+    /// been read (`in_ready` pulses then). Saves N flip-flops; costs the producer's refill time
+    /// per input, so it is chosen for a first layer whose loader beats are under 5 % of its
+    /// cycles when the loader cannot write words of the layer's width.
+    Hold,
+    /// A double-buffered block RAM of S-bit words (`layer<i>_inbuf`): the producer writes one
+    /// half word by word as it computes while the layer reads the other half, one word per
+    /// cycle at the fold counter. No vector registers and no mux; needs the producer's P to
+    /// divide S (the loader's beat to equal S for the first layer) and a producer that does not
+    /// overlap its drain.
+    Buffer,
 }
 
 impl LayerPlan {
@@ -102,6 +122,18 @@ impl LayerPlan {
     /// Weight memory image file.
     pub fn weights_file(&self) -> String {
         format!("layer{}_weights.hex", self.index)
+    }
+    /// Width of one input word (one fold's slice): S lanes of 1 or 8 bits.
+    pub fn word_width(&self) -> usize {
+        self.simd * if self.pixel_input { 8 } else { 1 }
+    }
+    /// Module name of the input buffer ([`InputMode::Buffer`]).
+    pub fn inbuf_name(&self) -> String {
+        format!("layer{}_inbuf", self.index)
+    }
+    /// Address width of the input buffer: a half-select bit above the fold counter's width.
+    pub fn inbuf_addr_width(&self) -> usize {
+        1 + crate::blocks::mvtu::bits_for(self.sf() - 1)
     }
     /// Threshold memory image file.
     pub fn thresholds_file(&self) -> String {
@@ -157,7 +189,9 @@ impl std::ops::Add for Estimate {
 const LUT_PER_BINARY_LANE: f64 = 4.0; // measured: 3.97 (docs/hardware.md)
 const LUT_PER_PIXEL_LANE: f64 = 22.0;
 
-/// Estimated resources of one layer on `dev`.
+/// Estimated resources of one layer on `dev`. A layer counts the storage of its input vector
+/// (the producer's output register and its own copy, or its input buffer), so that the
+/// estimate follows the layer's [`InputMode`]; the last layer also counts its score vector.
 pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
     let lane = if l.pixel_input {
         LUT_PER_PIXEL_LANE
@@ -166,21 +200,38 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
     };
     let aw = l.acc_width();
     let ew = if l.pixel_input { 8 } else { 1 };
-    // Input slice mux: S*ew outputs, each an SF-to-1 mux (about SF/2 LUT4).
-    let mux = l.simd * ew * l.sf().div_ceil(2);
+    let n = l.inputs * ew;
     let pe = l.pe * (2 * aw + 2);
-    let out = l.outputs
-        * if l.output == OutputKind::Scores {
-            aw
-        } else {
-            1
-        };
-    let lut = (l.lanes() as f64 * lane) as usize + mux + pe + out + 40;
-    let tree_ff = l.pe * l.simd * ew; // roughly one register per term across the tree levels
-    let work = if l.overlap { out } else { 0 };
-    let held = if l.hold_input { 0 } else { l.inputs * ew };
-    let tree_ff = tree_ff / crate::blocks::tree::STRIDE;
-    let ff = held + out + work + l.pe * aw + tree_ff + l.lanes() + 40;
+    let out = match l.output {
+        OutputKind::Scores => l.outputs * aw,
+        OutputKind::Threshold => 0,
+    };
+    // Input storage: the producer's vector (with a write enable per bit), the layer's copy of
+    // it, and the slice mux (S*ew outputs, each an SF-to-1 mux of about SF/2 LUT4); or the
+    // buffer's counters, the producer's word packing and the block RAM.
+    let (in_lut, in_ff, in_ram) = match l.input {
+        InputMode::Register => (n + l.word_width() * l.sf().div_ceil(2), 2 * n, (0, 0)),
+        InputMode::Hold => (n + l.word_width() * l.sf().div_ceil(2), n, (0, 0)),
+        InputMode::Buffer => (
+            l.word_width() + 4 * l.inbuf_addr_width() + 16,
+            l.word_width() + 2 * l.inbuf_addr_width() + 4,
+            memory_blocks(dev, l.word_width(), 1 << l.inbuf_addr_width()),
+        ),
+    };
+    let lut = (l.lanes() as f64 * lane) as usize + in_lut + pe + out + 40;
+    let tree_ff = l.pe * l.simd * ew / crate::blocks::tree::STRIDE; // about one register per term
+                                                                    // An overlapped layer keeps earlier folds' results in a work register of M results.
+    let result_width = if l.output == OutputKind::Scores {
+        aw
+    } else {
+        1
+    };
+    let work = if l.overlap {
+        l.outputs * result_width
+    } else {
+        0
+    };
+    let ff = in_ff + out + work + l.pe * aw + tree_ff + l.lanes() + 40;
     let (tbits, tblocks) = match l.output {
         OutputKind::Threshold => memory_blocks(dev, l.pe * l.threshold_width(), l.nf()),
         OutputKind::Scores => (0, 0),
@@ -188,8 +239,8 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
     let mut est = Estimate {
         lut,
         ff,
-        bram_bits: tbits,
-        bram_blocks: tblocks,
+        bram_bits: tbits + in_ram.0,
+        bram_blocks: tblocks + in_ram.1,
         ..Default::default()
     };
     match l.mem {
@@ -244,16 +295,6 @@ pub struct Plan {
 /// Fixed cost of the design outside the layers (argmax, input loader, control), LUT4.
 const BASE_LUT: usize = 150;
 
-/// The input loader's vector (in the core, ahead of the first layer).
-fn loader_estimate(layers: &[LayerPlan]) -> Estimate {
-    Estimate {
-        ff: layers
-            .first()
-            .map_or(0, |l| l.inputs * if l.pixel_input { 8 } else { 1 }),
-        ..Default::default()
-    }
-}
-
 /// The board-level top (UART, protocol, frame slots, executor, transmitter): measured on iCE40
 /// at about 930 LUT4 and 530 flip-flops besides its memory-word register.
 fn top_estimate() -> Estimate {
@@ -283,7 +324,8 @@ fn layer_template(net: &Network) -> Result<Vec<LayerPlan>> {
                 output: if i == last { OutputKind::Scores } else { OutputKind::Threshold },
                 mem: MemKind::BlockRam,
                 overlap: false,
-                hold_input: false,
+                input: InputMode::Register,
+                stream_out: None,
             })
         })
         .collect()
@@ -306,10 +348,36 @@ fn candidates(n: usize, cap: usize) -> Vec<usize> {
         .collect()
 }
 
-fn finish(mut layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
-    for l in &mut layers {
-        l.hold_input = wants_hold(l);
+/// The input mode of layer `l` after `prev` (`None` for the first layer, fed by the input
+/// loader), with or without input buffers.
+pub fn input_mode(l: &LayerPlan, prev: Option<&LayerPlan>, buffers: bool) -> InputMode {
+    let buffer_ok = buffers
+        && match prev {
+            // The loader writes one beat of min(S, 64, N) pixels per word.
+            None => l.simd <= 64 && l.simd <= l.inputs,
+            Some(p) => !p.overlap && p.output == OutputKind::Threshold && l.simd % p.pe == 0,
+        };
+    if buffer_ok {
+        InputMode::Buffer
+    } else if prev.is_none() && wants_hold(l) {
+        InputMode::Hold
+    } else {
+        InputMode::Register
     }
+}
+
+/// Sets every layer's input mode (and its producer's packing) from the folds.
+fn set_modes(layers: &mut [LayerPlan], buffers: bool) {
+    for i in 0..layers.len() {
+        let mode = input_mode(&layers[i], i.checked_sub(1).map(|p| &layers[p]), buffers);
+        layers[i].input = mode;
+        if i > 0 {
+            layers[i - 1].stream_out = (mode == InputMode::Buffer).then_some(layers[i].simd);
+        }
+    }
+}
+
+fn finish(layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
     let estimate = layers.iter().map(|l| estimate_layer(l, dev)).fold(
         Estimate {
             lut: BASE_LUT,
@@ -324,10 +392,9 @@ fn finish(mut layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
         .map(|l| l.cycles() + pipeline_overhead(l))
         .max()
         .unwrap_or(0);
-    let loader = loader_estimate(&layers);
     Plan {
         layers,
-        estimate: estimate + top_estimate() + loader,
+        estimate: estimate + top_estimate(),
         cycles_per_inference,
         ideal_cycles: net.macs() as f64 / lanes as f64,
         logic_overfull: None,
@@ -338,8 +405,14 @@ fn finish(mut layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
 /// otherwise the handshake, memory read and tree latency.
 pub fn pipeline_overhead(l: &LayerPlan) -> usize {
     // A held input is refilled by the loader after the last fold has read it.
-    let refill = if l.hold_input { input_beats(l) + 2 } else { 0 };
-    refill + if l.overlap { 1 } else { drain(l) }
+    let refill = if l.input == InputMode::Hold {
+        input_beats(l) + 2
+    } else {
+        0
+    };
+    // A layer writing into a buffer waits for its last word to be written.
+    let packing = usize::from(l.stream_out.is_some());
+    refill + packing + if l.overlap { 1 } else { drain(l) }
 }
 
 /// Whether a layer reads its input in place: the first layer, when the loader's refill costs
@@ -360,6 +433,14 @@ fn drain(l: &LayerPlan) -> usize {
 /// Whether a layer should overlap its next input with its drain.
 pub fn wants_overlap(l: &LayerPlan) -> bool {
     drain(l) * 20 > l.cycles()
+}
+
+/// What the planner's search needs besides the options.
+struct SearchCtx<'a> {
+    fits: &'a dyn Fn(&Estimate) -> bool,
+    mode_index: &'a dyn Fn(InputMode) -> usize,
+    family: crate::board::Family,
+    buffers: bool,
 }
 
 /// Plans `net` for `dev`: the smallest steady-state interval whose cheapest per-layer choices fit
@@ -406,8 +487,14 @@ fn plan_within(
         }
     }
     let lut_budget = (dev.luts as f64 * dev.lut_fill) as usize;
-    // Per layer, every (P, S) option with its estimate, cheapest first for each cycle count.
-    let options: Vec<Vec<(usize, LayerPlan, Estimate)>> = template
+    // Per layer, every (P, S) option with its estimate in each input mode (the mode depends
+    // on the previous layer's choice, so it is settled while choosing).
+    let modes = [InputMode::Register, InputMode::Hold, InputMode::Buffer];
+    let with_estimates = |l: LayerPlan| -> Option<(usize, LayerPlan, [Estimate; 3])> {
+        let est = modes.map(|input| estimate_layer(&LayerPlan { input, ..l.clone() }, dev));
+        Some((l.cycles(), l, est))
+    };
+    let options: Vec<Vec<(usize, LayerPlan, [Estimate; 3])>> = template
         .iter()
         .map(|t| {
             let fixed = overrides.iter().find(|o| o.0 == t.index);
@@ -427,10 +514,7 @@ fn plan_within(
                             ..t.clone()
                         };
                         l.overlap = wants_overlap(&l);
-                        l.hold_input = wants_hold(&l);
-                        l.hold_input = wants_hold(&l);
-                        let est = estimate_layer(&l, dev);
-                        opts.push((l.cycles(), l, est));
+                        opts.extend(with_estimates(l));
                     }
                 }
             }
@@ -442,17 +526,16 @@ fn plan_within(
                         ..t.clone()
                     };
                     l.overlap = wants_overlap(&l);
-                    l.hold_input = wants_hold(&l);
-                    let est = estimate_layer(&l, dev);
-                    opts.push((l.cycles(), l, est));
+                    opts.extend(with_estimates(l));
                 }
             }
             opts
         })
         .collect();
+    let mode_index = |m: InputMode| modes.iter().position(|&x| x == m).unwrap_or(0);
     let fits = |t: &Estimate| {
         let logic = if cells {
-            (*t + top_estimate() + loader_estimate(&template)).cells(dev.family)
+            (*t + top_estimate()).cells(dev.family)
         } else {
             t.lut
         };
@@ -460,43 +543,92 @@ fn plan_within(
             && t.bram_blocks <= dev.bram_blocks
             && t.spram_blocks <= dev.spram_blocks
     };
-    // For a target interval, every way of placing layers' weights in SPRAM (when the device has
-    // any), each layer taking its smallest option of that kind; the cheapest design that fits.
-    let choose = |target: usize| -> Option<Vec<LayerPlan>> {
-        let subsets: usize = if dev.spram_blocks > 0 {
-            1 << options.len().min(12)
-        } else {
-            1
-        };
-        let mut best: Option<(usize, Vec<LayerPlan>)> = None;
-        'subset: for mask in 0..subsets {
-            let mut total = Estimate {
-                lut: BASE_LUT,
-                ..Default::default()
-            };
-            let mut chosen = Vec::with_capacity(options.len());
-            for (i, opts) in options.iter().enumerate() {
-                let kind = if (mask >> i) & 1 == 1 {
-                    MemKind::Spram
-                } else {
-                    MemKind::BlockRam
+    // For a target interval: per layer, the options that no other option beats on logic,
+    // block RAM and SPRAM at once (each in the input mode it would get after a producer that
+    // allows buffers); then a search over those, with the actual modes, for the design with
+    // the fewest logic cells that fits. With input buffers if they fit, else without.
+    let choose_with = |target: usize, buffers: bool| -> Option<Vec<LayerPlan>> {
+        let fronts: Vec<Vec<&(usize, LayerPlan, [Estimate; 3])>> = options
+            .iter()
+            .enumerate()
+            .map(|(i, opts)| {
+                let assumed = |l: &LayerPlan| {
+                    let mode = match i {
+                        0 => input_mode(l, None, buffers),
+                        _ if buffers => InputMode::Buffer,
+                        _ => InputMode::Register,
+                    };
+                    mode_index(mode)
                 };
-                let Some(pick) = opts
-                    .iter()
-                    .filter(|(c, l, _)| *c <= target && l.mem == kind)
-                    .min_by_key(|(c, l, e)| (e.bram_blocks + e.spram_blocks, l.lanes(), e.lut, *c))
-                else {
-                    continue 'subset;
-                };
-                total = total + pick.2;
-                chosen.push(pick.1.clone());
+                let mut cands: Vec<_> = opts.iter().filter(|(c, _, _)| *c <= target).collect();
+                cands.sort_by_key(|(c, l, e)| (e[assumed(l)].cells(dev.family), *c));
+                let mut front: Vec<&(usize, LayerPlan, [Estimate; 3])> = Vec::new();
+                for o in cands {
+                    let e = &o.2[assumed(&o.1)];
+                    let dominated = front.iter().any(|f| {
+                        let g = &f.2[assumed(&f.1)];
+                        g.bram_blocks <= e.bram_blocks && g.spram_blocks <= e.spram_blocks
+                    });
+                    if !dominated {
+                        front.push(o);
+                    }
+                }
+                front
+            })
+            .collect();
+        if fronts.iter().any(Vec::is_empty) {
+            return None;
+        }
+        // Depth-first over the layers; every resource only grows, so a partial design that is
+        // already over a budget is dropped.
+        fn search(
+            fronts: &[Vec<&(usize, LayerPlan, [Estimate; 3])>],
+            chosen: &mut Vec<LayerPlan>,
+            total: Estimate,
+            ctx: &SearchCtx<'_>,
+            best: &mut Option<(usize, Vec<LayerPlan>)>,
+        ) {
+            let i = chosen.len();
+            if !(ctx.fits)(&total)
+                || best
+                    .as_ref()
+                    .is_some_and(|(c, _)| total.cells(ctx.family) >= *c)
+            {
+                return;
             }
-            if fits(&total) && best.as_ref().is_none_or(|(lut, _)| total.lut < *lut) {
-                best = Some((total.lut, chosen));
+            if i == fronts.len() {
+                *best = Some((total.cells(ctx.family), chosen.clone()));
+                return;
+            }
+            for (_, l, est) in fronts[i].iter().copied() {
+                let mode = input_mode(l, chosen.last(), ctx.buffers);
+                let e = est[(ctx.mode_index)(mode)];
+                chosen.push(LayerPlan {
+                    input: mode,
+                    ..l.clone()
+                });
+                search(fronts, chosen, total + e, ctx, best);
+                chosen.pop();
             }
         }
-        best.map(|(_, c)| c)
+        let ctx = SearchCtx {
+            fits: &fits,
+            mode_index: &mode_index,
+            family: dev.family,
+            buffers,
+        };
+        let mut best = None;
+        let start = Estimate {
+            lut: BASE_LUT,
+            ..Default::default()
+        };
+        search(&fronts, &mut Vec::new(), start, &ctx, &mut best);
+        best.map(|(_, mut c)| {
+            set_modes(&mut c, buffers);
+            c
+        })
     };
+    let choose = |target: usize| choose_with(target, true).or_else(|| choose_with(target, false));
     let max_cycles = options
         .iter()
         .map(|o| o.iter().map(|x| x.0).max().unwrap_or(0))
@@ -524,17 +656,18 @@ fn plan_within(
         Some(layers) => Ok(finish(layers, dev, net)),
         None => {
             // Report the smallest design (most folded) and what it lacks.
-            let smallest: Vec<LayerPlan> = options
+            let mut smallest: Vec<LayerPlan> = options
                 .iter()
                 .map(|o| {
                     o.iter()
                         .filter(|(_, l, _)| l.mem == MemKind::BlockRam)
-                        .min_by_key(|(_, _, e)| (e.bram_blocks, e.lut))
+                        .min_by_key(|(_, _, e)| (e[0].bram_blocks, e[0].lut))
                         .expect("options")
                         .1
                         .clone()
                 })
                 .collect();
+            set_modes(&mut smallest, false);
             let p = finish(smallest, dev, net);
             let mut short = Vec::new();
             if p.estimate.lut > lut_budget {

@@ -124,7 +124,11 @@ pub fn module(m: &Module) -> String {
                 width,
                 depth,
                 init,
+                block_ram,
             } => {
+                if *block_ram {
+                    let _ = writeln!(out, "    (* ram_style = \"block\" *)");
+                }
                 let _ = writeln!(out, "    reg {}{name} [0:{}];", range(*width), depth - 1);
                 if let Some(f) = init {
                     let _ = writeln!(out, "    initial $readmemh(\"{f}\", {name});");

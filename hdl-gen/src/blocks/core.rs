@@ -7,7 +7,7 @@ use bql_model::InputEncoding;
 
 use crate::blocks::mvtu::bits_for;
 use crate::ir::{e, BinOp, Expr, Item, Module, Stmt};
-use crate::plan::{LayerPlan, OutputKind, Plan};
+use crate::plan::{InputMode, LayerPlan, OutputKind, Plan};
 
 /// Interface facts of a generated core, for the simulator and host side.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -101,87 +101,108 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
         "input loader: {beats} beat(s) of {k} pixels per image"
     )));
     let bw = bits_for(beats.max(2) - 1);
+    let buffered = plan.layers[0].input == InputMode::Buffer;
     md.reg("beat", bw);
-    md.reg("full", 1);
-    md.reg("in_vector", input_len * ew);
-    md.wire("loader_ready", 1, e::lnot(e::r("full")));
+    if buffered {
+        // Each beat is one word of layer 0's input buffer (the planner makes S = K).
+        md.push(Item::Wire("l0_buf_free".into(), 1));
+        md.wire("loader_ready", 1, e::r("l0_buf_free"));
+    } else {
+        md.reg("full", 1);
+        md.reg("in_vector", input_len * ew);
+        md.wire("loader_ready", 1, e::lnot(e::r("full")));
+    }
     md.push(Item::Assign(e::r("in_ready"), e::r("loader_ready")));
     md.wire(
         "take_beat",
         1,
         e::and(e::r("in_valid"), e::r("loader_ready")),
     );
-    let mut fills = Vec::new();
-    for b in 0..beats {
-        let n = k.min(input_len - b * k);
-        let value = match encoding {
-            InputEncoding::Binary { threshold } => Expr::Concat(
-                (0..n)
-                    .rev()
-                    .map(|j| match threshold {
-                        // Every pixel is >= 0: a constant (a compare would be flagged CMPCONST).
-                        0 => e::k(1, 1),
-                        t => e::lnot(e::bin(
-                            BinOp::Lt,
-                            Expr::Slice("in_pixels".into(), j * 8 + 7, j * 8),
-                            e::k(8, t as u64),
-                        )),
-                    })
-                    .collect(),
+    let beat_value = |n: usize| match encoding {
+        InputEncoding::Binary { threshold } => Expr::Concat(
+            (0..n)
+                .rev()
+                .map(|j| match threshold {
+                    // Every pixel is >= 0: a constant (a compare would be flagged CMPCONST).
+                    0 => e::k(1, 1),
+                    t => e::lnot(e::bin(
+                        BinOp::Lt,
+                        Expr::Slice("in_pixels".into(), j * 8 + 7, j * 8),
+                        e::k(8, t as u64),
+                    )),
+                })
+                .collect(),
+        ),
+        InputEncoding::U8 => Expr::Slice("in_pixels".into(), n * 8 - 1, 0),
+    };
+    if buffered {
+        // The last beat may be short: its missing lanes are 0 (padding).
+        let last_n = input_len - (beats - 1) * k;
+        md.wire("beat_word", k * ew, beat_value(k));
+        md.wire("last_word", last_n * ew, beat_value(last_n));
+        md.wire(
+            "is_last_beat",
+            1,
+            e::eq(e::r("beat"), e::k(bw, (beats - 1) as u64)),
+        );
+        md.wire(
+            "l0_wr_data",
+            k * ew,
+            e::mux(
+                e::r("is_last_beat"),
+                e::zext(e::r("last_word"), last_n * ew, k * ew),
+                e::r("beat_word"),
             ),
-            InputEncoding::U8 => Expr::Slice("in_pixels".into(), n * 8 - 1, 0),
-        };
-        let lo = b * k * ew;
-        fills.push(Stmt::If(
-            e::eq(e::r("beat"), e::k(bw, b as u64)),
-            vec![Stmt::Assign(
-                Expr::Slice("in_vector".into(), lo + n * ew - 1, lo),
-                value,
-            )],
-            vec![],
+        );
+    } else {
+        let mut fills = Vec::new();
+        for b in 0..beats {
+            let n = k.min(input_len - b * k);
+            let lo = b * k * ew;
+            fills.push(Stmt::If(
+                e::eq(e::r("beat"), e::k(bw, b as u64)),
+                vec![Stmt::Assign(
+                    Expr::Slice("in_vector".into(), lo + n * ew - 1, lo),
+                    beat_value(n),
+                )],
+                vec![],
+            ));
+        }
+        md.push(Item::Always(
+            "clk".into(),
+            vec![Stmt::If(e::r("take_beat"), fills, vec![])],
         ));
     }
-    md.push(Item::Always(
-        "clk".into(),
-        vec![Stmt::If(e::r("take_beat"), fills, vec![])],
-    ));
     if encoding == (InputEncoding::Binary { threshold: 0 }) {
         // Input threshold 0: every input bit is 1 and the pixel values do not matter. Verilator
         // exempts signals named *unused* from its unused-signal warning.
         md.wire("unused_in_pixels", k * 8, e::r("in_pixels"));
     }
     md.push(Item::Wire("l0_in_ready".into(), 1));
+    let next_beat = Stmt::If(
+        e::eq(e::r("beat"), e::k(bw, (beats - 1) as u64)),
+        [Stmt::Assign(e::r("beat"), e::k(bw, 0))]
+            .into_iter()
+            .chain((!buffered).then(|| Stmt::Assign(e::r("full"), e::k(1, 1))))
+            .collect(),
+        vec![Stmt::Assign(
+            e::r("beat"),
+            e::add(e::r("beat"), e::k(bw, 1)),
+        )],
+    );
+    let mut on_reset = vec![Stmt::Assign(e::r("beat"), e::k(bw, 0))];
+    let mut running = vec![Stmt::If(e::r("take_beat"), vec![next_beat], vec![])];
+    if !buffered {
+        on_reset.push(Stmt::Assign(e::r("full"), e::k(1, 0)));
+        running.push(Stmt::If(
+            e::and(e::r("full"), e::r("l0_in_ready")),
+            vec![Stmt::Assign(e::r("full"), e::k(1, 0))],
+            vec![],
+        ));
+    }
     md.push(Item::Always(
         "clk".into(),
-        vec![Stmt::If(
-            e::r("rst"),
-            vec![
-                Stmt::Assign(e::r("beat"), e::k(bw, 0)),
-                Stmt::Assign(e::r("full"), e::k(1, 0)),
-            ],
-            vec![
-                Stmt::If(
-                    e::r("take_beat"),
-                    vec![Stmt::If(
-                        e::eq(e::r("beat"), e::k(bw, (beats - 1) as u64)),
-                        vec![
-                            Stmt::Assign(e::r("beat"), e::k(bw, 0)),
-                            Stmt::Assign(e::r("full"), e::k(1, 1)),
-                        ],
-                        vec![Stmt::Assign(
-                            e::r("beat"),
-                            e::add(e::r("beat"), e::k(bw, 1)),
-                        )],
-                    )],
-                    vec![],
-                ),
-                Stmt::If(
-                    e::and(e::r("full"), e::r("l0_in_ready")),
-                    vec![Stmt::Assign(e::r("full"), e::k(1, 0))],
-                    vec![],
-                ),
-            ],
-        )],
+        vec![Stmt::If(e::r("rst"), on_reset, running)],
     ));
 
     // Layers.
@@ -196,38 +217,93 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
             l.simd,
             l.cycles()
         )));
-        let out_w = match l.output {
-            OutputKind::Threshold => l.outputs,
-            OutputKind::Scores => l.outputs * l.acc_width(),
-        };
-        let ready_in = if i == 0 {
-            "l0_in_ready".to_string()
-        } else {
-            format!("l{i}_in_ready")
-        };
+        let ready_in = format!("l{i}_in_ready");
         if i > 0 {
             md.push(Item::Wire(ready_in.clone(), 1));
         }
-        md.push(Item::Wire(format!("l{i}_out_valid"), 1));
-        md.push(Item::Wire(format!("l{i}_out_vec"), out_w));
-        let next_ready = if i + 1 < plan.layers.len() {
-            format!("l{}_in_ready", i + 1)
-        } else {
-            "argmax_in_ready".into()
-        };
-        if i + 1 == plan.layers.len() {
-            md.push(Item::Wire(next_ready.clone(), 1));
-        }
-        let (ww, wd) = memory_shape(&plan.layers, 2 * i).expect("weights");
         let mut conns = vec![
             ("clk".to_string(), e::r("clk")),
             ("rst".into(), e::r("rst")),
-            ("in_valid".into(), prev_valid.clone()),
             ("in_ready".into(), e::r(&ready_in)),
-            ("in_vec".into(), prev_vec.clone()),
-            ("out_valid".into(), e::r(format!("l{i}_out_valid"))),
-            ("out_ready".into(), e::r(&next_ready)),
-            ("out_vec".into(), e::r(format!("l{i}_out_vec"))),
+        ];
+        if l.input == InputMode::Buffer {
+            // The producer (the loader, or the previous layer) writes words into this buffer.
+            let (wr_en, wr_last, wr_data, wr_free) = if i == 0 {
+                (
+                    "take_beat".to_string(),
+                    "is_last_beat".to_string(),
+                    "l0_wr_data".to_string(),
+                    "l0_buf_free".to_string(),
+                )
+            } else {
+                let p = i - 1;
+                (
+                    format!("l{p}_out_we"),
+                    format!("l{p}_out_last"),
+                    format!("l{p}_out_data"),
+                    format!("l{p}_out_free"),
+                )
+            };
+            for (name, width) in [
+                (format!("l{i}_buf_valid"), 1),
+                (format!("l{i}_rd_addr"), l.inbuf_addr_width() - 1),
+                (format!("l{i}_rd_data"), l.word_width()),
+            ] {
+                md.push(Item::Wire(name, width));
+            }
+            md.push(Item::Instance {
+                module: l.inbuf_name(),
+                name: format!("layer{i}_buffer"),
+                conns: vec![
+                    ("clk".into(), e::r("clk")),
+                    ("rst".into(), e::r("rst")),
+                    ("wr_en".into(), e::r(&wr_en)),
+                    ("wr_last".into(), e::r(&wr_last)),
+                    ("wr_data".into(), e::r(&wr_data)),
+                    ("wr_free".into(), e::r(&wr_free)),
+                    ("rd_valid".into(), e::r(format!("l{i}_buf_valid"))),
+                    ("rd_release".into(), e::r(&ready_in)),
+                    ("rd_addr".into(), e::r(format!("l{i}_rd_addr"))),
+                    ("rd_data".into(), e::r(format!("l{i}_rd_data"))),
+                ],
+            });
+            conns.push(("in_valid".into(), e::r(format!("l{i}_buf_valid"))));
+            conns.push(("in_rd_addr".into(), e::r(format!("l{i}_rd_addr"))));
+            conns.push(("in_rd_data".into(), e::r(format!("l{i}_rd_data"))));
+        } else {
+            conns.push(("in_valid".into(), prev_valid.clone()));
+            conns.push(("in_vec".into(), prev_vec.clone()));
+        }
+        if let Some(ww) = l.stream_out {
+            for (port, width) in [
+                ("out_we", 1),
+                ("out_last", 1),
+                ("out_data", ww),
+                ("out_free", 1),
+            ] {
+                let wire = format!("l{i}_{port}");
+                md.push(Item::Wire(wire.clone(), width));
+                conns.push((port.into(), e::r(&wire)));
+            }
+        } else {
+            let out_w = match l.output {
+                OutputKind::Threshold => l.outputs,
+                OutputKind::Scores => l.outputs * l.acc_width(),
+            };
+            let next_ready = if i + 1 < plan.layers.len() {
+                format!("l{}_in_ready", i + 1)
+            } else {
+                md.push(Item::Wire("argmax_in_ready".into(), 1));
+                "argmax_in_ready".into()
+            };
+            md.push(Item::Wire(format!("l{i}_out_valid"), 1));
+            md.push(Item::Wire(format!("l{i}_out_vec"), out_w));
+            conns.push(("out_valid".into(), e::r(format!("l{i}_out_valid"))));
+            conns.push(("out_ready".into(), e::r(&next_ready)));
+            conns.push(("out_vec".into(), e::r(format!("l{i}_out_vec"))));
+        }
+        let (ww, wd) = memory_shape(&plan.layers, 2 * i).expect("weights");
+        conns.extend([
             (
                 "wmem_we".into(),
                 e::and(
@@ -243,7 +319,7 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
                 "wmem_data".into(),
                 Expr::Slice("cfg_data".into(), ww - 1, 0),
             ),
-        ];
+        ]);
         if let Some((tw, td)) = memory_shape(&plan.layers, 2 * i + 1) {
             conns.push((
                 "tmem_we".into(),

@@ -230,6 +230,7 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
         width: 8,
         depth: 2 * slot,
         init: None,
+        block_ram: false,
     });
     m.push(Item::Wire("r_crc_next".into(), 16));
     m.push(Item::Instance {
@@ -818,6 +819,7 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
         width: 8,
         depth: MAX_IN_FLIGHT,
         init: None,
+        block_ram: false,
     });
     m.reg("fifo_wp", fifo_bits);
     m.reg("fifo_rp", fifo_bits);

@@ -12,7 +12,7 @@
 use crate::blocks::tree::Tree;
 use crate::board::SPRAM_SHAPE;
 use crate::ir::{e, BinOp, Expr, Item, Module, Stmt};
-use crate::plan::{LayerPlan, MemKind, OutputKind};
+use crate::plan::{InputMode, LayerPlan, MemKind, OutputKind};
 
 /// Bits needed to count `0..=n`.
 pub fn bits_for(n: usize) -> usize {
@@ -70,14 +70,35 @@ pub fn module(l: &LayerPlan) -> Module {
     md.input("rst", 1);
     md.input("in_valid", 1);
     md.output("in_ready", 1);
-    md.input("in_vec", n * ew);
-    md.output_reg("out_valid", 1);
-    md.input("out_ready", 1);
-    let out_w = match l.output {
-        OutputKind::Threshold => m,
-        OutputKind::Scores => m * aw,
-    };
-    md.output_reg("out_vec", out_w);
+    let buffered = l.input == InputMode::Buffer;
+    if buffered {
+        // The input buffer holds the vector as SF words; word `sf` arrives a cycle after its
+        // address, with the weight word of the same fold.
+        md.output("in_rd_addr", sf_w);
+        md.input("in_rd_data", s * ew);
+    } else {
+        md.input("in_vec", n * ew);
+    }
+    if let Some(ww) = l.stream_out {
+        // Results leave as words of the next layer's input buffer: `out_free` says the buffer
+        // half being written is free, checked before each input is accepted.
+        assert!(
+            l.output == OutputKind::Threshold && !l.overlap && ww % p == 0,
+            "stream_out needs a non-overlapped threshold layer whose P divides the word"
+        );
+        md.output_reg("out_we", 1);
+        md.output_reg("out_last", 1);
+        md.output_reg("out_data", ww);
+        md.input("out_free", 1);
+    } else {
+        md.output_reg("out_valid", 1);
+        md.input("out_ready", 1);
+        let out_w = match l.output {
+            OutputKind::Threshold => m,
+            OutputKind::Scores => m * aw,
+        };
+        md.output_reg("out_vec", out_w);
+    }
     md.input("wmem_we", 1);
     md.input("wmem_addr", addr_w);
     md.input("wmem_data", p * s);
@@ -92,11 +113,11 @@ pub fn module(l: &LayerPlan) -> Module {
     md.reg("busy", 1);
     md.reg("nf", nf_w);
     md.reg("sf", sf_w);
-    if l.hold_input {
+    match l.input {
         // The producer holds the vector until `in_ready` says the last fold has read it.
-        md.wire("in_buf", n * ew, e::r("in_vec"));
-    } else {
-        md.reg("in_buf", n * ew);
+        InputMode::Hold => md.wire("in_buf", n * ew, e::r("in_vec")),
+        InputMode::Register => md.reg("in_buf", n * ew),
+        InputMode::Buffer => md.push(Item::Assign(e::r("in_rd_addr"), e::r("sf"))),
     }
     md.push(Item::Wire("draining".into(), 1));
     md.push(Item::Wire("final_in_flight".into(), 1));
@@ -118,11 +139,18 @@ pub fn module(l: &LayerPlan) -> Module {
         md.wire("advance", 1, e::and(e::r("busy"), e::lnot(e::r("stall"))));
         md.wire("unused_draining", 1, e::r("draining"));
     } else {
+        // The previous result must have been taken (or its last word written, and the next
+        // buffer half be free) before a new input starts.
+        let out_clear = if l.stream_out.is_some() {
+            e::and(e::lnot(e::r("out_we")), e::r("out_free"))
+        } else {
+            e::lnot(e::r("out_valid"))
+        };
         md.wire(
             "in_ready_w",
             1,
             e::and(
-                e::and(e::lnot(e::r("busy")), e::lnot(e::r("out_valid"))),
+                e::and(e::lnot(e::r("busy")), out_clear),
                 e::lnot(e::r("draining")),
             ),
         );
@@ -130,7 +158,7 @@ pub fn module(l: &LayerPlan) -> Module {
         md.wire("unused_final_in_flight", 1, e::r("final_in_flight"));
     }
     md.wire("accept", 1, e::and(e::r("in_valid"), e::r("in_ready_w")));
-    if l.hold_input {
+    if l.input != InputMode::Register {
         // Consumed: the last fold's slice is captured at this edge.
         md.push(Item::Assign(
             e::r("in_ready"),
@@ -145,7 +173,8 @@ pub fn module(l: &LayerPlan) -> Module {
         vec![Stmt::If(
             e::r("accept"),
             [
-                (!l.hold_input).then(|| Stmt::Assign(e::r("in_buf"), e::r("in_vec"))),
+                (l.input == InputMode::Register)
+                    .then(|| Stmt::Assign(e::r("in_buf"), e::r("in_vec"))),
                 Some(Stmt::Assign(e::r("busy"), e::k(1, 1))),
             ]
             .into_iter()
@@ -193,6 +222,7 @@ pub fn module(l: &LayerPlan) -> Module {
                 width: p * s,
                 depth: nf * sf,
                 init: Some(l.weights_file()),
+                block_ram: false,
             });
             vec![
                 Stmt::If(
@@ -224,6 +254,7 @@ pub fn module(l: &LayerPlan) -> Module {
                 width: p * s,
                 depth,
                 init: None,
+                block_ram: false,
             });
             md.wire(
                 "wmem_port_addr",
@@ -270,16 +301,20 @@ pub fn module(l: &LayerPlan) -> Module {
 
     // The input slice for this fold, from the zero-padded input vector.
     let padded = sf * s * ew;
-    md.wire("in_padded", padded, e::zext(e::r("in_buf"), n * ew, padded));
-    md.reg("in_word", s * ew);
-    // The slice base `sf * S` (in bits) is kept in its own counter: no multiplier.
-    if sf == 1 {
+    if buffered {
+        // Word `sf` of the input buffer, read (and registered) there.
+        md.wire("in_word", s * ew, e::r("in_rd_data"));
+    } else if sf == 1 {
+        md.wire("in_padded", padded, e::zext(e::r("in_buf"), n * ew, padded));
+        md.reg("in_word", s * ew);
         // One input fold: the whole (padded) input is the slice.
         md.push(Item::Always(
             "clk".into(),
             vec![Stmt::Assign(e::r("in_word"), e::r("in_padded"))],
         ));
     } else {
+        md.wire("in_padded", padded, e::zext(e::r("in_buf"), n * ew, padded));
+        md.reg("in_word", s * ew);
         // A mux tree over the fold counter's bits picks the slice. (A part-select at a counted
         // bit offset looked the same in Verilog, but yosys cannot know the offset is a multiple
         // of S and built a full barrel shifter: 4,800 LUT4 for a 392-lane layer.)
@@ -353,6 +388,7 @@ pub fn module(l: &LayerPlan) -> Module {
             width: p * tw,
             depth: nf,
             init: Some(l.thresholds_file()),
+            block_ram: false,
         });
         md.reg("tword", p * tw);
         let pre = format!("tag{}", depth - 1);
@@ -386,6 +422,7 @@ pub fn module(l: &LayerPlan) -> Module {
     } else {
         1
     };
+    let mut stream_bits: Vec<Expr> = Vec::new();
     let work_neurons = if l.overlap { ((nf - 1) * p).min(m) } else { 0 };
     if work_neurons > 0 {
         md.reg("work", work_neurons * rw_all);
@@ -474,6 +511,19 @@ pub fn module(l: &LayerPlan) -> Module {
                 md.wire(&result, aw, e::r(&sum));
             }
         }
+        if l.stream_out.is_some() {
+            // Neuron (NF-1) * P + pe does not exist when M is not a multiple of P: its bit in
+            // the last fold is padding and must be 0 for the next layer.
+            if (nf - 1) * p + pe >= m {
+                stream_bits.push(e::and(
+                    e::r(&result),
+                    e::lnot(e::eq(e::r("acc_nf"), e::k(nf_w, (nf - 1) as u64))),
+                ));
+            } else {
+                stream_bits.push(e::r(&result));
+            }
+            continue;
+        }
         // Neuron nf * P + pe receives this PE's result in fold nf.
         for f in 0..nf {
             let neuron = f * p + pe;
@@ -506,6 +556,38 @@ pub fn module(l: &LayerPlan) -> Module {
         }
     }
     md.push(Item::Always("clk".into(), acc_stmts));
+    match l.stream_out {
+        Some(ww) => stream_output(&mut md, stream_bits, ww, p, nf, nf_w),
+        None => vector_output(&mut md, commit, finish_moves, depth, tag_w, nf_w),
+    }
+    md
+}
+
+/// `words[sel]` as a balanced tree of 2:1 muxes on the bits of `sel` (`bits` wide).
+fn mux_tree(words: &[Expr], bits: usize) -> Expr {
+    if words.len() == 1 || bits == 0 {
+        return words[0].clone();
+    }
+    let half = 1usize << (bits - 1);
+    if words.len() <= half {
+        return mux_tree(words, bits - 1);
+    }
+    e::mux(
+        e::bit("sf", bits - 1),
+        mux_tree(&words[half..], bits - 1),
+        mux_tree(&words[..half], bits - 1),
+    )
+}
+
+/// Results into the output vector, valid after the last fold.
+fn vector_output(
+    md: &mut Module,
+    commit: Vec<Stmt>,
+    finish_moves: Vec<Stmt>,
+    depth: usize,
+    tag_w: usize,
+    nf_w: usize,
+) {
     md.push(Item::Comment(
         "results into the output vector; valid after the last fold".into(),
     ));
@@ -553,21 +635,106 @@ pub fn module(l: &LayerPlan) -> Module {
             )],
         )],
     ));
-    md
 }
 
-/// `words[sel]` as a balanced tree of 2:1 muxes on the bits of `sel` (`bits` wide).
-fn mux_tree(words: &[Expr], bits: usize) -> Expr {
-    if words.len() == 1 || bits == 0 {
-        return words[0].clone();
+/// Results packed into words of `ww` bits for the next layer's input buffer: fold `nf`'s P bits
+/// are chunk `nf mod (ww / P)` of word `nf * P / ww`; a word is written when its last chunk
+/// arrives or the last fold ends it (its remaining chunks are 0, the next layer's padding).
+fn stream_output(md: &mut Module, bits: Vec<Expr>, ww: usize, p: usize, nf: usize, nf_w: usize) {
+    let chunks = ww / p;
+    md.push(Item::Comment(format!(
+        "results: {p} bits per fold, packed {chunks} folds to a {ww}-bit word of the next layer's buffer"
+    )));
+    md.wire("commit", 1, e::and(e::r("acc_valid"), e::r("acc_last")));
+    md.wire(
+        "fold_bits",
+        p,
+        Expr::Concat(bits.into_iter().rev().collect()),
+    );
+    md.wire(
+        "fold_is_last",
+        1,
+        e::eq(e::r("acc_nf"), e::k(nf_w, (nf - 1) as u64)),
+    );
+    let mut word = Vec::new();
+    let mut keep = Vec::new();
+    if chunks == 1 {
+        md.wire("word_done", 1, e::k(1, 1));
+        md.wire("unused_word_done", 1, e::r("word_done"));
+        word.push(e::r("fold_bits"));
+    } else {
+        let kw = bits_for(chunks - 1);
+        md.reg("chunk", kw);
+        md.reg("held_chunks", (chunks - 1) * p);
+        md.wire(
+            "word_done",
+            1,
+            e::bin(
+                BinOp::LogicOr,
+                e::r("fold_is_last"),
+                e::eq(e::r("chunk"), e::k(kw, (chunks - 1) as u64)),
+            ),
+        );
+        for i in (0..chunks).rev() {
+            let here = e::eq(e::r("chunk"), e::k(kw, i as u64));
+            if i + 1 == chunks {
+                word.push(e::mux(here, e::r("fold_bits"), e::k(p, 0)));
+            } else {
+                let slot = Expr::Slice("held_chunks".into(), i * p + p - 1, i * p);
+                word.push(e::mux(here.clone(), e::r("fold_bits"), slot.clone()));
+                // Emptied when a word is written, so a last, partial word is zero-padded.
+                keep.push(Stmt::Assign(
+                    slot.clone(),
+                    e::mux(
+                        e::r("word_done"),
+                        e::k(p, 0),
+                        e::mux(here, e::r("fold_bits"), slot),
+                    ),
+                ));
+            }
+        }
+        keep.push(Stmt::Assign(
+            e::r("chunk"),
+            e::mux(
+                e::r("word_done"),
+                e::k(kw, 0),
+                e::add(e::r("chunk"), e::k(kw, 1)),
+            ),
+        ));
+        md.push(Item::Always(
+            "clk".into(),
+            vec![Stmt::If(
+                e::r("rst"),
+                vec![
+                    Stmt::Assign(e::r("chunk"), e::k(kw, 0)),
+                    Stmt::Assign(e::r("held_chunks"), e::k((chunks - 1) * p, 0)),
+                ],
+                vec![Stmt::If(e::r("commit"), keep, vec![])],
+            )],
+        ));
     }
-    let half = 1usize << (bits - 1);
-    if words.len() <= half {
-        return mux_tree(words, bits - 1);
-    }
-    e::mux(
-        e::bit("sf", bits - 1),
-        mux_tree(&words[half..], bits - 1),
-        mux_tree(&words[..half], bits - 1),
-    )
+    md.push(Item::Always(
+        "clk".into(),
+        vec![
+            Stmt::If(
+                e::r("commit"),
+                vec![Stmt::Assign(e::r("out_data"), Expr::Concat(word))],
+                vec![],
+            ),
+            Stmt::If(
+                e::r("rst"),
+                vec![
+                    Stmt::Assign(e::r("out_we"), e::k(1, 0)),
+                    Stmt::Assign(e::r("out_last"), e::k(1, 0)),
+                ],
+                vec![
+                    Stmt::Assign(e::r("out_we"), e::and(e::r("commit"), e::r("word_done"))),
+                    Stmt::Assign(
+                        e::r("out_last"),
+                        e::and(e::r("commit"), e::r("fold_is_last")),
+                    ),
+                ],
+            ),
+        ],
+    ));
 }
