@@ -38,6 +38,10 @@ pub struct DesignArgs {
     /// hardware IR of every module) to <out>/dump/<pass>.txt.
     #[arg(long, value_name = "PASS", value_parser = ["plan", "lower"])]
     pub dump_after: Option<String>,
+    /// Plan for the device's full speed. By default the planner folds no faster than the
+    /// board's UART delivers images, since faster lanes would only wait for the link.
+    #[arg(long)]
+    pub ignore_link: bool,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

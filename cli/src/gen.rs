@@ -57,6 +57,7 @@ pub fn design(a: &Args) -> Result<Generated> {
             Some("lower") => Some(bql_hdl_gen::Pass::Lower),
             _ => None,
         },
+        ignore_link: a.ignore_link,
         ..Default::default()
     };
     let design = bql_hdl_gen::generate_with(&net, &b, &opts)

@@ -51,6 +51,19 @@ pub struct Options {
     pub uart_divisor: Option<usize>,
     /// Also write the intermediate form after this pass (`dump/<pass>.txt`).
     pub dump_after: Option<Pass>,
+    /// Plan for the device's full speed. By default the planner folds no faster than the
+    /// board's UART can deliver images ([`link_interval`]): lanes beyond that rate would idle
+    /// behind the link and only cost logic, place-and-route time and power.
+    pub ignore_link: bool,
+}
+
+/// Cycles of the board clock between two images that the board's UART can deliver at its baud
+/// rate (an `INFER` frame of 8N1 bytes): the interval below which a faster core only waits.
+pub fn link_interval(net: &Network, board: &board::Board) -> usize {
+    let image = blocks::link::image_bytes(net.input.len(), net.input.encoding);
+    let bits = 10 * (image + bql_protocol::OVERHEAD) as u64;
+    let clock_hz = (board.file.clock_mhz * 1e6).round() as u64;
+    (clock_hz * bits).div_ceil(board.file.baud.max(1) as u64) as usize
 }
 
 /// The generator's passes, in order.
@@ -214,7 +227,8 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     net.validate()
         .map_err(|e| Error::invalid(format!("invalid model: {e}")))?;
     // Pass 1: plan.
-    let plan = plan::plan(net, &board.device, &opts.folds)?;
+    let floor = (!opts.ignore_link).then(|| link_interval(net, board));
+    let plan = plan::plan(net, &board.device, &opts.folds, floor)?;
     let divisor = match opts.uart_divisor {
         Some(d) if d >= 4 => d,
         Some(d) => {
@@ -397,5 +411,13 @@ pub fn report(plan: &plan::Plan, net: &Network, board: &board::Board) -> String 
         plan.ideal_cycles,
         plan.cycles_per_inference as f64 / plan.ideal_cycles
     );
+    if let Some(floor) = plan.link_interval {
+        let _ = writeln!(
+            s,
+            "link: {} baud delivers an image every {floor} cycles at {} MHz; planned no faster \
+             (--ignore-link plans for the device's full speed)",
+            board.file.baud, board.file.clock_mhz
+        );
+    }
     s
 }

@@ -290,6 +290,8 @@ pub struct Plan {
     /// plan is the fastest one that fits the LUT and memory budgets (it simulates), and `bql
     /// build` refuses it before synthesis with this message.
     pub logic_overfull: Option<String>,
+    /// The interval the plan was not allowed to go below (the UART's image rate), if any.
+    pub link_interval: Option<usize>,
 }
 
 /// Fixed cost of the design outside the layers (argmax, input loader, control), LUT4.
@@ -398,6 +400,7 @@ fn finish(layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
         cycles_per_inference,
         ideal_cycles: net.macs() as f64 / lanes as f64,
         logic_overfull: None,
+        link_interval: None,
     }
 }
 
@@ -445,11 +448,29 @@ struct SearchCtx<'a> {
 
 /// Plans `net` for `dev`: the smallest steady-state interval whose cheapest per-layer choices fit
 /// the LUT budget (a fraction of the device, leaving room for routing and the I/O) and the
-/// block RAM. `overrides` fixes (layer, P, S) triples.
-pub fn plan(net: &Network, dev: &Device, overrides: &[(usize, usize, usize)]) -> Result<Plan> {
-    match plan_within(net, dev, overrides, true) {
+/// block RAM. `overrides` fixes (layer, P, S) triples; `floor` is an interval not worth going
+/// below (the link's), so the plan is the smallest design at or above it.
+pub fn plan(
+    net: &Network,
+    dev: &Device,
+    overrides: &[(usize, usize, usize)],
+    floor: Option<usize>,
+) -> Result<Plan> {
+    let mut p = plan_floored(net, dev, overrides, floor)?;
+    p.link_interval = floor;
+    Ok(p)
+}
+
+fn plan_floored(
+    net: &Network,
+    dev: &Device,
+    overrides: &[(usize, usize, usize)],
+    floor: Option<usize>,
+) -> Result<Plan> {
+    let floor = floor.unwrap_or(0);
+    match plan_within(net, dev, overrides, true, floor) {
         Err(e) if e.kind() == crate::ErrorKind::DoesNotFit => {
-            let mut p = plan_within(net, dev, overrides, false)?;
+            let mut p = plan_within(net, dev, overrides, false, floor)?;
             let budget = (dev.luts as f64 * dev.lut_fill) as usize;
             let cells = p.estimate.cells(dev.family);
             p.logic_overfull = Some(format!(
@@ -473,6 +494,7 @@ fn plan_within(
     dev: &Device,
     overrides: &[(usize, usize, usize)],
     cells: bool,
+    floor: usize,
 ) -> Result<Plan> {
     let template = layer_template(net)?;
     for &(i, p, s) in overrides {
@@ -642,6 +664,12 @@ fn plan_within(
         .collect();
     all_cycles.sort_unstable();
     all_cycles.dedup();
+    // Intervals further below the floor gain nothing: start at the largest candidate not above
+    // it, so that the slowest layer still keeps pace with the link.
+    let first = all_cycles
+        .partition_point(|&c| c <= floor)
+        .saturating_sub(1);
+    all_cycles.drain(..first);
     // Feasibility is monotone in the target interval: binary search for the smallest.
     let (mut lo, mut hi) = (0usize, all_cycles.len());
     while lo < hi {

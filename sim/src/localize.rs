@@ -47,16 +47,23 @@ pub fn localize(
     let taps: Vec<Tap> = layers
         .iter()
         .enumerate()
-        .map(|(i, l)| Tap {
-            layer: i,
-            width: match l.output {
-                OutputKind::Threshold => l.outputs,
-                OutputKind::Scores => l.outputs * l.acc_width(),
+        .map(|(i, l)| match l.stream_out {
+            Some(word) => Tap {
+                layer: i,
+                width: word,
+                taken_by: None,
             },
-            taken_by: if i + 1 < layers.len() {
-                format!("l{}_in_ready", i + 1)
-            } else {
-                "argmax_in_ready".into()
+            None => Tap {
+                layer: i,
+                width: match l.output {
+                    OutputKind::Threshold => l.outputs,
+                    OutputKind::Scores => l.outputs * l.acc_width(),
+                },
+                taken_by: Some(if i + 1 < layers.len() {
+                    format!("l{}_in_ready", i + 1)
+                } else {
+                    "argmax_in_ready".into()
+                }),
             },
         })
         .collect();
@@ -89,16 +96,35 @@ pub fn localize(
         .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let reference = Engine::new(net).trace(pixels);
+    // Each layer's output of the replayed image: a whole vector (`L`), or the words it wrote
+    // into the next layer's buffer (`W`), in order.
+    let mut outputs: Vec<Option<Vec<bool>>> = vec![None; layers.len()];
     for line in text.lines() {
         let mut p = line.split_whitespace();
-        if p.next() != Some("L") {
+        let kind = p.next();
+        if kind != Some("L") && kind != Some("W") {
             continue;
         }
         let (Some(layer), Some(hex)) = (p.next().and_then(|l| l.parse::<usize>().ok()), p.next())
         else {
             return Err(format!("bad layer line {line:?}"));
         };
-        let bits = hex_bits(hex).ok_or_else(|| format!("bad hex in {line:?}"))?;
+        let mut bits = hex_bits(hex).ok_or_else(|| format!("bad hex in {line:?}"))?;
+        let Some(slot) = outputs.get_mut(layer) else {
+            return Err(format!("no layer {layer} in {line:?}"));
+        };
+        match (kind, slot) {
+            (Some("L"), slot @ None) => *slot = Some(bits),
+            (Some("W"), slot) => {
+                let word = taps[layer].width;
+                bits.resize(word, false);
+                slot.get_or_insert_with(Vec::new).extend(bits);
+            }
+            _ => {}
+        }
+    }
+    for (layer, bits) in outputs.into_iter().enumerate() {
+        let Some(bits) = bits else { continue };
         let l = &layers[layer];
         let diff = match &reference[layer] {
             LayerOutput::Bits(words) => (0..l.outputs).find_map(|o| {

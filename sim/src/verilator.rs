@@ -61,12 +61,13 @@ fn print_port(name: &str, width: usize) -> String {
 }
 
 /// A layer output the debug driver prints: the layer, its `out_vec` width, and the signal that
-/// says the next stage takes it.
+/// says the next stage takes it (`L` lines); or, for a layer that writes its results into the
+/// next layer's input buffer, every word it writes (`W` lines, `width` bits each).
 #[derive(Debug, Clone)]
 pub(crate) struct Tap {
     pub layer: usize,
     pub width: usize,
-    pub taken_by: String,
+    pub taken_by: Option<String>,
 }
 
 /// C++ that prints a public internal signal of `width` bits as hex.
@@ -87,13 +88,17 @@ pub(crate) fn driver(ifc: &CoreInterface, score_bits: usize, taps: &[Tap], vcd: 
     let (aw, dw) = (ifc.cfg_addr_width, ifc.cfg_data_width);
     let taps_code: String = taps
         .iter()
-        .map(|t| {
-            format!(
+        .map(|t| match &t.taken_by {
+            Some(by) => format!(
                 "if (top->rootp->bql_core__DOT__l{l}_out_valid && top->rootp->bql_core__DOT__{by}) {{ printf(\"L {l} \"); {p} printf(\"\\n\"); }}\n        ",
                 l = t.layer,
-                by = t.taken_by,
                 p = print_internal(&format!("l{}_out_vec", t.layer), t.width)
-            )
+            ),
+            None => format!(
+                "if (top->rootp->bql_core__DOT__l{l}_out_we) {{ printf(\"W {l} \"); {p} printf(\"\\n\"); }}\n        ",
+                l = t.layer,
+                p = print_internal(&format!("l{}_out_data", t.layer), t.width)
+            ),
         })
         .collect();
     let (vcd_include, vcd_open, vcd_dump, vcd_close) = if vcd {

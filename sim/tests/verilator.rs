@@ -75,6 +75,10 @@ fn random_shapes_with_many_weight_sets_match_the_reference() {
     let b = board::load(&root().join("constraints"), "ulx3s").unwrap();
     let tool = bql_sim::tools::verilator(&root()).unwrap();
     let mut shapes = common::Rng(0x5eed);
+    // Input modes and packed-word layouts the shapes exercised (checked at the end).
+    let mut buffered = 0;
+    let mut unbuffered = 0;
+    let mut packed_partial = 0;
     for s in 0..20 {
         let input = shapes.range(1, 300) as usize;
         let depth = shapes.range(1, 4) as usize;
@@ -82,8 +86,21 @@ fn random_shapes_with_many_weight_sets_match_the_reference() {
         let u8_input = shapes.next_u64() & 1 == 1;
         let mut rng = common::Rng(1000 + s as u64);
         let first = common::random_network(input, &widths, u8_input, 100, rng.next_u64(), false);
-        let folds = common::random_folds(&first, &mut rng, 12, 40);
+        let folds = common::random_folds(&first, &mut rng, 12, 80);
         let design = bql_hdl_gen::generate(&first, &b, &folds).unwrap();
+        for l in &design.plan.layers {
+            if l.input == bql_hdl_gen::plan::InputMode::Buffer {
+                buffered += 1;
+            } else {
+                unbuffered += 1;
+            }
+            // Several folds per word, and a last word or fold that is only partly filled.
+            if l.stream_out
+                .is_some_and(|w| w > l.pe && (l.outputs % w != 0 || l.outputs % l.pe != 0))
+            {
+                packed_partial += 1;
+            }
+        }
         let dir = std::env::temp_dir().join(format!("bql-vrand-{}-{s}", std::process::id()));
         design.write(&dir).unwrap();
         let built = bql_sim::verilator::build(&tool, &design, &dir, first.classes()).unwrap();
@@ -117,6 +134,10 @@ fn random_shapes_with_many_weight_sets_match_the_reference() {
         }
         std::fs::remove_dir_all(&dir).ok();
     }
+    assert!(
+        buffered >= 5 && unbuffered >= 5 && packed_partial >= 2,
+        "modes exercised: {buffered} buffered, {unbuffered} not, {packed_partial} partly packed"
+    );
 }
 
 /// A deliberately corrupted design: one threshold of the hidden layer changed in the generated

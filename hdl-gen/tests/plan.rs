@@ -1,0 +1,100 @@
+//! The folding planner on real models and boards: the default model fits the iCEBreaker with
+//! its layer inputs in block-RAM buffers, buffers appear only where their conditions hold, and
+//! the link floor keeps designs from outrunning the UART.
+
+use std::path::PathBuf;
+
+use bql_hdl_gen::board;
+use bql_hdl_gen::plan::{self, InputMode, OutputKind};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn default_model() -> bql_model::Network {
+    bql_model::format::load(&root().join("models/default.bqm")).unwrap()
+}
+
+/// Every buffered layer is fed by a producer that can pack into its words.
+fn check_modes(p: &plan::Plan) {
+    for (i, l) in p.layers.iter().enumerate() {
+        match (l.input, i.checked_sub(1).map(|j| &p.layers[j])) {
+            (InputMode::Buffer, None) => assert!(l.simd <= 64 && l.simd <= l.inputs),
+            (InputMode::Buffer, Some(prev)) => {
+                assert!(!prev.overlap && prev.output == OutputKind::Threshold);
+                assert_eq!(
+                    l.simd % prev.pe,
+                    0,
+                    "layer {i}: P of layer {} divides S",
+                    i - 1
+                );
+                assert_eq!(prev.stream_out, Some(l.simd));
+            }
+            (_, Some(prev)) => assert_eq!(prev.stream_out, None),
+            (_, None) => {}
+        }
+    }
+}
+
+#[test]
+fn the_default_model_fits_the_icebreaker_with_input_buffers() {
+    let net = default_model();
+    let b = board::load(&root().join("constraints"), "icebreaker").unwrap();
+    let floor = bql_hdl_gen::link_interval(&net, &b);
+    // 3 Mbaud, 8N1, an INFER frame of 98 image bytes + 7: 1,050 bits = 4,200 cycles at 12 MHz.
+    assert_eq!(floor, 4200);
+    let p = plan::plan(&net, &b.device, &[], Some(floor)).unwrap();
+    check_modes(&p);
+    assert!(p.logic_overfull.is_none(), "{:?}", p.logic_overfull);
+    assert!(p.layers.iter().all(|l| l.input == InputMode::Buffer));
+    let budget = (b.device.luts as f64 * b.device.lut_fill) as usize;
+    assert!(p.estimate.cells(b.device.family) <= budget);
+    assert!(p.estimate.bram_blocks <= b.device.bram_blocks);
+    assert!(p.estimate.spram_blocks <= b.device.spram_blocks);
+    // Balanced: within 25 % of the ideal interval for its lanes.
+    assert!((p.cycles_per_inference as f64) <= 1.25 * p.ideal_cycles);
+}
+
+#[test]
+fn the_link_floor_folds_an_ecp5_design_down_to_the_uart_rate() {
+    let net = default_model();
+    let b = board::load(&root().join("constraints"), "ulx3s").unwrap();
+    let floor = bql_hdl_gen::link_interval(&net, &b);
+    assert_eq!(floor, 26_250, "1 Mbaud at 25 MHz");
+    let linked = plan::plan(&net, &b.device, &[], Some(floor)).unwrap();
+    let full = plan::plan(&net, &b.device, &[], None).unwrap();
+    check_modes(&linked);
+    check_modes(&full);
+    // Linked: the slowest layer keeps pace with the link, and no layer is much faster than
+    // needed; full speed: an order of magnitude more lanes.
+    let slowest = linked.layers.iter().map(|l| l.cycles()).max().unwrap();
+    assert!(slowest <= floor, "{slowest} > {floor}");
+    let lanes = |p: &plan::Plan| p.layers.iter().map(|l| l.lanes()).sum::<usize>();
+    assert!(
+        lanes(&full) >= 10 * lanes(&linked),
+        "{} vs {}",
+        lanes(&full),
+        lanes(&linked)
+    );
+    assert!(full.cycles_per_inference * 10 <= linked.cycles_per_inference);
+}
+
+#[test]
+fn modes_hold_their_conditions_on_every_board_and_on_pinned_folds() {
+    let net = default_model();
+    for id in ["icebreaker", "upduino", "ulx3s", "ecp5-evn"] {
+        let b = board::load(&root().join("constraints"), id).unwrap();
+        check_modes(&plan::plan(&net, &b.device, &[], None).unwrap());
+        // P = 3 does not divide S = 16: layer 2 must fall back to an input register.
+        let p = plan::plan(&net, &b.device, &[(1, 3, 16), (2, 1, 16)], None).unwrap();
+        check_modes(&p);
+        assert_eq!(p.layers[2].input, InputMode::Register, "{id}");
+        // S = 98 > 64 for the first layer: the loader cannot write whole words. (On the UP5K
+        // 98 lanes of weights need 7 SPRAMs of its 4.)
+        if b.device.spram_blocks == 0 {
+            let p = plan::plan(&net, &b.device, &[(0, 2, 98)], None).unwrap();
+            check_modes(&p);
+            assert_ne!(p.layers[0].input, InputMode::Buffer, "{id}");
+        }
+    }
+}
