@@ -38,6 +38,11 @@ pub struct DesignArgs {
     /// hardware IR of every module) to <out>/dump/<pass>.txt.
     #[arg(long, value_name = "PASS", value_parser = ["plan", "lower"])]
     pub dump_after: Option<String>,
+    /// Run the design at this clock (MHz) through the board's PLL: its parameters are computed
+    /// for the highest frequency it can make that is not above this. Default: the board's
+    /// oscillator, no PLL.
+    #[arg(long, value_name = "MHZ")]
+    pub clock: Option<f64>,
     /// Plan for the device's full speed. By default the planner folds no faster than the
     /// board's UART delivers images, since faster lanes would only wait for the link.
     #[arg(long)]

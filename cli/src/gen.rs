@@ -58,6 +58,7 @@ pub fn design(a: &Args) -> Result<Generated> {
             _ => None,
         },
         ignore_link: a.ignore_link,
+        clock_mhz: a.clock,
         ..Default::default()
     };
     let design = bql_hdl_gen::generate_with(&net, &b, &opts)

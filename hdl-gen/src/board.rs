@@ -113,6 +113,10 @@ pub struct BoardFile {
     /// The LEDs light on a low level.
     #[serde(default)]
     pub led_active_low: bool,
+    /// iCE40: the clock pin is the PLL's own input pad, so the PLL is `SB_PLL40_PAD` (fed by the
+    /// pin) rather than `SB_PLL40_CORE` (fed by the global clock net).
+    #[serde(default)]
+    pub pll_pad: bool,
     /// openFPGALoader's name for the board (`-b`).
     pub loader_board: String,
     /// Named pins (clock, UART, LEDs).
@@ -122,7 +126,12 @@ pub struct BoardFile {
 impl BoardFile {
     /// Clocks per UART bit at the board clock, when the baud rate divides it within 2 %.
     pub fn uart_divisor(&self) -> Option<usize> {
-        let exact = self.clock_mhz * 1e6 / self.baud as f64;
+        self.uart_divisor_at(self.clock_mhz)
+    }
+    /// Clocks per UART bit at a design clock of `clock_mhz`, when the baud rate divides it
+    /// within 2 %.
+    pub fn uart_divisor_at(&self, clock_mhz: f64) -> Option<usize> {
+        let exact = clock_mhz * 1e6 / self.baud as f64;
         let div = exact.round();
         ((div - exact).abs() / exact <= 0.02 && div >= 4.0).then_some(div as usize)
     }

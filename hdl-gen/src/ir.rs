@@ -267,6 +267,18 @@ pub enum Item {
         /// Port connections.
         conns: Vec<(String, Expr)>,
     },
+    /// An instance of a vendor primitive with parameters (for the PLL), each value printed as
+    /// given (`"SIMPLE"`, `4'd0`, `25`).
+    Primitive {
+        /// Primitive name, e.g. `SB_PLL40_PAD`.
+        module: String,
+        /// Instance name.
+        name: String,
+        /// Parameters and their Verilog values.
+        params: Vec<(String, String)>,
+        /// Port connections.
+        conns: Vec<(String, Expr)>,
+    },
 }
 
 /// A Verilog module.

@@ -17,6 +17,7 @@
 pub mod blocks {
     //! Hardware blocks, one module each.
     pub mod argmax;
+    pub mod clock;
     pub mod core;
     pub mod inbuf;
     pub mod link;
@@ -29,6 +30,7 @@ mod error;
 pub mod ir;
 pub mod memfiles;
 pub mod plan;
+pub mod pll;
 pub mod verilog;
 
 use std::collections::BTreeMap;
@@ -51,18 +53,22 @@ pub struct Options {
     pub uart_divisor: Option<usize>,
     /// Also write the intermediate form after this pass (`dump/<pass>.txt`).
     pub dump_after: Option<Pass>,
+    /// Design clock in MHz; when it differs from the board's clock a PLL makes it (the highest
+    /// frequency the PLL can make that is not above it). `None`: the board's clock, no PLL.
+    pub clock_mhz: Option<f64>,
     /// Plan for the device's full speed. By default the planner folds no faster than the
     /// board's UART can deliver images ([`link_interval`]): lanes beyond that rate would idle
     /// behind the link and only cost logic, place-and-route time and power.
     pub ignore_link: bool,
 }
 
-/// Cycles of the board clock between two images that the board's UART can deliver at its baud
-/// rate (an `INFER` frame of 8N1 bytes): the interval below which a faster core only waits.
-pub fn link_interval(net: &Network, board: &board::Board) -> usize {
+/// Cycles of a `clock_mhz` design clock between two images that the board's UART can deliver
+/// at its baud rate (an `INFER` frame of 8N1 bytes): the interval below which a faster core
+/// only waits.
+pub fn link_interval(net: &Network, board: &board::Board, clock_mhz: f64) -> usize {
     let image = blocks::link::image_bytes(net.input.len(), net.input.encoding);
     let bits = 10 * (image + bql_protocol::OVERHEAD) as u64;
-    let clock_hz = (board.file.clock_mhz * 1e6).round() as u64;
+    let clock_hz = (clock_mhz * 1e6).round() as u64;
     (clock_hz * bits).div_ceil(board.file.baud.max(1) as u64) as usize
 }
 
@@ -96,9 +102,22 @@ pub struct Design {
     pub link: blocks::link::LinkParams,
     /// Files (relative paths) and their contents.
     pub files: BTreeMap<String, String>,
+    /// The design clock, MHz (the board's, or the PLL's output).
+    pub clock_mhz: f64,
+    /// The PLL settings when the design clock comes from one.
+    pub pll: Option<blocks::clock::Pll>,
 }
 
 impl Design {
+    /// The synthesis top: `bql_board` (PLL + `bql_top`) when there is a PLL, else `bql_top`.
+    pub fn top(&self) -> &'static str {
+        if self.pll.is_some() {
+            "bql_board"
+        } else {
+            "bql_top"
+        }
+    }
+
     /// A digest of every file's name and contents (FNV-1a 64), to cache builds by.
     pub fn digest(&self) -> String {
         let h = bql_protocol::fnv1a64(self.files.iter().flat_map(|(n, t)| {
@@ -219,6 +238,7 @@ pub fn link_params(
             .filter(|&s| blocks::core::memory_shape(&plan.layers, s).is_some())
             .collect(),
         led_active_low: board.file.led_active_low,
+        clk_locked_port: false,
     }
 }
 
@@ -226,8 +246,21 @@ pub fn link_params(
 pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Result<Design> {
     net.validate()
         .map_err(|e| Error::invalid(format!("invalid model: {e}")))?;
-    // Pass 1: plan.
-    let floor = (!opts.ignore_link).then(|| link_interval(net, board));
+    // Pass 1: plan, for the design clock.
+    let pll = match opts.clock_mhz {
+        Some(f) if (f - board.file.clock_mhz).abs() > 1e-6 => {
+            Some(blocks::clock::Pll::for_board(board, f).ok_or_else(|| {
+                Error::invalid(format!(
+                    "--clock {f}: the {} PLL cannot make {f} MHz or less from the {} MHz board \
+                     clock (iCE40: 16-275 MHz, ECP5: 3.125-400 MHz)",
+                    board.device.name, board.file.clock_mhz
+                ))
+            })?)
+        }
+        _ => None,
+    };
+    let clock_mhz = pll.map_or(board.file.clock_mhz, |p| p.out_mhz());
+    let floor = (!opts.ignore_link).then(|| link_interval(net, board, clock_mhz));
     let plan = plan::plan(net, &board.device, &opts.folds, floor)?;
     let divisor = match opts.uart_divisor {
         Some(d) if d >= 4 => d,
@@ -236,14 +269,16 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
                 "a UART divisor of {d} clocks per bit is too small; use 4 or more"
             )))
         }
-        None => board.file.uart_divisor().ok_or_else(|| {
+        None => board.file.uart_divisor_at(clock_mhz).ok_or_else(|| {
             Error::invalid(format!(
-                "{}: {} baud is not within 2 % of an integer divisor (>= 4) of the {} MHz clock",
-                board.file.id, board.file.baud, board.file.clock_mhz
+                "{}: {} baud is not within 2 % of an integer divisor (>= 4) of the {clock_mhz} MHz \
+                 clock",
+                board.file.id, board.file.baud
             ))
         })?,
     };
-    let link = link_params(net, &plan, board, divisor);
+    let mut link = link_params(net, &plan, board, divisor);
+    link.clk_locked_port = pll.is_some();
     let image_bytes = link.info.image_bytes as usize;
     if image_bytes > u16::MAX as usize / 2 || link.info.max_payload as usize > 32_768 {
         return Err(Error::unsupported(format!(
@@ -292,6 +327,10 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     ] {
         modules.insert(md.name.clone(), md);
     }
+    if let Some(p) = &pll {
+        let md = blocks::clock::module(board, p, &header);
+        modules.insert(md.name.clone(), md);
+    }
     let mut files = BTreeMap::new();
     match opts.dump_after {
         Some(Pass::Plan) => {
@@ -305,7 +344,7 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     }
     // Pass 3: print.
     for (name, mut m) in modules {
-        if m.name != "bql_core" && m.name != "bql_top" {
+        if !["bql_core", "bql_top", "bql_board"].contains(&m.name.as_str()) {
             let mut doc = header.clone();
             doc.append(&mut m.doc);
             m.doc = doc;
@@ -339,17 +378,24 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     }))
     .map_err(|e| Error::invalid(format!("cannot encode plan: {e}")))?;
     files.insert("plan.json".into(), plan_json);
-    files.insert("report.txt".into(), report(&plan, net, board));
+    files.insert("report.txt".into(), report(&plan, net, board, pll.as_ref()));
     Ok(Design {
         plan,
         interface: ifc,
         link,
         files,
+        clock_mhz,
+        pll,
     })
 }
 
 /// The plan table a person reads.
-pub fn report(plan: &plan::Plan, net: &Network, board: &board::Board) -> String {
+pub fn report(
+    plan: &plan::Plan,
+    net: &Network,
+    board: &board::Board,
+    pll: Option<&blocks::clock::Pll>,
+) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(
@@ -416,8 +462,37 @@ pub fn report(plan: &plan::Plan, net: &Network, board: &board::Board) -> String 
             s,
             "link: {} baud delivers an image every {floor} cycles at {} MHz; planned no faster \
              (--ignore-link plans for the device's full speed)",
-            board.file.baud, board.file.clock_mhz
+            board.file.baud,
+            pll.map_or(board.file.clock_mhz, |p| p.out_mhz())
         );
+    }
+    match pll {
+        Some(p) => {
+            let _ = writeln!(
+                s,
+                "clock: {:.3} MHz from the {} MHz board clock through the PLL ({})",
+                p.out_mhz(),
+                board.file.clock_mhz,
+                match p {
+                    blocks::clock::Pll::Ice40(q) => format!(
+                        "DIVR {}, DIVF {}, DIVQ {}, FILTER_RANGE {}",
+                        q.divr, q.divf, q.divq, q.filter_range
+                    ),
+                    blocks::clock::Pll::Ecp5(q) => format!(
+                        "CLKI_DIV {}, CLKFB_DIV {}, CLKOP_DIV {}",
+                        q.clki_div, q.clkfb_div, q.clkop_div
+                    ),
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "clock: the {} MHz board clock, no PLL (--clock MHZ runs the design faster \
+                 through the PLL)",
+                board.file.clock_mhz
+            );
+        }
     }
     s
 }

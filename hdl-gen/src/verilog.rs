@@ -155,6 +155,26 @@ pub fn module(m: &Module) -> String {
                 out.push_str(&c.join(",\n"));
                 out.push_str("\n    );\n");
             }
+            Item::Primitive {
+                module,
+                name,
+                params,
+                conns,
+            } => {
+                let _ = writeln!(out, "    {module} #(");
+                let p: Vec<String> = params
+                    .iter()
+                    .map(|(n, v)| format!("        .{n}({v})"))
+                    .collect();
+                out.push_str(&p.join(",\n"));
+                let _ = writeln!(out, "\n    ) {name} (");
+                let c: Vec<String> = conns
+                    .iter()
+                    .map(|(p, e)| format!("        .{p}({})", expr(e)))
+                    .collect();
+                out.push_str(&c.join(",\n"));
+                out.push_str("\n    );\n");
+            }
         }
     }
     out.push_str("endmodule\n\n`default_nettype wire\n");

@@ -40,7 +40,7 @@ fn check_modes(p: &plan::Plan) {
 fn the_default_model_fits_the_icebreaker_with_input_buffers() {
     let net = default_model();
     let b = board::load(&root().join("constraints"), "icebreaker").unwrap();
-    let floor = bql_hdl_gen::link_interval(&net, &b);
+    let floor = bql_hdl_gen::link_interval(&net, &b, b.file.clock_mhz);
     // 3 Mbaud, 8N1, an INFER frame of 98 image bytes + 7: 1,050 bits = 4,200 cycles at 12 MHz.
     assert_eq!(floor, 4200);
     let p = plan::plan(&net, &b.device, &[], Some(floor)).unwrap();
@@ -59,7 +59,7 @@ fn the_default_model_fits_the_icebreaker_with_input_buffers() {
 fn the_link_floor_folds_an_ecp5_design_down_to_the_uart_rate() {
     let net = default_model();
     let b = board::load(&root().join("constraints"), "ulx3s").unwrap();
-    let floor = bql_hdl_gen::link_interval(&net, &b);
+    let floor = bql_hdl_gen::link_interval(&net, &b, b.file.clock_mhz);
     assert_eq!(floor, 26_250, "1 Mbaud at 25 MHz");
     let linked = plan::plan(&net, &b.device, &[], Some(floor)).unwrap();
     let full = plan::plan(&net, &b.device, &[], None).unwrap();

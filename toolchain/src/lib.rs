@@ -166,7 +166,8 @@ pub fn steps(design: &Design, b: &Board, tools: &Tools, target_mhz: f64) -> Vec<
         (board::Family::Ecp5, _) => "synth_ecp5",
     };
     let script = format!(
-        "read_verilog {sources}; {synth} -top bql_top -json ../{}; tee -o ../yosys-stat.txt stat",
+        "read_verilog {sources}; {synth} -top {} -json ../{}; tee -o ../yosys-stat.txt stat",
+        design.top(),
         files::NETLIST
     );
     let mut pnr = vec![format!("--{}", b.file.device)];

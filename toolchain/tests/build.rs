@@ -1,7 +1,8 @@
 //! Real builds with the real tools: a small generated design through yosys, nextpnr-ice40 and
 //! icepack for the iCEBreaker, and through yosys, nextpnr-ecp5 and ecppack (YoWASP unless a
-//! native build is on PATH) for the ULX3S. The bitstreams must exist, the reports must parse,
-//! and the design must meet the board clock.
+//! native build is on PATH) for the ULX3S, at the board clock and through each family's PLL at
+//! twice it. The bitstreams must exist, the reports must parse, the design must meet its clock,
+//! and a PLL design must have placed exactly one PLL.
 
 use std::path::PathBuf;
 
@@ -12,17 +13,30 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn small_build(board_id: &str) {
+fn small_build(board_id: &str, clock_mhz: Option<f64>) {
     let net = bql_model::testing::random_network(100, &[24, 10], false, 100, 7, false);
     let b = board::load(&root().join("constraints"), board_id).unwrap();
-    let design = bql_hdl_gen::generate(&net, &b, &[(0, 2, 10), (1, 2, 8)]).unwrap();
+    let opts = bql_hdl_gen::Options {
+        folds: vec![(0, 2, 10), (1, 2, 8)],
+        clock_mhz,
+        ..Default::default()
+    };
+    let design = bql_hdl_gen::generate_with(&net, &b, &opts).unwrap();
     assert!(design.plan.logic_overfull.is_none());
-    let dir = root().join(format!("target/bql-tests/build-{board_id}"));
+    assert_eq!(design.pll.is_some(), clock_mhz.is_some());
+    let dir = root().join(format!(
+        "target/bql-tests/build-{board_id}-{}",
+        if clock_mhz.is_some() {
+            "pll"
+        } else {
+            "board-clock"
+        }
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     design.write(&dir).unwrap();
     let tools = Tools::locate(b.file.family, &root()).unwrap();
     let mut steps = Vec::new();
-    let r = build(&design, &b, &dir, &tools, b.file.clock_mhz, |s| {
+    let r = build(&design, &b, &dir, &tools, design.clock_mhz, |s| {
         steps.push(s.name)
     })
     .unwrap_or_else(|e| panic!("{board_id}: {e}"));
@@ -33,8 +47,22 @@ fn small_build(board_id: &str) {
     assert!(r.fmax_mhz >= r.target_mhz, "{board_id}: {r:?}");
     assert!(!r.util.summary().is_empty(), "{board_id}: {r:?}");
     assert!(r.util.overfull().is_empty(), "{board_id}: {r:?}");
+    let plls = r
+        .util
+        .summary()
+        .iter()
+        .find(|(name, _)| *name == "PLL")
+        .map_or(0, |(_, v)| v[0]);
+    assert_eq!(plls, u64::from(clock_mhz.is_some()), "{board_id}: {r:?}");
+    if let Some(f) = clock_mhz {
+        assert_eq!(
+            design.clock_mhz, f,
+            "an exact PLL setting exists for 2x the board clock"
+        );
+        assert_eq!(r.target_mhz, f);
+    }
     // A second build with the same inputs is taken from the cache.
-    let again = build(&design, &b, &dir, &tools, b.file.clock_mhz, |_| {
+    let again = build(&design, &b, &dir, &tools, design.clock_mhz, |_| {
         panic!("cached build ran a step")
     })
     .unwrap();
@@ -44,10 +72,20 @@ fn small_build(board_id: &str) {
 
 #[test]
 fn small_design_to_an_ice40_bitstream() {
-    small_build("icebreaker");
+    small_build("icebreaker", None);
 }
 
 #[test]
 fn small_design_to_an_ecp5_bitstream() {
-    small_build("ulx3s");
+    small_build("ulx3s", None);
+}
+
+#[test]
+fn small_design_through_the_ice40_pll() {
+    small_build("icebreaker", Some(24.0));
+}
+
+#[test]
+fn small_design_through_the_ecp5_pll() {
+    small_build("ulx3s", Some(50.0));
 }

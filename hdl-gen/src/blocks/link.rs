@@ -36,6 +36,9 @@ pub struct LinkParams {
     pub valid_sels: Vec<usize>,
     /// The board's LEDs light on a low level.
     pub led_active_low: bool,
+    /// The clock comes from a PLL: `bql_top` gets a `clk_locked` input and holds its power-on
+    /// reset until the PLL has locked.
+    pub clk_locked_port: bool,
 }
 
 /// Bytes per score in a result: enough for the score width, plus a sign bit of room when
@@ -153,18 +156,31 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
         info.arch_hash
     ));
     m.input("clk", 1);
+    if p.clk_locked_port {
+        m.input("clk_locked", 1);
+    }
     m.input("uart_rx", 1);
     m.output("uart_tx", 1);
     m.output("led_red", 1);
     m.output("led_green", 1);
 
-    // Power-on reset: the flip-flops start at zero after configuration; 255 cycles of reset.
+    // Power-on reset: the flip-flops start at zero after configuration; 255 cycles of reset
+    // (counted from the PLL's lock when the clock comes from one).
     m.push(Item::Comment("power-on reset".into()));
     m.push(Item::RegInit("por_count".into(), 8, 0));
     m.wire("rst", 1, e::ne(r("por_count"), k(8, 255)));
+    let count = vec![s::when(r("rst"), vec![inc("por_count", 8)])];
     m.push(Item::Always(
         "clk".into(),
-        vec![s::when(r("rst"), vec![inc("por_count", 8)])],
+        if p.clk_locked_port {
+            vec![Stmt::If(
+                e::lnot(r("clk_locked")),
+                vec![set("por_count", k(8, 0))],
+                count,
+            )]
+        } else {
+            count
+        },
     ));
 
     m.push(Item::Comment("UART".into()));
