@@ -430,7 +430,7 @@ pub fn input_beats(l0: &LayerPlan) -> usize {
 }
 
 fn drain(l: &LayerPlan) -> usize {
-    crate::blocks::mvtu::tree(l).latency() + 3
+    crate::blocks::mvtu::tree(l).latency() + 4
 }
 
 /// Whether a layer should overlap its next input with its drain.

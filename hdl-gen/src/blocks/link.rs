@@ -198,15 +198,19 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
         ],
     });
     m.push(Item::Wire("utx_ready".into(), 1));
-    m.push(Item::Wire("t_byte".into(), 8));
+    // The byte to send is registered (`t_byte`, valid with `t_byte_ok` a cycle after the index
+    // moves): the reply's byte multiplexers and the CRC step were the design's critical path.
+    m.push(Item::Reg("t_byte".into(), 8));
+    m.push(Item::Reg("t_byte_ok".into(), 1));
     m.push(Item::Reg("t_active".into(), 1));
+    m.push(Item::Wire("t_send".into(), 1));
     m.push(Item::Instance {
         module: format!("uart_tx_d{}", p.divisor),
         name: "transmitter".into(),
         conns: vec![
             ("clk".into(), r("clk")),
             ("rst".into(), r("rst")),
-            ("in_valid".into(), r("t_active")),
+            ("in_valid".into(), r("t_send")),
             ("in_ready".into(), r("utx_ready")),
             ("in_data".into(), r("t_byte")),
             ("tx".into(), r("uart_tx")),
@@ -950,21 +954,22 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
         ("t_len", 16),
         ("t_op", 8),
         ("t_idx", 16),
+        ("t_pidx", 16),
+        ("t_crc_at", 16),
+        ("t_end", 16),
         ("t_crc", 16),
         ("results", 16),
         ("led_toggle", 1),
     ] {
         m.reg(n, w);
     }
-    m.wire("t_total", 16, e::add(r("t_len"), k(16, 7)));
-    m.wire("t_fire", 1, e::and(r("t_active"), r("utx_ready")));
+    // Frame positions: header 0..=4, payload 5.., CRC at `t_crc_at` (low byte) and `t_end`.
+    m.push(Item::Assign(r("t_send"), e::and(r("t_active"), r("t_byte_ok"))));
+    m.wire("t_fire", 1, e::and(r("t_send"), r("utx_ready")));
     m.wire(
         "t_last",
         1,
-        e::and(
-            r("t_fire"),
-            e::eq(r("t_idx"), e::sub(r("t_total"), k(16, 1))),
-        ),
+        e::and(r("t_fire"), e::eq(r("t_idx"), r("t_end"))),
     );
     m.push(Item::Assign(
         r("t_pop"),
@@ -979,7 +984,6 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
     // Payload sources, each a flat vector (byte 0 lowest) of a power-of-two number of bytes,
     // indexed by the payload position; then one byte mux by reply kind. (Muxing whole padded
     // vectors first cost about 600 LUT4 on iCE40.)
-    m.wire("t_pidx", 16, e::sub(r("t_idx"), k(16, 5)));
     let mut source = |name: &str, parts: Vec<Expr>, used_bits: usize| -> Expr {
         let bytes = used_bits.div_ceil(8).max(1).next_power_of_two();
         let mut all = Vec::new();
@@ -1064,18 +1068,18 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
             (is("t_idx", 16, 2), r("t_seq")),
             (is("t_idx", 16, 3), e::sl("t_len", 7, 0)),
             (is("t_idx", 16, 4), e::sl("t_len", 15, 8)),
-            (
-                e::eq(r("t_idx"), e::sub(r("t_total"), k(16, 2))),
-                e::sl("t_crc", 7, 0),
-            ),
-            (
-                e::eq(r("t_idx"), e::sub(r("t_total"), k(16, 1))),
-                e::sl("t_crc", 15, 8),
-            ),
+            (e::eq(r("t_idx"), r("t_crc_at")), e::sl("t_crc", 7, 0)),
+            (e::eq(r("t_idx"), r("t_end")), e::sl("t_crc", 15, 8)),
         ],
         r("t_payload_byte"),
     );
-    m.push(Item::Assign(r("t_byte"), byte_at));
+    m.push(Item::Always(
+        "clk".into(),
+        vec![
+            set("t_byte", byte_at),
+            set("t_byte_ok", e::and(r("t_active"), e::lnot(r("t_fire")))),
+        ],
+    ));
     m.push(Item::Wire("t_crc_next".into(), 16));
     m.push(Item::Instance {
         module: "crc16_ccitt_step".into(),
@@ -1108,7 +1112,10 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
                                 Expr::MemRead("seq_fifo".into(), Box::new(r("fifo_rp"))),
                             ),
                             set("t_len", k(16, rb as u64)),
+                            set("t_crc_at", k(16, rb as u64 + 5)),
+                            set("t_end", k(16, rb as u64 + 6)),
                             set("t_idx", k(16, 0)),
+                            set("t_pidx", k(16, 0x10000 - 5)),
                             set("t_crc", k(16, CRC_INIT as u64)),
                         ],
                     ),
@@ -1120,8 +1127,11 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
                             set("t_code", r("p_code")),
                             set("t_seq", r("p_seq")),
                             set("t_len", r("p_len")),
+                            set("t_crc_at", e::add(r("p_len"), k(16, 5))),
+                            set("t_end", e::add(r("p_len"), k(16, 6))),
                             set("t_op", r("p_op")),
                             set("t_idx", k(16, 0)),
+                            set("t_pidx", k(16, 0x10000 - 5)),
                             set("t_crc", k(16, CRC_INIT as u64)),
                         ],
                     ),
@@ -1129,11 +1139,9 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
                         r("t_fire"),
                         vec![
                             inc("t_idx", 16),
+                            inc("t_pidx", 16),
                             s::when(
-                                e::and(
-                                    e::ne(r("t_idx"), k(16, 0)),
-                                    e::lt(r("t_idx"), e::sub(r("t_total"), k(16, 2))),
-                                ),
+                                e::and(e::ne(r("t_idx"), k(16, 0)), e::lt(r("t_idx"), r("t_crc_at"))),
                                 vec![set("t_crc", r("t_crc_next"))],
                             ),
                             s::when(

@@ -331,7 +331,11 @@ pub fn module(l: &LayerPlan) -> Module {
     md.push(Item::Comment(format!(
         "pipeline: memory read (1) + adder tree ({lat}) stages"
     )));
+    // Stages: memory read (1), adder tree (lat), accumulate; the tags one stage further
+    // (`fin_*`) go with the accumulated sum, which is compared and committed a cycle after it
+    // is registered (the add, compare and result packing in one cycle were the critical path).
     let depth = lat + 1;
+    let fin = depth + 1;
     let tag_w = 4 + nf_w;
     md.wire(
         "tag0",
@@ -345,7 +349,7 @@ pub fn module(l: &LayerPlan) -> Module {
         ]),
     );
     let mut tag_stmts = Vec::new();
-    for k in 1..=depth {
+    for k in 1..=fin {
         md.reg(&format!("tag{k}"), tag_w);
         tag_stmts.push(Stmt::If(
             e::r("rst"),
@@ -357,12 +361,12 @@ pub fn module(l: &LayerPlan) -> Module {
         ));
     }
     md.push(Item::Always("clk".into(), tag_stmts));
-    let valid_any: Expr = (1..=depth)
+    let valid_any: Expr = (1..=fin)
         .map(|k| Expr::Bit(format!("tag{k}"), tag_w - 1))
         .reduce(|a, b| e::bin(BinOp::Or, a, b))
         .expect("depth >= 1");
     md.push(Item::Assign(e::r("draining"), valid_any));
-    let final_any: Expr = (1..=depth)
+    let final_any: Expr = (1..=fin)
         .map(|k| {
             e::and(
                 Expr::Bit(format!("tag{k}"), tag_w - 1),
@@ -375,8 +379,19 @@ pub fn module(l: &LayerPlan) -> Module {
     let tagd = format!("tag{depth}");
     md.wire("acc_valid", 1, Expr::Bit(tagd.clone(), tag_w - 1));
     md.wire("acc_first", 1, Expr::Bit(tagd.clone(), tag_w - 2));
-    md.wire("acc_last", 1, Expr::Bit(tagd.clone(), tag_w - 3));
-    md.wire("acc_nf", nf_w, Expr::Slice(tagd, nf_w - 1, 0));
+    let tagf = format!("tag{fin}");
+    md.wire("fin_valid", 1, Expr::Bit(tagf.clone(), tag_w - 1));
+    md.wire("fin_last", 1, Expr::Bit(tagf.clone(), tag_w - 3));
+    md.wire("fin_final", 1, Expr::Bit(tagf.clone(), tag_w - 4));
+    md.wire("fin_nf", nf_w, Expr::Slice(tagf, nf_w - 1, 0));
+    md.wire(
+        "unused_tag_bits",
+        2,
+        Expr::Concat(vec![
+            Expr::Bit(format!("tag{depth}"), tag_w - 3),
+            Expr::Bit(format!("tag{fin}"), tag_w - 2),
+        ]),
+    );
 
     // Threshold memory, read one stage ahead of the accumulate stage.
     if l.output == OutputKind::Threshold {
@@ -391,8 +406,7 @@ pub fn module(l: &LayerPlan) -> Module {
             block_ram: false,
         });
         md.reg("tword", p * tw);
-        let pre = format!("tag{}", depth - 1);
-        md.wire("thr_raddr", nf_w, Expr::Slice(pre, nf_w - 1, 0));
+        md.wire("thr_raddr", nf_w, Expr::Slice(format!("tag{depth}"), nf_w - 1, 0));
         md.push(Item::Always(
             "clk".into(),
             vec![
@@ -490,25 +504,25 @@ pub fn module(l: &LayerPlan) -> Module {
                     1,
                     e::bin(
                         BinOp::Lt,
-                        e::zext(e::r(&sum), aw, tw.max(aw)),
+                        e::zext(e::r(&acc), aw, tw.max(aw)),
                         e::zext(thr, tw, tw.max(aw)),
                     ),
                 );
             }
             (OutputKind::Threshold, true) => {
                 let thr = Expr::Slice("tword".into(), pe * tw + tw - 1, pe * tw);
-                md.wire(&result, 1, e::bin(BinOp::SignedGe, e::r(&sum), thr));
+                md.wire(&result, 1, e::bin(BinOp::SignedGe, e::r(&acc), thr));
             }
             (OutputKind::Scores, false) => {
                 // score = N - disagreements
                 md.wire(
                     &result,
                     aw,
-                    e::bin(BinOp::Sub, e::k(aw, n as u64), e::r(&sum)),
+                    e::bin(BinOp::Sub, e::k(aw, n as u64), e::r(&acc)),
                 );
             }
             (OutputKind::Scores, true) => {
-                md.wire(&result, aw, e::r(&sum));
+                md.wire(&result, aw, e::r(&acc));
             }
         }
         if l.stream_out.is_some() {
@@ -517,7 +531,7 @@ pub fn module(l: &LayerPlan) -> Module {
             if (nf - 1) * p + pe >= m {
                 stream_bits.push(e::and(
                     e::r(&result),
-                    e::lnot(e::eq(e::r("acc_nf"), e::k(nf_w, (nf - 1) as u64))),
+                    e::lnot(e::eq(e::r("fin_nf"), e::k(nf_w, (nf - 1) as u64))),
                 ));
             } else {
                 stream_bits.push(e::r(&result));
@@ -539,7 +553,7 @@ pub fn module(l: &LayerPlan) -> Module {
             if l.overlap && f + 1 < nf {
                 // Earlier folds wait in `work`; the finishing fold moves everything to out_vec.
                 commit.push(Stmt::If(
-                    e::eq(e::r("acc_nf"), e::k(nf_w, f as u64)),
+                    e::eq(e::r("fin_nf"), e::k(nf_w, f as u64)),
                     vec![Stmt::Assign(slot("work"), e::r(&result))],
                     vec![],
                 ));
@@ -548,7 +562,7 @@ pub fn module(l: &LayerPlan) -> Module {
                 finish_moves.push(Stmt::Assign(slot("out_vec"), e::r(&result)));
             } else {
                 commit.push(Stmt::If(
-                    e::eq(e::r("acc_nf"), e::k(nf_w, f as u64)),
+                    e::eq(e::r("fin_nf"), e::k(nf_w, f as u64)),
                     vec![Stmt::Assign(slot("out_vec"), e::r(&result))],
                     vec![],
                 ));
@@ -558,7 +572,7 @@ pub fn module(l: &LayerPlan) -> Module {
     md.push(Item::Always("clk".into(), acc_stmts));
     match l.stream_out {
         Some(ww) => stream_output(&mut md, stream_bits, ww, p, nf, nf_w),
-        None => vector_output(&mut md, commit, finish_moves, depth, tag_w, nf_w),
+        None => vector_output(&mut md, commit, finish_moves, nf_w),
     }
     md
 }
@@ -584,28 +598,19 @@ fn vector_output(
     md: &mut Module,
     commit: Vec<Stmt>,
     finish_moves: Vec<Stmt>,
-    depth: usize,
-    tag_w: usize,
     nf_w: usize,
 ) {
     md.push(Item::Comment(
         "results into the output vector; valid after the last fold".into(),
     ));
-    md.wire("commit", 1, e::and(e::r("acc_valid"), e::r("acc_last")));
-    md.wire(
-        "finish",
-        1,
-        e::and(
-            e::r("acc_valid"),
-            Expr::Bit(format!("tag{depth}"), tag_w - 4),
-        ),
-    );
+    md.wire("commit", 1, e::and(e::r("fin_valid"), e::r("fin_last")));
+    md.wire("finish", 1, e::and(e::r("fin_valid"), e::r("fin_final")));
     if commit.is_empty() {
         // Overlapped single-fold layers commit only at `finish`.
         md.wire(
             "unused_commit",
             1 + nf_w,
-            Expr::Concat(vec![e::r("commit"), e::r("acc_nf")]),
+            Expr::Concat(vec![e::r("commit"), e::r("fin_nf")]),
         );
     } else {
         md.push(Item::Always(
@@ -645,7 +650,8 @@ fn stream_output(md: &mut Module, bits: Vec<Expr>, ww: usize, p: usize, nf: usiz
     md.push(Item::Comment(format!(
         "results: {p} bits per fold, packed {chunks} folds to a {ww}-bit word of the next layer's buffer"
     )));
-    md.wire("commit", 1, e::and(e::r("acc_valid"), e::r("acc_last")));
+    md.wire("commit", 1, e::and(e::r("fin_valid"), e::r("fin_last")));
+    md.wire("unused_fin_final", 1, e::r("fin_final"));
     md.wire(
         "fold_bits",
         p,
@@ -654,7 +660,7 @@ fn stream_output(md: &mut Module, bits: Vec<Expr>, ww: usize, p: usize, nf: usiz
     md.wire(
         "fold_is_last",
         1,
-        e::eq(e::r("acc_nf"), e::k(nf_w, (nf - 1) as u64)),
+        e::eq(e::r("fin_nf"), e::k(nf_w, (nf - 1) as u64)),
     );
     let mut word = Vec::new();
     let mut keep = Vec::new();
