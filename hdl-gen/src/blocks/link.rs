@@ -168,14 +168,20 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
     // (counted from the PLL's lock when the clock comes from one).
     m.push(Item::Comment("power-on reset".into()));
     m.push(Item::RegInit("por_count".into(), 8, 0));
-    m.wire("rst", 1, e::ne(r("por_count"), k(8, 255)));
-    let count = vec![s::when(r("rst"), vec![inc("por_count", 8)])];
+    m.wire("por_busy", 1, e::ne(r("por_count"), k(8, 255)));
+    // The reset itself is a register (on from configuration): its fan-out reaches every
+    // block, and the counter's compare in front of it was on the critical path.
+    m.push(Item::RegInit("rst".into(), 1, 1));
+    let count = vec![
+        set("rst", r("por_busy")),
+        s::when(r("por_busy"), vec![inc("por_count", 8)]),
+    ];
     m.push(Item::Always(
         "clk".into(),
         if p.clk_locked_port {
             vec![Stmt::If(
                 e::lnot(r("clk_locked")),
-                vec![set("por_count", k(8, 0))],
+                vec![set("por_count", k(8, 0)), set("rst", k(1, 1))],
                 count,
             )]
         } else {
@@ -455,13 +461,39 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
             m.reg(n, w);
         }
     }
+    // The current slot's descriptor, registered (with its length checks): the executor reads
+    // it only from the decode state on, at least a cycle after the slot or its contents last
+    // changed, and the slot multiplexer and 16-bit compares were on the critical path.
+    let mut descriptor = Vec::new();
     for (n, w) in [("op", 8), ("seq", 8), ("len", 16), ("stat", 8)] {
+        let sel = format!("x_{n}_sel");
         m.wire(
-            &format!("x_{n}"),
+            &sel,
             w,
             e::mux(r("x_slot"), r(&format!("s_{n}1")), r(&format!("s_{n}0"))),
         );
+        m.reg(&format!("x_{n}"), w);
+        descriptor.push(set(&format!("x_{n}"), r(&sel)));
     }
+    m.reg("x_len_img", 1);
+    m.reg("x_write_len_ok", 1);
+    descriptor.push(set("x_len_img", is("x_len_sel", 16, img as u64)));
+    descriptor.push(set(
+        "x_write_len_ok",
+        if wb == 1 {
+            e::lnot(e::lt(r("x_len_sel"), k(16, 3)))
+        } else {
+            e::and(
+                e::lnot(e::lt(r("x_len_sel"), k(16, 3))),
+                // (len - 3) % wb == 0, wb a power of two.
+                e::eq(
+                    e::sl("x_len_sel", bits_for(wb - 1) - 1, 0),
+                    k(bits_for(wb - 1), (3 % wb) as u64),
+                ),
+            )
+        },
+    ));
+    m.push(Item::Always("clk".into(), descriptor));
     m.wire("x_full", 1, e::mux(r("x_slot"), r("s_full1"), r("s_full0")));
     m.push(Item::Always(
         "clk".into(),
@@ -487,22 +519,6 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
         ],
     });
     m.push(Item::Reg("inflight".into(), fifo_bits + 1));
-    m.wire(
-        "x_write_len_ok",
-        1,
-        if wb == 1 {
-            e::lnot(e::lt(r("x_len"), k(16, 3)))
-        } else {
-            e::and(
-                e::lnot(e::lt(r("x_len"), k(16, 3))),
-                // (len - 3) % wb == 0, wb a power of two.
-                e::eq(
-                    e::sl("x_len", bits_for(wb - 1) - 1, 0),
-                    k(bits_for(wb - 1), (3 % wb) as u64),
-                ),
-            )
-        },
-    );
     let sel_ok = p
         .valid_sels
         .iter()
@@ -518,7 +534,7 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
             e::and(
                 is("x_op", 8, Op::Infer as u64),
                 e::and(
-                    is("x_len", 16, img as u64),
+                    r("x_len_img"),
                     e::ne(r("inflight"), k(fifo_bits + 1, MAX_IN_FLIGHT as u64)),
                 ),
             ),
@@ -565,10 +581,7 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
         );
         let infer = s::chain(
             vec![
-                (
-                    e::ne(r("x_len"), k(16, img as u64)),
-                    reply(K_ERR, Code::BadLength, 1),
-                ),
+                (e::lnot(r("x_len_img")), reply(K_ERR, Code::BadLength, 1)),
                 (
                     r("x_push"),
                     vec![
@@ -964,7 +977,10 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
         m.reg(n, w);
     }
     // Frame positions: header 0..=4, payload 5.., CRC at `t_crc_at` (low byte) and `t_end`.
-    m.push(Item::Assign(r("t_send"), e::and(r("t_active"), r("t_byte_ok"))));
+    m.push(Item::Assign(
+        r("t_send"),
+        e::and(r("t_active"), r("t_byte_ok")),
+    ));
     m.wire("t_fire", 1, e::and(r("t_send"), r("utx_ready")));
     m.wire(
         "t_last",
@@ -1141,7 +1157,10 @@ pub fn module(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Module 
                             inc("t_idx", 16),
                             inc("t_pidx", 16),
                             s::when(
-                                e::and(e::ne(r("t_idx"), k(16, 0)), e::lt(r("t_idx"), r("t_crc_at"))),
+                                e::and(
+                                    e::ne(r("t_idx"), k(16, 0)),
+                                    e::lt(r("t_idx"), r("t_crc_at")),
+                                ),
                                 vec![set("t_crc", r("t_crc_next"))],
                             ),
                             s::when(

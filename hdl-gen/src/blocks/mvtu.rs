@@ -406,7 +406,11 @@ pub fn module(l: &LayerPlan) -> Module {
             block_ram: false,
         });
         md.reg("tword", p * tw);
-        md.wire("thr_raddr", nf_w, Expr::Slice(format!("tag{depth}"), nf_w - 1, 0));
+        md.wire(
+            "thr_raddr",
+            nf_w,
+            Expr::Slice(format!("tag{depth}"), nf_w - 1, 0),
+        );
         md.push(Item::Always(
             "clk".into(),
             vec![
@@ -594,12 +598,7 @@ fn mux_tree(words: &[Expr], bits: usize) -> Expr {
 }
 
 /// Results into the output vector, valid after the last fold.
-fn vector_output(
-    md: &mut Module,
-    commit: Vec<Stmt>,
-    finish_moves: Vec<Stmt>,
-    nf_w: usize,
-) {
+fn vector_output(md: &mut Module, commit: Vec<Stmt>, finish_moves: Vec<Stmt>, nf_w: usize) {
     md.push(Item::Comment(
         "results into the output vector; valid after the last fold".into(),
     ));
