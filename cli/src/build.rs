@@ -33,11 +33,26 @@ pub fn run(a: Args) -> Result<()> {
     // The design clock: the board's oscillator, or the PLL's output with --clock.
     let target = design.clock_mhz;
     let t = Instant::now();
+    // YoWASP compiles each tool's WebAssembly on its first call (20-35 s), then reuses it.
+    // (its cache: `.cache/YoWASP/<package>/<tool>.wasm`).
+    let compiled = |program: &std::path::Path| {
+        let Some(name) = program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+        else {
+            return false;
+        };
+        let wasm = format!("{}.wasm", name.trim_start_matches("yowasp-"));
+        std::fs::read_dir(tools.cache.join("YoWASP"))
+            .is_ok_and(|d| d.flatten().any(|e| e.path().join(&wasm).exists()))
+    };
     let result = bql_toolchain::build(&design, &b, &dir, &tools, target, |step| {
-        let wasm = if step.program.wasm {
-            " (YoWASP: the first call compiles WebAssembly for 20-35 s, then it is cached in .cache/)"
-        } else {
-            ""
+        let wasm = match (step.program.wasm, step.program.wasm && compiled(&step.program.path)) {
+            (true, false) => {
+                " (YoWASP: this first call compiles WebAssembly for 20-35 s, then it is cached in .cache/)"
+            }
+            (true, true) => " (YoWASP, compiled WebAssembly from .cache/)",
+            _ => "",
         };
         eprintln!(
             "[{:>5.1} s] {}: {}{wasm}",
