@@ -124,10 +124,6 @@ pub struct BoardFile {
 }
 
 impl BoardFile {
-    /// Clocks per UART bit at the board clock, when the baud rate divides it within 2 %.
-    pub fn uart_divisor(&self) -> Option<usize> {
-        self.uart_divisor_at(self.clock_mhz)
-    }
     /// Clocks per UART bit at a design clock of `clock_mhz`, when the baud rate divides it
     /// within 2 %.
     pub fn uart_divisor_at(&self, clock_mhz: f64) -> Option<usize> {

@@ -209,12 +209,14 @@ pub fn arch_description(net: &Network, plan: &plan::Plan) -> String {
     )
 }
 
-/// The protocol constants of the design of `net` under `plan`.
+/// The protocol constants of the design of `net` under `plan` (`clk_locked_port`: the clock
+/// comes from a PLL whose lock `bql_top` waits for).
 pub fn link_params(
     net: &Network,
     plan: &plan::Plan,
     board: &board::Board,
     divisor: usize,
+    clk_locked_port: bool,
 ) -> blocks::link::LinkParams {
     use blocks::link;
     let ifc = blocks::core::interface(plan, net.input.len());
@@ -238,7 +240,7 @@ pub fn link_params(
             .filter(|&s| blocks::core::memory_shape(&plan.layers, s).is_some())
             .collect(),
         led_active_low: board.file.led_active_low,
-        clk_locked_port: false,
+        clk_locked_port,
     }
 }
 
@@ -277,8 +279,7 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
             ))
         })?,
     };
-    let mut link = link_params(net, &plan, board, divisor);
-    link.clk_locked_port = pll.is_some();
+    let link = link_params(net, &plan, board, divisor, pll.is_some());
     let image_bytes = link.info.image_bytes as usize;
     if image_bytes > u16::MAX as usize / 2 || link.info.max_payload as usize > 32_768 {
         return Err(Error::unsupported(format!(
@@ -473,16 +474,7 @@ pub fn report(
                 "clock: {:.3} MHz from the {} MHz board clock through the PLL ({})",
                 p.out_mhz(),
                 board.file.clock_mhz,
-                match p {
-                    blocks::clock::Pll::Ice40(q) => format!(
-                        "DIVR {}, DIVF {}, DIVQ {}, FILTER_RANGE {}",
-                        q.divr, q.divf, q.divq, q.filter_range
-                    ),
-                    blocks::clock::Pll::Ecp5(q) => format!(
-                        "CLKI_DIV {}, CLKFB_DIV {}, CLKOP_DIV {}",
-                        q.clki_div, q.clkfb_div, q.clkop_div
-                    ),
-                }
+                p.settings()
             );
         }
         None => {

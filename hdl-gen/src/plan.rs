@@ -80,6 +80,16 @@ pub enum InputMode {
     Buffer,
 }
 
+impl InputMode {
+    /// Every mode, in the order of [`InputMode::index`].
+    pub const ALL: [InputMode; 3] = [InputMode::Register, InputMode::Hold, InputMode::Buffer];
+
+    /// Position in [`InputMode::ALL`] (estimates per mode are kept in that order).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 impl LayerPlan {
     /// Neuron folds `ceil(M / P)`.
     pub fn nf(&self) -> usize {
@@ -456,7 +466,6 @@ pub fn wants_overlap(l: &LayerPlan) -> bool {
 /// What the planner's search needs besides the options.
 struct SearchCtx<'a> {
     fits: &'a dyn Fn(&Estimate) -> bool,
-    mode_index: &'a dyn Fn(InputMode) -> usize,
     family: crate::board::Family,
     buffers: bool,
 }
@@ -526,10 +535,10 @@ fn plan_within(
     let lut_budget = (dev.luts as f64 * dev.lut_fill) as usize;
     // Per layer, every (P, S) option with its estimate in each input mode (the mode depends
     // on the previous layer's choice, so it is settled while choosing).
-    let modes = [InputMode::Register, InputMode::Hold, InputMode::Buffer];
-    let with_estimates = |l: LayerPlan| -> Option<(usize, LayerPlan, [Estimate; 3])> {
-        let est = modes.map(|input| estimate_layer(&LayerPlan { input, ..l.clone() }, dev));
-        Some((l.cycles(), l, est))
+    let with_estimates = |l: LayerPlan| -> (usize, LayerPlan, [Estimate; 3]) {
+        let est =
+            InputMode::ALL.map(|input| estimate_layer(&LayerPlan { input, ..l.clone() }, dev));
+        (l.cycles(), l, est)
     };
     let options: Vec<Vec<(usize, LayerPlan, [Estimate; 3])>> = template
         .iter()
@@ -551,7 +560,7 @@ fn plan_within(
                             ..t.clone()
                         };
                         l.overlap = wants_overlap(&l);
-                        opts.extend(with_estimates(l));
+                        opts.push(with_estimates(l));
                     }
                 }
             }
@@ -563,13 +572,12 @@ fn plan_within(
                         ..t.clone()
                     };
                     l.overlap = wants_overlap(&l);
-                    opts.extend(with_estimates(l));
+                    opts.push(with_estimates(l));
                 }
             }
             opts
         })
         .collect();
-    let mode_index = |m: InputMode| modes.iter().position(|&x| x == m).unwrap_or(0);
     let fits = |t: &Estimate| {
         let logic = if cells {
             (*t + top_estimate(dev)).cells(dev.family)
@@ -595,7 +603,7 @@ fn plan_within(
                         _ if buffers => InputMode::Buffer,
                         _ => InputMode::Register,
                     };
-                    mode_index(mode)
+                    mode.index()
                 };
                 let mut cands: Vec<_> = opts.iter().filter(|(c, _, _)| *c <= target).collect();
                 cands.sort_by_key(|(c, l, e)| (e[assumed(l)].cells(dev.family), *c));
@@ -639,7 +647,7 @@ fn plan_within(
             }
             for (_, l, est) in fronts[i].iter().copied() {
                 let mode = input_mode(l, chosen.last(), ctx.buffers);
-                let e = est[(ctx.mode_index)(mode)];
+                let e = est[mode.index()];
                 chosen.push(LayerPlan {
                     input: mode,
                     ..l.clone()
@@ -650,7 +658,6 @@ fn plan_within(
         }
         let ctx = SearchCtx {
             fits: &fits,
-            mode_index: &mode_index,
             family: dev.family,
             buffers,
         };
@@ -704,7 +711,10 @@ fn plan_within(
                 .map(|o| {
                     o.iter()
                         .filter(|(_, l, _)| l.mem == MemKind::BlockRam)
-                        .min_by_key(|(_, _, e)| (e[0].bram_blocks, e[0].lut))
+                        .min_by_key(|(_, _, e)| {
+                            let e = &e[InputMode::Register.index()];
+                            (e.bram_blocks, e.lut)
+                        })
                         .expect("options")
                         .1
                         .clone()

@@ -148,11 +148,7 @@ pub fn module(m: &Module) -> String {
                 conns,
             } => {
                 let _ = writeln!(out, "    {module} {name} (");
-                let c: Vec<String> = conns
-                    .iter()
-                    .map(|(p, e)| format!("        .{p}({})", expr(e)))
-                    .collect();
-                out.push_str(&c.join(",\n"));
+                out.push_str(&named_list(conns.iter().map(|(p, e)| (p, expr(e)))));
                 out.push_str("\n    );\n");
             }
             Item::Primitive {
@@ -162,21 +158,21 @@ pub fn module(m: &Module) -> String {
                 conns,
             } => {
                 let _ = writeln!(out, "    {module} #(");
-                let p: Vec<String> = params
-                    .iter()
-                    .map(|(n, v)| format!("        .{n}({v})"))
-                    .collect();
-                out.push_str(&p.join(",\n"));
+                out.push_str(&named_list(params.iter().map(|(n, v)| (n, v.clone()))));
                 let _ = writeln!(out, "\n    ) {name} (");
-                let c: Vec<String> = conns
-                    .iter()
-                    .map(|(p, e)| format!("        .{p}({})", expr(e)))
-                    .collect();
-                out.push_str(&c.join(",\n"));
+                out.push_str(&named_list(conns.iter().map(|(p, e)| (p, expr(e)))));
                 out.push_str("\n    );\n");
             }
         }
     }
     out.push_str("endmodule\n\n`default_nettype wire\n");
     out
+}
+
+/// `.name(value)` entries, one per line, comma-separated (ports or parameters).
+fn named_list<'a>(items: impl Iterator<Item = (&'a String, String)>) -> String {
+    items
+        .map(|(n, v)| format!("        .{n}({v})"))
+        .collect::<Vec<_>>()
+        .join(",\n")
 }

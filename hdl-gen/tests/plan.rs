@@ -98,3 +98,10 @@ fn modes_hold_their_conditions_on_every_board_and_on_pinned_folds() {
         }
     }
 }
+
+#[test]
+fn input_mode_indices_follow_their_list() {
+    for (i, m) in InputMode::ALL.iter().enumerate() {
+        assert_eq!(m.index(), i, "{m:?}");
+    }
+}

@@ -47,17 +47,23 @@ fn set_port(name: &str, width: usize, src: &str) -> String {
     }
 }
 
-/// C++ that prints port `name` of `width` bits as hex (most significant digit first).
-fn print_port(name: &str, width: usize) -> String {
+/// C++ that prints the Verilator value `v` of `width` bits as hex (most significant digit
+/// first).
+fn print_hex(v: &str, width: usize) -> String {
     if width <= 64 {
-        format!("printf(\"%llx\", (unsigned long long)top->{name});")
+        format!("printf(\"%llx\", (unsigned long long){v});")
     } else {
         let n = words(width);
         format!(
-            "for (int i = {last}; i >= 0; i--) printf(i == {last} ? \"%x\" : \"%08x\", (unsigned)top->{name}[i]);",
+            "for (int i = {last}; i >= 0; i--) printf(i == {last} ? \"%x\" : \"%08x\", (unsigned){v}[i]);",
             last = n - 1
         )
     }
+}
+
+/// C++ that prints port `name` of `width` bits as hex.
+fn print_port(name: &str, width: usize) -> String {
+    print_hex(&format!("top->{name}"), width)
 }
 
 /// A layer output the debug driver prints: the layer, its `out_vec` width, and the signal that
@@ -70,18 +76,9 @@ pub(crate) struct Tap {
     pub taken_by: Option<String>,
 }
 
-/// C++ that prints a public internal signal of `width` bits as hex.
+/// C++ that prints a public internal signal of `bql_core` of `width` bits as hex.
 fn print_internal(name: &str, width: usize) -> String {
-    let v = format!("top->rootp->bql_core__DOT__{name}");
-    if width <= 64 {
-        format!("printf(\"%llx\", (unsigned long long){v});")
-    } else {
-        let n = words(width);
-        format!(
-            "for (int i = {last}; i >= 0; i--) printf(i == {last} ? \"%x\" : \"%08x\", (unsigned){v}[i]);",
-            last = n - 1
-        )
-    }
+    print_hex(&format!("top->rootp->bql_core__DOT__{name}"), width)
 }
 
 pub(crate) fn driver(ifc: &CoreInterface, score_bits: usize, taps: &[Tap], vcd: bool) -> String {

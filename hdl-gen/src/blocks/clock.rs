@@ -28,6 +28,19 @@ impl Pll {
             Family::Ecp5 => crate::pll::ecp5(f, mhz).map(Pll::Ecp5),
         }
     }
+    /// The divider settings, as a person reads them.
+    pub fn settings(&self) -> String {
+        match self {
+            Pll::Ice40(q) => format!(
+                "DIVR {}, DIVF {}, DIVQ {}, FILTER_RANGE {}",
+                q.divr, q.divf, q.divq, q.filter_range
+            ),
+            Pll::Ecp5(q) => format!(
+                "CLKI_DIV {}, CLKFB_DIV {}, CLKOP_DIV {}",
+                q.clki_div, q.clkfb_div, q.clkop_div
+            ),
+        }
+    }
     /// Output frequency, MHz.
     pub fn out_mhz(&self) -> f64 {
         match self {

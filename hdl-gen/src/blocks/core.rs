@@ -118,6 +118,11 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
         1,
         e::and(e::r("in_valid"), e::r("loader_ready")),
     );
+    md.wire(
+        "is_last_beat",
+        1,
+        e::eq(e::r("beat"), e::k(bw, (beats - 1) as u64)),
+    );
     let beat_value = |n: usize| match encoding {
         InputEncoding::Binary { threshold } => Expr::Concat(
             (0..n)
@@ -140,11 +145,6 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
         let last_n = input_len - (beats - 1) * k;
         md.wire("beat_word", k * ew, beat_value(k));
         md.wire("last_word", last_n * ew, beat_value(last_n));
-        md.wire(
-            "is_last_beat",
-            1,
-            e::eq(e::r("beat"), e::k(bw, (beats - 1) as u64)),
-        );
         md.wire(
             "l0_wr_data",
             k * ew,
@@ -180,7 +180,7 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
     }
     md.push(Item::Wire("l0_in_ready".into(), 1));
     let next_beat = Stmt::If(
-        e::eq(e::r("beat"), e::k(bw, (beats - 1) as u64)),
+        e::r("is_last_beat"),
         [Stmt::Assign(e::r("beat"), e::k(bw, 0))]
             .into_iter()
             .chain((!buffered).then(|| Stmt::Assign(e::r("full"), e::k(1, 1))))

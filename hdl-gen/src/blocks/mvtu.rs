@@ -665,7 +665,6 @@ fn stream_output(md: &mut Module, bits: Vec<Expr>, ww: usize, p: usize, nf: usiz
     let mut keep = Vec::new();
     if chunks == 1 {
         md.wire("word_done", 1, e::k(1, 1));
-        md.wire("unused_word_done", 1, e::r("word_done"));
         word.push(e::r("fold_bits"));
     } else {
         let kw = bits_for(chunks - 1);
