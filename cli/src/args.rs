@@ -8,7 +8,8 @@ pub struct ModelData {
     /// Model file (default: the embedded default model).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Dataset: mnist, mnist-slice, fashion-mnist or a folder (default: MNIST, full if fetched).
+    /// Dataset: mnist, mnist-slice, fashion-mnist, cifar10:<folder>, or a folder with IDX or
+    /// CIFAR-10 binary files (default: MNIST, full if fetched).
     #[arg(long)]
     pub dataset: Option<String>,
     /// Only the first N images.

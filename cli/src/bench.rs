@@ -7,8 +7,9 @@
 use std::time::Instant;
 
 use anyhow::{bail, Result};
+use bql_model::bits::BitMatrix;
 use bql_model::dataset::Split;
-use bql_model::layers::DenseOutput;
+use bql_model::layers::{Conv2d, Layer, MaxPool2d};
 use bql_model::reference::Engine;
 use bql_model::semantics::argmax;
 use bql_model::{InputEncoding, Network};
@@ -26,20 +27,98 @@ pub struct Args {
     repeat: usize,
 }
 
-/// The network as f32 matrices: per layer, weights transposed (inputs x outputs) as +-1.0, and
-/// per neuron the float threshold on the +-1 dot product.
-struct F32Layer {
-    inputs: usize,
+/// One layer in f32: weights as +-1.0 transposed for sgemm (`fan_in x outputs`), and per output
+/// the float threshold on the dot product (`None` for the scores layer).
+struct F32Weights {
+    fan_in: usize,
     outputs: usize,
-    /// Weights transposed: `inputs x outputs`, +-1.0.
     wt: Vec<f32>,
-    /// Per-neuron threshold on the dot product; `None` for the scores layer.
     thresholds: Option<Vec<f32>>,
 }
 
+impl F32Weights {
+    /// `weights` rows are outputs; `signed` for the 8-bit first layer, whose accumulator is the
+    /// dot product itself (a popcount `p >= T` is the dot product `2p - n >= 2T - n`).
+    fn new(weights: &BitMatrix, thresholds: Option<&[i64]>, signed: bool) -> Self {
+        let (n, m) = (weights.cols(), weights.rows());
+        let mut wt = vec![0f32; n * m];
+        for o in 0..m {
+            for i in 0..n {
+                wt[i * m + o] = if weights.get(o, i) { 1.0 } else { -1.0 };
+            }
+        }
+        let thresholds = thresholds.map(|t| {
+            t.iter()
+                .map(|&t| {
+                    if signed {
+                        t as f32
+                    } else {
+                        (2 * t - n as i64) as f32
+                    }
+                })
+                .collect()
+        });
+        F32Weights {
+            fan_in: n,
+            outputs: m,
+            wt,
+            thresholds,
+        }
+    }
+
+    /// `y = x * wt` for `rows` rows of `x`, then the thresholds (to +-1) where there are any.
+    fn apply(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let (k, m) = (self.fan_in, self.outputs);
+        let mut y = vec![0f32; rows * m];
+        // SAFETY: x is rows x k, wt is k x m, y is rows x m, all row-major and fully allocated.
+        unsafe {
+            matrixmultiply::sgemm(
+                rows,
+                k,
+                m,
+                1.0,
+                x.as_ptr(),
+                k as isize,
+                1,
+                self.wt.as_ptr(),
+                m as isize,
+                1,
+                0.0,
+                y.as_mut_ptr(),
+                m as isize,
+                1,
+            );
+        }
+        if let Some(t) = &self.thresholds {
+            for row in y.chunks_mut(m) {
+                for (v, &t) in row.iter_mut().zip(t) {
+                    *v = if *v >= t { 1.0 } else { -1.0 };
+                }
+            }
+        }
+        y
+    }
+}
+
+/// A layer of the f32 network.
+enum F32Layer {
+    Dense(F32Weights),
+    /// A convolution as im2col + sgemm; `pad` is the padded operand's value.
+    Conv {
+        conv: Conv2d,
+        weights: F32Weights,
+        pad: f32,
+    },
+    Pool(MaxPool2d),
+    Flatten,
+}
+
+/// The network in f32 (the comparison `bql bench` makes): +-1.0 weights, sgemm, float threshold
+/// compares; convolutions through im2col, one image at a time.
 struct F32Net {
     layers: Vec<F32Layer>,
     input: InputEncoding,
+    input_len: usize,
     classes: usize,
 }
 
@@ -49,54 +128,39 @@ impl F32Net {
             .layers
             .iter()
             .enumerate()
-            .map(|(li, l)| {
-                let Some(d) = l.as_dense() else {
-                    bail!(
-                        "the f32 bench handles dense layers only, not {}",
-                        l.kind_name()
-                    );
-                };
-                let (k, m) = (d.inputs(), d.outputs());
-                let mut wt = vec![0f32; k * m];
-                for o in 0..m {
-                    for i in 0..k {
-                        wt[i * m + o] = if d.weights.get(o, i) { 1.0 } else { -1.0 };
+            .map(|(i, l)| {
+                let signed = i == 0 && net.input.encoding == InputEncoding::U8;
+                Ok(match l {
+                    Layer::Dense(d) => {
+                        F32Layer::Dense(F32Weights::new(&d.weights, l.thresholds(), signed))
                     }
-                }
-                let signed = li == 0 && net.input.encoding == InputEncoding::U8;
-                // Popcount p >= T  <=>  dot = 2p - k >= 2T - k; a pixel sum is the dot itself.
-                let thr = match &d.output {
-                    DenseOutput::Threshold(t) => Some(
-                        t.iter()
-                            .map(|&t| {
-                                if signed {
-                                    t as f32
-                                } else {
-                                    (2 * t - k as i64) as f32
-                                }
-                            })
-                            .collect(),
-                    ),
-                    DenseOutput::Scores => None,
-                };
-                Ok(F32Layer {
-                    inputs: k,
-                    outputs: m,
-                    wt,
-                    thresholds: thr,
+                    Layer::Conv2d(c) => F32Layer::Conv {
+                        conv: c.clone(),
+                        weights: F32Weights::new(&c.weights, Some(&c.thresholds), signed),
+                        pad: if signed {
+                            0.0
+                        } else if c.pad_bit() {
+                            1.0
+                        } else {
+                            -1.0
+                        },
+                    },
+                    Layer::MaxPool2d(p) => F32Layer::Pool(*p),
+                    Layer::Flatten(_) => F32Layer::Flatten,
+                    other => bail!("the f32 bench has no {} layer", other.kind_name()),
                 })
             })
             .collect::<Result<_>>()?;
         Ok(F32Net {
             layers,
             input: net.input.encoding,
+            input_len: net.input.len(),
             classes: net.classes(),
         })
     }
 
     /// Classes of `n` images.
     fn classify(&self, pixels: &[u8], n: usize) -> Vec<usize> {
-        let k0 = self.layers[0].inputs;
         let mut x: Vec<f32> = match self.input {
             InputEncoding::Binary { threshold } => pixels
                 .iter()
@@ -104,42 +168,23 @@ impl F32Net {
                 .collect(),
             InputEncoding::U8 => pixels.iter().map(|&p| p as f32).collect(),
         };
-        debug_assert_eq!(x.len(), n * k0);
-        for F32Layer {
-            inputs: k,
-            outputs: m,
-            wt,
-            thresholds: thr,
-        } in &self.layers
-        {
-            let mut y = vec![0f32; n * m];
-            // SAFETY: x is n x k, wt is k x m, y is n x m, all row-major and fully allocated.
-            unsafe {
-                matrixmultiply::sgemm(
-                    n,
-                    *k,
-                    *m,
-                    1.0,
-                    x.as_ptr(),
-                    *k as isize,
-                    1,
-                    wt.as_ptr(),
-                    *m as isize,
-                    1,
-                    0.0,
-                    y.as_mut_ptr(),
-                    *m as isize,
-                    1,
-                );
-            }
-            if let Some(t) = thr {
-                for row in y.chunks_mut(*m) {
-                    for (v, &t) in row.iter_mut().zip(t) {
-                        *v = if *v >= t { 1.0 } else { -1.0 };
-                    }
-                }
-            }
-            x = y;
+        let mut len = self.input_len;
+        for layer in &self.layers {
+            x = match layer {
+                F32Layer::Dense(w) => w.apply(&x, n),
+                F32Layer::Conv { conv, weights, pad } => x
+                    .chunks(len)
+                    .flat_map(|image| {
+                        weights.apply(
+                            &im2col(conv, image, *pad),
+                            conv.output().height * conv.output().width,
+                        )
+                    })
+                    .collect(),
+                F32Layer::Pool(p) => x.chunks(len).flat_map(|image| max_pool(p, image)).collect(),
+                F32Layer::Flatten => x,
+            };
+            len = x.len() / n.max(1);
         }
         // Scores are affine in the dot product with a positive slope: argmax is unchanged.
         x.chunks(self.classes)
@@ -149,6 +194,58 @@ impl F32Net {
             })
             .collect()
     }
+}
+
+/// The windows of one image's map as rows (one per output position) in column order
+/// `(ky, kx, c)`, padded positions as `pad`.
+fn im2col(c: &Conv2d, x: &[f32], pad: f32) -> Vec<f32> {
+    let (map, out, k, ch) = (c.input, c.output(), c.kernel, c.input.channels);
+    let (top, left) = c.pad_before();
+    let mut cols = Vec::with_capacity(out.height * out.width * c.window_len());
+    for oy in 0..out.height {
+        for ox in 0..out.width {
+            for ky in 0..k {
+                let iy = (oy * c.stride + ky) as isize - top as isize;
+                for kx in 0..k {
+                    let ix = (ox * c.stride + kx) as isize - left as isize;
+                    if iy < 0 || ix < 0 || iy as usize >= map.height || ix as usize >= map.width {
+                        cols.extend(std::iter::repeat_n(pad, ch));
+                    } else {
+                        let at = (iy as usize * map.width + ix as usize) * ch;
+                        cols.extend_from_slice(&x[at..at + ch]);
+                    }
+                }
+            }
+        }
+    }
+    cols
+}
+
+fn max_pool(p: &MaxPool2d, x: &[f32]) -> Vec<f32> {
+    let (map, out, k) = (p.input, p.output(), p.kernel);
+    let mut y = vec![f32::NEG_INFINITY; out.len()];
+    for py in 0..out.height {
+        for px in 0..out.width {
+            let dst = &mut y[(py * out.width + px) * map.channels..][..map.channels];
+            for dy in 0..k {
+                for dx in 0..k {
+                    let at = ((py * k + dy) * map.width + px * k + dx) * map.channels;
+                    for (d, &v) in dst.iter_mut().zip(&x[at..at + map.channels]) {
+                        *d = d.max(v);
+                    }
+                }
+            }
+        }
+    }
+    y
+}
+
+/// The cores' clock in Hz as the kernel reports it (`cpu MHz` in /proc/cpuinfo), if it does.
+fn cpu_hz() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("cpu MHz"))?;
+    let mhz: f64 = line.split(':').nth(1)?.trim().parse().ok()?;
+    Some(mhz * 1e6)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -168,10 +265,12 @@ pub fn run(a: Args) -> Result<()> {
     let len = data.image_len();
     let engine = Engine::new(&net);
     let f32net = F32Net::new(&net)?;
-    const CHUNK: usize = 256;
+    // Chunks of images per task: large for MLPs (one sgemm per layer and chunk), small for CNNs
+    // (their convolutions run image by image).
+    let chunk = if net.is_mlp() { 256 } else { 16 };
     let run_f32 = || -> Vec<usize> {
         data.pixels
-            .par_chunks(CHUNK * len)
+            .par_chunks(chunk * len)
             .flat_map_iter(|c| f32net.classify(c, c.len() / len))
             .collect()
     };
@@ -199,6 +298,9 @@ pub fn run(a: Args) -> Result<()> {
     let ips = n as f64 / m_ref;
     let f32_ips = n as f64 / m_f32;
     let threads = rayon::current_num_threads();
+    let kernel = engine.kernel();
+    let hz = cpu_hz();
+    let macs_per_cycle = hz.map(|hz| net.macs() as f64 * ips / threads as f64 / hz);
     if a.common.json {
         println!(
             "{}",
@@ -211,6 +313,11 @@ pub fn run(a: Args) -> Result<()> {
                 "images_per_s": ips,
                 "f32_images_per_s": f32_ips,
                 "speedup_vs_f32": ips / f32_ips,
+                "macs_per_image": net.macs(),
+                "kernel": kernel.name(),
+                "kernel_peak_macs_per_cycle": kernel.peak_macs_per_cycle(),
+                "cpu_mhz": hz.map(|h| h / 1e6),
+                "macs_per_cycle_per_core": macs_per_cycle,
                 "median_s": m_ref,
                 "f32_median_s": m_f32,
             })
@@ -234,6 +341,19 @@ pub fn run(a: Args) -> Result<()> {
             "  speedup                          {:>12.1}x  (same predictions on all images)",
             ips / f32_ips
         );
+        match (macs_per_cycle, hz) {
+            (Some(m), Some(hz)) => println!(
+                "  binary MACs per cycle per core   {:>12.1}   ({} MACs/image at {:.0} MHz; the {} \
+                 kernel's bound is {:.0}: {:.0} %)",
+                m,
+                net.macs(),
+                hz / 1e6,
+                kernel.name(),
+                kernel.peak_macs_per_cycle(),
+                100.0 * m / kernel.peak_macs_per_cycle()
+            ),
+            _ => println!("  (no clock frequency in /proc/cpuinfo: MACs per cycle not computed)"),
+        }
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use bql_model::dataset::{is_dataset_dir, Dataset, Split};
+use bql_model::dataset::{is_cifar10_dir, is_dataset_dir, Dataset, Split};
 use bql_model::Network;
 
 /// The shipped default model, embedded so that every command works without a model file.
@@ -39,12 +39,32 @@ pub fn load_model(path: Option<&Path>) -> Result<(Network, String)> {
     }
 }
 
-/// Resolves a dataset argument: a folder, a name (`mnist`, `fashion-mnist`, `mnist-slice`), or
-/// nothing (MNIST: full when fetched, else the committed slice).
-pub fn dataset_dir(arg: Option<&str>) -> Result<PathBuf> {
+/// Where a dataset lives and in which format.
+pub struct DatasetSource {
+    /// The folder.
+    pub dir: PathBuf,
+    /// True for the CIFAR-10 binary format, false for IDX files.
+    pub cifar10: bool,
+}
+
+/// Resolves a dataset argument: a folder (IDX or CIFAR-10 binary, told apart by file names),
+/// `cifar10:<folder>`, a name (`mnist`, `fashion-mnist`, `mnist-slice`), or nothing (MNIST:
+/// full when fetched, else the committed slice).
+pub fn dataset_source(arg: Option<&str>) -> Result<DatasetSource> {
     let root = project_root();
     let full = root.join("data/mnist");
     let slice = root.join("data/slice/mnist");
+    if let Some(folder) = arg.and_then(|a| a.strip_prefix("cifar10:")) {
+        let dir = PathBuf::from(folder);
+        if !is_cifar10_dir(&dir) {
+            anyhow::bail!(
+                "{} holds no CIFAR-10 test_batch.bin (the binary format, plain or .gz); the \
+                 repository's tests use ../shared/data/cifar10-jpeg-test-1k (see the README)",
+                dir.display()
+            );
+        }
+        return Ok(DatasetSource { dir, cifar10: true });
+    }
     let dir = match arg {
         None | Some("mnist") if is_dataset_dir(&full) => full,
         None => slice,
@@ -55,14 +75,21 @@ pub fn dataset_dir(arg: Option<&str>) -> Result<PathBuf> {
         Some("fashion-mnist") => root.join("data/fashion-mnist"),
         Some(other) => PathBuf::from(other),
     };
+    if is_cifar10_dir(&dir) && !is_dataset_dir(&dir) {
+        return Ok(DatasetSource { dir, cifar10: true });
+    }
     if !is_dataset_dir(&dir) {
         anyhow::bail!(
             "{} does not hold an MNIST-layout dataset (train-/t10k- images and labels, IDX, \
-             optionally .gz); fetch one with `bql data fetch mnist|fashion-mnist`",
+             optionally .gz) nor CIFAR-10 binary files (test_batch.bin, data_batch_N.bin); fetch \
+             one with `bql data fetch mnist|fashion-mnist`",
             dir.display()
         );
     }
-    Ok(dir)
+    Ok(DatasetSource {
+        dir,
+        cifar10: false,
+    })
 }
 
 /// Loads one split of a dataset, optionally keeping only the first `limit` images.
@@ -71,25 +98,30 @@ pub fn load_split(
     split: Split,
     limit: Option<usize>,
 ) -> Result<(Dataset, PathBuf)> {
-    let dir = dataset_dir(arg)?;
-    let mut d = Dataset::load_dir(&dir, split)?;
+    let source = dataset_source(arg)?;
+    let mut d = if source.cifar10 {
+        Dataset::load_cifar10(&source.dir, split)?
+    } else {
+        Dataset::load_dir(&source.dir, split)?
+    };
     if let Some(n) = limit {
         d.truncate(n);
     }
-    Ok((d, dir))
+    Ok((d, source.dir))
 }
 
 /// Checks that a dataset's images match a network's input size.
 pub fn check_fits(net: &Network, data: &Dataset) -> Result<()> {
     if data.image_len() != net.input.len() {
         anyhow::bail!(
-            "the model takes {} inputs ({}x{}x{}) but the dataset's images are {}x{}",
+            "the model takes {} inputs ({}x{}x{}) but the dataset's images are {}x{}x{}",
             net.input.len(),
             net.input.height,
             net.input.width,
             net.input.channels,
             data.height,
-            data.width
+            data.width,
+            data.channels
         );
     }
     if let Some(&l) = data.labels.iter().find(|&&l| l as usize >= net.classes()) {

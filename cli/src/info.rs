@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use bql_model::layers::{Layer, Padding};
 use bql_model::semantics::AccumulatorKind;
 use bql_model::InputEncoding;
 
@@ -32,11 +33,16 @@ pub fn run(a: Args) -> Result<()> {
             serde_json::json!({
                 "index": i,
                 "kind": l.kind_name(),
+                "input_shape": l.input_shape().to_string(),
+                "output_shape": l.output_shape().to_string(),
                 "inputs": l.input_len(),
                 "outputs": l.output_len(),
-                "output": if l.is_scores() { "scores" } else { "threshold" },
-                "accumulator_bits": l.accumulator().bits(l.input_len()),
+                "output": output_kind(l),
+                "detail": detail(l),
+                "fan_in": l.fan_in(),
+                "accumulator_bits": accumulator_bits(l),
                 "weight_bits": l.weight_bits(),
+                "macs": l.macs(),
             })
         })
         .collect();
@@ -67,23 +73,34 @@ pub fn run(a: Args) -> Result<()> {
     );
     println!();
     println!(
-        "{:<6} {:<6} {:>7} {:>8} {:<10} {:>9} {:>12}",
-        "layer", "kind", "inputs", "outputs", "output", "acc bits", "weight bits"
+        "{:<6} {:<10} {:<14} {:<12} {:<12} {:<10} {:>9} {:>12} {:>12}",
+        "layer",
+        "kind",
+        "detail",
+        "input",
+        "output",
+        "output is",
+        "acc bits",
+        "weight bits",
+        "MACs"
     );
     for (i, l) in net.layers.iter().enumerate() {
-        let acc = match l.accumulator() {
-            AccumulatorKind::Popcount => "",
-            AccumulatorKind::SignedPixelSum => " (signed)",
+        let signed = match l.accumulator() {
+            Some(AccumulatorKind::SignedPixelSum) => " (signed)",
+            _ => "",
         };
+        let acc = accumulator_bits(l).map_or("-".to_string(), |b| format!("{b}{signed}"));
         println!(
-            "{:<6} {:<6} {:>7} {:>8} {:<10} {:>9} {:>12}",
+            "{:<6} {:<10} {:<14} {:<12} {:<12} {:<10} {:>9} {:>12} {:>12}",
             i,
             l.kind_name(),
-            l.input_len(),
-            l.output_len(),
-            if l.is_scores() { "scores" } else { "threshold" },
-            format!("{}{acc}", l.accumulator().bits(l.input_len())),
-            l.weight_bits()
+            detail(l),
+            l.input_shape().to_string(),
+            l.output_shape().to_string(),
+            output_kind(l),
+            acc,
+            l.weight_bits(),
+            l.macs()
         );
     }
     println!();
@@ -98,4 +115,32 @@ pub fn run(a: Args) -> Result<()> {
         println!("from      {}", net.provenance);
     }
     Ok(())
+}
+
+fn output_kind(l: &Layer) -> &'static str {
+    match l {
+        _ if l.is_scores() => "scores",
+        Layer::MaxPool2d(_) => "pool (OR)",
+        Layer::Flatten(_) => "(y, x, c)",
+        _ => "threshold",
+    }
+}
+
+fn accumulator_bits(l: &Layer) -> Option<u32> {
+    Some(l.accumulator()?.bits(l.fan_in()?))
+}
+
+/// Kernel, stride and padding of a convolution or pool, e.g. `3x3 s1 same-1`.
+fn detail(l: &Layer) -> String {
+    match l {
+        Layer::Conv2d(c) => {
+            let pad = match c.padding {
+                Padding::Valid => "valid".to_string(),
+                Padding::Same { pad_bit } => format!("same{}", if pad_bit { "+1" } else { "-1" }),
+            };
+            format!("{k}x{k} s{} {pad}", c.stride, k = c.kernel)
+        }
+        Layer::MaxPool2d(p) => format!("{k}x{k} s{k}", k = p.kernel),
+        _ => String::new(),
+    }
 }

@@ -23,8 +23,13 @@ pub enum InputKind {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Widths from input to classes.
-    #[arg(long, default_value = "784-256-256-256-10")]
+    /// Architecture: an MLP as widths from input to classes (784-256-256-256-10), or layer
+    /// tokens joined by '-': c<channels>k<kernel>[s<stride>][same|same1] a binary convolution
+    /// (valid padding unless 'same': padded operands -1, 'same1': +1), p<k> k x k max-pooling,
+    /// f<n> a dense layer (a flatten in (y, x, c) order is implied before the first one). The
+    /// last layer is dense and gives the class scores. Examples: 784-256-10,
+    /// c32k3-c32k3-p2-c64k3-c64k3-p2-f256-f10, c64k3same-p2-c128k3same-p2-f512-f10.
+    #[arg(long, default_value = "784-256-256-256-10", verbatim_doc_comment)]
     arch: String,
     /// First-layer input encoding.
     #[arg(long, value_enum, default_value = "binary")]
@@ -63,7 +68,8 @@ pub struct Args {
     /// Seed for every random draw; the same seed gives the same model.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Dataset: mnist, mnist-slice, fashion-mnist or a folder (default: MNIST, full if fetched).
+    /// Dataset: mnist, mnist-slice, fashion-mnist, cifar10:<folder>, or a folder with IDX or
+    /// CIFAR-10 binary files (default: MNIST, full if fetched).
     #[arg(long)]
     dataset: Option<String>,
     /// Train on the first N training images only.
@@ -102,7 +108,7 @@ impl Progress for Bars {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let widths = bql_model::network::parse_arch(&a.arch)?;
+    let arch = bql_model::arch::parse(&a.arch)?;
     let input = match a.input {
         InputKind::Binary => InputEncoding::Binary {
             threshold: a.input_threshold,
@@ -119,8 +125,19 @@ pub fn run(a: Args) -> Result<()> {
         dir.display(),
         test.len()
     );
+    let name = format!(
+        "{}-{}-{}",
+        dir.file_name()
+            .map_or("data".into(), |f| f.to_string_lossy().to_string()),
+        a.arch,
+        match input {
+            InputEncoding::Binary { .. } => "bin",
+            InputEncoding::U8 => "u8",
+        }
+    );
     let cfg = TrainConfig {
-        widths,
+        arch,
+        name,
         input,
         epochs: a.epochs,
         batch: a.batch,

@@ -45,6 +45,82 @@ pub fn set(words: &mut [u64], i: usize, value: bool) {
     }
 }
 
+/// `len` (at most 64) bits of a packed vector starting at bit `off`, as the low bits of a word.
+#[inline]
+pub fn read_bits(words: &[u64], off: usize, len: usize) -> u64 {
+    debug_assert!(len <= WORD_BITS);
+    if len == 0 {
+        return 0;
+    }
+    let (w, b) = (off / WORD_BITS, off % WORD_BITS);
+    let mut v = words[w] >> b;
+    if b + len > WORD_BITS {
+        v |= words[w + 1] << (WORD_BITS - b);
+    }
+    v & low_mask(len)
+}
+
+/// Replaces `len` (at most 64) bits of a packed vector starting at bit `off` by the low bits of
+/// `value`; the other bits stay as they are.
+#[inline]
+pub fn write_bits(words: &mut [u64], off: usize, len: usize, value: u64) {
+    debug_assert!(len <= WORD_BITS);
+    if len == 0 {
+        return;
+    }
+    let value = value & low_mask(len);
+    let (w, b) = (off / WORD_BITS, off % WORD_BITS);
+    let mask = low_mask(len) << b;
+    words[w] = (words[w] & !mask) | (value << b);
+    if b + len > WORD_BITS {
+        let spill = b + len - WORD_BITS;
+        let mask = low_mask(spill);
+        words[w + 1] = (words[w + 1] & !mask) | (value >> (WORD_BITS - b));
+    }
+}
+
+/// Copies `len` bits from `src` at bit `src_off` to `dst` at bit `dst_off`.
+#[inline]
+pub fn copy_bits(src: &[u64], src_off: usize, dst: &mut [u64], dst_off: usize, len: usize) {
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(WORD_BITS);
+        write_bits(dst, dst_off + done, n, read_bits(src, src_off + done, n));
+        done += n;
+    }
+}
+
+/// Sets `len` bits of `dst` from bit `off` on to `value`.
+#[inline]
+pub fn fill_bits(dst: &mut [u64], off: usize, len: usize, value: bool) {
+    let word = if value { !0u64 } else { 0 };
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(WORD_BITS);
+        write_bits(dst, off + done, n, word);
+        done += n;
+    }
+}
+
+/// Clears every bit from `len` to the end of `words[..words_for(len)]`: the padding of a
+/// vector of `len` bits, which section 1 of docs/semantics.md requires to be zero.
+#[inline]
+pub fn clear_padding(words: &mut [u64], len: usize) {
+    let used = len % WORD_BITS;
+    if used != 0 {
+        words[len / WORD_BITS] &= low_mask(used);
+    }
+}
+
+#[inline]
+fn low_mask(len: usize) -> u64 {
+    if len >= WORD_BITS {
+        !0
+    } else {
+        (1u64 << len) - 1
+    }
+}
+
 /// A matrix of bits stored row by row, each row padded to whole words.
 ///
 /// Row `r` holds the weights of output neuron `r`; column `c` is input `c`.

@@ -1,4 +1,9 @@
-//! Labelled image datasets in the MNIST layout (IDX files, plain or gzipped).
+//! Labelled image datasets: the MNIST layout (IDX files, plain or gzipped) and the CIFAR-10
+//! binary format (`data_batch_*.bin`, `test_batch.bin`, plain or gzipped).
+//!
+//! Whatever the source, a [`Dataset`] holds its pixels row-major in `(y, x, c)` order (channels
+//! interleaved per pixel), the order of docs/semantics.md; CIFAR-10's channel-planar records are
+//! interleaved on load.
 
 use std::path::{Path, PathBuf};
 
@@ -23,13 +28,15 @@ impl Split {
     }
 }
 
-/// Images (8-bit grey, row-major) with their labels.
+/// Images (8-bit pixels, row-major, channels interleaved) with their labels.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dataset {
     /// Image height.
     pub height: usize,
     /// Image width.
     pub width: usize,
+    /// Channels per pixel (1 for grey, 3 for RGB).
+    pub channels: usize,
     /// All pixels, image after image.
     pub pixels: Vec<u8>,
     /// One label per image.
@@ -61,6 +68,7 @@ impl Dataset {
         Ok(Dataset {
             height: images.dims[1],
             width: images.dims[2],
+            channels: 1,
             pixels: images.data,
             labels: labels.data,
         })
@@ -88,9 +96,9 @@ impl Dataset {
         self.labels.is_empty()
     }
 
-    /// Pixels per image.
+    /// Pixel values per image (`height * width * channels`).
     pub fn image_len(&self) -> usize {
-        self.height * self.width
+        self.height * self.width * self.channels
     }
 
     /// The pixels of image `i`.
@@ -115,13 +123,86 @@ impl Dataset {
         self.pixels.truncate(n * self.image_len());
     }
 
-    /// The images and labels as IDX bytes (images, labels).
+    /// The images and labels as IDX bytes (images, labels); grey images only.
     pub fn to_idx(&self) -> (Vec<u8>, Vec<u8>) {
         (
             idx::encode(&[self.len(), self.height, self.width], &self.pixels),
             idx::encode(&[self.len()], &self.labels),
         )
     }
+}
+
+/// Bytes of one CIFAR-10 record: a label, then 1,024 red, 1,024 green and 1,024 blue pixels.
+const CIFAR_RECORD: usize = 1 + 3 * 1024;
+
+impl Dataset {
+    /// Loads one split of CIFAR-10 in its binary format from `dir`: `test_batch.bin` for the
+    /// test split, every `data_batch_<n>.bin` present (n = 1..=5) for the training split, each
+    /// plain or gzipped.
+    pub fn load_cifar10(dir: &Path, split: Split) -> Result<Self> {
+        let stems: Vec<String> = match split {
+            Split::Test => vec!["test_batch.bin".into()],
+            Split::Train => (1..=5).map(|n| format!("data_batch_{n}.bin")).collect(),
+        };
+        let files: Vec<PathBuf> = stems.iter().filter_map(|s| find(dir, s).ok()).collect();
+        if files.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Dataset,
+                format!(
+                    "{} has no {} (the CIFAR-10 binary format, plain or .gz)",
+                    dir.display(),
+                    stems.join(" or ")
+                ),
+            ));
+        }
+        let mut data = Dataset {
+            height: 32,
+            width: 32,
+            channels: 3,
+            pixels: Vec::new(),
+            labels: Vec::new(),
+        };
+        for f in files {
+            data.append_cifar_records(&idx::read_bytes(&f)?, &f.display().to_string())?;
+        }
+        Ok(data)
+    }
+
+    fn append_cifar_records(&mut self, bytes: &[u8], what: &str) -> Result<()> {
+        if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
+            return Err(Error::new(
+                ErrorKind::Dataset,
+                format!(
+                    "{what}: {} bytes is not a whole number of {CIFAR_RECORD}-byte CIFAR-10 \
+                     records (label + 3 x 1,024 pixels)",
+                    bytes.len()
+                ),
+            ));
+        }
+        for record in bytes.chunks_exact(CIFAR_RECORD) {
+            if record[0] > 9 {
+                return Err(Error::new(
+                    ErrorKind::Dataset,
+                    format!(
+                        "{what}: label {} is not a CIFAR-10 class (0..=9)",
+                        record[0]
+                    ),
+                ));
+            }
+            self.labels.push(record[0]);
+            let planes = &record[1..];
+            for p in 0..1024 {
+                self.pixels
+                    .extend([planes[p], planes[1024 + p], planes[2048 + p]]);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// True when `dir` holds a CIFAR-10 test split in the binary format.
+pub fn is_cifar10_dir(dir: &Path) -> bool {
+    find(dir, "test_batch.bin").is_ok()
 }
 
 /// True when `dir` holds both splits of an MNIST-layout dataset.

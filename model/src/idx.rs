@@ -88,6 +88,12 @@ pub fn parse(bytes: &[u8], what: &str) -> Result<IdxU8> {
 
 /// Reads an IDX file, gunzipping it when it starts with the gzip magic.
 pub fn read(path: &Path) -> Result<IdxU8> {
+    let what = path.display().to_string();
+    parse(&read_bytes(path)?, &what)
+}
+
+/// The bytes of a file, gunzipped when it starts with the gzip magic.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     let raw =
         std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
     let what = path.display().to_string();
@@ -101,9 +107,9 @@ pub fn read(path: &Path) -> Result<IdxU8> {
                     format!("{what}: corrupt or truncated gzip data: {e}"),
                 )
             })?;
-        parse(&out, &what)
+        Ok(out)
     } else {
-        parse(&raw, &what)
+        Ok(raw)
     }
 }
 

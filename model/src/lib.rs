@@ -16,6 +16,7 @@
 
 #![deny(missing_docs)]
 
+pub mod arch;
 pub mod bits;
 pub mod dataset;
 mod error;

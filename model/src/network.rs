@@ -7,7 +7,7 @@
 //! (reference inference, HDL generation, the host driver) can rely on the invariants below.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::layers::{DenseOutput, Layer};
+use crate::layers::{DenseOutput, Layer, MapShape, Padding, Shape};
 use crate::semantics::{AccumulatorKind, BatchNorm};
 
 /// How input pixels become the first layer's operands.
@@ -41,6 +41,15 @@ impl InputSpec {
         self.height * self.width * self.channels
     }
 
+    /// The input as a feature map.
+    pub fn shape(&self) -> MapShape {
+        MapShape {
+            height: self.height,
+            width: self.width,
+            channels: self.channels,
+        }
+    }
+
     /// True for a zero-sized input (never valid in a network).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -62,6 +71,8 @@ pub enum FloatLayer {
     BatchNorm(Vec<BatchNorm>),
     /// A positive scale applied to every score (the last layer); it does not change the argmax.
     Scale(f32),
+    /// A layer without parameters (pooling, flatten).
+    None,
 }
 
 /// A binarized network with exact integer semantics.
@@ -80,102 +91,58 @@ pub struct Network {
 }
 
 impl Network {
-    /// Checks every structural invariant: layers chain, the first layer matches the input
-    /// encoding, only the last layer emits scores, thresholds lie in their accumulator's range,
-    /// float parameters (if any) match the layers.
+    /// Checks every structural invariant: shapes chain, the first layer with weights matches
+    /// the input encoding, only the last layer emits scores (and it is dense), thresholds lie in
+    /// their accumulator's range, float parameters (if any) match the layers.
     pub fn validate(&self) -> Result<()> {
-        let shape = |m: String| Err(Error::new(ErrorKind::ShapeMismatch, m));
         if self.input.is_empty() {
-            return shape("the input has zero size".into());
+            return shape_err("the input has zero size".into());
         }
         if self.layers.is_empty() {
-            return shape("the network has no layers".into());
+            return shape_err("the network has no layers".into());
         }
-        let mut width = self.input.len();
+        let mut current = Shape::Map(self.input.shape());
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
-            if layer.input_len() != width {
-                return shape(format!(
-                    "layer {i} ({}) takes {} inputs but receives {width}",
-                    layer.kind_name(),
-                    layer.input_len()
-                ));
-            }
-            if layer.output_len() == 0 {
-                return shape(format!("layer {i} has no outputs"));
-            }
-            let expected_acc = if i == 0 {
-                self.input.first_accumulator()
-            } else {
-                AccumulatorKind::Popcount
-            };
-            if layer.accumulator() != expected_acc {
-                return shape(format!(
-                    "layer {i} accumulates {:?} but its input calls for {expected_acc:?}",
-                    layer.accumulator()
-                ));
-            }
-            if layer.is_scores() != (i == last) {
-                return shape(format!(
-                    "layer {i}: only the last layer may output scores, and it must"
-                ));
-            }
-            match layer {
-                Layer::Dense(d) => {
-                    if let DenseOutput::Threshold(t) = &d.output {
-                        if t.len() != d.outputs() {
-                            return shape(format!(
-                                "layer {i} has {} thresholds for {} neurons",
-                                t.len(),
-                                d.outputs()
-                            ));
-                        }
-                        let (lo, hi) = d.accumulator.threshold_range(d.inputs());
-                        if let Some((n, v)) = t.iter().enumerate().find(|(_, &v)| v < lo || v > hi)
-                        {
-                            return Err(Error::new(
-                                ErrorKind::ThresholdOutOfRange,
-                                format!(
-                                    "layer {i}, neuron {n}: threshold {v} is outside {lo}..={hi}, \
-                                     the range of its {:?} accumulator over {} inputs",
-                                    d.accumulator,
-                                    d.inputs()
-                                ),
-                            ));
-                        }
-                    }
-                }
-            }
-            width = layer.output_len();
+            check_chain(i, layer, current)?;
+            check_layer(i, layer, i == last, self.input.first_accumulator())?;
+            current = layer.output_shape();
         }
         if let Some(float) = &self.float {
-            if float.len() != self.layers.len() {
-                return shape(format!(
-                    "float parameters cover {} layers, the network has {}",
-                    float.len(),
-                    self.layers.len()
-                ));
-            }
-            for (i, (f, layer)) in float.iter().zip(&self.layers).enumerate() {
-                let ok = match f {
-                    FloatLayer::BatchNorm(bn) => {
-                        !layer.is_scores()
-                            && bn.len() == layer.output_len()
-                            && bn.iter().all(|b| {
-                                [b.gamma, b.beta, b.mean, b.var, b.eps]
-                                    .iter()
-                                    .all(|v| v.is_finite())
-                                    && b.var + b.eps > 0.0
-                            })
-                    }
-                    FloatLayer::Scale(s) => layer.is_scores() && s.is_finite() && *s > 0.0,
-                };
-                if !ok {
-                    return shape(format!(
-                        "float parameters of layer {i} do not match it (count, kind, or a \
-                         non-finite / non-positive value)"
-                    ));
+            self.check_float(float)?;
+        }
+        Ok(())
+    }
+
+    fn check_float(&self, float: &[FloatLayer]) -> Result<()> {
+        if float.len() != self.layers.len() {
+            return shape_err(format!(
+                "float parameters cover {} layers, the network has {}",
+                float.len(),
+                self.layers.len()
+            ));
+        }
+        for (i, (f, layer)) in float.iter().zip(&self.layers).enumerate() {
+            let ok = match f {
+                FloatLayer::BatchNorm(bn) => {
+                    layer.thresholds().is_some()
+                        && bn.len() == layer.thresholds().map_or(0, <[i64]>::len)
+                        && bn.iter().all(|b| {
+                            [b.gamma, b.beta, b.mean, b.var, b.eps]
+                                .iter()
+                                .all(|v| v.is_finite())
+                                && b.var + b.eps > 0.0
+                        })
                 }
+                FloatLayer::Scale(s) => layer.is_scores() && s.is_finite() && *s > 0.0,
+                FloatLayer::None => layer.fan_in().is_none(),
+            };
+            if !ok {
+                return shape_err(format!(
+                    "float parameters of layer {i} ({}) do not match it (count, kind, or a \
+                     non-finite / non-positive value)",
+                    layer.kind_name()
+                ));
             }
         }
         Ok(())
@@ -203,14 +170,147 @@ impl Network {
             .collect()
     }
 
-    /// The architecture string, e.g. `784-256-256-256-10`.
+    /// True when every layer is dense (a multilayer perceptron).
+    pub fn is_mlp(&self) -> bool {
+        self.layers.iter().all(|l| matches!(l, Layer::Dense(_)))
+    }
+
+    /// The architecture string: `784-256-256-256-10` for an MLP, and for other networks the
+    /// input shape followed by `bql train --arch` tokens, e.g. `28x28x1-c32k3-p2-f256-f10`.
     pub fn arch_string(&self) -> String {
-        self.widths()
-            .iter()
-            .map(|w| w.to_string())
+        if self.is_mlp() {
+            return self
+                .widths()
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join("-");
+        }
+        std::iter::once(self.input.shape().to_string())
+            .chain(self.layers.iter().filter_map(layer_token))
             .collect::<Vec<_>>()
             .join("-")
     }
+}
+
+/// The `--arch` token of a layer (`c32k3`, `c32k3s2same`, `p2`, `f256`); none for flatten.
+fn layer_token(layer: &Layer) -> Option<String> {
+    match layer {
+        Layer::Dense(d) => Some(format!("f{}", d.outputs())),
+        Layer::Conv2d(c) => {
+            let stride = if c.stride > 1 {
+                format!("s{}", c.stride)
+            } else {
+                String::new()
+            };
+            let pad = match c.padding {
+                Padding::Valid => "",
+                Padding::Same { pad_bit: false } => "same",
+                Padding::Same { pad_bit: true } => "same1",
+            };
+            Some(format!("c{}k{}{stride}{pad}", c.out_channels(), c.kernel))
+        }
+        Layer::MaxPool2d(p) => Some(format!("p{}", p.kernel)),
+        Layer::Flatten(_) => None,
+    }
+}
+
+fn shape_err(m: String) -> Result<()> {
+    Err(Error::new(ErrorKind::ShapeMismatch, m))
+}
+
+/// Layer `i` consumes what the previous layer (or the input) produces. A dense layer takes a
+/// vector, or the network input itself (an MLP flattens its input in `(y, x, c)` order, as
+/// [`Layer::Flatten`] does); convolution, pooling and flatten take a map of exactly their shape.
+fn check_chain(i: usize, layer: &Layer, current: Shape) -> Result<()> {
+    let wanted = layer.input_shape();
+    let ok = match (wanted, current) {
+        (Shape::Vector(n), Shape::Vector(m)) => n == m,
+        (Shape::Vector(n), Shape::Map(m)) => i == 0 && n == m.len(),
+        (Shape::Map(a), Shape::Map(b)) => a == b,
+        (Shape::Map(_), Shape::Vector(_)) => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    let hint = match (wanted, current) {
+        (Shape::Vector(_), Shape::Map(_)) => " (put a flatten layer before a dense layer)",
+        (Shape::Map(_), Shape::Vector(_)) => " (a vector cannot become a map again)",
+        _ => "",
+    };
+    shape_err(format!(
+        "layer {i} ({}) takes {wanted} but receives {current}{hint}",
+        layer.kind_name()
+    ))
+}
+
+/// Layer-local invariants: sizes, accumulator kind, scores only last, thresholds in range.
+fn check_layer(i: usize, layer: &Layer, last: bool, first_acc: AccumulatorKind) -> Result<()> {
+    if layer.output_len() == 0 {
+        return shape_err(format!("layer {i} has no outputs"));
+    }
+    match layer {
+        Layer::Conv2d(c) => c
+            .check()
+            .map_err(|e| Error::new(e.kind(), format!("layer {i} (conv2d): {e}")))?,
+        Layer::MaxPool2d(p) => p
+            .check()
+            .map_err(|e| Error::new(e.kind(), format!("layer {i} (maxpool2d): {e}")))?,
+        _ => {}
+    }
+    if let Some(acc) = layer.accumulator() {
+        let expected = if i == 0 {
+            first_acc
+        } else {
+            AccumulatorKind::Popcount
+        };
+        if acc != expected {
+            return shape_err(format!(
+                "layer {i} accumulates {acc:?} but its input calls for {expected:?}"
+            ));
+        }
+    } else if i == 0 {
+        return shape_err(format!(
+            "layer 0 ({}) has no weights; a network starts with a dense or conv2d layer",
+            layer.kind_name()
+        ));
+    }
+    if layer.is_scores() != last {
+        return shape_err(format!(
+            "layer {i}: only the last layer may output scores, and it must (a dense layer)"
+        ));
+    }
+    if let Layer::Dense(d) = layer {
+        if let DenseOutput::Threshold(t) = &d.output {
+            if t.len() != d.outputs() {
+                return shape_err(format!(
+                    "layer {i} has {} thresholds for {} neurons",
+                    t.len(),
+                    d.outputs()
+                ));
+            }
+        }
+    }
+    let (Some(t), Some(acc), Some(n)) = (layer.thresholds(), layer.accumulator(), layer.fan_in())
+    else {
+        return Ok(());
+    };
+    let (lo, hi) = acc.threshold_range(n);
+    let what = if layer.as_conv().is_some() {
+        "output channel"
+    } else {
+        "neuron"
+    };
+    if let Some((o, v)) = t.iter().enumerate().find(|(_, &v)| v < lo || v > hi) {
+        return Err(Error::new(
+            ErrorKind::ThresholdOutOfRange,
+            format!(
+                "layer {i}, {what} {o}: threshold {v} is outside {lo}..={hi}, the range of its \
+                 {acc:?} accumulator over {n} inputs"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses an architecture string such as `784-256-256-10` into widths (at least two, none zero).

@@ -1,23 +1,28 @@
 //! The reference inference: the executable form of `docs/semantics.md`, and the oracle that
 //! simulation and boards are compared against.
 //!
-//! Activations between layers are packed 64 to a `u64`; a binary neuron's accumulator is
-//! `inputs - popcount(weights XOR activations)` (padding bits are zero on both sides, so they
-//! never count). Images are processed in parallel with rayon; on x86-64 CPUs with POPCNT/AVX2 the
-//! inner loops are compiled a second time with those instructions and chosen at run time.
+//! Activations between layers are packed 64 to a `u64` in the flat `(y, x, c)` order of the
+//! semantics, so flatten moves nothing and every layer's output is directly comparable with the
+//! hardware's debug taps. A binary neuron's accumulator is `inputs - popcount(weights XOR
+//! operands)` (padding bits are zero on both sides, so they never count). A convolution gathers
+//! each output position's `k x k x C` window into a packed vector in weight-column order and runs
+//! the same kernel as a dense layer over it. Images are processed in parallel with rayon; on
+//! x86-64 CPUs with POPCNT/AVX2 the inner loops are compiled a second time with those
+//! instructions and chosen at run time ([`Engine::kernel`] says which).
 
 use rayon::prelude::*;
 
 use crate::bits::{self, words_for};
 use crate::kernel::{disagreements, Interleaved};
-use crate::layers::{Dense, DenseOutput, Layer};
+use crate::layers::{Conv2d, Dense, DenseOutput, Layer, MaxPool2d};
 use crate::network::{InputEncoding, Network};
-use crate::semantics::{argmax, fires};
+use crate::semantics::{argmax, fires, AccumulatorKind};
 
 /// The output of one layer for one image, as the hardware would hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LayerOutput {
-    /// Packed output bits of a threshold layer (bit 1 = +1).
+    /// Packed output bits of a threshold, pooling or flatten layer (bit 1 = +1), in the flat
+    /// `(y, x, c)` order of docs/semantics.md.
     Bits(Vec<u64>),
     /// Integer scores of the last layer.
     Scores(Vec<i32>),
@@ -32,21 +37,70 @@ pub struct Prediction {
     pub class: usize,
 }
 
+/// The XNOR-popcount kernel an [`Engine`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// 256-bit XOR, nibble-table popcount (`vpshufb`) and `vpsadbw`, four neurons at a time.
+    Avx2,
+    /// Scalar 64-bit XOR and `count_ones`, four neurons at a time.
+    Portable,
+}
+
+impl Kernel {
+    /// Name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
+        }
+    }
+
+    /// Binary MACs per cycle one core can at best retire with this kernel's instruction mix
+    /// (the bound stated and derived in docs/semantics.md, "reference throughput").
+    pub fn peak_macs_per_cycle(self) -> f64 {
+        match self {
+            // Per 256 weight bits: vpxor, 2x vpand, vpsrlw, 2x vpshufb, 2x vpaddb = 8 vector
+            // µops on the four vector pipes of AMD Zen 2/3: 256 / (8 / 4) = 128 bits per cycle
+            // (Intel Skylake-class cores, with three pipes, 96).
+            Kernel::Avx2 => 128.0,
+            // Per 64 bits: xor + popcnt + add, with popcnt on one port: 64 per cycle.
+            Kernel::Portable => 64.0,
+        }
+    }
+}
+
+/// A layer's weights prepared for the kernel.
+enum Prepared {
+    /// Binary weights; the interleaved copy when the AVX2 kernel runs.
+    Binary(Option<Interleaved>),
+    /// The 8-bit first layer: weights as +1/-1 `i32`, one row of `fan_in` per output.
+    Signed(Vec<i32>),
+    /// Pooling and flatten.
+    Nothing,
+}
+
 /// A network prepared for fast inference.
 pub struct Engine<'a> {
     net: &'a Network,
-    /// For an 8-bit first layer: its weights as +1/-1 `i32`, row-major.
-    signed_first: Option<Vec<i32>>,
-    /// Weights of every binary layer interleaved for the AVX2 kernel (when the CPU has it).
-    interleaved: Vec<Option<Interleaved>>,
+    prepared: Vec<Prepared>,
     fast: bool,
+    /// Largest packed vector between layers, in bits.
+    widest: usize,
+    /// Largest fan-in of a layer with weights (the window of a convolution).
+    widest_fan_in: usize,
+    /// Most outputs that one position computes (neurons, or output channels).
+    widest_outputs: usize,
 }
 
 /// Per-thread buffers, reused across images.
 struct Scratch {
     a: Vec<u64>,
     b: Vec<u64>,
-    /// Per-neuron disagreement counts or pixel sums of the current layer.
+    /// The packed window of a binary convolution.
+    window: Vec<u64>,
+    /// The pixel window of an 8-bit convolution.
+    pixels: Vec<i32>,
+    /// Per-output accumulators of the current position.
     acc: Vec<i64>,
     differ: Vec<u32>,
 }
@@ -55,30 +109,31 @@ impl<'a> Engine<'a> {
     /// Prepares `net`, which must be valid ([`Network::validate`]).
     pub fn new(net: &'a Network) -> Self {
         let fast = cpu_has_fast_popcount();
-        let signed_first = match (&net.input.encoding, &net.layers[0]) {
-            (InputEncoding::U8, Layer::Dense(d)) => Some(
-                (0..d.outputs())
-                    .flat_map(|o| (0..d.inputs()).map(move |i| (o, i)))
-                    .map(|(o, i)| if d.weights.get(o, i) { 1 } else { -1 })
-                    .collect(),
-            ),
-            _ => None,
-        };
+        let prepared = net.layers.iter().map(|l| prepare(l, fast)).collect();
+        let widest = net.widths().into_iter().max().unwrap_or(0);
+        let widest_fan_in = net
+            .layers
+            .iter()
+            .filter_map(Layer::fan_in)
+            .max()
+            .unwrap_or(0);
+        let widest_outputs = net
+            .layers
+            .iter()
+            .filter_map(|l| {
+                l.thresholds()
+                    .map(<[i64]>::len)
+                    .or(l.is_scores().then(|| l.output_len()))
+            })
+            .max()
+            .unwrap_or(0);
         Engine {
             net,
-            interleaved: net
-                .layers
-                .iter()
-                .enumerate()
-                .map(
-                    |(i, l)| match (l.as_dense(), i == 0 && signed_first.is_some()) {
-                        (Some(d), false) if fast => Some(Interleaved::new(&d.weights)),
-                        _ => None,
-                    },
-                )
-                .collect(),
-            signed_first,
+            prepared,
             fast,
+            widest,
+            widest_fan_in,
+            widest_outputs,
         }
     }
 
@@ -87,13 +142,23 @@ impl<'a> Engine<'a> {
         self.net
     }
 
+    /// The kernel chosen for this CPU.
+    pub fn kernel(&self) -> Kernel {
+        if self.fast {
+            Kernel::Avx2
+        } else {
+            Kernel::Portable
+        }
+    }
+
     fn scratch(&self) -> Scratch {
-        let widest = self.net.widths().into_iter().max().unwrap_or(0);
         Scratch {
-            a: vec![0; words_for(widest)],
-            b: vec![0; words_for(widest)],
-            acc: vec![0; widest],
-            differ: vec![0; widest],
+            a: vec![0; words_for(self.widest)],
+            b: vec![0; words_for(self.widest)],
+            window: vec![0; words_for(self.widest_fan_in)],
+            pixels: vec![0; self.widest_fan_in],
+            acc: vec![0; self.widest_outputs],
+            differ: vec![0; self.widest_outputs],
         }
     }
 
@@ -119,7 +184,7 @@ impl<'a> Engine<'a> {
         let classes = self.net.classes();
         let n = pixels.len() / len;
         let mut scores = vec![0i32; n * classes];
-        const CHUNK: usize = 64;
+        const CHUNK: usize = 16;
         scores
             .par_chunks_mut(CHUNK * classes)
             .enumerate()
@@ -140,43 +205,14 @@ impl<'a> Engine<'a> {
     /// Every layer's output for one image, first layer first (for localizing mismatches).
     pub fn trace(&self, pixels: &[u8]) -> Vec<LayerOutput> {
         let mut outputs = Vec::with_capacity(self.net.layers.len());
-        let mut x = self.first_operand(pixels);
-        for (i, layer) in self.net.layers.iter().enumerate() {
-            let Layer::Dense(d) = layer;
-            match &d.output {
-                DenseOutput::Threshold(t) => {
-                    let mut out = vec![0u64; words_for(d.outputs())];
-                    for (o, &th) in t.iter().enumerate() {
-                        if fires(self.acc(i, d, o, pixels, &x), th) {
-                            bits::set(&mut out, o, true);
-                        }
-                    }
-                    outputs.push(LayerOutput::Bits(out.clone()));
-                    x = out;
-                }
-                DenseOutput::Scores => {
-                    let s = (0..d.outputs())
-                        .map(|o| self.acc(i, d, o, pixels, &x) as i32)
-                        .collect();
-                    outputs.push(LayerOutput::Scores(s));
-                }
-            }
-        }
+        let mut scores = vec![0; self.net.classes()];
+        let mut s = self.scratch();
+        self.run_layers::<false>(pixels, &mut s, &mut scores, &mut |i, bits| {
+            let len = self.net.layers[i].output_len();
+            outputs.push(LayerOutput::Bits(bits[..words_for(len)].to_vec()));
+        });
+        outputs.push(LayerOutput::Scores(scores));
         outputs
-    }
-
-    fn first_operand(&self, pixels: &[u8]) -> Vec<u64> {
-        let mut x = vec![0u64; words_for(pixels.len())];
-        binarize::<false>(&self.net.input.encoding, pixels, &mut x);
-        x
-    }
-
-    #[inline(always)]
-    fn acc(&self, layer: usize, d: &Dense, o: usize, pixels: &[u8], x: &[u64]) -> i64 {
-        match (&self.signed_first, layer) {
-            (Some(w), 0) => signed_dot(&w[o * d.inputs()..(o + 1) * d.inputs()], pixels),
-            _ => d.popcount_acc(o, x),
-        }
     }
 
     fn run(&self, pixels: &[u8], s: &mut Scratch, out: &mut [i32]) {
@@ -186,93 +222,245 @@ impl<'a> Engine<'a> {
             unsafe { self.run_fast(pixels, s, out) };
             return;
         }
-        self.run_generic::<false>(pixels, s, out)
+        self.run_layers::<false>(pixels, s, out, &mut |_, _| {})
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "popcnt,avx2")]
     unsafe fn run_fast(&self, pixels: &[u8], s: &mut Scratch, out: &mut [i32]) {
-        self.run_generic::<true>(pixels, s, out)
+        self.run_layers::<true>(pixels, s, out, &mut |_, _| {})
     }
 
-    /// Accumulators of every neuron of layer `i` into `s.acc` (input activations in `s.a`).
+    /// Runs every layer; `tap(i, bits)` sees the packed output of each layer but the last.
     #[inline(always)]
-    fn layer_accs<const AVX2: bool>(&self, i: usize, d: &Dense, pixels: &[u8], s: &mut Scratch) {
-        let n = d.inputs() as i64;
-        let acc = &mut s.acc[..d.outputs()];
-        match (&self.signed_first, i) {
-            (Some(w), 0) => {
-                for (o, a) in acc.iter_mut().enumerate() {
-                    *a = signed_dot(&w[o * d.inputs()..(o + 1) * d.inputs()], pixels);
-                }
-            }
-            _ => {
-                let differ = &mut s.differ[..d.outputs()];
-                match &self.interleaved[i] {
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: AVX2 is only true inside `run_fast`, which requires AVX2.
-                    Some(il) if AVX2 => unsafe {
-                        crate::kernel::disagreements_avx2(il, &s.a, differ)
-                    },
-                    _ => disagreements(&d.weights, &s.a, differ),
-                }
-                for (a, &c) in acc.iter_mut().zip(differ.iter()) {
-                    *a = n - c as i64;
-                }
-            }
+    fn run_layers<const AVX2: bool>(
+        &self,
+        pixels: &[u8],
+        s: &mut Scratch,
+        out: &mut [i32],
+        tap: &mut dyn FnMut(usize, &[u64]),
+    ) {
+        if let InputEncoding::Binary { threshold } = self.net.input.encoding {
+            binarize::<AVX2>(threshold, pixels, &mut s.a);
         }
-    }
-
-    #[inline(always)]
-    fn run_generic<const AVX2: bool>(&self, pixels: &[u8], s: &mut Scratch, out: &mut [i32]) {
-        binarize::<AVX2>(&self.net.input.encoding, pixels, &mut s.a);
         for (i, layer) in self.net.layers.iter().enumerate() {
-            let Layer::Dense(d) = layer;
-            self.layer_accs::<AVX2>(i, d, pixels, s);
-            let acc = &s.acc[..d.outputs()];
-            match &d.output {
-                DenseOutput::Threshold(t) => {
-                    let y = &mut s.b[..words_for(d.outputs())];
-                    for (word, (a, t)) in y.iter_mut().zip(acc.chunks(64).zip(t.chunks(64))) {
-                        let mut bits = 0u64;
-                        for (k, (&a, &th)) in a.iter().zip(t).enumerate() {
-                            bits |= (fires(a, th) as u64) << k;
+            match layer {
+                Layer::Dense(d) => {
+                    self.dense_accs::<AVX2>(i, d, pixels, s);
+                    match &d.output {
+                        DenseOutput::Threshold(t) => write_fired(&s.acc, t, &mut s.b, 0),
+                        DenseOutput::Scores => {
+                            for (slot, &a) in out.iter_mut().zip(&s.acc) {
+                                *slot = a as i32;
+                            }
+                            continue;
                         }
-                        *word = bits;
                     }
-                    std::mem::swap(&mut s.a, &mut s.b);
                 }
-                DenseOutput::Scores => {
-                    for (slot, &a) in out.iter_mut().zip(acc) {
-                        *slot = a as i32;
-                    }
+                Layer::Conv2d(c) => self.conv::<AVX2>(i, c, pixels, s),
+                Layer::MaxPool2d(p) => max_pool(p, &s.a, &mut s.b),
+                Layer::Flatten(_) => {
+                    tap(i, &s.a);
+                    continue;
                 }
             }
+            bits::clear_padding(&mut s.b, layer.output_len());
+            std::mem::swap(&mut s.a, &mut s.b);
+            tap(i, &s.a);
         }
     }
-}
 
-/// Packs the first layer's operand bits for a binary input (`pixel >= threshold`). For 8-bit
-/// inputs the pixels are used directly and nothing is packed.
-#[inline(always)]
-fn binarize<const AVX2: bool>(enc: &InputEncoding, pixels: &[u8], out: &mut [u64]) {
-    if let InputEncoding::Binary { threshold } = *enc {
-        #[cfg(target_arch = "x86_64")]
-        if AVX2 {
+    /// `s.differ[..outputs]` = disagreements of every row of layer `i` with `x`.
+    #[inline(always)]
+    fn binary_differ<const AVX2: bool>(
+        &self,
+        i: usize,
+        weights: &bits::BitMatrix,
+        x: &[u64],
+        differ: &mut [u32],
+    ) {
+        match &self.prepared[i] {
+            #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX2 is only true inside `run_fast`, which requires AVX2.
-            unsafe { crate::kernel::binarize_avx2(pixels, threshold, out) };
+            Prepared::Binary(Some(il)) if AVX2 => unsafe {
+                crate::kernel::disagreements_avx2(il, x, differ)
+            },
+            _ => disagreements(weights, x, differ),
+        }
+    }
+
+    /// Accumulators of every neuron of dense layer `i` into `s.acc` (input activations in `s.a`).
+    #[inline(always)]
+    fn dense_accs<const AVX2: bool>(&self, i: usize, d: &Dense, pixels: &[u8], s: &mut Scratch) {
+        let acc = &mut s.acc[..d.outputs()];
+        if let Prepared::Signed(w) = &self.prepared[i] {
+            for (a, row) in acc.iter_mut().zip(w.chunks_exact(d.inputs())) {
+                *a = signed_dot(row, pixels.iter().map(|&p| p as i32));
+            }
             return;
         }
-        crate::kernel::binarize(pixels, threshold, out);
+        let differ = &mut s.differ[..d.outputs()];
+        self.binary_differ::<AVX2>(i, &d.weights, &s.a, differ);
+        let n = d.inputs() as i64;
+        for (a, &c) in acc.iter_mut().zip(differ.iter()) {
+            *a = n - c as i64;
+        }
+    }
+
+    /// Convolution layer `i`: input map in `s.a` (or `pixels` for an 8-bit first layer), output
+    /// map into `s.b`.
+    #[inline(always)]
+    fn conv<const AVX2: bool>(&self, i: usize, c: &Conv2d, pixels: &[u8], s: &mut Scratch) {
+        let out = c.output();
+        let (n, m) = (c.window_len(), c.out_channels());
+        for oy in 0..out.height {
+            for ox in 0..out.width {
+                let acc = &mut s.acc[..m];
+                if let Prepared::Signed(w) = &self.prepared[i] {
+                    pixel_window(c, pixels, oy, ox, &mut s.pixels[..n]);
+                    for (a, row) in acc.iter_mut().zip(w.chunks_exact(n)) {
+                        *a = signed_dot(row, s.pixels[..n].iter().copied());
+                    }
+                } else {
+                    binary_window(c, &s.a, oy, ox, &mut s.window);
+                    let differ = &mut s.differ[..m];
+                    self.binary_differ::<AVX2>(i, &c.weights, &s.window, differ);
+                    for (a, &d) in acc.iter_mut().zip(differ.iter()) {
+                        *a = n as i64 - d as i64;
+                    }
+                }
+                write_fired(acc, &c.thresholds, &mut s.b, (oy * out.width + ox) * m);
+            }
+        }
     }
 }
 
+fn prepare(layer: &Layer, fast: bool) -> Prepared {
+    let (weights, n) = match layer {
+        Layer::Dense(d) => (&d.weights, d.inputs()),
+        Layer::Conv2d(c) => (&c.weights, c.window_len()),
+        _ => return Prepared::Nothing,
+    };
+    if layer.accumulator() == Some(AccumulatorKind::SignedPixelSum) {
+        let signed = (0..weights.rows())
+            .flat_map(|o| (0..n).map(move |i| (o, i)))
+            .map(|(o, i)| if weights.get(o, i) { 1 } else { -1 })
+            .collect();
+        return Prepared::Signed(signed);
+    }
+    Prepared::Binary(fast.then(|| Interleaved::new(weights)))
+}
+
+/// Writes the output bits `acc[o] >= thresholds[o]` at bit `off` of `dst`.
 #[inline(always)]
-fn signed_dot(w: &[i32], pixels: &[u8]) -> i64 {
-    w.iter()
-        .zip(pixels)
-        .map(|(&w, &p)| w * p as i32)
-        .sum::<i32>() as i64
+fn write_fired(acc: &[i64], thresholds: &[i64], dst: &mut [u64], off: usize) {
+    for (j, (a, t)) in acc.chunks(64).zip(thresholds.chunks(64)).enumerate() {
+        let mut word = 0u64;
+        for (k, (&a, &th)) in a.iter().zip(t).enumerate() {
+            word |= (fires(a, th) as u64) << k;
+        }
+        bits::write_bits(dst, off + 64 * j, a.len(), word);
+    }
+}
+
+/// The columns `kx_lo..kx_hi` of a window row at input column `x0 + kx` that lie inside a map
+/// of `width` columns.
+#[inline(always)]
+fn inside(x0: isize, k: usize, width: usize) -> (usize, usize) {
+    let lo = (-x0).clamp(0, k as isize) as usize;
+    let hi = (width as isize - x0).clamp(lo as isize, k as isize) as usize;
+    (lo, hi)
+}
+
+/// Top-left input coordinate of the window of output position (`oy`, `ox`), padding included.
+#[inline(always)]
+fn window_origin(c: &Conv2d, oy: usize, ox: usize) -> (isize, isize) {
+    let (top, left) = c.pad_before();
+    (
+        (oy * c.stride) as isize - top as isize,
+        (ox * c.stride) as isize - left as isize,
+    )
+}
+
+/// Packs the window of output position (`oy`, `ox`) of a binary convolution from the packed
+/// map `x` into `window`, in weight-column order `(ky, kx, c)`, padded positions as the pad bit.
+#[inline(always)]
+fn binary_window(c: &Conv2d, x: &[u64], oy: usize, ox: usize, window: &mut [u64]) {
+    let (k, ch, map) = (c.kernel, c.input.channels, c.input);
+    let pad = c.pad_bit();
+    let (y0, x0) = window_origin(c, oy, ox);
+    let (lo, hi) = inside(x0, k, map.width);
+    for ky in 0..k {
+        let row = ky * k * ch;
+        let iy = y0 + ky as isize;
+        if iy < 0 || iy >= map.height as isize {
+            bits::fill_bits(window, row, k * ch, pad);
+            continue;
+        }
+        bits::fill_bits(window, row, lo * ch, pad);
+        let src = (iy as usize * map.width + (x0 + lo as isize) as usize) * ch;
+        bits::copy_bits(x, src, window, row + lo * ch, (hi - lo) * ch);
+        bits::fill_bits(window, row + hi * ch, (k - hi) * ch, pad);
+    }
+    // The buffer is shared with wider windows of other layers: its padding must be zero.
+    bits::clear_padding(window, k * k * ch);
+}
+
+/// The pixel window of output position (`oy`, `ox`) of an 8-bit convolution, padded pixels 0.
+#[inline(always)]
+fn pixel_window(c: &Conv2d, pixels: &[u8], oy: usize, ox: usize, window: &mut [i32]) {
+    let (k, ch, map) = (c.kernel, c.input.channels, c.input);
+    let (y0, x0) = window_origin(c, oy, ox);
+    let (lo, hi) = inside(x0, k, map.width);
+    for (ky, row) in window.chunks_exact_mut(k * ch).enumerate() {
+        let iy = y0 + ky as isize;
+        row.fill(0);
+        if iy < 0 || iy >= map.height as isize {
+            continue;
+        }
+        let src = (iy as usize * map.width + (x0 + lo as isize) as usize) * ch;
+        for (d, &p) in row[lo * ch..hi * ch].iter_mut().zip(&pixels[src..]) {
+            *d = p as i32;
+        }
+    }
+}
+
+/// `k x k` max-pooling of the packed map `x` into `y`: the OR of each window's bits per channel.
+fn max_pool(p: &MaxPool2d, x: &[u64], y: &mut [u64]) {
+    let (k, map, out) = (p.kernel, p.input, p.output());
+    let ch = map.channels;
+    for py in 0..out.height {
+        for px in 0..out.width {
+            for c0 in (0..ch).step_by(64) {
+                let len = (ch - c0).min(64);
+                let mut v = 0u64;
+                for dy in 0..k {
+                    for dx in 0..k {
+                        let pos = (py * k + dy) * map.width + px * k + dx;
+                        v |= bits::read_bits(x, pos * ch + c0, len);
+                    }
+                }
+                bits::write_bits(y, (py * out.width + px) * ch + c0, len, v);
+            }
+        }
+    }
+}
+
+/// Packs the first layer's operand bits for a binary input (`pixel >= threshold`).
+#[inline(always)]
+fn binarize<const AVX2: bool>(threshold: u8, pixels: &[u8], out: &mut [u64]) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: AVX2 is only true inside `run_fast`, which requires AVX2.
+        unsafe { crate::kernel::binarize_avx2(pixels, threshold, out) };
+        return;
+    }
+    crate::kernel::binarize(pixels, threshold, out);
+}
+
+#[inline(always)]
+fn signed_dot(w: &[i32], x: impl Iterator<Item = i32>) -> i64 {
+    w.iter().zip(x).map(|(&w, p)| w * p).sum::<i32>() as i64
 }
 
 fn cpu_has_fast_popcount() -> bool {

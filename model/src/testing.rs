@@ -2,7 +2,7 @@
 //! crates that consume models (generator, simulator). A network is a function of its seed.
 
 use crate::bits::BitMatrix;
-use crate::layers::{Dense, DenseOutput, Layer};
+use crate::layers::{Conv2d, Dense, DenseOutput, Flatten, Layer, MapShape, MaxPool2d, Padding};
 use crate::semantics::{AccumulatorKind, BatchNorm};
 use crate::{FloatLayer, InputEncoding, InputSpec, Network};
 
@@ -111,4 +111,149 @@ pub fn random_network(
 pub fn random_pixels(seed: u64, n: usize, len: usize) -> Vec<u8> {
     let mut rng = Rng(seed);
     (0..n * len).map(|_| rng.next_u64() as u8).collect()
+}
+
+/// Thresholds for `n` outputs of a layer whose accumulator covers `lo..=hi`: mostly near the
+/// middle (where outputs toggle), sometimes the legal extremes.
+fn random_thresholds(rng: &mut Rng, kind: AccumulatorKind, fan_in: usize, n: usize) -> Vec<i64> {
+    let (lo, hi) = kind.threshold_range(fan_in);
+    let (mid, spread) = ((lo + hi) / 2, ((hi - lo) / 6).max(1));
+    (0..n)
+        .map(|_| match rng.next_u64() % 10 {
+            0 => lo,
+            1 => hi,
+            _ => rng.range(mid - spread, mid + spread).clamp(lo, hi),
+        })
+        .collect()
+}
+
+fn random_bits(rng: &mut Rng, rows: usize, cols: usize) -> BitMatrix {
+    let bools: Vec<bool> = (0..rows * cols).map(|_| rng.next_u64() & 1 == 1).collect();
+    BitMatrix::from_bools(rows, cols, &bools)
+}
+
+/// A random convolution over `input`, or `None` when no kernel fits.
+fn random_conv(rng: &mut Rng, input: MapShape, accumulator: AccumulatorKind) -> Option<Conv2d> {
+    let kernel = rng.range(1, 5) as usize;
+    let same = rng.next_u64() % 2 == 0 && kernel % 2 == 1;
+    let padding = if same {
+        Padding::Same {
+            pad_bit: accumulator == AccumulatorKind::Popcount && rng.next_u64() % 2 == 0,
+        }
+    } else {
+        Padding::Valid
+    };
+    if !same && (kernel > input.height || kernel > input.width) {
+        return None;
+    }
+    let stride = if kernel > 1 && rng.next_u64() % 4 == 0 {
+        2
+    } else {
+        1
+    };
+    let channels = match rng.next_u64() % 4 {
+        0 => rng.range(60, 70) as usize,
+        _ => rng.range(1, 20) as usize,
+    };
+    let window = kernel * kernel * input.channels;
+    Some(Conv2d {
+        input,
+        kernel,
+        stride,
+        padding,
+        weights: random_bits(rng, channels, window),
+        accumulator,
+        thresholds: random_thresholds(rng, accumulator, window, channels),
+    })
+}
+
+/// A valid random binarized CNN: an input of 3..=20 rows and columns (odd sizes included) with 1
+/// or 3 channels, binary or 8-bit; 1-3 convolutions (kernel 1-5, stride 1 or 2, valid or same
+/// padding with either pad bit, 1-70 channels), each maybe followed by a max-pool; a flatten;
+/// maybe a hidden dense layer; dense scores.
+pub fn random_cnn(seed: u64) -> Network {
+    let mut rng = Rng(seed);
+    let u8_input = rng.next_u64() % 2 == 0;
+    let channels = if rng.next_u64() % 3 == 0 { 3 } else { 1 };
+    let mut map = MapShape {
+        height: rng.range(3, 20) as usize,
+        width: rng.range(3, 20) as usize,
+        channels,
+    };
+    let input = InputSpec {
+        height: map.height,
+        width: map.width,
+        channels,
+        encoding: if u8_input {
+            InputEncoding::U8
+        } else {
+            InputEncoding::Binary {
+                threshold: rng.next_u64() as u8,
+            }
+        },
+    };
+    let mut layers = Vec::new();
+    for _ in 0..rng.range(1, 3) {
+        let accumulator = if layers.is_empty() {
+            input.first_accumulator()
+        } else {
+            AccumulatorKind::Popcount
+        };
+        let Some(conv) = random_conv(&mut rng, map, accumulator) else {
+            continue;
+        };
+        map = conv.output();
+        layers.push(Layer::Conv2d(conv));
+        let k = rng.range(2, 3) as usize;
+        if rng.next_u64() % 2 == 0 && k <= map.height && k <= map.width {
+            let pool = MaxPool2d {
+                input: map,
+                kernel: k,
+            };
+            map = pool.output();
+            layers.push(Layer::MaxPool2d(pool));
+        }
+    }
+    if layers.is_empty() {
+        let conv = Conv2d {
+            input: map,
+            kernel: 1,
+            stride: 1,
+            padding: Padding::Valid,
+            weights: random_bits(&mut rng, 5, map.channels),
+            accumulator: input.first_accumulator(),
+            thresholds: random_thresholds(&mut rng, input.first_accumulator(), map.channels, 5),
+        };
+        map = conv.output();
+        layers.push(Layer::Conv2d(conv));
+    }
+    layers.push(Layer::Flatten(Flatten { input: map }));
+    let mut width = map.len();
+    if rng.next_u64() % 2 == 0 {
+        let n = rng.range(1, 70) as usize;
+        layers.push(Layer::Dense(Dense {
+            weights: random_bits(&mut rng, n, width),
+            accumulator: AccumulatorKind::Popcount,
+            output: DenseOutput::Threshold(random_thresholds(
+                &mut rng,
+                AccumulatorKind::Popcount,
+                width,
+                n,
+            )),
+        }));
+        width = n;
+    }
+    let classes = rng.range(2, 10) as usize;
+    layers.push(Layer::Dense(Dense {
+        weights: random_bits(&mut rng, classes, width),
+        accumulator: AccumulatorKind::Popcount,
+        output: DenseOutput::Scores,
+    }));
+    Network {
+        name: format!("random-cnn-{seed}"),
+        input,
+        layers,
+        float: None,
+        provenance: serde_json::json!({ "seed": seed }),
+    }
 }

@@ -74,10 +74,10 @@ fn payload_corruption_is_caught_by_the_crc() {
 #[test]
 fn unknown_version() {
     let mut bytes = to_bytes(&sample()).unwrap();
-    bytes[8] = 2;
+    bytes[8] = 3;
     assert_eq!(kind_of(&bytes), ErrorKind::UnknownVersion);
     let msg = from_bytes(&bytes).unwrap_err().to_string();
-    assert!(msg.contains("version 2"), "{msg}");
+    assert!(msg.contains("version 3"), "{msg}");
 }
 
 #[test]
@@ -171,4 +171,133 @@ fn errors_name_the_file() {
     let e = bql_model::format::load(&dir.join("missing.bqm")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Io);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+// ---- Version 2: convolutional networks -------------------------------------------------------
+
+/// A random CNN with placeholder float parameters on every layer (they only exercise the file).
+fn cnn_with_float(seed: u64) -> bql_model::Network {
+    use bql_model::semantics::BatchNorm;
+    use bql_model::FloatLayer;
+    let mut net = bql_model::testing::random_cnn(seed);
+    let bn = BatchNorm {
+        gamma: 1.5,
+        beta: -0.25,
+        mean: 3.0,
+        var: 2.0,
+        eps: 1e-4,
+    };
+    net.float = Some(
+        net.layers
+            .iter()
+            .map(|l| match (l.thresholds(), l.is_scores()) {
+                (Some(t), _) => FloatLayer::BatchNorm(vec![bn; t.len()]),
+                (None, true) => FloatLayer::Scale(0.5),
+                (None, false) => FloatLayer::None,
+            })
+            .collect(),
+    );
+    net.validate().unwrap();
+    net
+}
+
+/// The index of the first layer of `kind` in a saved manifest.
+fn first(bytes: &[u8], kind: &str) -> usize {
+    let mlen = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let m: serde_json::Value = serde_json::from_slice(&bytes[16..16 + mlen]).unwrap();
+    m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|l| l["kind"] == kind)
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn cnns_round_trip(seed in any::<u64>(), float in any::<bool>()) {
+        let net = if float { cnn_with_float(seed) } else { bql_model::testing::random_cnn(seed) };
+        let bytes = to_bytes(&net).unwrap();
+        prop_assert_eq!(from_bytes(&bytes).unwrap(), net);
+    }
+
+    #[test]
+    fn corrupted_cnn_files_never_panic(seed in any::<u64>(), pos in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
+        let bytes = to_bytes(&cnn_with_float(seed)).unwrap();
+        let mut flipped = bytes.clone();
+        flipped[pos.index(bytes.len())] = byte;
+        let _ = from_bytes(&flipped);
+        prop_assert!(from_bytes(&bytes[..cut.index(bytes.len())]).is_err());
+    }
+}
+
+#[test]
+fn version_1_files_still_load() {
+    // models/default.bqm was written by format version 1.
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/default.bqm"
+    ))
+    .unwrap();
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 1);
+    let net = from_bytes(&bytes).unwrap();
+    assert_eq!(net.arch_string(), "784-256-256-256-10");
+    // Written again, it is version 2 and loads to the same network.
+    let again = to_bytes(&net).unwrap();
+    assert_eq!(u32::from_le_bytes(again[8..12].try_into().unwrap()), 2);
+    assert_eq!(from_bytes(&again).unwrap(), net);
+}
+
+#[test]
+fn a_version_1_file_cannot_hold_a_convolution() {
+    let mut bytes = to_bytes(&bql_model::testing::random_cnn(3)).unwrap();
+    bytes[8] = 1;
+    assert_eq!(kind_of(&bytes), ErrorKind::BadFormat);
+    assert!(from_bytes(&bytes)
+        .unwrap_err()
+        .to_string()
+        .contains("version 1"));
+}
+
+#[test]
+fn inconsistent_cnn_files_are_refused() {
+    let bytes = to_bytes(&bql_model::testing::random_cnn(11)).unwrap();
+    let conv = first(&bytes, "conv2d");
+    // A kernel larger than the image (with valid padding), keeping the weight size consistent
+    // is impossible, so any of the shape or size checks may answer; never a panic or a load.
+    let bad = with_manifest(&bytes, |m| {
+        m["layers"][conv]["kernel"] = 99.into();
+        m["layers"][conv]["padding"] = "valid".into();
+        m["layers"][conv]["pad_bit"] = serde_json::Value::Null;
+    });
+    assert_eq!(kind_of(&bad), ErrorKind::ShapeMismatch);
+    // The shape chain breaks: the flatten claims another map than the one it receives.
+    let flatten = first(&bytes, "flatten");
+    let bad = with_manifest(&bytes, |m| {
+        let c = m["layers"][flatten]["input_shape"][2].as_u64().unwrap();
+        m["layers"][flatten]["input_shape"][2] = (c + 1).into();
+    });
+    assert_eq!(kind_of(&bad), ErrorKind::ShapeMismatch);
+    let msg = from_bytes(&bad).unwrap_err().to_string();
+    assert!(msg.contains("flatten") && msg.contains("receives"), "{msg}");
+    // Unknown padding, a pad bit of 2, a missing kernel: format errors naming the layer.
+    for edit in [
+        |m: &mut serde_json::Value, l: usize| m["layers"][l]["padding"] = "full".into(),
+        |m: &mut serde_json::Value, l: usize| {
+            m["layers"][l]["padding"] = "same".into();
+            m["layers"][l]["pad_bit"] = 2.into();
+        },
+        |m: &mut serde_json::Value, l: usize| m["layers"][l]["kernel"] = serde_json::Value::Null,
+    ] {
+        let bad = with_manifest(&bytes, |m| edit(m, conv));
+        assert_eq!(kind_of(&bad), ErrorKind::BadFormat);
+        assert!(from_bytes(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains(&format!("layer {conv}")));
+    }
+    // A truncated payload.
+    assert_eq!(kind_of(&bytes[..bytes.len() - 1]), ErrorKind::Truncated);
 }

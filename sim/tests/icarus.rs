@@ -83,6 +83,7 @@ proptest! {
         let data = Dataset {
             height: 1,
             width: len,
+            channels: 1,
             pixels: common::random_pixels(seed, images, len), // image 0 sits on every boundary
             labels: vec![0; images],
         };

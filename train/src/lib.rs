@@ -16,39 +16,91 @@
 
 #![deny(missing_docs)]
 
+mod graph;
+
+use bql_model::arch::{ArchSpec, LayerSpec};
 use bql_model::bits::BitMatrix;
 use bql_model::dataset::Dataset;
-use bql_model::layers::{Dense, DenseOutput, Layer};
+use bql_model::layers::{Conv2d, Dense, DenseOutput, Flatten, Layer, MapShape, MaxPool2d, Shape};
 use bql_model::reference::Engine;
 use bql_model::semantics::{AccumulatorKind, BatchNorm};
 use bql_model::{FloatLayer, InputEncoding, InputSpec, Network};
-use candle_core::{DType, Device, Tensor, Var, D};
-use candle_nn::{BatchNormConfig, ModuleT, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_core::{Device, Tensor, Var, D};
+use candle_nn::{ModuleT, Optimizer, ParamsAdamW, VarMap};
+use graph::{Model, Node};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-/// Training errors (candle failures and unusable configurations).
-#[derive(Debug)]
-pub struct Error(String);
+/// What went wrong in training.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A candle operation failed.
+    Candle,
+    /// The model crate refused the folded network or a dataset.
+    Model,
+    /// The configuration cannot be trained (architecture, dataset, sizes).
+    InvalidConfig,
+    /// The architecture asks for something training does not do.
+    Unsupported,
+}
 
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+/// A training error: a kind to match on, a message to act on, and the source when there is one.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
     }
 }
 
-impl std::error::Error for Error {}
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Some(s) => write!(f, "{}: {s}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e.as_ref() as _)
+    }
+}
 
 impl From<candle_core::Error> for Error {
     fn from(e: candle_core::Error) -> Self {
-        Error(format!("candle: {e}"))
+        Error {
+            kind: ErrorKind::Candle,
+            message: "candle".into(),
+            source: Some(Box::new(e)),
+        }
     }
 }
 
 impl From<bql_model::Error> for Error {
     fn from(e: bql_model::Error) -> Self {
-        Error(e.to_string())
+        Error {
+            kind: ErrorKind::Model,
+            message: "model".into(),
+            source: Some(Box::new(e)),
+        }
     }
 }
 
@@ -58,8 +110,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Everything that determines a training run.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
-    /// Widths from input to classes, e.g. `[784, 256, 256, 256, 10]`.
-    pub widths: Vec<usize>,
+    /// The architecture (`bql_model::arch` syntax: `784-256-10` or `c32k3-p2-f256-f10`).
+    pub arch: ArchSpec,
     /// Input encoding of the first layer.
     pub input: InputEncoding,
     /// Epochs.
@@ -72,7 +124,7 @@ pub struct TrainConfig {
     pub lr_end: f64,
     /// Dropout probability on the input pixels.
     pub dropout_input: f32,
-    /// Dropout probability on hidden activations.
+    /// Dropout probability on the activations of hidden dense layers.
     pub dropout_hidden: f32,
     /// Largest random shift of training images, in pixels (0 disables augmentation).
     pub shift: usize,
@@ -80,15 +132,18 @@ pub struct TrainConfig {
     pub seed: u64,
     /// BatchNorm momentum (candle's convention: weight of the new batch statistic).
     pub bn_momentum: f64,
-    /// After training, recompute BatchNorm statistics exactly over the unaugmented training set.
-    /// Off by default: measured on MNIST it cost 0.1-0.2 % accuracy (docs/training.md).
+    /// After training, recompute BatchNorm statistics exactly over the unaugmented training set
+    /// (MLPs only). Off by default: measured on MNIST it cost 0.1-0.2 % accuracy
+    /// (docs/training.md).
     pub recalibrate: bool,
+    /// Name written into the model file.
+    pub name: String,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            widths: vec![784, 256, 256, 256, 10],
+            arch: bql_model::arch::parse("784-256-256-256-10").expect("a valid architecture"),
             input: InputEncoding::Binary { threshold: 128 },
             epochs: 64,
             batch: 100,
@@ -100,6 +155,7 @@ impl Default for TrainConfig {
             seed: 1,
             bn_momentum: 0.02,
             recalibrate: false,
+            name: String::new(),
         }
     }
 }
@@ -138,98 +194,6 @@ pub trait Progress {
     fn epoch(&mut self, _report: &EpochReport) {}
 }
 
-struct Model {
-    weights: Vec<Var>,
-    bns: Vec<candle_nn::BatchNorm>,
-    log_scale: Var,
-    input: InputEncoding,
-}
-
-fn sign_pm(x: &Tensor) -> candle_core::Result<Tensor> {
-    x.ge(0f32)?.to_dtype(DType::F32)?.affine(2.0, -1.0)
-}
-
-/// Straight-through sign: forward `sign`, backward identity through `clamp(x, -1, 1)`.
-fn ste_sign(x: &Tensor) -> candle_core::Result<Tensor> {
-    let h = x.clamp(-1f32, 1f32)?;
-    let s = sign_pm(x)?;
-    h.add(&(s - &h)?.detach())
-}
-
-impl Model {
-    fn new(cfg: &TrainConfig, varmap: &VarMap, rng: &mut StdRng, dev: &Device) -> Result<Self> {
-        let vb = VarBuilder::from_varmap(varmap, DType::F32, dev);
-        let mut weights = Vec::new();
-        let mut bns = Vec::new();
-        let n = cfg.widths.len() - 1;
-        for l in 0..n {
-            let (fan_in, fan_out) = (cfg.widths[l], cfg.widths[l + 1]);
-            let bound = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
-            let data: Vec<f32> = (0..fan_in * fan_out)
-                .map(|_| rng.gen_range(-bound..bound))
-                .collect();
-            weights.push(Var::from_tensor(&Tensor::from_vec(
-                data,
-                (fan_out, fan_in),
-                dev,
-            )?)?);
-            if l + 1 < n {
-                let c = BatchNormConfig {
-                    eps: 1e-4,
-                    remove_mean: true,
-                    affine: true,
-                    momentum: cfg.bn_momentum,
-                };
-                bns.push(candle_nn::batch_norm(fan_out, c, vb.pp(format!("bn{l}")))?);
-            }
-        }
-        let last_in = cfg.widths[n - 1] as f32;
-        let log_scale = Var::from_tensor(&Tensor::new(&[(4.0 / last_in).ln()], dev)?)?;
-        Ok(Model {
-            weights,
-            bns,
-            log_scale,
-            input: cfg.input,
-        })
-    }
-
-    fn trainable(&self) -> Vec<Var> {
-        let mut v: Vec<Var> = self.weights.clone();
-        for bn in &self.bns {
-            if let Some((w, b)) = bn.weight_and_bias() {
-                v.push(Var::from_tensor(w).expect("bn weight is a variable"));
-                v.push(Var::from_tensor(b).expect("bn bias is a variable"));
-            }
-        }
-        v.push(self.log_scale.clone());
-        v
-    }
-
-    /// Logits for a batch of first-layer operands; `masks` are dropout masks (already scaled)
-    /// for the input and each hidden layer, or `None` in eval mode.
-    fn forward(&self, x: &Tensor, train: bool, masks: Option<&[Tensor]>) -> Result<Tensor> {
-        let mut h = match masks {
-            Some(m) => x.mul(&m[0])?,
-            None => x.clone(),
-        };
-        let n = self.weights.len();
-        for l in 0..n {
-            let wb = ste_sign(self.weights[l].as_tensor())?;
-            let z = h.matmul(&wb.t()?)?;
-            if l + 1 < n {
-                let z = self.bns[l].forward_t(&z, train)?;
-                h = ste_sign(&z)?;
-                if let Some(m) = masks {
-                    h = h.mul(&m[l + 1])?;
-                }
-            } else {
-                h = z.broadcast_mul(&self.log_scale.as_tensor().exp()?)?;
-            }
-        }
-        Ok(h)
-    }
-}
-
 /// First-layer operands for a batch: +-1 for binary input, `pixel / 255` for 8-bit input.
 fn operands(
     input: InputEncoding,
@@ -248,17 +212,18 @@ fn operands(
     Ok(Tensor::from_vec(data, (n, len), dev)?)
 }
 
-/// Copies image `src` into `dst` shifted by (`dx`, `dy`), filling with zeros.
-fn shifted(src: &[u8], h: usize, w: usize, dx: i64, dy: i64, dst: &mut [u8]) {
+/// Copies image `src` (`h x w x c`) into `dst` shifted by (`dx`, `dy`), filling with zeros.
+fn shifted(src: &[u8], (h, w, c): (usize, usize, usize), dx: i64, dy: i64, dst: &mut [u8]) {
     for y in 0..h as i64 {
         for x in 0..w as i64 {
             let (sx, sy) = (x - dx, y - dy);
-            dst[(y as usize) * w + x as usize] =
-                if sx >= 0 && sy >= 0 && sx < w as i64 && sy < h as i64 {
-                    src[sy as usize * w + sx as usize]
-                } else {
-                    0
-                };
+            let to = (y as usize * w + x as usize) * c;
+            if sx >= 0 && sy >= 0 && sx < w as i64 && sy < h as i64 {
+                let from = (sy as usize * w + sx as usize) * c;
+                dst[to..to + c].copy_from_slice(&src[from..from + c]);
+            } else {
+                dst[to..to + c].fill(0);
+            }
         }
     }
 }
@@ -277,16 +242,35 @@ fn dropout_mask(rng: &mut StdRng, p: f32, n: usize, width: usize, dev: &Device) 
     Ok(Tensor::from_vec(data, (n, width), dev)?)
 }
 
-fn eval_predictions(model: &Model, data: &Dataset, dev: &Device) -> Result<Vec<u32>> {
+/// The batch of images `start..start + n` as the model's first layer takes it.
+fn batch_input(
+    model: &Model,
+    input: InputEncoding,
+    data: &Dataset,
+    pixels: &[u8],
+    n: usize,
+    dev: &Device,
+) -> Result<Tensor> {
+    let x = operands(input, pixels, n, data.image_len(), dev)?;
+    model.input_view(x, data.height, data.width, data.channels)
+}
+
+fn eval_predictions(
+    model: &Model,
+    input: InputEncoding,
+    data: &Dataset,
+    dev: &Device,
+) -> Result<Vec<u32>> {
     let len = data.image_len();
     let mut out = Vec::with_capacity(data.len());
-    for start in (0..data.len()).step_by(1000) {
-        let n = (data.len() - start).min(1000);
-        let x = operands(
-            model.input,
+    for start in (0..data.len()).step_by(500) {
+        let n = (data.len() - start).min(500);
+        let x = batch_input(
+            model,
+            input,
+            data,
             &data.pixels[start * len..(start + n) * len],
             n,
-            len,
             dev,
         )?;
         let logits = model.forward(&x, false, None)?;
@@ -297,25 +281,26 @@ fn eval_predictions(model: &Model, data: &Dataset, dev: &Device) -> Result<Vec<u
 
 /// Replaces every BatchNorm's running statistics by the exact mean and (unbiased) variance of
 /// its input over the whole training set, unaugmented, layer after layer with the earlier layers
-/// already recalibrated. The idea: running averages trail the weights and see shifted images.
-/// Measured, it lowered test accuracy (97.70 -> 97.61 % binary, 98.48 -> 98.27 % u8), so it is
-/// opt-in.
-fn recalibrate(model: &Model, data: &Dataset, dev: &Device) -> Result<()> {
+/// already recalibrated (MLPs). The idea: running averages trail the weights and see shifted
+/// images. Measured, it lowered test accuracy (97.70 -> 97.61 % binary, 98.48 -> 98.27 % u8),
+/// so it is opt-in.
+fn recalibrate(model: &Model, input: InputEncoding, data: &Dataset, dev: &Device) -> Result<()> {
     let len = data.image_len();
-    for l in 0..model.bns.len() {
-        let width = model.weights[l].dim(0)?;
+    let (weights, bns) = (model.weights(), model.batch_norms());
+    for l in 0..bns.len() {
+        let width = weights[l].dim(0)?;
         let (mut sum, mut sumsq) = (vec![0f64; width], vec![0f64; width]);
         for start in (0..data.len()).step_by(1000) {
             let n = (data.len() - start).min(1000);
             let mut h = operands(
-                model.input,
+                input,
                 &data.pixels[start * len..(start + n) * len],
                 n,
                 len,
                 dev,
             )?;
             for k in 0..=l {
-                let z = h.matmul(&sign_pm(model.weights[k].as_tensor())?.t()?)?;
+                let z = h.matmul(&graph::binarized(weights[k])?.t()?)?;
                 if k == l {
                     for row in z.to_vec2::<f32>()? {
                         for (j, v) in row.into_iter().enumerate() {
@@ -324,7 +309,7 @@ fn recalibrate(model: &Model, data: &Dataset, dev: &Device) -> Result<()> {
                         }
                     }
                 } else {
-                    h = sign_pm(&model.bns[k].forward_t(&z, false)?)?;
+                    h = graph::binarized_activation(&bns[k].forward_t(&z, false)?)?;
                 }
             }
         }
@@ -335,9 +320,134 @@ fn recalibrate(model: &Model, data: &Dataset, dev: &Device) -> Result<()> {
             .zip(&sumsq)
             .map(|(s, q)| ((q - s * s / count) / (count - 1.0).max(1.0)) as f32)
             .collect();
-        let bn = &model.bns[l];
+        let bn = bns[l];
         Var::from_tensor(bn.running_mean())?.set(&Tensor::from_vec(mean, width, dev)?)?;
         Var::from_tensor(bn.running_var())?.set(&Tensor::from_vec(var, width, dev)?)?;
+    }
+    Ok(())
+}
+
+fn invalid(m: String) -> Error {
+    Error::new(ErrorKind::InvalidConfig, m)
+}
+
+/// The integer network's layers for `cfg` on images of `data`'s shape, with zero weights and
+/// thresholds: the shapes both the training graph and the fold follow. A flatten is inserted
+/// before the first dense layer that follows a map.
+pub fn skeleton(cfg: &TrainConfig, data: &Dataset) -> Result<Vec<Layer>> {
+    let input = MapShape {
+        height: data.height,
+        width: data.width,
+        channels: data.channels,
+    };
+    if let Some(n) = cfg.arch.input_len.filter(|&n| n != input.len()) {
+        return Err(invalid(format!(
+            "the architecture's input width {n} does not match the {input} images ({} values)",
+            input.len()
+        )));
+    }
+    if let Some(s) = cfg.arch.input_shape.filter(|&s| s != input) {
+        return Err(invalid(format!(
+            "the architecture's input shape {s} does not match the {input} images"
+        )));
+    }
+    let mut layers = Vec::new();
+    let mut current = Shape::Map(input);
+    let count = cfg.arch.layers.len();
+    for (i, spec) in cfg.arch.layers.iter().enumerate() {
+        let accumulator = if layers.is_empty() && cfg.input == InputEncoding::U8 {
+            AccumulatorKind::SignedPixelSum
+        } else {
+            AccumulatorKind::Popcount
+        };
+        let layer = match (*spec, current) {
+            (
+                LayerSpec::Conv {
+                    channels,
+                    kernel,
+                    stride,
+                    padding,
+                },
+                Shape::Map(map),
+            ) => Layer::Conv2d(Conv2d {
+                input: map,
+                kernel,
+                stride,
+                padding,
+                weights: BitMatrix::zeros(channels, kernel * kernel * map.channels),
+                accumulator,
+                thresholds: vec![0; channels],
+            }),
+            (LayerSpec::Pool { kernel }, Shape::Map(map)) => {
+                Layer::MaxPool2d(MaxPool2d { input: map, kernel })
+            }
+            (LayerSpec::Dense { outputs }, current) => {
+                if let (Shape::Map(map), false) = (current, layers.is_empty()) {
+                    layers.push(Layer::Flatten(Flatten { input: map }));
+                }
+                let output = if i + 1 == count {
+                    DenseOutput::Scores
+                } else {
+                    DenseOutput::Threshold(vec![0; outputs])
+                };
+                Layer::Dense(Dense {
+                    weights: BitMatrix::zeros(outputs, current.len()),
+                    accumulator,
+                    output,
+                })
+            }
+            (_, Shape::Vector(_)) => {
+                return Err(invalid(format!(
+                    "layer {} of the architecture needs a map, but a dense layer came before it",
+                    i + 1
+                )))
+            }
+        };
+        current = layer.output_shape();
+        layers.push(layer);
+    }
+    let net = Network {
+        name: String::new(),
+        input: InputSpec {
+            height: input.height,
+            width: input.width,
+            channels: input.channels,
+            encoding: cfg.input,
+        },
+        layers,
+        float: None,
+        provenance: serde_json::Value::Null,
+    };
+    net.validate()
+        .map_err(|e| invalid(format!("the architecture does not fit {input} images: {e}")))?;
+    Ok(net.layers)
+}
+
+fn check_config(cfg: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<()> {
+    if (test.height, test.width, test.channels) != (train.height, train.width, train.channels) {
+        return Err(invalid(
+            "the test images differ in shape from the training images".into(),
+        ));
+    }
+    let classes = cfg.arch.classes().unwrap_or(0);
+    if let Some(&bad) = train
+        .labels
+        .iter()
+        .chain(&test.labels)
+        .find(|&&l| l as usize >= classes)
+    {
+        return Err(invalid(format!(
+            "label {bad} does not fit the {classes} output classes"
+        )));
+    }
+    if cfg.batch == 0 || cfg.epochs == 0 {
+        return Err(invalid("epochs and batch size must be at least 1".into()));
+    }
+    if cfg.recalibrate && !cfg.arch.is_mlp() {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "--recalibrate is implemented for MLPs only",
+        ));
     }
     Ok(())
 }
@@ -349,35 +459,12 @@ pub fn train(
     test: &Dataset,
     progress: &mut dyn Progress,
 ) -> Result<Trained> {
-    if cfg.widths.len() < 2 {
-        return Err(Error(
-            "the architecture needs at least an input and one layer".into(),
-        ));
-    }
-    if cfg.widths[0] != train.image_len() || test.image_len() != train.image_len() {
-        return Err(Error(format!(
-            "the architecture's input width {} does not match the {}x{} images",
-            cfg.widths[0], train.height, train.width
-        )));
-    }
-    if let Some(&bad) = train
-        .labels
-        .iter()
-        .chain(&test.labels)
-        .find(|&&l| l as usize >= *cfg.widths.last().unwrap_or(&0))
-    {
-        return Err(Error(format!(
-            "label {bad} does not fit the {} output classes",
-            cfg.widths.last().unwrap_or(&0)
-        )));
-    }
-    if cfg.batch == 0 || cfg.epochs == 0 {
-        return Err(Error("epochs and batch size must be at least 1".into()));
-    }
+    check_config(cfg, train, test)?;
+    let skeleton = skeleton(cfg, train)?;
     let dev = Device::Cpu;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let varmap = VarMap::new();
-    let model = Model::new(cfg, &varmap, &mut rng, &dev)?;
+    let model = Model::new(cfg, &skeleton, &varmap, &mut rng, &dev)?;
     let mut opt = candle_nn::AdamW::new(
         model.trainable(),
         ParamsAdamW {
@@ -386,7 +473,12 @@ pub fn train(
             ..Default::default()
         },
     )?;
+    let hidden_widths: Vec<usize> = skeleton
+        .iter()
+        .filter_map(|l| l.as_dense().filter(|_| !l.is_scores()).map(|d| d.outputs()))
+        .collect();
     let len = train.image_len();
+    let shape = (train.height, train.width, train.channels);
     let steps_per_epoch = train.len().div_ceil(cfg.batch);
     let total_steps = steps_per_epoch * cfg.epochs;
     let decay = (cfg.lr_end / cfg.lr_start).powf(1.0 / (cfg.epochs.max(2) - 1) as f64);
@@ -405,17 +497,19 @@ pub fn train(
                 if cfg.shift > 0 {
                     let s = cfg.shift as i64;
                     let (dx, dy) = (rng.gen_range(-s..=s), rng.gen_range(-s..=s));
-                    shifted(train.image(i), train.height, train.width, dx, dy, dst);
+                    shifted(train.image(i), shape, dx, dy, dst);
                 } else {
                     dst.copy_from_slice(train.image(i));
                 }
             }
-            let x = operands(cfg.input, &batch_pixels[..n * len], n, len, &dev)?;
+            let x = batch_input(&model, cfg.input, train, &batch_pixels[..n * len], n, &dev)?;
             let labels: Vec<u32> = idx.iter().map(|&i| train.labels[i] as u32).collect();
             let y = Tensor::from_vec(labels.clone(), n, &dev)?;
             let masks = if cfg.dropout_input > 0.0 || cfg.dropout_hidden > 0.0 {
-                let mut m = vec![dropout_mask(&mut rng, cfg.dropout_input, n, len, &dev)?];
-                for &w in &cfg.widths[1..cfg.widths.len() - 1] {
+                let mut m =
+                    vec![dropout_mask(&mut rng, cfg.dropout_input, n, len, &dev)?
+                        .reshape(x.shape())?];
+                for &w in &hidden_widths {
                     m.push(dropout_mask(&mut rng, cfg.dropout_hidden, n, w, &dev)?);
                 }
                 Some(m)
@@ -425,15 +519,13 @@ pub fn train(
             let logits = model.forward(&x, true, masks.as_deref())?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             opt.backward_step(&loss)?;
-            for w in &model.weights {
-                w.set(&w.as_tensor().clamp(-1f32, 1f32)?)?;
-            }
+            model.clip()?;
             loss_sum += loss.to_scalar::<f32>()? as f64 * n as f64;
             let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
             correct += pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
             progress.step(epoch * steps_per_epoch + b + 1, total_steps);
         }
-        let pred = eval_predictions(&model, test, &dev)?;
+        let pred = eval_predictions(&model, cfg.input, test, &dev)?;
         let test_correct = pred
             .iter()
             .zip(&test.labels)
@@ -450,10 +542,10 @@ pub fn train(
         history.push(report);
     }
     if cfg.recalibrate {
-        recalibrate(&model, train, &dev)?;
+        recalibrate(&model, cfg.input, train, &dev)?;
     }
-    let network = fold(&model, cfg, train)?;
-    let float_pred = eval_predictions(&model, test, &dev)?;
+    let network = fold(&model, skeleton, cfg, train)?;
+    let float_pred = eval_predictions(&model, cfg.input, test, &dev)?;
     let engine = Engine::new(&network);
     let (_, int_pred) = engine.scores_batch(&test.pixels);
     let f32_disagreements = float_pred
@@ -468,86 +560,99 @@ pub fn train(
     })
 }
 
+/// The trained BatchNorm of one layer as bql parameters, one per output.
+fn batchnorm_params(bn: &candle_nn::BatchNorm) -> Result<Vec<BatchNorm>> {
+    let mean = bn.running_mean().to_vec1::<f32>()?;
+    let var = bn.running_var().to_vec1::<f32>()?;
+    let (g, b) = bn
+        .weight_and_bias()
+        .ok_or_else(|| invalid("BatchNorm without affine".into()))?;
+    let (gamma, beta) = (g.to_vec1::<f32>()?, b.to_vec1::<f32>()?);
+    Ok((0..mean.len())
+        .map(|o| BatchNorm {
+            gamma: gamma[o],
+            beta: beta[o],
+            mean: mean[o],
+            var: var[o],
+            eps: bn.eps() as f32,
+        })
+        .collect())
+}
+
+/// Binarized weights of a layer, `(O, I)` with columns in bql's order (`(ky, kx, c)` for a
+/// convolution, as the graph keeps them).
+fn weight_bits(w: &Var) -> Result<(usize, usize, Vec<bool>)> {
+    let (rows, cols) = w.as_tensor().dims2()?;
+    let values = w.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+    Ok((rows, cols, values.into_iter().map(|v| v >= 0.0).collect()))
+}
+
 /// Folds the trained graph into an integer network (see `docs/semantics.md`).
-fn fold(model: &Model, cfg: &TrainConfig, data: &Dataset) -> Result<Network> {
-    let n = model.weights.len();
-    let mut layers = Vec::with_capacity(n);
-    let mut float = Vec::with_capacity(n);
-    for l in 0..n {
-        let w = model.weights[l].as_tensor().to_vec2::<f32>()?;
-        let (outs, ins) = (cfg.widths[l + 1], cfg.widths[l]);
-        let bools: Vec<bool> = w.iter().flatten().map(|&v| v >= 0.0).collect();
-        let weights = BitMatrix::from_bools(outs, ins, &bools);
-        let accumulator = if l == 0 && cfg.input == InputEncoding::U8 {
-            AccumulatorKind::SignedPixelSum
-        } else {
-            AccumulatorKind::Popcount
+fn fold(model: &Model, skeleton: Vec<Layer>, cfg: &TrainConfig, data: &Dataset) -> Result<Network> {
+    let mut layers = Vec::with_capacity(skeleton.len());
+    let mut float = Vec::with_capacity(skeleton.len());
+    for (layer, node) in skeleton.into_iter().zip(&model.nodes) {
+        let (folded, params) = match (layer, node) {
+            (Layer::Conv2d(c), Node::Conv { w, bn, .. }) => {
+                let (rows, cols, bits) = weight_bits(w)?;
+                let params = batchnorm_params(bn)?;
+                let weights = BitMatrix::from_bools(rows, cols, &bits);
+                let conv = Conv2d::from_batchnorm(
+                    c.input,
+                    c.kernel,
+                    c.stride,
+                    c.padding,
+                    weights,
+                    c.accumulator,
+                    &params,
+                );
+                (Layer::Conv2d(conv), FloatLayer::BatchNorm(params))
+            }
+            (Layer::Dense(d), Node::Dense { w, bn }) => {
+                let (rows, cols, bits) = weight_bits(w)?;
+                let weights = BitMatrix::from_bools(rows, cols, &bits);
+                match bn {
+                    Some(bn) => {
+                        let params = batchnorm_params(bn)?;
+                        let dense = Dense::from_batchnorm(weights, d.accumulator, &params);
+                        (Layer::Dense(dense), FloatLayer::BatchNorm(params))
+                    }
+                    None => {
+                        let scale = model.log_scale.as_tensor().exp()?.to_vec1::<f32>()?[0];
+                        let dense = Dense {
+                            weights,
+                            accumulator: d.accumulator,
+                            output: DenseOutput::Scores,
+                        };
+                        (Layer::Dense(dense), FloatLayer::Scale(scale))
+                    }
+                }
+            }
+            (other, _) => (other, FloatLayer::None),
         };
-        if l + 1 < n {
-            let bn = &model.bns[l];
-            let mean = bn.running_mean().to_vec1::<f32>()?;
-            let var = bn.running_var().to_vec1::<f32>()?;
-            let (g, b) = bn
-                .weight_and_bias()
-                .ok_or_else(|| Error("BatchNorm without affine".into()))?;
-            let (gamma, beta) = (g.to_vec1::<f32>()?, b.to_vec1::<f32>()?);
-            let params: Vec<BatchNorm> = (0..outs)
-                .map(|o| BatchNorm {
-                    gamma: gamma[o],
-                    beta: beta[o],
-                    mean: mean[o],
-                    var: var[o],
-                    eps: bn.eps() as f32,
-                })
-                .collect();
-            layers.push(Layer::Dense(Dense::from_batchnorm(
-                weights,
-                accumulator,
-                &params,
-            )));
-            float.push(FloatLayer::BatchNorm(params));
-        } else {
-            let scale = model.log_scale.as_tensor().exp()?.to_vec1::<f32>()?[0];
-            layers.push(Layer::Dense(Dense {
-                weights,
-                accumulator,
-                output: DenseOutput::Scores,
-            }));
-            float.push(FloatLayer::Scale(scale));
-        }
+        layers.push(folded);
+        float.push(params);
     }
-    let arch: Vec<String> = cfg.widths.iter().map(|w| w.to_string()).collect();
-    let input_name = match cfg.input {
-        InputEncoding::Binary { .. } => "bin",
-        InputEncoding::U8 => "u8",
-    };
     let network = Network {
-        name: format!("mnist-{}-{input_name}", arch.join("-")),
+        name: cfg.name.clone(),
         input: InputSpec {
             height: data.height,
             width: data.width,
-            channels: 1,
+            channels: data.channels,
             encoding: cfg.input,
         },
         layers,
         float: Some(float),
-        provenance: serde_json_provenance(cfg),
+        provenance: provenance(cfg),
     };
     network.validate()?;
     Ok(network)
 }
 
-fn serde_json_provenance(cfg: &TrainConfig) -> bql_model::format::Provenance {
+fn provenance(cfg: &TrainConfig) -> bql_model::format::Provenance {
     bql_model::format::provenance(&[
         ("tool", format!("bql-train {}", env!("CARGO_PKG_VERSION"))),
-        (
-            "arch",
-            cfg.widths
-                .iter()
-                .map(|w| w.to_string())
-                .collect::<Vec<_>>()
-                .join("-"),
-        ),
+        ("arch", cfg.arch.to_string()),
         ("input", format!("{:?}", cfg.input)),
         ("epochs", cfg.epochs.to_string()),
         ("batch", cfg.batch.to_string()),

@@ -79,3 +79,4 @@ pub fn thresholds_on_the_boundary(net: &mut Network, pixels: &[u8], rng: &mut Rn
     }
     net.validate().unwrap();
 }
+pub mod oracle;
