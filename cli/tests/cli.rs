@@ -132,7 +132,29 @@ fn bad_inputs_give_clear_errors() {
             "cannot read model file",
         ),
         (vec!["eval", "--dataset", "/nonexistent"], "bql data fetch"),
-        (vec!["train", "--arch", "784-x-10"], "not a width"),
+        (vec!["train", "--arch", "784-x-10"], "is not a layer"),
+        (
+            vec!["train", "--arch", "c8k3-p2"],
+            "must end in a dense layer",
+        ),
+        (
+            vec!["train", "--arch", "c8k9-f10", "--dataset", "mnist-slice"],
+            "kernel 9 is outside 1..=7",
+        ),
+        (
+            vec![
+                "train",
+                "--arch",
+                "c8k3-p99-f10",
+                "--dataset",
+                "mnist-slice",
+            ],
+            "pool needs",
+        ),
+        (
+            vec!["eval", "--dataset", "cifar10:/nonexistent"],
+            "no CIFAR-10 test_batch.bin",
+        ),
         (vec!["data", "fetch", "cifar"], "unknown dataset"),
     ] {
         let out = bql(&args);
@@ -207,4 +229,166 @@ fn gen_dumps_the_plan_and_the_ir_and_build_refuses_what_cannot_fit() {
     );
     assert!(!out.join("yosys.log").exists(), "a tool ran");
     std::fs::remove_dir_all(&out).ok();
+}
+
+/// Trains a small CNN on the slice with `args` added; returns the model's path.
+fn train_cnn(dir: &std::path::Path, name: &str, extra: &[&str]) -> (PathBuf, serde_json::Value) {
+    let out = dir.join(name);
+    let mut args = vec![
+        "train",
+        "--json",
+        "--dataset",
+        "mnist-slice",
+        "--arch",
+        "c8k3same-p2-c16k3-p2-f32-f10",
+        "--epochs",
+        "2",
+        "--seed",
+        "9",
+        // Only 20 steps per epoch: running BatchNorm statistics must follow fast.
+        "--bn-momentum",
+        "0.3",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    (out.clone(), json(&args))
+}
+
+#[test]
+fn a_cnn_trains_deterministically_evaluates_and_benchmarks() {
+    let d = tmp("cnn");
+    let (a, v) = train_cnn(&d, "a.bqm", &["--input", "binary"]);
+    let (b, _) = train_cnn(&d, "b.bqm", &["--input", "binary"]);
+    // 1,000 images, 2 epochs of a tiny binary CNN: far above chance (10 %), nowhere near done.
+    assert!(v["accuracy"].as_f64().unwrap() > 0.3, "{v}");
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "same seed, same CNN"
+    );
+    let model = a.to_str().unwrap();
+    let e = json(&[
+        "eval",
+        "--json",
+        "--dataset",
+        "mnist-slice",
+        "--model",
+        model,
+    ]);
+    assert_eq!(e["float_disagreements"], 0);
+    assert_eq!(e["accuracy"], v["accuracy"]);
+    let i = json(&["info", "--json", "--model", model]);
+    assert_eq!(i["arch"], "28x28x1-c8k3same-p2-c16k3-p2-f32-f10");
+    let kinds: Vec<&str> = i["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "conv2d",
+            "maxpool2d",
+            "conv2d",
+            "maxpool2d",
+            "flatten",
+            "dense",
+            "dense"
+        ]
+    );
+    // 28x28x8 outputs of a 3x3x1 window, then 12x12x16 of 3x3x8, then the dense layers.
+    let macs = 28 * 28 * 8 * 9 + 12 * 12 * 16 * 72 + 576 * 32 + 32 * 10;
+    assert_eq!(i["macs"], macs);
+    assert_eq!(i["weight_bits"], 8 * 9 + 16 * 72 + 576 * 32 + 32 * 10);
+    let bench = json(&[
+        "bench",
+        "--json",
+        "--dataset",
+        "mnist-slice",
+        "--limit",
+        "200",
+        "--repeat",
+        "1",
+        "--model",
+        model,
+    ]);
+    assert!(bench["images_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(bench["macs_per_image"], macs);
+    // The 8-bit first layer trains and folds too.
+    let (u8_model, v) = train_cnn(&d, "u8.bqm", &["--input", "u8"]);
+    assert!(v["accuracy"].as_f64().unwrap() > 0.3, "{v}");
+    let e = json(&[
+        "eval",
+        "--json",
+        "--dataset",
+        "mnist-slice",
+        "--model",
+        u8_model.to_str().unwrap(),
+    ]);
+    assert_eq!(e["float_disagreements"], 0);
+    // The hardware generator refuses convolutions clearly (the CNN hardware issue adds them).
+    let out = bql(&[
+        "gen",
+        "--model",
+        model,
+        "--out",
+        d.join("gen").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("conv2d") && !err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// CIFAR-10 (the shared JPEG-copy test batch, 3 channels): read as a dataset and trained on for
+/// one epoch of a tiny CNN (the test batch stands in for a training batch).
+#[test]
+fn a_cnn_trains_on_cifar10_binary_files() {
+    let shared = root().join("../shared/data/cifar10-jpeg-test-1k/test_batch.bin.gz");
+    if !shared.is_file() {
+        eprintln!(
+            "SKIPPED: {} is absent (a user's clone has no ../shared; see the README's Data section)",
+            shared.display()
+        );
+        return;
+    }
+    let d = tmp("cifar");
+    for name in ["test_batch.bin.gz", "data_batch_1.bin.gz"] {
+        std::fs::copy(&shared, d.join(name)).unwrap();
+    }
+    let dataset = format!("cifar10:{}", d.display());
+    let model = d.join("cifar.bqm");
+    let v = json(&[
+        "train",
+        "--json",
+        "--dataset",
+        &dataset,
+        "--arch",
+        "c8k3-p2-f10",
+        "--input",
+        "u8",
+        "--epochs",
+        "1",
+        "--bn-momentum",
+        "0.5",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(v["test_images"], 1000);
+    // Ten classes: above chance after one short epoch.
+    assert!(v["accuracy"].as_f64().unwrap() > 0.15, "{v}");
+    let e = json(&[
+        "eval",
+        "--json",
+        "--dataset",
+        &dataset,
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(e["float_disagreements"], 0);
+    let i = json(&["info", "--json", "--model", model.to_str().unwrap()]);
+    assert_eq!(i["arch"], "32x32x3-c8k3-p2-f10");
+    std::fs::remove_dir_all(&d).ok();
 }

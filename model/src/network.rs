@@ -246,9 +246,6 @@ fn check_chain(i: usize, layer: &Layer, current: Shape) -> Result<()> {
 
 /// Layer-local invariants: sizes, accumulator kind, scores only last, thresholds in range.
 fn check_layer(i: usize, layer: &Layer, last: bool, first_acc: AccumulatorKind) -> Result<()> {
-    if layer.output_len() == 0 {
-        return shape_err(format!("layer {i} has no outputs"));
-    }
     match layer {
         Layer::Conv2d(c) => c
             .check()
@@ -257,6 +254,9 @@ fn check_layer(i: usize, layer: &Layer, last: bool, first_acc: AccumulatorKind) 
             .check()
             .map_err(|e| Error::new(e.kind(), format!("layer {i} (maxpool2d): {e}")))?,
         _ => {}
+    }
+    if layer.output_len() == 0 {
+        return shape_err(format!("layer {i} has no outputs"));
     }
     if let Some(acc) = layer.accumulator() {
         let expected = if i == 0 {
