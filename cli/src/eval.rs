@@ -27,10 +27,10 @@ pub fn run(a: Args) -> Result<()> {
     let correct = data.count_correct(&pred);
     let accuracy = correct as f64 / data.len().max(1) as f64;
     // The float graph, rerun from the kept float parameters (None for imported integer models).
-    let disagreements: Option<usize> = net.float.as_ref().map(|_| {
+    let disagreements: Option<usize> = bql_model::float::FloatGraph::new(&net).map(|graph| {
         (0..data.len())
             .into_par_iter()
-            .filter(|&i| bql_model::float::classify(&net, data.image(i)) != Some(pred[i]))
+            .filter(|&i| graph.classify(data.image(i)) != Some(pred[i]))
             .count()
     });
     if a.common.json {

@@ -65,6 +65,10 @@ pub struct Args {
     /// (measured to cost 0.1-0.2 % on MNIST; kept for experiments).
     #[arg(long)]
     recalibrate: bool,
+    /// Hold out the last N training images; keep the epoch whose integer model scores best on
+    /// them (0: keep the last epoch).
+    #[arg(long, default_value_t = 0)]
+    validation: usize,
     /// Seed for every random draw; the same seed gives the same model.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -96,12 +100,17 @@ impl Progress for Bars {
         crate::progress::line(
             &self.pb,
             &format!(
-                "epoch {:>3}  lr {:.2e}  loss {:.4}  train {:.2} %  test {:.2} %",
+                "epoch {:>3}  {:>4.0} s  lr {:.2e}  loss {:.4}  train {:.2} %  test {:.2} %{}",
                 r.epoch,
+                r.seconds,
                 r.lr,
                 r.loss,
                 100.0 * r.train_accuracy,
-                100.0 * r.test_accuracy
+                100.0 * r.test_accuracy,
+                r.validation_accuracy.map_or(String::new(), |v| format!(
+                    "  validation {:.2} %",
+                    100.0 * v
+                ))
             ),
         );
     }
@@ -118,11 +127,12 @@ pub fn run(a: Args) -> Result<()> {
     let (train, dir) = defaults::load_split(a.dataset.as_deref(), Split::Train, a.train_limit)?;
     let (test, _) = defaults::load_split(a.dataset.as_deref(), Split::Test, None)?;
     eprintln!(
-        "training {} ({:?} input) on {} images from {}, testing on {}",
+        "training {} ({:?} input) on {} images from {} ({} held out for validation), testing on {}",
         a.arch,
         input,
-        train.len(),
+        train.len().saturating_sub(a.validation),
         dir.display(),
+        a.validation,
         test.len()
     );
     let name = format!(
@@ -149,6 +159,7 @@ pub fn run(a: Args) -> Result<()> {
         seed: a.seed,
         bn_momentum: a.bn_momentum,
         recalibrate: a.recalibrate,
+        validation: a.validation,
     };
     let started = Instant::now();
     let mut bars = Bars {
@@ -182,14 +193,22 @@ pub fn run(a: Args) -> Result<()> {
                 "float_test_accuracy": last.map(|r| r.test_accuracy),
                 "best_float_test_accuracy": best,
                 "f32_disagreements": trained.f32_disagreements,
+                "kept_epoch": trained.kept_epoch,
+                "history": trained.history.iter().map(|r| serde_json::json!({
+                    "epoch": r.epoch, "lr": r.lr, "loss": r.loss, "train_accuracy": r.train_accuracy,
+                    "test_accuracy": r.test_accuracy, "validation_accuracy": r.validation_accuracy,
+                    "seconds": r.seconds,
+                })).collect::<Vec<_>>(),
                 "test_images": test.len(),
             })
         );
     } else {
         println!(
-            "wrote {}: integer accuracy {:.2} % on {} test images ({} disagree with candle's f32 \
-             graph), trained in {:.0} s",
+            "wrote {} (epoch {} of {}): integer accuracy {:.2} % on {} test images ({} \
+             disagree with candle's f32 graph), trained in {:.0} s",
             a.out.display(),
+            trained.kept_epoch,
+            a.epochs,
             100.0 * accuracy,
             test.len(),
             trained.f32_disagreements,

@@ -141,6 +141,10 @@ pub struct TrainConfig {
     /// (MLPs only). Off by default: measured on MNIST it cost 0.1-0.2 % accuracy
     /// (docs/training.md).
     pub recalibrate: bool,
+    /// Hold out the last `validation` training images (never trained on); after every epoch the
+    /// folded integer model is scored on them and the best epoch's model is kept. 0: the last
+    /// epoch's model.
+    pub validation: usize,
     /// Name written into the model file.
     pub name: String,
 }
@@ -160,6 +164,7 @@ impl Default for TrainConfig {
             seed: 1,
             bn_momentum: 0.02,
             recalibrate: false,
+            validation: 0,
             name: String::new(),
         }
     }
@@ -178,6 +183,10 @@ pub struct EpochReport {
     pub test_accuracy: f64,
     /// Learning rate used.
     pub lr: f64,
+    /// Accuracy of the folded integer model on the held-out validation images, if any.
+    pub validation_accuracy: Option<f64>,
+    /// Wall-clock seconds of the epoch, evaluation included.
+    pub seconds: f64,
 }
 
 /// What a training run produced.
@@ -187,8 +196,11 @@ pub struct Trained {
     /// One report per epoch.
     pub history: Vec<EpochReport>,
     /// Test images on which candle's f32 eval-mode graph and the folded integer network predict
-    /// different classes.
+    /// different classes (of the final graph; with validation, the kept epoch may be earlier, and
+    /// this compares the final graph with the final fold).
     pub f32_disagreements: usize,
+    /// The epoch whose model was kept (1-based).
+    pub kept_epoch: usize,
 }
 
 /// Progress callbacks: `step(done, total)` after each mini-batch, `epoch(report)` after each epoch.
@@ -332,6 +344,20 @@ fn recalibrate(model: &Model, input: InputEncoding, data: &Dataset, dev: &Device
     Ok(())
 }
 
+/// The dataset without its last `n` images, and those images.
+fn split_off(data: &Dataset, n: usize) -> (Dataset, Dataset) {
+    let keep = data.len() - n;
+    let len = data.image_len();
+    let part = |range: std::ops::Range<usize>| Dataset {
+        height: data.height,
+        width: data.width,
+        channels: data.channels,
+        pixels: data.pixels[range.start * len..range.end * len].to_vec(),
+        labels: data.labels[range].to_vec(),
+    };
+    (part(0..keep), part(keep..data.len()))
+}
+
 fn invalid(m: String) -> Error {
     Error::new(ErrorKind::InvalidConfig, m)
 }
@@ -465,6 +491,15 @@ pub fn train(
     progress: &mut dyn Progress,
 ) -> Result<Trained> {
     check_config(cfg, train, test)?;
+    if cfg.validation >= train.len() {
+        return Err(invalid(format!(
+            "--validation {} leaves no training images (the set has {})",
+            cfg.validation,
+            train.len()
+        )));
+    }
+    let (train, validation) = split_off(train, cfg.validation);
+    let train = &train;
     let skeleton = skeleton(cfg, train)?;
     let dev = Device::Cpu;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
@@ -490,7 +525,9 @@ pub fn train(
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut batch_pixels = vec![0u8; cfg.batch * len];
     let mut history = Vec::new();
+    let mut best: Option<(f64, usize, Network)> = None;
     for epoch in 0..cfg.epochs {
+        let started = std::time::Instant::now();
         let lr = cfg.lr_start * decay.powi(epoch as i32);
         opt.set_learning_rate(lr);
         order.shuffle(&mut rng);
@@ -536,12 +573,25 @@ pub fn train(
             .zip(&test.labels)
             .filter(|(&p, &l)| p == l as u32)
             .count();
+        let validation_accuracy = if validation.is_empty() {
+            None
+        } else {
+            let net = fold(&model, skeleton.clone(), cfg, train)?;
+            let (_, pred) = Engine::new(&net).scores_batch(&validation.pixels);
+            let accuracy = validation.count_correct(&pred) as f64 / validation.len() as f64;
+            if best.as_ref().is_none_or(|(a, _, _)| accuracy > *a) {
+                best = Some((accuracy, epoch + 1, net));
+            }
+            Some(accuracy)
+        };
         let report = EpochReport {
             epoch: epoch + 1,
             loss: loss_sum / train.len() as f64,
             train_accuracy: correct as f64 / train.len() as f64,
             test_accuracy: test_correct as f64 / test.len().max(1) as f64,
             lr,
+            validation_accuracy,
+            seconds: started.elapsed().as_secs_f64(),
         };
         progress.epoch(&report);
         history.push(report);
@@ -549,19 +599,23 @@ pub fn train(
     if cfg.recalibrate {
         recalibrate(&model, cfg.input, train, &dev)?;
     }
-    let network = fold(&model, skeleton, cfg, train)?;
+    let last = fold(&model, skeleton, cfg, train)?;
     let float_pred = eval_predictions(&model, cfg.input, test, &dev)?;
-    let engine = Engine::new(&network);
-    let (_, int_pred) = engine.scores_batch(&test.pixels);
+    let (_, int_pred) = Engine::new(&last).scores_batch(&test.pixels);
     let f32_disagreements = float_pred
         .iter()
         .zip(&int_pred)
         .filter(|(&f, &i)| f as usize != i)
         .count();
+    let (network, kept_epoch) = match best {
+        Some((_, epoch, net)) => (net, epoch),
+        None => (last, cfg.epochs),
+    };
     Ok(Trained {
         network,
         history,
         f32_disagreements,
+        kept_epoch,
     })
 }
 
@@ -672,5 +726,6 @@ fn provenance(cfg: &TrainConfig) -> bql_model::format::Provenance {
         ("shift", cfg.shift.to_string()),
         ("seed", cfg.seed.to_string()),
         ("bn_recalibration", cfg.recalibrate.to_string()),
+        ("validation", cfg.validation.to_string()),
     ])
 }
