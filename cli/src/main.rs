@@ -12,6 +12,7 @@ mod gen;
 mod info;
 mod plot;
 mod progress;
+mod recalibrate;
 mod run;
 mod sim;
 mod train;
@@ -42,6 +43,9 @@ enum Command {
     Bench(bench::Args),
     /// Train a binarized network with quantization-aware training and fold it to integers.
     Train(train::Args),
+    /// Re-estimate a trained model's BatchNorm statistics from its integer accumulators on
+    /// training images and refold the thresholds.
+    Recalibrate(recalibrate::Args),
     /// Generate Verilog for a model and a board: plan, RTL, memory images, constraints.
     Gen(gen::Args),
     /// Simulate the generated design in Verilator and compare every result with the reference.
@@ -69,6 +73,7 @@ fn main() {
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Train(a) => train::run(a),
+        Command::Recalibrate(a) => recalibrate::run(a),
         Command::Data { command } => data::run(command),
         Command::Gen(a) => gen::run(a),
         Command::Boards(a) => gen::boards(a),

@@ -123,6 +123,13 @@ impl Dataset {
         self.pixels.truncate(n * self.image_len());
     }
 
+    /// Drops the first `n` images (all when `n` is larger).
+    pub fn drop_first(&mut self, n: usize) {
+        let n = n.min(self.len());
+        self.labels.drain(..n);
+        self.pixels.drain(..n * self.image_len());
+    }
+
     /// The images and labels as IDX bytes (images, labels); grey images only.
     pub fn to_idx(&self) -> (Vec<u8>, Vec<u8>) {
         (

@@ -18,6 +18,7 @@
 
 pub mod arch;
 pub mod bits;
+pub mod calibrate;
 pub mod dataset;
 mod error;
 pub mod float;

@@ -319,27 +319,86 @@ impl<'a> Engine<'a> {
     #[inline(always)]
     fn conv<const AVX2: bool>(&self, i: usize, c: &Conv2d, pixels: &[u8], s: &mut Scratch) {
         let out = c.output();
-        let (n, m) = (c.window_len(), c.out_channels());
+        let m = c.out_channels();
         for oy in 0..out.height {
             for ox in 0..out.width {
-                let acc = &mut s.acc[..m];
-                if let Prepared::Signed(masks) = &self.prepared[i] {
-                    pixel_window(c, pixels, oy, ox, &mut s.pixels[..n]);
-                    let sums = &mut s.sums[..m];
-                    signed_sums(masks, s.pixels[..n].iter().copied(), sums);
-                    for (a, &v) in acc.iter_mut().zip(sums.iter()) {
-                        *a = v as i64;
-                    }
-                } else {
-                    binary_window(c, &s.a, oy, ox, &mut s.window);
-                    let differ = &mut s.differ[..m];
-                    self.binary_differ::<AVX2>(i, &c.weights, &s.window, differ);
-                    for (a, &d) in acc.iter_mut().zip(differ.iter()) {
-                        *a = n as i64 - d as i64;
+                self.conv_position::<AVX2>(i, c, pixels, (oy, ox), s);
+                write_fired(
+                    &s.acc[..m],
+                    &c.thresholds,
+                    &mut s.b,
+                    (oy * out.width + ox) * m,
+                );
+            }
+        }
+    }
+
+    /// The accumulators of every output channel of convolution `i` at one output position, into
+    /// `s.acc` (input map in `s.a`, or `pixels` for an 8-bit first layer).
+    #[inline(always)]
+    fn conv_position<const AVX2: bool>(
+        &self,
+        i: usize,
+        c: &Conv2d,
+        pixels: &[u8],
+        (oy, ox): (usize, usize),
+        s: &mut Scratch,
+    ) {
+        let (n, m) = (c.window_len(), c.out_channels());
+        let acc = &mut s.acc[..m];
+        if let Prepared::Signed(masks) = &self.prepared[i] {
+            pixel_window(c, pixels, oy, ox, &mut s.pixels[..n]);
+            let sums = &mut s.sums[..m];
+            signed_sums(masks, s.pixels[..n].iter().copied(), sums);
+            for (a, &v) in acc.iter_mut().zip(sums.iter()) {
+                *a = v as i64;
+            }
+        } else {
+            binary_window(c, &s.a, oy, ox, &mut s.window);
+            let differ = &mut s.differ[..m];
+            self.binary_differ::<AVX2>(i, &c.weights, &s.window, differ);
+            for (a, &d) in acc.iter_mut().zip(differ.iter()) {
+                *a = n as i64 - d as i64;
+            }
+        }
+    }
+
+    /// The accumulators of layer `layer` (dense or conv) for one image: per output position (one
+    /// for a dense layer), every output's accumulator, position-major. For re-estimating
+    /// BatchNorm statistics ([`crate::calibrate`]). `None` for a layer without weights.
+    pub fn accumulators(&self, pixels: &[u8], layer: usize) -> Option<Vec<i64>> {
+        let l = self.net.layers.get(layer)?;
+        let mut s = self.scratch();
+        let mut input: Option<Vec<u64>> = None;
+        if layer > 0 {
+            let mut scores = vec![0; self.net.classes()];
+            self.run_layers::<false>(pixels, &mut s, &mut scores, &mut |i, bits| {
+                if i + 1 == layer {
+                    input = Some(bits.to_vec());
+                }
+            });
+            let input = input?;
+            s.a[..input.len()].copy_from_slice(&input);
+        } else if let InputEncoding::Binary { threshold } = self.net.input.encoding {
+            binarize::<false>(threshold, pixels, &mut s.a);
+        }
+        match l {
+            Layer::Dense(d) => {
+                self.dense_accs::<false>(layer, d, pixels, &mut s);
+                Some(s.acc[..d.outputs()].to_vec())
+            }
+            Layer::Conv2d(c) => {
+                let out = c.output();
+                let mut all = Vec::with_capacity(out.len());
+                for oy in 0..out.height {
+                    for ox in 0..out.width {
+                        self.conv_position::<false>(layer, c, pixels, (oy, ox), &mut s);
+                        all.extend_from_slice(&s.acc[..c.out_channels()]);
                     }
                 }
-                write_fired(acc, &c.thresholds, &mut s.b, (oy * out.width + ox) * m);
+                Some(all)
             }
+            _ => None,
         }
     }
 }

@@ -216,3 +216,55 @@ fn shapes_that_cannot_work_are_refused() {
         assert!(e.to_string().contains("flatten"), "{e}");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Re-estimated BatchNorm statistics are the exact moments of the pre-activations (checked
+    /// for the first layer against the oracle's accumulators), and the refolded model still
+    /// agrees with its float graph on every image.
+    #[test]
+    fn reestimated_batchnorm_is_exact_and_refolds_exactly(seed in any::<u64>()) {
+        let net = folded_cnn(seed);
+        let len = net.input.len();
+        let images = 5;
+        let data = bql_model::dataset::Dataset {
+            height: net.input.height,
+            width: net.input.width,
+            channels: net.input.channels,
+            pixels: random_pixels(seed ^ 7, images, len),
+            labels: vec![0; images],
+        };
+        let new = bql_model::calibrate::reestimate_batchnorm(&net, &data, &|_| {}).unwrap();
+        let Some(FloatLayer::BatchNorm(bns)) = new.float.as_ref().map(|f| &f[0]) else {
+            panic!("layer 0 is a threshold layer")
+        };
+        let Some(FloatLayer::BatchNorm(old)) = net.float.as_ref().map(|f| &f[0]) else {
+            panic!()
+        };
+        let (Layer::Conv2d(c), Some(kind)) = (&net.layers[0], net.layers[0].accumulator()) else {
+            panic!("random CNNs start with a convolution")
+        };
+        let n = c.window_len();
+        let mut values: Vec<Vec<f64>> = vec![Vec::new(); c.out_channels()];
+        for image in data.pixels.chunks(len) {
+            for position in conv_accs(c, &operands(&net, image)) {
+                for (o, acc) in position.into_iter().enumerate() {
+                    let acc = if old[o].gamma < 0.0 { bql_model::semantics::mirror(kind, acc, n) } else { acc };
+                    values[o].push(kind.float_preactivation(acc, n));
+                }
+            }
+        }
+        for (o, v) in values.iter().enumerate() {
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            prop_assert!((bns[o].mean as f64 - mean).abs() <= 1e-5 * mean.abs().max(1.0), "channel {}: {} vs {}", o, bns[o].mean, mean);
+            prop_assert_eq!(bns[o].gamma, old[o].gamma);
+        }
+        let engine = Engine::new(&new);
+        let test = random_pixels(seed ^ 9, 4, len);
+        let (_, classes) = engine.scores_batch(&test);
+        for (i, image) in test.chunks(len).enumerate() {
+            prop_assert_eq!(bql_model::float::classify(&new, image), Some(classes[i]));
+        }
+    }
+}
