@@ -7,7 +7,7 @@
 
 use crate::bits::BitMatrix;
 use crate::error::{Error, ErrorKind, Result};
-use crate::semantics::{fold_batchnorm, AccumulatorKind, BatchNorm};
+use crate::semantics::{AccumulatorKind, BatchNorm};
 
 use super::MapShape;
 
@@ -55,23 +55,7 @@ impl Conv2d {
         accumulator: AccumulatorKind,
         bns: &[BatchNorm],
     ) -> Self {
-        assert_eq!(
-            bns.len(),
-            weights.rows(),
-            "one BatchNorm per output channel"
-        );
-        let n = weights.cols();
-        let thresholds = bns
-            .iter()
-            .enumerate()
-            .map(|(o, bn)| {
-                let f = fold_batchnorm(bn, accumulator, n);
-                if f.negate {
-                    weights.negate_row(o);
-                }
-                f.threshold
-            })
-            .collect();
+        let thresholds = super::dense::fold_rows(&mut weights, accumulator, bns);
         Conv2d {
             input,
             kernel,

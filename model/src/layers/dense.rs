@@ -3,6 +3,28 @@
 use crate::bits::BitMatrix;
 use crate::semantics::{fold_batchnorm, AccumulatorKind, BatchNorm};
 
+/// Folds one BatchNorm per row of `weights` (rows as trained): negates the rows whose gamma is
+/// negative and returns the thresholds ([`fold_batchnorm`], docs/semantics.md 5.1). Shared by
+/// every layer kind with weights.
+pub(crate) fn fold_rows(
+    weights: &mut BitMatrix,
+    accumulator: AccumulatorKind,
+    bns: &[BatchNorm],
+) -> Vec<i64> {
+    assert_eq!(bns.len(), weights.rows(), "one BatchNorm per output");
+    let n = weights.cols();
+    bns.iter()
+        .enumerate()
+        .map(|(o, bn)| {
+            let f = fold_batchnorm(bn, accumulator, n);
+            if f.negate {
+                weights.negate_row(o);
+            }
+            f.threshold
+        })
+        .collect()
+}
+
 /// What a dense layer emits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DenseOutput {
@@ -32,19 +54,7 @@ impl Dense {
         accumulator: AccumulatorKind,
         bns: &[BatchNorm],
     ) -> Self {
-        assert_eq!(bns.len(), weights.rows(), "one BatchNorm per neuron");
-        let n = weights.cols();
-        let thresholds = bns
-            .iter()
-            .enumerate()
-            .map(|(o, bn)| {
-                let f = fold_batchnorm(bn, accumulator, n);
-                if f.negate {
-                    weights.negate_row(o);
-                }
-                f.threshold
-            })
-            .collect();
+        let thresholds = fold_rows(&mut weights, accumulator, bns);
         Dense {
             weights,
             accumulator,
