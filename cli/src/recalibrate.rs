@@ -55,6 +55,19 @@ pub fn run(a: Args) -> Result<()> {
         )
     })
     .with_context(|| format!("recalibrating {source}"))?;
+    let mut recalibrated = recalibrated;
+    if let Some(p) = recalibrated.provenance.as_object_mut() {
+        p.insert(
+            "bn_reestimated".into(),
+            format!(
+                "bql recalibrate {}: BatchNorm statistics from the first {} training images of {}",
+                env!("CARGO_PKG_VERSION"),
+                train.len(),
+                a.dataset.as_deref().unwrap_or("the default dataset")
+            )
+            .into(),
+        );
+    }
     let after = accuracy(&recalibrated, &test);
     let validation_after = validation.as_ref().map(|v| accuracy(&recalibrated, v));
     bql_model::format::save(&recalibrated, &a.out)
