@@ -316,6 +316,32 @@ fn a_cnn_trains_deterministically_evaluates_and_benchmarks() {
     ]);
     assert!(bench["images_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(bench["macs_per_image"], macs);
+    // BatchNorm re-estimated on 800 training images (200 left for validation), refolded exactly.
+    let r = d.join("recalibrated.bqm");
+    let v = json(&[
+        "recalibrate",
+        "--json",
+        "--dataset",
+        "mnist-slice",
+        "--limit",
+        "800",
+        "--model",
+        model,
+        "--out",
+        r.to_str().unwrap(),
+    ]);
+    assert_eq!(v["images"], 800);
+    assert_eq!(v["validation_images"], 200);
+    let e = json(&[
+        "eval",
+        "--json",
+        "--dataset",
+        "mnist-slice",
+        "--model",
+        r.to_str().unwrap(),
+    ]);
+    assert_eq!(e["float_disagreements"], 0);
+    assert_eq!(e["accuracy"], v["test_accuracy_after"]);
     // The 8-bit first layer trains and folds too.
     let (u8_model, v) = train_cnn(&d, "u8.bqm", &["--input", "u8"]);
     assert!(v["accuracy"].as_f64().unwrap() > 0.3, "{v}");
