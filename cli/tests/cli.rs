@@ -30,6 +30,18 @@ fn json(args: &[&str]) -> serde_json::Value {
     })
 }
 
+/// `bql eval --json` of a model on the committed slice.
+fn eval_on_slice(model: &str) -> serde_json::Value {
+    json(&[
+        "eval",
+        "--json",
+        "--dataset",
+        "mnist-slice",
+        "--model",
+        model,
+    ])
+}
+
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("bql-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -103,14 +115,7 @@ fn train_is_deterministic_and_its_model_loads() {
         std::fs::read(&b).unwrap(),
         "same seed, same model"
     );
-    let e = json(&[
-        "eval",
-        "--json",
-        "--dataset",
-        "mnist-slice",
-        "--model",
-        a.to_str().unwrap(),
-    ]);
+    let e = eval_on_slice(a.to_str().unwrap());
     assert_eq!(e["float_disagreements"], 0);
     let i = json(&["info", "--json", "--model", a.to_str().unwrap()]);
     assert_eq!(i["arch"], "784-48-10");
@@ -268,14 +273,7 @@ fn a_cnn_trains_deterministically_evaluates_and_benchmarks() {
         "same seed, same CNN"
     );
     let model = a.to_str().unwrap();
-    let e = json(&[
-        "eval",
-        "--json",
-        "--dataset",
-        "mnist-slice",
-        "--model",
-        model,
-    ]);
+    let e = eval_on_slice(model);
     assert_eq!(e["float_disagreements"], 0);
     assert_eq!(e["accuracy"], v["accuracy"]);
     let i = json(&["info", "--json", "--model", model]);
@@ -332,27 +330,13 @@ fn a_cnn_trains_deterministically_evaluates_and_benchmarks() {
     ]);
     assert_eq!(v["images"], 800);
     assert_eq!(v["validation_images"], 200);
-    let e = json(&[
-        "eval",
-        "--json",
-        "--dataset",
-        "mnist-slice",
-        "--model",
-        r.to_str().unwrap(),
-    ]);
+    let e = eval_on_slice(r.to_str().unwrap());
     assert_eq!(e["float_disagreements"], 0);
     assert_eq!(e["accuracy"], v["test_accuracy_after"]);
     // The 8-bit first layer trains and folds too.
     let (u8_model, v) = train_cnn(&d, "u8.bqm", &["--input", "u8"]);
     assert!(v["accuracy"].as_f64().unwrap() > 0.3, "{v}");
-    let e = json(&[
-        "eval",
-        "--json",
-        "--dataset",
-        "mnist-slice",
-        "--model",
-        u8_model.to_str().unwrap(),
-    ]);
+    let e = eval_on_slice(u8_model.to_str().unwrap());
     assert_eq!(e["float_disagreements"], 0);
     // The hardware generator refuses convolutions clearly (the CNN hardware issue adds them).
     let out = bql(&[
