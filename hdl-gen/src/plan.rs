@@ -531,6 +531,14 @@ fn plan_within(
                 l.outputs, l.inputs
             )));
         }
+        let depth = l.outputs.div_ceil(p) * l.inputs.div_ceil(s);
+        if depth > bql_protocol::MAX_MEMORY_WORDS {
+            return Err(Error::invalid(format!(
+                "--fold {i}:{p}:{s}: layer {i}'s weight memory would be {depth} words deep, more \
+                 than the {} the link can address; raise P or S",
+                bql_protocol::MAX_MEMORY_WORDS
+            )));
+        }
     }
     let lut_budget = (dev.luts as f64 * dev.lut_fill) as usize;
     // Per layer, every (P, S) option with its estimate in each input mode (the mode depends
@@ -551,6 +559,10 @@ fn plan_within(
                         if (p, s) != (fp, fs) {
                             continue;
                         }
+                    }
+                    if t.outputs.div_ceil(p) * t.inputs.div_ceil(s) > bql_protocol::MAX_MEMORY_WORDS
+                    {
+                        continue;
                     }
                     for mem in mem_kinds(dev) {
                         let mut l = LayerPlan {

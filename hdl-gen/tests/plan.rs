@@ -105,3 +105,17 @@ fn input_mode_indices_follow_their_list() {
         assert_eq!(m.index(), i, "{m:?}");
     }
 }
+
+/// A 1-layer 219 -> 300 network folded to a single lane would need a 65,700-word weight
+/// memory: more than the link's 16-bit address reaches (a random fold once generated a design
+/// whose address port was wider than the link's register). Pinned, it is refused with the
+/// reason; left to the planner, such folds are never chosen.
+#[test]
+fn memories_deeper_than_the_link_can_address_are_refused() {
+    let net = bql_model::testing::random_network(219, &[300], false, 0, 3, false);
+    let b = board::load(&root().join("constraints"), "ulx3s").unwrap();
+    let err = plan::plan(&net, &b.device, &[(0, 1, 1)], None).unwrap_err();
+    assert!(err.to_string().contains("65700 words deep"), "{err}");
+    let p = plan::plan(&net, &b.device, &[], Some(1 << 20)).unwrap();
+    assert!(p.layers[0].cycles() <= bql_protocol::MAX_MEMORY_WORDS);
+}

@@ -33,6 +33,9 @@ pub const CRC_INIT: u16 = 0xFFFF;
 pub const MAX_IN_FLIGHT: usize = 4;
 /// Frame slots in the receive buffer: while one executes, the next can arrive.
 pub const SLOTS: usize = 2;
+/// Words a `WRITE` can address in one memory (its address is a u16): the deepest memory a
+/// design may have.
+pub const MAX_MEMORY_WORDS: usize = 1 << 16;
 
 /// Request opcodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -33,7 +33,11 @@ pub fn random_folds(
         .enumerate()
         .map(|(i, l)| {
             let p = rng.range(1, l.output_len().min(max_p) as i64) as usize;
-            let s = rng.range(1, l.input_len().min(max_s) as i64) as usize;
+            let mut s = rng.range(1, l.input_len().min(max_s) as i64) as usize;
+            // A design's memories hold at most 2^16 words (the link's u16 address).
+            while l.output_len().div_ceil(p) * l.input_len().div_ceil(s) > 1 << 16 {
+                s += 1;
+            }
             (i, p, s)
         })
         .collect()
