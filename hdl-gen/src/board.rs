@@ -187,7 +187,7 @@ pub fn load(dir: &Path, id: &str) -> Result<Board> {
 /// Every board in `dir`, sorted by id.
 pub fn list(dir: &Path) -> Result<Vec<Board>> {
     let mut ids: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(format!("cannot read {}: {e}", dir.display())))?
+        .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let p = e.path();

@@ -14,6 +14,9 @@ pub enum ErrorKind {
     Invalid,
     /// Writing the output folder failed.
     Io,
+    /// The checking pass found a fault in a generated module: a bug in the generator, not in
+    /// the model or the options.
+    Check,
 }
 
 /// A generator error with a message a person can act on.
@@ -21,6 +24,7 @@ pub enum ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl Error {
@@ -28,24 +32,35 @@ impl Error {
         Error {
             kind: ErrorKind::DoesNotFit,
             message: m,
+            source: None,
         }
     }
     pub(crate) fn unsupported(m: String) -> Self {
         Error {
             kind: ErrorKind::Unsupported,
             message: m,
+            source: None,
         }
     }
     pub(crate) fn invalid(m: String) -> Self {
         Error {
             kind: ErrorKind::Invalid,
             message: m,
+            source: None,
         }
     }
-    pub(crate) fn io(m: String) -> Self {
+    pub(crate) fn io(m: String, source: std::io::Error) -> Self {
         Error {
             kind: ErrorKind::Io,
             message: m,
+            source: Some(Box::new(source)),
+        }
+    }
+    pub(crate) fn check(e: crate::check::CheckError) -> Self {
+        Error {
+            kind: ErrorKind::Check,
+            message: format!("generator bug, found by the checking pass: {e}"),
+            source: Some(Box::new(e)),
         }
     }
     /// The kind of failure.
@@ -60,7 +75,13 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Result with the generator's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

@@ -276,8 +276,10 @@ pub enum Item {
         name: String,
         /// Parameters and their Verilog values.
         params: Vec<(String, String)>,
-        /// Port connections.
-        conns: Vec<(String, Expr)>,
+        /// Input port connections.
+        inputs: Vec<(String, Expr)>,
+        /// Output port connections (each drives its net).
+        outputs: Vec<(String, Expr)>,
     },
 }
 

@@ -26,6 +26,7 @@ pub mod blocks {
     pub mod uart;
 }
 pub mod board;
+pub mod check;
 mod error;
 pub mod ir;
 pub mod memfiles;
@@ -161,10 +162,10 @@ impl Design {
             let p = dir.join(name);
             if let Some(parent) = p.parent() {
                 std::fs::create_dir_all(parent)
-                    .map_err(|e| Error::io(format!("cannot create {}: {e}", parent.display())))?;
+                    .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
             }
             std::fs::write(&p, text)
-                .map_err(|e| Error::io(format!("cannot write {}: {e}", p.display())))?;
+                .map_err(|e| Error::io(format!("cannot write {}", p.display()), e))?;
         }
         Ok(())
     }
@@ -332,6 +333,8 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
         let md = blocks::clock::module(board, p, &header);
         modules.insert(md.name.clone(), md);
     }
+    // Pass 3: check every module (widths, names, drivers, uses) before anything is printed.
+    check::check_design(modules.values()).map_err(Error::check)?;
     let mut files = BTreeMap::new();
     match opts.dump_after {
         Some(Pass::Plan) => {
@@ -343,7 +346,7 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
         }
         None => {}
     }
-    // Pass 3: print.
+    // Pass 4: print.
     for (name, mut m) in modules {
         if !["bql_core", "bql_top", "bql_board"].contains(&m.name.as_str()) {
             let mut doc = header.clone();
@@ -352,7 +355,7 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
         }
         files.insert(format!("rtl/{name}.v"), verilog::module(&m));
     }
-    // Pass 4: memory images.
+    // Pass 5: memory images.
     for l in &plan.layers {
         files.insert(
             format!("rtl/{}", l.weights_file()),

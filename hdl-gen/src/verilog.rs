@@ -155,12 +155,14 @@ pub fn module(m: &Module) -> String {
                 module,
                 name,
                 params,
-                conns,
+                inputs,
+                outputs,
             } => {
                 let _ = writeln!(out, "    {module} #(");
                 out.push_str(&named_list(params.iter().map(|(n, v)| (n, v.clone()))));
                 let _ = writeln!(out, "\n    ) {name} (");
-                out.push_str(&named_list(conns.iter().map(|(p, e)| (p, expr(e)))));
+                let conns = inputs.iter().chain(outputs);
+                out.push_str(&named_list(conns.map(|(p, e)| (p, expr(e)))));
                 out.push_str("\n    );\n");
             }
         }

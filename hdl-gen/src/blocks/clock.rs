@@ -83,12 +83,14 @@ pub fn module(b: &Board, pll: &Pll, header: &[String]) -> Module {
                     ("DIVQ".into(), format!("3'd{}", p.divq)),
                     ("FILTER_RANGE".into(), format!("3'd{}", p.filter_range)),
                 ],
-                conns: vec![
+                inputs: vec![
                     (input.into(), e::r("clk")),
-                    ("PLLOUTGLOBAL".into(), e::r("pll_clk")),
-                    ("LOCK".into(), e::r("pll_locked")),
                     ("RESETB".into(), e::k(1, 1)),
                     ("BYPASS".into(), e::k(1, 0)),
+                ],
+                outputs: vec![
+                    ("PLLOUTGLOBAL".into(), e::r("pll_clk")),
+                    ("LOCK".into(), e::r("pll_locked")),
                 ],
             });
         }
@@ -105,11 +107,13 @@ pub fn module(b: &Board, pll: &Pll, header: &[String]) -> Module {
                     ("CLKOP_ENABLE".into(), "\"ENABLED\"".into()),
                     ("FEEDBK_PATH".into(), "\"CLKOP\"".into()),
                 ],
-                conns: vec![
-                    ("CLKI".into(), e::r("clk")),
-                    ("CLKFB".into(), e::r("pll_clk")),
+                outputs: vec![
                     ("CLKOP".into(), e::r("pll_clk")),
                     ("LOCK".into(), e::r("pll_locked")),
+                ],
+                inputs: vec![
+                    ("CLKI".into(), e::r("clk")),
+                    ("CLKFB".into(), e::r("pll_clk")),
                     ("RST".into(), e::k(1, 0)),
                     ("STDBY".into(), e::k(1, 0)),
                     ("PHASESEL0".into(), e::k(1, 0)),
