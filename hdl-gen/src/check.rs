@@ -330,7 +330,7 @@ impl Checker<'_> {
         let (Decl::Memory { depth, .. }, width) = (s.decl, s.width) else {
             return Err(self.fail(CheckKind::WidthMismatch, n, "not a memory".into()));
         };
-        let want = crate::blocks::mvtu::bits_for(depth.max(2) - 1);
+        let want = crate::ir::bits_for(depth.max(2) - 1);
         let wa = self.expr(addr)?;
         if wa != want {
             return Err(self.fail(

@@ -1,6 +1,11 @@
 //! The hardware IR: modules, ports, nets, registers, memories, instances and expressions, with
 //! widths known at run time. Blocks build it; `verilog` prints it and makes no decisions.
 
+/// Bits needed to count `0..=n` (at least 1): the width of a counter, address or index.
+pub fn bits_for(n: usize) -> usize {
+    (usize::BITS - n.leading_zeros()).max(1) as usize
+}
+
 /// Port direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dir {
@@ -91,6 +96,106 @@ pub enum Expr {
     Repl(usize, Box<Expr>),
     /// `c ? a : b`
     Mux(Box<Expr>, Box<Expr>, Box<Expr>),
+}
+
+/// A declared signal, as the declaring call returns it: its name and width. Builders refer to
+/// signals through these handles rather than through strings, so a name cannot be misspelt, a
+/// slice is checked against the width when it is built, and constants compared with or
+/// assigned to a signal take its width.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sig {
+    name: String,
+    width: usize,
+}
+
+impl Sig {
+    /// The handle of a signal declared elsewhere (a port of another module, for instance).
+    pub fn new(name: impl Into<String>, width: usize) -> Self {
+        Sig {
+            name: name.into(),
+            width,
+        }
+    }
+    /// Name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Width in bits.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+    /// The whole signal as an expression.
+    pub fn e(&self) -> Expr {
+        Expr::Ref(self.name.clone())
+    }
+    /// Bit `i`.
+    pub fn bit(&self, i: usize) -> Expr {
+        assert!(i < self.width, "{}[{i}] of {} bits", self.name, self.width);
+        Expr::Bit(self.name.clone(), i)
+    }
+    /// Bits `hi..=lo`.
+    pub fn slice(&self, hi: usize, lo: usize) -> Expr {
+        assert!(
+            lo <= hi && hi < self.width,
+            "{}[{hi}:{lo}] of {} bits",
+            self.name,
+            self.width
+        );
+        Expr::Slice(self.name.clone(), hi, lo)
+    }
+    /// A constant of this signal's width.
+    pub fn k(&self, value: u64) -> Expr {
+        e::k(self.width, value)
+    }
+    /// `self == value`.
+    pub fn is(&self, value: u64) -> Expr {
+        e::eq(self.e(), self.k(value))
+    }
+    /// `self <= value;`
+    pub fn set(&self, value: Expr) -> Stmt {
+        Stmt::Assign(self.e(), value)
+    }
+    /// `self <= width'dvalue;`
+    pub fn set_k(&self, value: u64) -> Stmt {
+        self.set(self.k(value))
+    }
+    /// `self <= self + 1;` (wrapping).
+    pub fn inc(&self) -> Stmt {
+        self.set(e::add(self.e(), self.k(1)))
+    }
+}
+
+impl From<&Sig> for Expr {
+    fn from(s: &Sig) -> Expr {
+        s.e()
+    }
+}
+
+/// A declared memory: reads and writes through its handle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mem {
+    name: String,
+    width: usize,
+    depth: usize,
+}
+
+impl Mem {
+    /// Word width.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+    /// Words.
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+    /// `mem[addr]`.
+    pub fn read(&self, addr: Expr) -> Expr {
+        Expr::MemRead(self.name.clone(), Box::new(addr))
+    }
+    /// `mem[addr] <= data;`
+    pub fn write(&self, addr: Expr, data: Expr) -> Stmt {
+        Stmt::MemWrite(self.name.clone(), addr, data)
+    }
 }
 
 /// Shorthands for building expressions.
@@ -307,43 +412,64 @@ impl Module {
         }
     }
     /// Adds an input port.
-    pub fn input(&mut self, name: &str, width: usize) {
-        self.ports.push(Port {
-            name: name.into(),
-            dir: Dir::In,
-            width,
-            is_reg: false,
-        });
+    pub fn input(&mut self, name: &str, width: usize) -> Sig {
+        self.port(name, Dir::In, width, false)
     }
     /// Adds an output driven by `assign`.
-    pub fn output(&mut self, name: &str, width: usize) {
-        self.ports.push(Port {
-            name: name.into(),
-            dir: Dir::Out,
-            width,
-            is_reg: false,
-        });
+    pub fn output(&mut self, name: &str, width: usize) -> Sig {
+        self.port(name, Dir::Out, width, false)
     }
     /// Adds an output driven from an `always` block.
-    pub fn output_reg(&mut self, name: &str, width: usize) {
+    pub fn output_reg(&mut self, name: &str, width: usize) -> Sig {
+        self.port(name, Dir::Out, width, true)
+    }
+    fn port(&mut self, name: &str, dir: Dir, width: usize, is_reg: bool) -> Sig {
         self.ports.push(Port {
             name: name.into(),
-            dir: Dir::Out,
+            dir,
             width,
-            is_reg: true,
+            is_reg,
         });
+        Sig::new(name, width)
     }
     /// Adds an item.
     pub fn push(&mut self, item: Item) {
         self.items.push(item);
     }
     /// Declares a wire and assigns it.
-    pub fn wire(&mut self, name: &str, width: usize, value: Expr) {
+    pub fn wire(&mut self, name: &str, width: usize, value: Expr) -> Sig {
         self.items.push(Item::Wire(name.into(), width));
         self.items.push(Item::Assign(Expr::Ref(name.into()), value));
+        Sig::new(name, width)
+    }
+    /// Declares a wire that something else drives (an instance output).
+    pub fn net(&mut self, name: &str, width: usize) -> Sig {
+        self.items.push(Item::Wire(name.into(), width));
+        Sig::new(name, width)
     }
     /// Declares a register (control registers get their value from the synchronous reset).
-    pub fn reg(&mut self, name: &str, width: usize) {
+    pub fn reg(&mut self, name: &str, width: usize) -> Sig {
         self.items.push(Item::Reg(name.into(), width));
+        Sig::new(name, width)
+    }
+    /// Declares a register with a power-on value.
+    pub fn reg_init(&mut self, name: &str, width: usize, value: u64) -> Sig {
+        self.items.push(Item::RegInit(name.into(), width, value));
+        Sig::new(name, width)
+    }
+    /// Declares a memory without an initial image.
+    pub fn memory(&mut self, name: &str, width: usize, depth: usize) -> Mem {
+        self.items.push(Item::Memory {
+            name: name.into(),
+            width,
+            depth,
+            init: None,
+            block_ram: false,
+        });
+        Mem {
+            name: name.into(),
+            width,
+            depth,
+        }
     }
 }

@@ -308,7 +308,7 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     ];
     let mut modules = BTreeMap::new();
     for l in &plan.layers {
-        let t = blocks::mvtu::tree(l);
+        let t = l.tree();
         modules.insert(t.name(), t.module());
         modules.insert(l.mvtu_name(), blocks::mvtu::module(l));
         if l.input == plan::InputMode::Buffer {

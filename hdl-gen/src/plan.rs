@@ -6,6 +6,7 @@ use bql_model::semantics::AccumulatorKind;
 use bql_model::Network;
 use serde::Serialize;
 
+use crate::blocks::tree::Tree;
 use crate::board::{Device, SPRAM_SHAPE};
 use crate::error::{Error, Result};
 
@@ -107,13 +108,23 @@ impl LayerPlan {
     pub fn lanes(&self) -> usize {
         self.pe * self.simd
     }
+    /// The adder tree each PE sums its lanes with: popcount of single-bit lanes, or a signed
+    /// sum of 9-bit pixel terms for an 8-bit first layer.
+    pub fn tree(&self) -> Tree {
+        Tree {
+            terms: self.simd,
+            term_width: if self.pixel_input { 9 } else { 1 },
+            signed: self.pixel_input,
+            stride: crate::blocks::tree::STRIDE,
+        }
+    }
     /// Accumulator width.
     pub fn acc_width(&self) -> usize {
-        let tree = crate::blocks::mvtu::tree(self).out_width();
+        let tree = self.tree().out_width();
         let need = if self.pixel_input {
             AccumulatorKind::SignedPixelSum.bits(self.inputs) as usize
         } else {
-            crate::blocks::mvtu::bits_for(self.inputs)
+            crate::ir::bits_for(self.inputs)
         };
         need.max(tree)
     }
@@ -122,7 +133,7 @@ impl LayerPlan {
         if self.pixel_input {
             self.acc_width()
         } else {
-            crate::blocks::mvtu::bits_for(self.inputs + 1)
+            crate::ir::bits_for(self.inputs + 1)
         }
     }
     /// Module name.
@@ -143,7 +154,7 @@ impl LayerPlan {
     }
     /// Address width of the input buffer: a half-select bit above the fold counter's width.
     pub fn inbuf_addr_width(&self) -> usize {
-        1 + crate::blocks::mvtu::bits_for(self.sf() - 1)
+        1 + crate::ir::bits_for(self.sf() - 1)
     }
     /// Threshold memory image file.
     pub fn thresholds_file(&self) -> String {
@@ -455,7 +466,7 @@ pub fn input_beats(l0: &LayerPlan) -> usize {
 }
 
 fn drain(l: &LayerPlan) -> usize {
-    crate::blocks::mvtu::tree(l).latency() + 4
+    l.tree().latency() + 4
 }
 
 /// Whether a layer should overlap its next input with its drain.

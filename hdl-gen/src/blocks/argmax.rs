@@ -1,7 +1,7 @@
 //! Argmax over the last layer's scores, one class per cycle; ties keep the lowest index
 //! (docs/semantics.md section 6).
 
-use crate::blocks::mvtu::bits_for;
+use crate::ir::bits_for;
 use crate::ir::{e, BinOp, Expr, Item, Module, Stmt};
 
 /// Builds `argmax_<m>x<w>`: `m` scores of `w` bits, signed or unsigned.

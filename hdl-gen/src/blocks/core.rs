@@ -5,7 +5,7 @@
 
 use bql_model::InputEncoding;
 
-use crate::blocks::mvtu::bits_for;
+use crate::ir::bits_for;
 use crate::ir::{e, BinOp, Expr, Item, Module, Stmt};
 use crate::plan::{InputMode, LayerPlan, OutputKind, Plan};
 

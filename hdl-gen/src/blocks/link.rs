@@ -18,7 +18,7 @@ use bql_model::InputEncoding;
 use bql_protocol::{Code, Info, Op, CRC_INIT, MAX_IN_FLIGHT, PING_MAGIC, SYNC_REQUEST};
 
 use crate::blocks::core::CoreInterface;
-use crate::blocks::mvtu::bits_for;
+use crate::ir::bits_for;
 use crate::ir::{e, s, Expr, Item, Module, Stmt};
 
 /// Constants of a generated top level.

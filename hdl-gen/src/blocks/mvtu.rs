@@ -9,34 +9,10 @@
 //! Binary layers count disagreements `d` (padding lanes are 0 on both sides, so they add 0)
 //! and fire when `d < N + 1 - T`: the threshold memory holds `N + 1 - T` (docs/hardware.md).
 
-use crate::blocks::tree::Tree;
 use crate::board::SPRAM_SHAPE;
+use crate::ir::bits_for;
 use crate::ir::{e, BinOp, Expr, Item, Module, Stmt};
 use crate::plan::{InputMode, LayerPlan, MemKind, OutputKind};
-
-/// Bits needed to count `0..=n`.
-pub fn bits_for(n: usize) -> usize {
-    (usize::BITS - n.leading_zeros()).max(1) as usize
-}
-
-/// The adder tree a layer's PEs use.
-pub fn tree(l: &LayerPlan) -> Tree {
-    if l.pixel_input {
-        Tree {
-            terms: l.simd,
-            term_width: 9,
-            signed: true,
-            stride: crate::blocks::tree::STRIDE,
-        }
-    } else {
-        Tree {
-            terms: l.simd,
-            term_width: 1,
-            signed: false,
-            stride: crate::blocks::tree::STRIDE,
-        }
-    }
-}
 
 /// Width of one input element (1 bit, or 8 for pixels).
 pub fn elem_width(l: &LayerPlan) -> usize {
@@ -51,7 +27,7 @@ pub fn elem_width(l: &LayerPlan) -> usize {
 pub fn module(l: &LayerPlan) -> Module {
     let (n, m, p, s, nf, sf) = (l.inputs, l.outputs, l.pe, l.simd, l.nf(), l.sf());
     let ew = elem_width(l);
-    let t = tree(l);
+    let t = l.tree();
     let lat = t.latency();
     let cw = t.out_width(); // per-fold count / sum width
     let aw = l.acc_width(); // accumulator width
@@ -115,8 +91,12 @@ pub fn module(l: &LayerPlan) -> Module {
     md.reg("sf", sf_w);
     match l.input {
         // The producer holds the vector until `in_ready` says the last fold has read it.
-        InputMode::Hold => md.wire("in_buf", n * ew, e::r("in_vec")),
-        InputMode::Register => md.reg("in_buf", n * ew),
+        InputMode::Hold => {
+            md.wire("in_buf", n * ew, e::r("in_vec"));
+        }
+        InputMode::Register => {
+            md.reg("in_buf", n * ew);
+        }
         InputMode::Buffer => md.push(Item::Assign(e::r("in_rd_addr"), e::r("sf"))),
     }
     md.push(Item::Wire("draining".into(), 1));

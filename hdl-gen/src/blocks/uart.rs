@@ -2,7 +2,7 @@
 //! (the divisor is a generation constant: `bql gen` computes it from the board clock and baud
 //! rate, `bql sim --serve` uses a small simulation-only divisor).
 
-use crate::blocks::mvtu::bits_for;
+use crate::ir::bits_for;
 use crate::ir::{e, s, Item, Module};
 
 /// Builds `uart_rx_d<div>`: a two-flop synchronizer, start-bit detection, sampling in the
