@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use bql_hdl_gen::board;
-use bql_toolchain::{report, BuildError, BuildReport, Tools};
+use bql_toolchain::{report, BuildReport, ErrorKind, Tools};
 
 use crate::defaults;
 
@@ -29,7 +29,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let root = defaults::project_root();
     design.write(&dir)?;
-    let tools = Tools::locate(b.file.family, &root).map_err(anyhow::Error::msg)?;
+    let tools = Tools::locate(b.file.family, &root)?;
     // The design clock: the board's oscillator, or the PLL's output with --clock.
     let target = design.clock_mhz;
     let t = Instant::now();
@@ -64,11 +64,17 @@ pub fn run(a: Args) -> Result<()> {
     let total = t.elapsed().as_secs_f64();
     let r = match result {
         Ok(r) => r,
-        Err(BuildError::Timing(r)) => {
-            print_report(&a, &design, &b, &dir, &r, total, &source)?;
-            bail!("{}", BuildError::Timing(r));
+        Err(e) if e.kind() == ErrorKind::Timing => {
+            if let Some(r) = e.report() {
+                print_report(&a, &design, &b, &dir, r, total, &source)?;
+            }
+            return Err(e.into());
         }
-        Err(e) => bail!("building {source} for {}: {e}", b.file.name),
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context(format!("building {source} for {}", b.file.name))
+            )
+        }
     };
     print_report(&a, &design, &b, &dir, &r, total, &source)
 }

@@ -72,15 +72,13 @@ pub fn run(a: Args) -> Result<()> {
             .join("build")
             .join(format!("board-{}", a.board));
         design.write(&dir)?;
-        let tool =
-            bql_sim::tools::verilator(&defaults::project_root()).map_err(anyhow::Error::msg)?;
+        let tool = bql_sim::tools::verilator(&defaults::project_root())?;
         eprintln!(
             "starting the simulated {} (Verilator build in {}) ...",
             b.file.name,
             dir.join("verilator-board").display()
         );
-        let sb = bql_sim::serve::SimBoard::start(&tool, &design, &dir, None)
-            .map_err(anyhow::Error::msg)?;
+        let sb = bql_sim::serve::SimBoard::start(&tool, &design, &dir, None)?;
         let p = sb.path.display().to_string();
         eprintln!(
             "simulated board on {p} ({} clocks per UART bit{})",
@@ -96,7 +94,7 @@ pub fn run(a: Args) -> Result<()> {
     let mut client = Client::new(serial);
     client.policy.window = a.window.max(1);
     let cycles_before = match sim_board.as_mut() {
-        Some(sb) => Some(sb.cycles().map_err(anyhow::Error::msg)?),
+        Some(sb) => Some(sb.cycles()?),
         None => None,
     };
     let pb = progress::bar(data.len() as u64, "inferences");
@@ -125,7 +123,7 @@ pub fn run(a: Args) -> Result<()> {
     .with_context(|| format!("running on {port}"))?;
     pb.finish_and_clear();
     let sim_cycles = match (sim_board.as_mut(), cycles_before) {
-        (Some(sb), Some(c0)) => Some(sb.cycles().map_err(anyhow::Error::msg)? - c0),
+        (Some(sb), Some(c0)) => Some(sb.cycles()? - c0),
         _ => None,
     };
     // What the line and the design allow at the board's real rate.

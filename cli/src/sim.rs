@@ -90,7 +90,7 @@ fn icarus(a: &Args) -> Result<()> {
         design,
         dir,
     } = prepare(a, 20, "icarus")?;
-    let tool = bql_sim::tools::iverilog().map_err(anyhow::Error::msg)?;
+    let tool = bql_sim::tools::iverilog()?;
     let writes = bql_sim::harness::config_writes(&net, &design.plan, a.load_all);
     eprintln!(
         "simulating {} images in Icarus Verilog ({} configuration writes first) ...",
@@ -105,8 +105,7 @@ fn icarus(a: &Args) -> Result<()> {
         &data.pixels,
         data.image_len(),
         net.classes(),
-    )
-    .map_err(anyhow::Error::msg)?;
+    )?;
     let engine = Engine::new(&net);
     let (scores, classes) = engine.scores_batch(&data.pixels);
     let k = net.classes();
@@ -149,7 +148,7 @@ fn serve(a: &Args) -> Result<()> {
     let root = defaults::project_root();
     let dir = root.join("build").join(format!("board-{}", a.board));
     design.write(&dir)?;
-    let tool = bql_sim::tools::verilator(&root).map_err(anyhow::Error::msg)?;
+    let tool = bql_sim::tools::verilator(&root)?;
     eprintln!(
         "building the board simulator in {} ...",
         dir.join("verilator-board").display()
@@ -159,8 +158,7 @@ fn serve(a: &Args) -> Result<()> {
     } else {
         root.join(&a.link)
     };
-    let mut sb = bql_sim::serve::SimBoard::start(&tool, &design, &dir, Some(&link))
-        .map_err(anyhow::Error::msg)?;
+    let mut sb = bql_sim::serve::SimBoard::start(&tool, &design, &dir, Some(&link))?;
     println!(
         "simulated {} serving on {} (symlink {}), {} clocks per UART bit",
         b.file.name,
@@ -178,7 +176,7 @@ fn serve(a: &Args) -> Result<()> {
         link.display(),
         a.board
     );
-    sb.wait().map_err(anyhow::Error::msg)
+    Ok(sb.wait()?)
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -197,14 +195,13 @@ pub fn run(a: Args) -> Result<()> {
         design,
         dir,
     } = prepare(&a, 1000, "sim")?;
-    let tool = bql_sim::tools::verilator(&defaults::project_root()).map_err(anyhow::Error::msg)?;
+    let tool = bql_sim::tools::verilator(&defaults::project_root())?;
     let t = Instant::now();
     eprintln!(
         "building the Verilator model in {} ...",
         dir.join("verilator").display()
     );
-    let built = bql_sim::verilator::build(&tool, &design, &dir, net.classes())
-        .map_err(anyhow::Error::msg)?;
+    let built = bql_sim::verilator::build(&tool, &design, &dir, net.classes())?;
     let build_s = t.elapsed().as_secs_f64();
     if built.cached {
         eprintln!(
@@ -227,7 +224,7 @@ pub fn run(a: Args) -> Result<()> {
         image_len: data.image_len(),
         max_cycles,
     };
-    let batch = bql_sim::verilator::run(&built, job, &dir).map_err(anyhow::Error::msg)?;
+    let batch = bql_sim::verilator::run(&built, job, &dir)?;
     let engine = Engine::new(&net);
     let (scores, classes) = engine.scores_batch(&data.pixels);
     let k = net.classes();

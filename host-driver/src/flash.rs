@@ -5,11 +5,6 @@ use std::process::Command;
 
 use crate::error::{Error, ErrorKind, Result};
 
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
-
 /// Programs `bitstream` into the board `loader_board` (openFPGALoader's board name, e.g.
 /// `icebreaker`, `ulx3s`); `ice40` allows iceprog as the fallback. Returns the programmer's
 /// output.
@@ -23,27 +18,23 @@ pub fn flash(loader_board: &str, ice40: bool, bitstream: &Path) -> Result<String
             ),
         ));
     }
-    let mut cmd = if on_path("openFPGALoader") {
-        let mut c = Command::new("openFPGALoader");
-        c.args(["-b", loader_board]).arg(bitstream);
-        c
-    } else if ice40 && on_path("iceprog") {
-        let mut c = Command::new("iceprog");
-        c.arg(bitstream);
-        c
-    } else {
-        return Err(Error::new(
-            ErrorKind::Io,
-            format!(
-                "no programmer found: install openFPGALoader (Debian: apt install \
-                 openfpgaloader){}",
-                if ice40 {
-                    " or iceprog (apt install fpga-icestorm)"
-                } else {
-                    ""
-                }
-            ),
-        ));
+    // openFPGALoader for every board; iceprog as the iCE40 fallback. Both found through
+    // bql-locate (OPENFPGALOADER / ICEPROG, then PATH).
+    let loader = bql_locate::find(&bql_locate::programs::OPENFPGALOADER, None);
+    let mut cmd = match (loader, ice40) {
+        (Ok(l), _) => {
+            let mut c = Command::new(l.program);
+            c.args(["-b", loader_board]).arg(bitstream);
+            c
+        }
+        (Err(missing), true) => {
+            let iceprog = bql_locate::find(&bql_locate::programs::ICEPROG, None)
+                .map_err(|e| Error::new(ErrorKind::Io, format!("{missing}; {e}")))?;
+            let mut c = Command::new(iceprog.program);
+            c.arg(bitstream);
+            c
+        }
+        (Err(missing), false) => return Err(Error::new(ErrorKind::Io, missing.to_string())),
     };
     let out = cmd
         .output()

@@ -112,7 +112,7 @@ pub fn run(
     pixels: &[u8],
     image_len: usize,
     classes: usize,
-) -> Result<(Results, f64), String> {
+) -> crate::Result<(Results, f64)> {
     let rtl = dir.join("rtl");
     let ifc = &design.interface;
     let images = pixels.len() / image_len;
@@ -124,7 +124,8 @@ pub fn run(
         }
     }
     let write = |name: &str, text: String| {
-        std::fs::write(rtl.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))
+        std::fs::write(rtl.join(name), text)
+            .map_err(|e| crate::Error::io(format!("cannot write {name}"), e))
     };
     write("beats.hex", hex)?;
     let latency: usize = design
@@ -155,23 +156,25 @@ pub fn run(
     cmd.args(design.rtl_sources());
     let out = cmd
         .output()
-        .map_err(|e| format!("cannot run iverilog: {e}"))?;
+        .map_err(|e| crate::Error::io("cannot run iverilog".into(), e))?;
     if !out.status.success() {
-        return Err(format!(
+        return Err(crate::Error::tool_failed(format!(
             "iverilog failed: {}",
             String::from_utf8_lossy(&out.stderr)
-        ));
+        )));
     }
     let started = std::time::Instant::now();
     let out = Command::new("vvp")
         .current_dir(&rtl)
         .args(["-n", "tb.vvp"])
         .output()
-        .map_err(|e| format!("cannot run vvp: {e}"))?;
+        .map_err(|e| crate::Error::io("cannot run vvp".into(), e))?;
     let seconds = started.elapsed().as_secs_f64();
     let text = String::from_utf8_lossy(&out.stdout);
     if text.contains("TIMEOUT") {
-        return Err(format!("the Icarus simulation timed out:\n{text}"));
+        return Err(crate::Error::tool_failed(format!(
+            "the Icarus simulation timed out:\n{text}"
+        )));
     }
     let mut results = Vec::with_capacity(images);
     for line in text.lines().filter(|l| l.starts_with("RESULT")) {
@@ -179,18 +182,18 @@ pub fn run(
         let class = parts
             .next()
             .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("bad line {line:?}"))?;
+            .ok_or_else(|| crate::Error::bad_output(format!("bad line {line:?}")))?;
         let scores = parts
             .next()
             .and_then(|h| parse_scores(ifc, h, classes))
-            .ok_or_else(|| format!("bad scores in {line:?}"))?;
+            .ok_or_else(|| crate::Error::bad_output(format!("bad scores in {line:?}")))?;
         results.push((class, scores));
     }
     if results.len() != images {
-        return Err(format!(
+        return Err(crate::Error::bad_output(format!(
             "Icarus produced {} of {images} results:\n{text}",
             results.len()
-        ));
+        )));
     }
     Ok((results, seconds))
 }

@@ -1,15 +1,19 @@
 //! bql-sim: runs the generated Verilog in real simulators and checks it against the reference.
 //!
-//! Today: locating the tools (Verilator, Icarus, yosys) with overrides and helpful errors, and a
-//! stimulus/response harness for `bql_core` ([`harness`]) that packs images into input beats
-//! and unpacks scores. The cycle-accurate Verilator driver, the per-layer localization of
-//! mismatches and the pseudo-terminal board come next (see the simulation issue).
+//! It locates the tools ([`tools`], through `bql-locate`), builds `bql_core` in Verilator with a
+//! stimulus/response driver ([`verilator`], [`harness`]) and in Icarus ([`icarus`]), localizes a
+//! mismatch to the first layer and output that differ ([`localize`]), and serves the whole
+//! board design behind a pseudo-terminal for the host driver ([`serve`]). Errors are typed
+//! ([`Error`] with an [`ErrorKind`]).
 
 #![deny(missing_docs)]
 
+mod error;
 pub mod harness;
 pub mod icarus;
 pub mod localize;
 pub mod serve;
 pub mod tools;
 pub mod verilator;
+
+pub use error::{Error, ErrorKind, Result};

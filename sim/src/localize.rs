@@ -41,7 +41,7 @@ pub fn localize(
     dir: &Path,
     writes: &[ConfigWrite],
     pixels: &[u8],
-) -> Result<Option<Localized>, String> {
+) -> crate::Result<Option<Localized>> {
     let ifc = &design.interface;
     let layers = &design.plan.layers;
     let taps: Vec<Tap> = layers
@@ -86,14 +86,15 @@ pub fn localize(
     let stim = stimulus(ifc, &job);
     let path = dir.join("debug-stimulus.bin");
     let bytes: Vec<u8> = stim.iter().flat_map(|w| w.to_le_bytes()).collect();
-    std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::fs::write(&path, bytes)
+        .map_err(|e| crate::Error::io(format!("cannot write {}", path.display()), e))?;
     let vcd = dir.join("mismatch.vcd");
     let out = Command::new(&exe)
         .arg(&path)
         .arg(&vcd)
         .current_dir(dir.join("rtl"))
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+        .map_err(|e| crate::Error::io(format!("cannot run {}", exe.display()), e))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let reference = Engine::new(net).trace(pixels);
     // Each layer's output of the replayed image: a whole vector (`L`), or the words it wrote
@@ -107,11 +108,14 @@ pub fn localize(
         }
         let (Some(layer), Some(hex)) = (p.next().and_then(|l| l.parse::<usize>().ok()), p.next())
         else {
-            return Err(format!("bad layer line {line:?}"));
+            return Err(crate::Error::bad_output(format!("bad layer line {line:?}")));
         };
-        let mut bits = hex_bits(hex).ok_or_else(|| format!("bad hex in {line:?}"))?;
+        let mut bits = hex_bits(hex)
+            .ok_or_else(|| crate::Error::bad_output(format!("bad hex in {line:?}")))?;
         let Some(slot) = outputs.get_mut(layer) else {
-            return Err(format!("no layer {layer} in {line:?}"));
+            return Err(crate::Error::bad_output(format!(
+                "no layer {layer} in {line:?}"
+            )));
         };
         match (kind, slot) {
             (Some("L"), slot @ None) => *slot = Some(bits),

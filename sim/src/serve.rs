@@ -147,7 +147,7 @@ impl SimBoard {
         design: &Design,
         dir: &Path,
         link: Option<&Path>,
-    ) -> Result<SimBoard, String> {
+    ) -> crate::Result<SimBoard> {
         let divisor = design.link.divisor;
         let (exe, cached) = crate::verilator::verilate(
             tool,
@@ -171,16 +171,23 @@ impl SimBoard {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-        let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+            .map_err(|e| crate::Error::io(format!("cannot start {}", exe.display()), e))?;
+        let mut stdout = BufReader::new(
+            child
+                .stdout
+                .take()
+                .ok_or_else(|| crate::Error::board("the simulated board has no stdout".into()))?,
+        );
         let mut line = String::new();
         stdout
             .read_line(&mut line)
-            .map_err(|e| format!("the simulated board did not start: {e}"))?;
+            .map_err(|e| crate::Error::io("the simulated board did not start".into(), e))?;
         let path = line
             .strip_prefix("PTY ")
             .map(|p| PathBuf::from(p.trim()))
-            .ok_or_else(|| format!("the simulated board did not start (said {line:?})"))?;
+            .ok_or_else(|| {
+                crate::Error::board(format!("the simulated board did not start (said {line:?})"))
+            })?;
         Ok(SimBoard {
             child,
             stdout,
@@ -190,48 +197,49 @@ impl SimBoard {
         })
     }
 
-    fn signal(&self, sig: i32) -> Result<(), String> {
+    fn signal(&self, sig: i32) -> crate::Result<()> {
         let pid = self.child.id() as i32;
         // SAFETY: kill(2) with a child's pid and a valid signal number has no memory effects.
         if unsafe { libc::kill(pid, sig) } != 0 {
-            return Err(format!(
-                "cannot signal the simulated board: {}",
-                std::io::Error::last_os_error()
+            return Err(crate::Error::io(
+                "cannot signal the simulated board".into(),
+                std::io::Error::last_os_error(),
             ));
         }
         Ok(())
     }
 
     /// Power-cycles the board: every register and run-time loaded memory is lost.
-    pub fn power_cycle(&self) -> Result<(), String> {
+    pub fn power_cycle(&self) -> crate::Result<()> {
         self.signal(libc::SIGUSR1)
     }
 
     /// Clock cycles simulated so far.
-    pub fn cycles(&mut self) -> Result<u64, String> {
+    pub fn cycles(&mut self) -> crate::Result<u64> {
         self.signal(libc::SIGUSR2)?;
         let mut line = String::new();
         loop {
             line.clear();
-            let n = self
-                .stdout
-                .read_line(&mut line)
-                .map_err(|e| format!("simulated board: {e}"))?;
+            let n = self.stdout.read_line(&mut line).map_err(|e| {
+                crate::Error::io("cannot read the simulated board's output".into(), e)
+            })?;
             if n == 0 {
-                return Err("the simulated board has exited".into());
+                return Err(crate::Error::board("the simulated board has exited".into()));
             }
             if let Some(c) = line.trim().strip_prefix("CYCLES ") {
-                return c.parse().map_err(|_| format!("bad cycle line {line:?}"));
+                return c
+                    .parse()
+                    .map_err(|_| crate::Error::bad_output(format!("bad cycle line {line:?}")));
             }
         }
     }
 
     /// Waits until the board process ends (for `bql sim --serve` in the foreground).
-    pub fn wait(&mut self) -> Result<(), String> {
+    pub fn wait(&mut self) -> crate::Result<()> {
         self.child
             .wait()
             .map(|_| ())
-            .map_err(|e| format!("simulated board: {e}"))
+            .map_err(|e| crate::Error::io("cannot wait for the simulated board".into(), e))
     }
 }
 

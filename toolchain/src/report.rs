@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::error::{Error, ErrorKind};
+
 /// Used and available cells per nextpnr cell type (`ICESTORM_LC`, `ICESTORM_RAM`,
 /// `ICESTORM_SPRAM`, `SB_IO`, `TRELLIS_COMB`, `TRELLIS_FF`, `DP16KD`, `TRELLIS_IO`, ...).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -54,13 +56,14 @@ pub struct Fmax {
 }
 
 /// Parses a nextpnr `--report` file.
-pub fn parse_nextpnr_report(text: &str) -> Result<(Utilization, Vec<Fmax>), String> {
+pub fn parse_nextpnr_report(text: &str) -> Result<(Utilization, Vec<Fmax>), Error> {
+    let bad = |m: String| Error::new(ErrorKind::BadReport, m);
     let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("nextpnr report is not JSON: {e}"))?;
+        serde_json::from_str(text).map_err(|e| bad(format!("nextpnr report is not JSON: {e}")))?;
     let util = v
         .get("utilization")
         .and_then(|u| u.as_object())
-        .ok_or("nextpnr report has no utilization")?;
+        .ok_or_else(|| bad("nextpnr report has no utilization".into()))?;
     let mut out = BTreeMap::new();
     for (cell, x) in util {
         let used = x.get("used").and_then(|n| n.as_u64());

@@ -89,3 +89,39 @@ fn small_design_through_the_ice40_pll() {
 fn small_design_through_the_ecp5_pll() {
     small_build("ulx3s", Some(50.0));
 }
+
+/// The cache key covers the pin file's contents: a board folder whose `.pcf` changed after a
+/// build rebuilds (it used to reuse the old bitstream).
+#[test]
+fn editing_the_pin_file_rebuilds() {
+    let boards = root().join("target/bql-tests/boards-pin-edit");
+    let _ = std::fs::remove_dir_all(&boards);
+    std::fs::create_dir_all(&boards).unwrap();
+    for f in ["icebreaker.toml", "icebreaker.pcf"] {
+        std::fs::copy(root().join("constraints").join(f), boards.join(f)).unwrap();
+    }
+    let b = board::load(&boards, "icebreaker").unwrap();
+    let net = bql_model::testing::random_network(100, &[24, 10], false, 100, 7, false);
+    let opts = bql_hdl_gen::Options {
+        folds: vec![(0, 2, 10), (1, 2, 8)],
+        ..Default::default()
+    };
+    let design = bql_hdl_gen::generate_with(&net, &b, &opts).unwrap();
+    let dir = root().join("target/bql-tests/build-pin-edit");
+    let _ = std::fs::remove_dir_all(&dir);
+    design.write(&dir).unwrap();
+    let tools = Tools::locate(b.file.family, &root()).unwrap();
+    let first = build(&design, &b, &dir, &tools, design.clock_mhz, |_| {}).unwrap();
+    assert!(!first.cached);
+    let pcf = boards.join(&b.file.pin_file);
+    let mut text = std::fs::read_to_string(&pcf).unwrap();
+    text.push_str("# edited after the first build\n");
+    std::fs::write(&pcf, text).unwrap();
+    let mut steps = Vec::new();
+    let second = build(&design, &b, &dir, &tools, design.clock_mhz, |s| {
+        steps.push(s.name)
+    })
+    .unwrap();
+    assert!(!second.cached, "a changed pin file must not reuse the bitstream");
+    assert_eq!(steps, ["synth", "pnr", "pack"]);
+}
