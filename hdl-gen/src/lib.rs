@@ -95,6 +95,8 @@ impl Pass {
 /// A generated design: relative path -> contents.
 #[derive(Debug, Clone)]
 pub struct Design {
+    /// The model it implements: its name and architecture (`default (784-256-256-10)`).
+    pub model: String,
     /// The plan it was generated from.
     pub plan: plan::Plan,
     /// The core's interface.
@@ -156,8 +158,29 @@ impl Design {
             .collect()
     }
 
-    /// Writes every file under `dir`.
+    /// Writes every file under `dir`, so that the folder never mixes two designs: a folder
+    /// that holds another design (its [`DESIGN_MARKER`] names another digest, or it has a
+    /// `plan.json` from before the marker existed) is emptied first, with everything built
+    /// from that design (bitstream, reports, logs, simulations); a folder with the same design
+    /// keeps its build products for the caches. A non-empty folder that bql did not write is
+    /// refused rather than touched.
     pub fn write(&self, dir: &Path) -> Result<()> {
+        let digest = self.digest();
+        let marker = dir.join(DESIGN_MARKER);
+        let previous = std::fs::read_to_string(&marker).ok();
+        match previous {
+            Some(d) if d.trim() == digest => {}
+            Some(_) => empty_folder(dir)?,
+            None if dir.join("plan.json").is_file() => empty_folder(dir)?,
+            None if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) => {
+                return Err(Error::invalid(format!(
+                    "{} is not empty and is not a bql design folder (no {DESIGN_MARKER}); \
+                     choose a new or empty output folder",
+                    dir.display()
+                )))
+            }
+            None => {}
+        }
         for (name, text) in &self.files {
             let p = dir.join(name);
             if let Some(parent) = p.parent() {
@@ -167,8 +190,28 @@ impl Design {
             std::fs::write(&p, text)
                 .map_err(|e| Error::io(format!("cannot write {}", p.display()), e))?;
         }
-        Ok(())
+        std::fs::write(&marker, format!("{digest}\n"))
+            .map_err(|e| Error::io(format!("cannot write {}", marker.display()), e))
     }
+}
+
+/// The file in a design folder that names the design it holds (its digest).
+pub const DESIGN_MARKER: &str = ".bql-design";
+
+/// Removes everything inside `dir` (a design folder bql wrote).
+fn empty_folder(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
+    for entry in entries.flatten() {
+        let p = entry.path();
+        let removed = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        removed.map_err(|e| Error::io(format!("cannot remove {}", p.display()), e))?;
+    }
+    Ok(())
 }
 
 /// Generates the design of `net` for `board`, with optional `(layer, P, S)` overrides.
@@ -384,6 +427,7 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     files.insert("plan.json".into(), plan_json);
     files.insert("report.txt".into(), report(&plan, net, board, pll.as_ref()));
     Ok(Design {
+        model: format!("{} ({})", net.name, net.arch_string()),
         plan,
         interface: ifc,
         link,

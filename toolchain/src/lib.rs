@@ -217,6 +217,9 @@ pub fn steps(design: &Design, b: &Board, tools: &Tools, target_mhz: f64) -> Vec<
 /// What a build found.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BuildReport {
+    /// The model the bitstream implements (name and architecture).
+    #[serde(default)]
+    pub model: String,
     /// Board id.
     pub board: String,
     /// Device name.
@@ -310,6 +313,7 @@ pub fn build(
                 ));
             }
             let r = BuildReport {
+                model: design.model.clone(),
                 board: b.file.id.clone(),
                 device: b.device.name.to_string(),
                 bitstream: None,
@@ -385,6 +389,7 @@ pub fn build(
         }
     }
     let r = BuildReport {
+        model: design.model.clone(),
         board: b.file.id.clone(),
         device: b.device.name.to_string(),
         bitstream: Some(dir.join(bitstream_name(fam))),

@@ -122,6 +122,9 @@ fn editing_the_pin_file_rebuilds() {
         steps.push(s.name)
     })
     .unwrap();
-    assert!(!second.cached, "a changed pin file must not reuse the bitstream");
+    assert!(
+        !second.cached,
+        "a changed pin file must not reuse the bitstream"
+    );
     assert_eq!(steps, ["synth", "pnr", "pack"]);
 }

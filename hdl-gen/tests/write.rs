@@ -1,0 +1,59 @@
+//! A design folder never mixes two designs: writing another design empties it (with what was
+//! built from the old one), writing the same design keeps the build products, and a folder bql
+//! did not write is refused untouched.
+
+use std::path::PathBuf;
+
+use bql_hdl_gen::{board, DESIGN_MARKER};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn design(seed: u64) -> bql_hdl_gen::Design {
+    let net = bql_model::testing::random_network(60, &[20, 10], false, 100, seed, false);
+    let b = board::load(&root().join("constraints"), "icebreaker").unwrap();
+    bql_hdl_gen::generate(&net, &b, &[]).unwrap()
+}
+
+#[test]
+fn a_folder_holds_one_design_at_a_time() {
+    let dir = root().join("target/bql-tests/write-one-design");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (a, b) = (design(1), design(2));
+    assert_ne!(a.digest(), b.digest());
+
+    a.write(&dir).unwrap();
+    let marker = std::fs::read_to_string(dir.join(DESIGN_MARKER)).unwrap();
+    assert_eq!(marker.trim(), a.digest());
+    // A build product of design a.
+    std::fs::write(dir.join("bql_top.bin"), "bitstream of a").unwrap();
+    a.write(&dir).unwrap();
+    assert!(dir.join("bql_top.bin").is_file(), "same design: build kept");
+
+    b.write(&dir).unwrap();
+    assert!(
+        !dir.join("bql_top.bin").exists(),
+        "a's bitstream next to b's sources"
+    );
+    let marker = std::fs::read_to_string(dir.join(DESIGN_MARKER)).unwrap();
+    assert_eq!(marker.trim(), b.digest());
+    for name in b.files.keys() {
+        assert!(dir.join(name).is_file(), "{name}");
+    }
+}
+
+#[test]
+fn a_folder_bql_did_not_write_is_refused_untouched() {
+    let dir = root().join("target/bql-tests/write-foreign");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    let err = design(1).write(&dir).unwrap_err();
+    assert!(err.to_string().contains("not a bql design folder"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+}
