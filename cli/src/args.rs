@@ -35,8 +35,9 @@ pub struct DesignArgs {
     /// Fix a layer's folding: LAYER:P:S (repeatable), e.g. --fold 0:16:49.
     #[arg(long, value_name = "L:P:S")]
     pub fold: Vec<String>,
-    /// Also write the intermediate form after a pass: `plan` (the folding plan) or `lower` (the
-    /// hardware IR of every module) to <out>/dump/<pass>.txt.
+    /// Also write the intermediate form after a pass: `plan` (the folding plan as a table,
+    /// <out>/dump/plan.txt, and as JSON, plan.json) or `lower` (the checked hardware IR: every
+    /// module's ports, signals with widths and drivers, memories, instances; dump/lower.txt).
     #[arg(long, value_name = "PASS", value_parser = ["plan", "lower"])]
     pub dump_after: Option<String>,
     /// Run the design at this clock (MHz) through the board's PLL: its parameters are computed

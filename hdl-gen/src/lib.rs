@@ -27,6 +27,7 @@ pub mod blocks {
 }
 pub mod board;
 pub mod check;
+pub mod dump;
 mod error;
 pub mod ir;
 pub mod memfiles;
@@ -381,11 +382,16 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     let mut files = BTreeMap::new();
     match opts.dump_after {
         Some(Pass::Plan) => {
-            files.insert("dump/plan.txt".to_string(), format!("{plan:#?}\n"));
+            files.insert(
+                "dump/plan.txt".to_string(),
+                report(&plan, net, board, pll.as_ref()),
+            );
+            let json = serde_json::to_string_pretty(&plan)
+                .map_err(|e| Error::invalid(format!("cannot encode the plan: {e}")))?;
+            files.insert("dump/plan.json".to_string(), json);
         }
         Some(Pass::Lower) => {
-            let text: String = modules.values().map(|m| format!("{m:#?}\n")).collect();
-            files.insert("dump/lower.txt".to_string(), text);
+            files.insert("dump/lower.txt".to_string(), dump::lower(&modules));
         }
         None => {}
     }
