@@ -102,6 +102,8 @@ pub struct Design {
     pub plan: plan::Plan,
     /// The core's interface.
     pub interface: blocks::core::CoreInterface,
+    /// The signals inside `bql_core` a debug simulation may read (also in `taps.json`).
+    pub taps: Vec<blocks::core::Tap>,
     /// The top level's protocol constants (what `INFO` answers).
     pub link: blocks::link::LinkParams,
     /// Files (relative paths) and their contents.
@@ -432,10 +434,15 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     .map_err(|e| Error::invalid(format!("cannot encode plan: {e}")))?;
     files.insert("plan.json".into(), plan_json);
     files.insert("report.txt".into(), report(&plan, net, board, pll.as_ref()));
+    let taps = blocks::core::taps(&plan);
+    let taps_json = serde_json::to_string_pretty(&taps)
+        .map_err(|e| Error::invalid(format!("cannot encode the debug taps: {e}")))?;
+    files.insert("taps.json".into(), taps_json);
     Ok(Design {
         model: format!("{} ({})", net.name, net.arch_string()),
         plan,
         interface: ifc,
+        taps,
         link,
         files,
         clock_mhz,

@@ -7,14 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bql_hdl_gen::plan::OutputKind;
 use bql_hdl_gen::Design;
 use bql_model::reference::{Engine, LayerOutput};
 use bql_model::Network;
 
 use crate::harness::ConfigWrite;
 use crate::tools::Tool;
-use crate::verilator::{driver, stimulus, verilate, Job, Tap};
+use crate::verilator::{driver, stimulus, verilate, Job};
 
 /// The first difference found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,29 +43,7 @@ pub fn localize(
 ) -> crate::Result<Option<Localized>> {
     let ifc = &design.interface;
     let layers = &design.plan.layers;
-    let taps: Vec<Tap> = layers
-        .iter()
-        .enumerate()
-        .map(|(i, l)| match l.stream_out {
-            Some(word) => Tap {
-                layer: i,
-                width: word,
-                taken_by: None,
-            },
-            None => Tap {
-                layer: i,
-                width: match l.output {
-                    OutputKind::Threshold => l.outputs,
-                    OutputKind::Scores => l.outputs * l.acc_width(),
-                },
-                taken_by: Some(if i + 1 < layers.len() {
-                    format!("l{}_in_ready", i + 1)
-                } else {
-                    "argmax_in_ready".into()
-                }),
-            },
-        })
-        .collect();
+    let taps = &design.taps;
     let classes = net.classes();
     let (exe, _) = verilate(
         tool,
@@ -74,7 +51,7 @@ pub fn localize(
         dir,
         "verilator-debug",
         "bql_core",
-        &driver(ifc, classes * ifc.score_width, &taps, true),
+        &driver(ifc, classes * ifc.score_width, taps, true),
         &["--public-flat-rw", "--trace"],
     )?;
     let job = Job {

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bql_hdl_gen::blocks::core::CoreInterface;
+use bql_hdl_gen::blocks::core::{CoreInterface, Tap, TapKind};
 use bql_hdl_gen::Design;
 
 use crate::harness::ConfigWrite;
@@ -66,16 +66,6 @@ fn print_port(name: &str, width: usize) -> String {
     print_hex(&format!("top->{name}"), width)
 }
 
-/// A layer output the debug driver prints: the layer, its `out_vec` width, and the signal that
-/// says the next stage takes it (`L` lines); or, for a layer that writes its results into the
-/// next layer's input buffer, every word it writes (`W` lines, `width` bits each).
-#[derive(Debug, Clone)]
-pub(crate) struct Tap {
-    pub layer: usize,
-    pub width: usize,
-    pub taken_by: Option<String>,
-}
-
 /// C++ that prints a public internal signal of `bql_core` of `width` bits as hex.
 fn print_internal(name: &str, width: usize) -> String {
     print_hex(&format!("top->rootp->bql_core__DOT__{name}"), width)
@@ -83,19 +73,24 @@ fn print_internal(name: &str, width: usize) -> String {
 
 pub(crate) fn driver(ifc: &CoreInterface, score_bits: usize, taps: &[Tap], vcd: bool) -> String {
     let (aw, dw) = (ifc.cfg_addr_width, ifc.cfg_data_width);
+    // The taps name the generator's own signals (its manifest, `taps.json`).
     let taps_code: String = taps
         .iter()
-        .map(|t| match &t.taken_by {
-            Some(by) => format!(
-                "if (top->rootp->bql_core__DOT__l{l}_out_valid && top->rootp->bql_core__DOT__{by}) {{ printf(\"L {l} \"); {p} printf(\"\\n\"); }}\n        ",
+        .map(|t| {
+            let (condition, letter) = match &t.kind {
+                TapKind::Vector { valid, taken } => (
+                    format!(
+                        "top->rootp->bql_core__DOT__{valid} && top->rootp->bql_core__DOT__{taken}"
+                    ),
+                    "L",
+                ),
+                TapKind::Words { strobe } => (format!("top->rootp->bql_core__DOT__{strobe}"), "W"),
+            };
+            format!(
+                "if ({condition}) {{ printf(\"{letter} {l} \"); {p} printf(\"\\n\"); }}\n        ",
                 l = t.layer,
-                p = print_internal(&format!("l{}_out_vec", t.layer), t.width)
-            ),
-            None => format!(
-                "if (top->rootp->bql_core__DOT__l{l}_out_we) {{ printf(\"W {l} \"); {p} printf(\"\\n\"); }}\n        ",
-                l = t.layer,
-                p = print_internal(&format!("l{}_out_data", t.layer), t.width)
-            ),
+                p = print_internal(&t.data, t.width)
+            )
         })
         .collect();
     let (vcd_include, vcd_open, vcd_dump, vcd_close) = if vcd {

@@ -67,6 +67,82 @@ pub fn interface(plan: &Plan, input_len: usize) -> CoreInterface {
     }
 }
 
+/// The name of net `what` of layer `i` inside `bql_core` (`l3_out_vec`). Every layer net is
+/// named here, and the debug taps ([`taps`]) are made from the same names, so the simulator
+/// never builds a signal name of its own.
+fn net(i: usize, what: &str) -> String {
+    format!("l{i}_{what}")
+}
+
+/// The argmax's `in_ready` inside `bql_core`.
+const ARGMAX_READY: &str = "argmax_in_ready";
+
+/// A signal inside `bql_core` that a debug simulation may read, for mismatch localization.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Tap {
+    /// Layer index.
+    pub layer: usize,
+    /// How the layer hands its output on.
+    pub kind: TapKind,
+    /// The data signal (`l0_out_vec` or `l0_out_data`).
+    pub data: String,
+    /// Its width.
+    pub width: usize,
+}
+
+/// When a tap's data holds a layer output.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum TapKind {
+    /// A whole output vector, taken in the cycle when both `valid` and `taken` are high.
+    Vector {
+        /// The layer's `out_valid`.
+        valid: String,
+        /// The consumer's `in_ready`.
+        taken: String,
+    },
+    /// Words written into the next layer's input buffer, one per cycle with `strobe` high, in
+    /// order.
+    Words {
+        /// The layer's `out_we`.
+        strobe: String,
+    },
+}
+
+/// The debug taps of a plan's `bql_core`: one per layer.
+pub fn taps(plan: &Plan) -> Vec<Tap> {
+    let n = plan.layers.len();
+    plan.layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| match l.stream_out {
+            Some(word) => Tap {
+                layer: i,
+                kind: TapKind::Words {
+                    strobe: net(i, "out_we"),
+                },
+                data: net(i, "out_data"),
+                width: word,
+            },
+            None => Tap {
+                layer: i,
+                kind: TapKind::Vector {
+                    valid: net(i, "out_valid"),
+                    taken: if i + 1 < n {
+                        net(i + 1, "in_ready")
+                    } else {
+                        ARGMAX_READY.into()
+                    },
+                },
+                data: net(i, "out_vec"),
+                width: match l.output {
+                    OutputKind::Threshold => l.outputs,
+                    OutputKind::Scores => l.outputs * l.acc_width(),
+                },
+            },
+        })
+        .collect()
+}
+
 /// Builds `bql_core`.
 pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[String]) -> Module {
     let ifc = interface(plan, input_len);
@@ -105,8 +181,8 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
     md.reg("beat", bw);
     if buffered {
         // Each beat is one word of layer 0's input buffer (the planner makes S = K).
-        md.push(Item::Wire("l0_buf_free".into(), 1));
-        md.wire("loader_ready", 1, e::r("l0_buf_free"));
+        md.push(Item::Wire(net(0, "buf_free"), 1));
+        md.wire("loader_ready", 1, e::r(net(0, "buf_free")));
     } else {
         md.reg("full", 1);
         md.reg("in_vector", input_len * ew);
@@ -146,7 +222,7 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
         md.wire("beat_word", k * ew, beat_value(k));
         md.wire("last_word", last_n * ew, beat_value(last_n));
         md.wire(
-            "l0_wr_data",
+            &net(0, "wr_data"),
             k * ew,
             e::mux(
                 e::r("is_last_beat"),
@@ -178,7 +254,7 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
         // exempts signals named *unused* from its unused-signal warning.
         md.wire("unused_in_pixels", k * 8, e::r("in_pixels"));
     }
-    md.push(Item::Wire("l0_in_ready".into(), 1));
+    md.push(Item::Wire(net(0, "in_ready"), 1));
     let next_beat = Stmt::If(
         e::r("is_last_beat"),
         [Stmt::Assign(e::r("beat"), e::k(bw, 0))]
@@ -195,7 +271,7 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
     if !buffered {
         on_reset.push(Stmt::Assign(e::r("full"), e::k(1, 0)));
         running.push(Stmt::If(
-            e::and(e::r("full"), e::r("l0_in_ready")),
+            e::and(e::r("full"), e::r(net(0, "in_ready"))),
             vec![Stmt::Assign(e::r("full"), e::k(1, 0))],
             vec![],
         ));
@@ -217,7 +293,7 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
             l.simd,
             l.cycles()
         )));
-        let ready_in = format!("l{i}_in_ready");
+        let ready_in = net(i, "in_ready");
         if i > 0 {
             md.push(Item::Wire(ready_in.clone(), 1));
         }
@@ -232,22 +308,22 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
                 (
                     "take_beat".to_string(),
                     "is_last_beat".to_string(),
-                    "l0_wr_data".to_string(),
-                    "l0_buf_free".to_string(),
+                    net(0, "wr_data"),
+                    net(0, "buf_free"),
                 )
             } else {
                 let p = i - 1;
                 (
-                    format!("l{p}_out_we"),
-                    format!("l{p}_out_last"),
-                    format!("l{p}_out_data"),
-                    format!("l{p}_out_free"),
+                    net(p, "out_we"),
+                    net(p, "out_last"),
+                    net(p, "out_data"),
+                    net(p, "out_free"),
                 )
             };
             for (name, width) in [
-                (format!("l{i}_buf_valid"), 1),
-                (format!("l{i}_rd_addr"), l.inbuf_addr_width() - 1),
-                (format!("l{i}_rd_data"), l.word_width()),
+                (net(i, "buf_valid"), 1),
+                (net(i, "rd_addr"), l.inbuf_addr_width() - 1),
+                (net(i, "rd_data"), l.word_width()),
             ] {
                 md.push(Item::Wire(name, width));
             }
@@ -261,15 +337,15 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
                     ("wr_last".into(), e::r(&wr_last)),
                     ("wr_data".into(), e::r(&wr_data)),
                     ("wr_free".into(), e::r(&wr_free)),
-                    ("rd_valid".into(), e::r(format!("l{i}_buf_valid"))),
+                    ("rd_valid".into(), e::r(net(i, "buf_valid"))),
                     ("rd_release".into(), e::r(&ready_in)),
-                    ("rd_addr".into(), e::r(format!("l{i}_rd_addr"))),
-                    ("rd_data".into(), e::r(format!("l{i}_rd_data"))),
+                    ("rd_addr".into(), e::r(net(i, "rd_addr"))),
+                    ("rd_data".into(), e::r(net(i, "rd_data"))),
                 ],
             });
-            conns.push(("in_valid".into(), e::r(format!("l{i}_buf_valid"))));
-            conns.push(("in_rd_addr".into(), e::r(format!("l{i}_rd_addr"))));
-            conns.push(("in_rd_data".into(), e::r(format!("l{i}_rd_data"))));
+            conns.push(("in_valid".into(), e::r(net(i, "buf_valid"))));
+            conns.push(("in_rd_addr".into(), e::r(net(i, "rd_addr"))));
+            conns.push(("in_rd_data".into(), e::r(net(i, "rd_data"))));
         } else {
             conns.push(("in_valid".into(), prev_valid.clone()));
             conns.push(("in_vec".into(), prev_vec.clone()));
@@ -281,7 +357,7 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
                 ("out_data", ww),
                 ("out_free", 1),
             ] {
-                let wire = format!("l{i}_{port}");
+                let wire = net(i, port);
                 md.push(Item::Wire(wire.clone(), width));
                 conns.push((port.into(), e::r(&wire)));
             }
@@ -291,16 +367,16 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
                 OutputKind::Scores => l.outputs * l.acc_width(),
             };
             let next_ready = if i + 1 < plan.layers.len() {
-                format!("l{}_in_ready", i + 1)
+                net(i + 1, "in_ready")
             } else {
-                md.push(Item::Wire("argmax_in_ready".into(), 1));
-                "argmax_in_ready".into()
+                md.push(Item::Wire(ARGMAX_READY.into(), 1));
+                ARGMAX_READY.into()
             };
-            md.push(Item::Wire(format!("l{i}_out_valid"), 1));
-            md.push(Item::Wire(format!("l{i}_out_vec"), out_w));
-            conns.push(("out_valid".into(), e::r(format!("l{i}_out_valid"))));
+            md.push(Item::Wire(net(i, "out_valid"), 1));
+            md.push(Item::Wire(net(i, "out_vec"), out_w));
+            conns.push(("out_valid".into(), e::r(net(i, "out_valid"))));
             conns.push(("out_ready".into(), e::r(&next_ready)));
-            conns.push(("out_vec".into(), e::r(format!("l{i}_out_vec"))));
+            conns.push(("out_vec".into(), e::r(net(i, "out_vec"))));
         }
         let (ww, wd) = memory_shape(&plan.layers, 2 * i).expect("weights");
         conns.extend([
@@ -342,8 +418,8 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
             name: format!("layer{i}"),
             conns,
         });
-        prev_valid = e::r(format!("l{i}_out_valid"));
-        prev_vec = e::r(format!("l{i}_out_vec"));
+        prev_valid = e::r(net(i, "out_valid"));
+        prev_vec = e::r(net(i, "out_vec"));
     }
     md.push(Item::Comment("argmax".into()));
     md.push(Item::Instance {
@@ -354,7 +430,7 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
             ("clk".into(), e::r("clk")),
             ("rst".into(), e::r("rst")),
             ("in_valid".into(), prev_valid),
-            ("in_ready".into(), e::r("argmax_in_ready")),
+            ("in_ready".into(), e::r(ARGMAX_READY)),
             ("in_scores".into(), prev_vec),
             ("out_valid".into(), e::r("out_valid")),
             ("out_ready".into(), e::r("out_ready")),
