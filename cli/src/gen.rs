@@ -16,8 +16,16 @@ pub struct BoardsArgs {
     json: bool,
 }
 
-pub fn constraints_dir() -> PathBuf {
-    defaults::project_root().join("constraints")
+/// The folder of extra or overriding board files, from `BQL_BOARDS`.
+fn boards_folder() -> Option<PathBuf> {
+    std::env::var_os("BQL_BOARDS")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Board `id`: from the `BQL_BOARDS` folder when it has one of that id, else the embedded one.
+pub fn load_board(id: &str) -> Result<board::Board> {
+    Ok(board::find(id, boards_folder().as_deref())?)
 }
 
 pub fn parse_fold(s: &str) -> Result<(usize, usize, usize)> {
@@ -44,7 +52,7 @@ pub struct Generated {
 /// The design `a` describes, and its output folder.
 pub fn design(a: &Args) -> Result<Generated> {
     let (net, source) = defaults::load_model(a.model.as_deref())?;
-    let b = board::load(&constraints_dir(), &a.board)?;
+    let b = load_board(&a.board)?;
     let folds = a
         .fold
         .iter()
@@ -78,9 +86,6 @@ pub fn design(a: &Args) -> Result<Generated> {
 pub fn run(a: Args) -> Result<()> {
     let Generated { b, design, out, .. } = design(&a)?;
     design.write(&out)?;
-    let pin_src = b.dir.join(&b.file.pin_file);
-    std::fs::copy(&pin_src, out.join(&b.file.pin_file))
-        .with_context(|| format!("copying {}", pin_src.display()))?;
     let plan = &design.plan;
     if a.json {
         let layers: Vec<serde_json::Value> = plan
@@ -115,7 +120,7 @@ pub fn run(a: Args) -> Result<()> {
         );
         println!(
             "wrote {} files to {} (digest {})",
-            design.files.len() + 1,
+            design.files.len(),
             out.display(),
             design.digest()
         );
@@ -124,33 +129,34 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 pub fn boards(a: BoardsArgs) -> Result<()> {
-    let boards = board::list(&constraints_dir())?;
+    let boards = board::all(boards_folder().as_deref())?;
     if a.json {
         let v: Vec<serde_json::Value> = boards
             .iter()
             .map(|b| {
                 serde_json::json!({"id": b.file.id, "name": b.file.name, "family": b.file.family,
                     "device": b.file.device, "package": b.file.package, "clock_mhz": b.file.clock_mhz,
-                    "luts": b.device.luts, "bram_blocks": b.device.bram_blocks})
+                    "luts": b.device.luts, "bram_blocks": b.device.bram_blocks, "source": b.source})
             })
             .collect();
         println!("{}", serde_json::json!({ "boards": v }));
         return Ok(());
     }
     println!(
-        "{:<12} {:<28} {:<6} {:<10} {:>8} {:>7} {:>6}",
+        "{:<12} {:<28} {:<6} {:<10} {:>8} {:>7} {:>6}  from",
         "id", "board", "family", "device", "clock", "LUT4", "BRAM"
     );
     for b in boards {
         println!(
-            "{:<12} {:<28} {:<6} {:<10} {:>5} MHz {:>7} {:>6}",
+            "{:<12} {:<28} {:<6} {:<10} {:>5} MHz {:>7} {:>6}  {}",
             b.file.id,
             b.file.name,
             format!("{:?}", b.file.family).to_lowercase(),
             b.file.device,
             b.file.clock_mhz,
             b.device.luts,
-            b.device.bram_blocks
+            b.device.bram_blocks,
+            b.source
         );
     }
     Ok(())

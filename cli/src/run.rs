@@ -56,7 +56,7 @@ pub fn run(a: Args) -> Result<()> {
     let limit = a.common.limit.or(Some(100));
     let (data, data_dir) = defaults::load_split(a.common.dataset.as_deref(), Split::Test, limit)?;
     defaults::check_fits(&net, &data)?;
-    let b = board::load(&crate::gen::constraints_dir(), &a.board)?;
+    let b = crate::gen::load_board(&a.board)?;
     let opts = bql_hdl_gen::Options {
         uart_divisor: a.divisor,
         ..Default::default()
@@ -239,7 +239,7 @@ pub struct FlashArgs {
 }
 
 pub fn flash(a: FlashArgs) -> Result<()> {
-    let b = board::load(&crate::gen::constraints_dir(), &a.board)?;
+    let b = crate::gen::load_board(&a.board)?;
     let ice40 = b.file.family == board::Family::Ice40;
     let bit = a.bitstream.unwrap_or_else(|| {
         defaults::project_root()

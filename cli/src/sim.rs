@@ -62,7 +62,7 @@ fn prepare(a: &Args, default_limit: usize, prefix: &str) -> Result<Prepared> {
     let limit = a.common.limit.or(Some(default_limit));
     let (data, data_dir) = defaults::load_split(a.common.dataset.as_deref(), Split::Test, limit)?;
     defaults::check_fits(&net, &data)?;
-    let b = board::load(&crate::gen::constraints_dir(), &a.board)?;
+    let b = crate::gen::load_board(&a.board)?;
     let design = bql_hdl_gen::generate(&net, &b, &[])
         .with_context(|| format!("generating {source} for {}", b.file.name))?;
     let dir = defaults::project_root()
@@ -138,7 +138,7 @@ fn icarus(a: &Args) -> Result<()> {
 
 fn serve(a: &Args) -> Result<()> {
     let (net, source) = defaults::load_model(a.common.model.as_deref())?;
-    let b = board::load(&crate::gen::constraints_dir(), &a.board)?;
+    let b = crate::gen::load_board(&a.board)?;
     let opts = bql_hdl_gen::Options {
         uart_divisor: a.divisor,
         ..Default::default()

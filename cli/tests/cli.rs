@@ -414,3 +414,52 @@ fn a_cnn_trains_on_cifar10_binary_files() {
     assert_eq!(i["arch"], "32x32x3-c8k3-p2-f10");
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// Boards are compiled in: a `bql` copied out of the project, run from an unrelated folder with
+/// no BQL_HOME, still lists and generates for them; a BQL_BOARDS folder adds one.
+#[test]
+fn boards_are_embedded_and_a_folder_adds_one() {
+    let elsewhere = tmp("installed");
+    let exe = elsewhere.join("bql");
+    std::fs::copy(env!("CARGO_BIN_EXE_bql"), &exe).unwrap();
+    let run = |args: &[&str], boards: Option<&std::path::Path>| {
+        let mut c = Command::new(&exe);
+        c.args(args).current_dir(&elsewhere).env_remove("BQL_HOME");
+        match boards {
+            Some(b) => c.env("BQL_BOARDS", b),
+            None => c.env_remove("BQL_BOARDS"),
+        };
+        c.output().unwrap()
+    };
+    let o = run(&["boards", "--json"], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["boards"].as_array().unwrap().len(), 5, "{v}");
+    let out = elsewhere.join("design");
+    let o = run(
+        &["gen", "--board", "ulx3s", "--out", out.to_str().unwrap()],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("ulx3s.lpf").is_file());
+
+    let extra = elsewhere.join("boards");
+    std::fs::create_dir_all(&extra).unwrap();
+    let toml = std::fs::read_to_string(root().join("constraints/upduino.toml")).unwrap();
+    std::fs::write(
+        extra.join("myboard.toml"),
+        toml.replace("id = \"upduino\"", "id = \"myboard\""),
+    )
+    .unwrap();
+    std::fs::copy(
+        root().join("constraints/upduino.pcf"),
+        extra.join("upduino.pcf"),
+    )
+    .unwrap();
+    let o = run(&["boards"], Some(&extra));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("myboard") && text.contains("icebreaker"),
+        "{text}"
+    );
+}

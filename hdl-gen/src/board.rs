@@ -1,5 +1,10 @@
-//! Boards are data: `constraints/<id>.toml` names the device, package, clock and pins. Device
-//! facts (LUTs, block RAM) live here, per device.
+//! Boards are data: `constraints/<id>.toml` names the device, package, clock and pins, next to
+//! its pin file. Device facts (LUTs, block RAM) live here, per device.
+//!
+//! The project's boards are compiled into the binary ([`find`], [`all`]), so a `bql`
+//! installed anywhere (`cargo install --path cli`) knows them. A folder of board files (for
+//! `bql`: the `BQL_BOARDS` environment variable) adds boards or overrides embedded ones of the
+//! same id; [`load`] reads one board from a folder.
 
 use std::path::Path;
 
@@ -140,47 +145,121 @@ pub struct Board {
     pub file: BoardFile,
     /// The device.
     pub device: Device,
-    /// Folder of the board file (for the pin file).
-    pub dir: std::path::PathBuf,
+    /// The pin file's contents (its name is [`BoardFile::pin_file`]).
+    pub pins: String,
+    /// Where the board came from: `embedded`, or the board file's path.
+    pub source: String,
 }
 
-/// Loads board `id` from `dir` (the project's `constraints/`).
+/// The project's boards, compiled in: (board file, pin file).
+const EMBEDDED: &[(&str, &str)] = &[
+    (
+        include_str!("../../constraints/ecp5-evn.toml"),
+        include_str!("../../constraints/ecp5-evn.lpf"),
+    ),
+    (
+        include_str!("../../constraints/hx8k.toml"),
+        include_str!("../../constraints/hx8k.pcf"),
+    ),
+    (
+        include_str!("../../constraints/icebreaker.toml"),
+        include_str!("../../constraints/icebreaker.pcf"),
+    ),
+    (
+        include_str!("../../constraints/ulx3s.toml"),
+        include_str!("../../constraints/ulx3s.lpf"),
+    ),
+    (
+        include_str!("../../constraints/upduino.toml"),
+        include_str!("../../constraints/upduino.pcf"),
+    ),
+];
+
+/// The embedded boards, sorted by id.
+pub fn embedded() -> Vec<Board> {
+    let mut v: Vec<Board> = EMBEDDED
+        .iter()
+        .map(|(toml, pins)| parse(toml, pins.to_string(), "embedded".into()).expect("valid"))
+        .collect();
+    v.sort_by(|a, b| a.file.id.cmp(&b.file.id));
+    v
+}
+
+/// Board `id`: from `folder` when it has `<id>.toml` there, else the embedded one.
+pub fn find(id: &str, folder: Option<&Path>) -> Result<Board> {
+    if let Some(dir) = folder.filter(|d| d.join(format!("{id}.toml")).is_file()) {
+        return load(dir, id);
+    }
+    embedded()
+        .into_iter()
+        .find(|b| b.file.id == id)
+        .ok_or_else(|| {
+            let known: Vec<String> = all(folder)
+                .map(|v| v.into_iter().map(|b| b.file.id).collect())
+                .unwrap_or_default();
+            Error::invalid(format!(
+                "unknown board '{id}'; known boards: {} (add one with a folder of board files: \
+                 <id>.toml and its pin file; see docs/hardware.md)",
+                known.join(", ")
+            ))
+        })
+}
+
+/// Every board: the embedded ones, with those of `folder` added or put in their place.
+pub fn all(folder: Option<&Path>) -> Result<Vec<Board>> {
+    let mut boards = embedded();
+    if let Some(dir) = folder {
+        for b in list(dir)? {
+            boards.retain(|e| e.file.id != b.file.id);
+            boards.push(b);
+        }
+    }
+    boards.sort_by(|a, b| a.file.id.cmp(&b.file.id));
+    Ok(boards)
+}
+
+/// Loads board `id` from `dir` (a folder of board files, like the project's `constraints/`).
 pub fn load(dir: &Path, id: &str) -> Result<Board> {
     let path = dir.join(format!("{id}.toml"));
-    let text = std::fs::read_to_string(&path).map_err(|_| {
-        Error::invalid(format!(
-            "unknown board '{id}': no {}; known boards: {}",
-            path.display(),
-            list(dir)
-                .map(|b| b
-                    .into_iter()
-                    .map(|b| b.file.id)
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
-        ))
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::io(
+            format!("unknown board '{id}': cannot read {}", path.display()),
+            e,
+        )
     })?;
-    let file: BoardFile =
+    let probe: BoardFile =
         toml::from_str(&text).map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
-    let device = device(&file.device).ok_or_else(|| {
-        Error::invalid(format!(
-            "{}: unknown device '{}'",
-            path.display(),
-            file.device
-        ))
+    let pin_path = dir.join(&probe.pin_file);
+    let pins = std::fs::read_to_string(&pin_path).map_err(|e| {
+        Error::io(
+            format!(
+                "{}: cannot read its pin file {}",
+                path.display(),
+                pin_path.display()
+            ),
+            e,
+        )
     })?;
+    parse(&text, pins, path.display().to_string())
+}
+
+/// A board from its file's text and its pin file's contents.
+fn parse(text: &str, pins: String, source: String) -> Result<Board> {
+    let file: BoardFile =
+        toml::from_str(text).map_err(|e| Error::invalid(format!("{source}: {e}")))?;
+    let device = device(&file.device)
+        .ok_or_else(|| Error::invalid(format!("{source}: unknown device '{}'", file.device)))?;
     if device.family != file.family {
         return Err(Error::invalid(format!(
-            "{}: device {} is not {:?}",
-            path.display(),
-            file.device,
-            file.family
+            "{source}: device {} is not {:?}",
+            file.device, file.family
         )));
     }
     Ok(Board {
         file,
         device,
-        dir: dir.to_path_buf(),
+        pins,
+        source,
     })
 }
 

@@ -434,6 +434,8 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     .map_err(|e| Error::invalid(format!("cannot encode plan: {e}")))?;
     files.insert("plan.json".into(), plan_json);
     files.insert("report.txt".into(), report(&plan, net, board, pll.as_ref()));
+    // The pin file travels with the design (and so is part of its digest).
+    files.insert(board.file.pin_file.clone(), board.pins.clone());
     let taps = blocks::core::taps(&plan);
     let taps_json = serde_json::to_string_pretty(&taps)
         .map_err(|e| Error::invalid(format!("cannot encode the debug taps: {e}")))?;

@@ -57,3 +57,43 @@ fn a_folder_bql_did_not_write_is_refused_untouched() {
     );
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
 }
+
+/// The boards compiled into the binary are the project's board files, byte for byte, and a
+/// folder adds boards or overrides embedded ones.
+#[test]
+fn embedded_boards_are_the_constraint_files_and_a_folder_overrides_them() {
+    let folder = board::list(&root().join("constraints")).unwrap();
+    let embedded = board::embedded();
+    assert_eq!(folder.len(), embedded.len());
+    for (f, e) in folder.iter().zip(&embedded) {
+        assert_eq!(f.file.id, e.file.id);
+        assert_eq!(f.pins, e.pins, "{}", f.file.id);
+        assert_eq!(format!("{:?}", f.file), format!("{:?}", e.file));
+        assert_eq!(e.source, "embedded");
+    }
+    let extra = root().join("target/bql-tests/boards-extra");
+    let _ = std::fs::remove_dir_all(&extra);
+    std::fs::create_dir_all(&extra).unwrap();
+    let toml = std::fs::read_to_string(root().join("constraints/icebreaker.toml")).unwrap();
+    let pcf = std::fs::read_to_string(root().join("constraints/icebreaker.pcf")).unwrap();
+    std::fs::write(
+        extra.join("mybreaker.toml"),
+        toml.replace("id = \"icebreaker\"", "id = \"mybreaker\""),
+    )
+    .unwrap();
+    std::fs::write(extra.join("icebreaker.pcf"), format!("{pcf}# mine\n")).unwrap();
+    std::fs::write(extra.join("icebreaker.toml"), &toml).unwrap();
+    let all = board::all(Some(&extra)).unwrap();
+    assert_eq!(all.len(), embedded.len() + 1);
+    let mine = board::find("mybreaker", Some(&extra)).unwrap();
+    assert_eq!(mine.file.device, "up5k");
+    let overridden = board::find("icebreaker", Some(&extra)).unwrap();
+    assert!(overridden.pins.ends_with("# mine\n"));
+    assert!(overridden.source.ends_with("icebreaker.toml"));
+    assert_eq!(
+        board::find("ulx3s", Some(&extra)).unwrap().source,
+        "embedded"
+    );
+    let err = board::find("nope", Some(&extra)).unwrap_err().to_string();
+    assert!(err.contains("mybreaker") && err.contains("ulx3s"), "{err}");
+}

@@ -255,22 +255,14 @@ pub fn build(
     mut progress: impl FnMut(&Step),
 ) -> Result<BuildReport, Error> {
     let fam = b.file.family;
-    // The pin file next to the sources.
-    let pins_src = b.dir.join(&b.file.pin_file);
-    let pins = std::fs::read(&pins_src)
-        .map_err(|e| Error::io(format!("cannot read {}", pins_src.display()), e))?;
-    let pins_copy = dir.join(&b.file.pin_file);
-    std::fs::write(&pins_copy, &pins)
-        .map_err(|e| Error::io(format!("cannot write {}", pins_copy.display()), e))?;
     let steps = steps(design, b, tools, target_mhz);
     // The key: everything that decides the bitstream. The design's digest (sources, memory
-    // images, plan), the board, the pin file's contents, the tools' versions and every step's
-    // command line (which holds the clock, seed and options).
+    // images, plan and the board's pin file, all written by `Design::write`), the board, the
+    // tools' versions and every step's command line (which holds the clock, seed and options).
     let key = format!(
-        "{} {} pins {} tools {} steps {}",
+        "{} {} tools {} steps {}",
         design.digest(),
         b.file.id,
-        Design::text_digest(&String::from_utf8_lossy(&pins)),
         tools.versions(),
         steps
             .iter()

@@ -100,28 +100,36 @@ fn editing_the_pin_file_rebuilds() {
     for f in ["icebreaker.toml", "icebreaker.pcf"] {
         std::fs::copy(root().join("constraints").join(f), boards.join(f)).unwrap();
     }
-    let b = board::load(&boards, "icebreaker").unwrap();
     let net = bql_model::testing::random_network(100, &[24, 10], false, 100, 7, false);
     let opts = bql_hdl_gen::Options {
         folds: vec![(0, 2, 10), (1, 2, 8)],
         ..Default::default()
     };
-    let design = bql_hdl_gen::generate_with(&net, &b, &opts).unwrap();
     let dir = root().join("target/bql-tests/build-pin-edit");
     let _ = std::fs::remove_dir_all(&dir);
-    design.write(&dir).unwrap();
-    let tools = Tools::locate(b.file.family, &root()).unwrap();
-    let first = build(&design, &b, &dir, &tools, design.clock_mhz, |_| {}).unwrap();
+    // What `bql build` does on each call: load the board, generate, write, build.
+    let generate_and_build = |steps: &mut Vec<&'static str>| {
+        let b = board::load(&boards, "icebreaker").unwrap();
+        let design = bql_hdl_gen::generate_with(&net, &b, &opts).unwrap();
+        design.write(&dir).unwrap();
+        let tools = Tools::locate(b.file.family, &root()).unwrap();
+        build(&design, &b, &dir, &tools, design.clock_mhz, |s| {
+            steps.push(s.name)
+        })
+        .unwrap()
+    };
+    let first = generate_and_build(&mut Vec::new());
     assert!(!first.cached);
-    let pcf = boards.join(&b.file.pin_file);
+    assert!(
+        generate_and_build(&mut Vec::new()).cached,
+        "nothing changed"
+    );
+    let pcf = boards.join("icebreaker.pcf");
     let mut text = std::fs::read_to_string(&pcf).unwrap();
     text.push_str("# edited after the first build\n");
     std::fs::write(&pcf, text).unwrap();
     let mut steps = Vec::new();
-    let second = build(&design, &b, &dir, &tools, design.clock_mhz, |s| {
-        steps.push(s.name)
-    })
-    .unwrap();
+    let second = generate_and_build(&mut steps);
     assert!(
         !second.cached,
         "a changed pin file must not reuse the bitstream"
