@@ -432,6 +432,20 @@ impl Module {
         });
         Sig::new(name, width)
     }
+    /// An instance of `child` named `name` whose every port connects to the signal of the same
+    /// name in this module (declared by the caller; the checking pass proves they exist and
+    /// their widths match).
+    pub fn instance_of(child: &Module, name: &str) -> Item {
+        Item::Instance {
+            module: child.name.clone(),
+            name: name.into(),
+            conns: child
+                .ports
+                .iter()
+                .map(|p| (p.name.clone(), Expr::Ref(p.name.clone())))
+                .collect(),
+        }
+    }
     /// Adds an item.
     pub fn push(&mut self, item: Item) {
         self.items.push(item);

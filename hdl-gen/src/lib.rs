@@ -371,8 +371,10 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
         blocks::uart::rx(divisor),
         blocks::uart::tx(divisor),
         blocks::uart::crc16_step(),
-        blocks::link::module(&link, &ifc, &header),
-    ] {
+    ]
+    .into_iter()
+    .chain(blocks::link::modules(&link, &ifc, &header))
+    {
         modules.insert(md.name.clone(), md);
     }
     if let Some(p) = &pll {

@@ -1,0 +1,489 @@
+//! `bql_executor`: runs the frame slots in order. A command executes only when its frame
+//! checked; `WRITE` streams memory words into the core's configuration port and updates the
+//! load checksum (a `WRITE` that repeats the sequence number of the last executed one is a
+//! retransmission: acknowledged, not executed twice); `INFER` streams the image into the core,
+//! one element per step, and pushes its sequence number for the transmitter; every other
+//! command asks the transmitter for a reply through a valid/ready handshake whose fields are
+//! registers (`p_*`).
+//!
+//! It reads the slot memory one byte per two cycles (`x_wait`): the address goes out, the byte
+//! comes back registered.
+
+use bql_protocol::{Code, Info, Op, CRC_INIT, MAX_IN_FLIGHT, PING_MAGIC};
+
+use crate::ir::{bits_for, e, s, Expr, Item, Module, Sig, Stmt};
+
+use super::{Geometry, KIND_WIDTH, K_CHECK, K_ERR, K_INFO, K_PING, K_STATUS};
+
+// Executor states.
+const X_IDLE: u64 = 0;
+const X_DECODE: u64 = 1;
+const X_REPLY: u64 = 2;
+const X_WHDR: u64 = 3;
+const X_WDATA: u64 = 4;
+const X_IMG: u64 = 5;
+
+/// Everything the executor's statements refer to.
+struct Ex {
+    g: Geometry,
+    clk: Sig,
+    rst: Sig,
+    state: Sig,
+    slot: Sig,
+    ptr: Sig,
+    wait: Sig,
+    buf_q: Sig,
+    /// The receiver's slot descriptors: op, seq, len, stat of slots 0 and 1.
+    slots: Vec<[Sig; 4]>,
+    full: [Sig; 2],
+    reply: [Sig; 5],
+    sel: Sig,
+    addr: Sig,
+    word: Sig,
+    wb: Sig,
+    we: Sig,
+    load_crc: Sig,
+    load_crc_next: Sig,
+    wseq: Sig,
+    wseq_valid: Sig,
+    elem: Sig,
+    lane: Sig,
+    bit: Option<(Sig, Sig)>,
+    beat: Sig,
+    beat_valid: Sig,
+    op: Sig,
+    seq: Sig,
+    len: Sig,
+    stat: Sig,
+    len_img: Sig,
+    write_len_ok: Sig,
+    sel_ok: Sig,
+    push: Sig,
+}
+
+/// Builds `bql_executor`: `valid_sels` are the memory selectors that exist.
+pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
+    let mut m = Module::new("bql_executor");
+    m.doc.push(
+        "bql_executor: runs the frame slots in order; reads a slot byte per two cycles.".into(),
+    );
+    let x = declare(&mut m, g);
+    descriptor(&mut m, &x);
+    m.push(Item::Instance {
+        module: "crc16_ccitt_step".into(),
+        name: "load_crc_step".into(),
+        conns: vec![
+            ("crc_in".into(), x.load_crc.e()),
+            ("data".into(), x.buf_q.e()),
+            ("crc_out".into(), x.load_crc_next.e()),
+        ],
+    });
+    let sel_ok = valid_sels
+        .iter()
+        .map(|&v| e::eq(x.buf_q.e(), e::k(8, v as u64)))
+        .reduce(e::or)
+        .unwrap_or(e::k(1, 0));
+    m.push(Item::Assign(x.sel_ok.e(), sel_ok));
+    let fifo_w = bits_for(MAX_IN_FLIGHT - 1) + 1;
+    let inflight = m.input("inflight", fifo_w);
+    m.push(Item::Assign(
+        x.push.e(),
+        e::and(
+            e::and(x.state.is(X_DECODE), x.stat.is(Code::Ok as u64)),
+            e::and(
+                x.op.is(Op::Infer as u64),
+                e::and(
+                    x.len_img.e(),
+                    e::ne(inflight.e(), inflight.k(MAX_IN_FLIGHT as u64)),
+                ),
+            ),
+        ),
+    ));
+    let raddr = m.output("fb_raddr", g.slot_bits + 1);
+    m.push(Item::Assign(
+        raddr.e(),
+        Expr::Concat(vec![x.slot.e(), x.ptr.slice(g.slot_bits - 1, 0)]),
+    ));
+    let reply_ready = m.input("reply_ready", 1);
+    let reply_valid = m.output("reply_valid", 1);
+    m.push(Item::Assign(reply_valid.e(), x.state.is(X_REPLY)));
+    let start_reply = m.wire(
+        "start_reply",
+        1,
+        e::and(x.state.is(X_REPLY), reply_ready.e()),
+    );
+    let rx_commit = m.input("rx_commit", 1);
+    let w_slot = m.input("w_slot", 1);
+    let core_in_ready = m.input("core_in_ready", 1);
+    let mut steps = vec![x.wait.set_k(0)];
+    for (i, full) in x.full.iter().enumerate() {
+        steps.push(s::when(
+            e::and(rx_commit.e(), w_slot.is(i as u64)),
+            vec![full.set_k(1)],
+        ));
+    }
+    steps.extend(s::chain(
+        vec![
+            (
+                x.state.is(X_IDLE),
+                vec![
+                    x.ptr.set_k(0),
+                    x.wait.set_k(1),
+                    s::when(
+                        e::mux(x.slot.e(), x.full[1].e(), x.full[0].e()),
+                        vec![x.state.set_k(X_DECODE)],
+                    ),
+                ],
+            ),
+            (x.state.is(X_DECODE), decode(&x)),
+            (
+                x.state.is(X_REPLY),
+                vec![s::when(start_reply.e(), vec![x.state.set_k(X_IDLE)])],
+            ),
+            (x.state.is(X_WHDR), write_header(&x)),
+            (x.state.is(X_WDATA), write_data(&x)),
+        ],
+        image(&x, &core_in_ready),
+    ));
+    m.push(Item::Always(
+        x.clk.name().into(),
+        vec![s::when_else(
+            x.rst.e(),
+            vec![
+                x.state.set_k(X_IDLE),
+                x.slot.set_k(0),
+                x.full[0].set_k(0),
+                x.full[1].set_k(0),
+                x.we.set_k(0),
+                x.beat_valid.set_k(0),
+                x.load_crc.set_k(CRC_INIT as u64),
+                x.wseq_valid.set_k(0),
+            ],
+            steps,
+        )],
+    ));
+    m
+}
+
+/// Ports and registers.
+fn declare(m: &mut Module, g: &Geometry) -> Ex {
+    let clk = m.input("clk", 1);
+    let rst = m.input("rst", 1);
+    let kw = bits_for(g.pixels_per_beat.max(2) - 1);
+    let wbw = bits_for(g.word_bytes.max(2) - 1);
+    let beat_w = g.pixels_per_beat * g.elem_width;
+    let slot_ins: Vec<[Sig; 4]> = (0..2)
+        .map(|i| {
+            [
+                m.input(&format!("s_op{i}"), 8),
+                m.input(&format!("s_seq{i}"), 8),
+                m.input(&format!("s_len{i}"), 16),
+                m.input(&format!("s_stat{i}"), 8),
+            ]
+        })
+        .collect();
+    Ex {
+        g: *g,
+        clk,
+        rst,
+        state: m.reg("x_state", bits_for(X_IMG as usize)),
+        slot: m.reg("x_slot", 1),
+        ptr: m.reg("x_ptr", 16),
+        wait: m.reg("x_wait", 1),
+        buf_q: m.input("buf_q", 8),
+        slots: slot_ins,
+        full: [m.output_reg("s_full0", 1), m.output_reg("s_full1", 1)],
+        reply: [
+            m.output_reg("p_kind", KIND_WIDTH),
+            m.output_reg("p_code", 8),
+            m.output_reg("p_seq", 8),
+            m.output_reg("p_len", 16),
+            m.output_reg("p_op", 8),
+        ],
+        sel: m.output_reg("x_sel", 8),
+        addr: m.output_reg("x_addr", 16),
+        word: m.output_reg("x_word", g.word_bytes * 8),
+        wb: m.reg("x_wb", wbw),
+        we: m.output_reg("x_we", 1),
+        load_crc: m.output_reg("load_crc", 16),
+        load_crc_next: m.net("load_crc_next", 16),
+        wseq: m.reg("wseq", 8),
+        wseq_valid: m.reg("wseq_valid", 1),
+        elem: m.reg("x_e", 16),
+        lane: m.reg("x_k", kw),
+        bit: g
+            .binary_input
+            .then(|| (m.reg("x_bit", 3), m.reg("x_byte", 8))),
+        beat: m.output_reg("beat", beat_w),
+        beat_valid: m.output_reg("beat_valid", 1),
+        op: m.reg("x_op", 8),
+        seq: m.output_reg("x_seq", 8),
+        len: m.reg("x_len", 16),
+        stat: m.reg("x_stat", 8),
+        len_img: m.reg("x_len_img", 1),
+        write_len_ok: m.reg("x_write_len_ok", 1),
+        sel_ok: m.net("x_sel_ok", 1),
+        push: m.output("x_push", 1),
+    }
+}
+
+/// The current slot's descriptor, registered with its length checks: the executor reads it only
+/// from the decode state on, at least a cycle after the slot or its contents last changed (the
+/// slot multiplexer and 16-bit compares were on the critical path).
+fn descriptor(m: &mut Module, x: &Ex) {
+    let mut regs = Vec::new();
+    let mut selected = Vec::new();
+    for (f, (field, reg)) in ["op", "seq", "len", "stat"]
+        .into_iter()
+        .zip([&x.op, &x.seq, &x.len, &x.stat])
+        .enumerate()
+    {
+        let sel = m.wire(
+            &format!("x_{field}_sel"),
+            reg.width(),
+            e::mux(x.slot.e(), x.slots[1][f].e(), x.slots[0][f].e()),
+        );
+        regs.push(reg.set(sel.e()));
+        selected.push(sel);
+    }
+    let len_sel = &selected[2];
+    regs.push(x.len_img.set(len_sel.is(x.g.image_bytes as u64)));
+    let wb = x.g.word_bytes;
+    let at_least_header = e::lnot(e::lt(len_sel.e(), len_sel.k(3)));
+    regs.push(x.write_len_ok.set(if wb == 1 {
+        at_least_header
+    } else {
+        // (len - 3) % wb == 0, wb a power of two.
+        let bits = bits_for(wb - 1);
+        e::and(
+            at_least_header,
+            e::eq(len_sel.slice(bits - 1, 0), e::k(bits, (3 % wb) as u64)),
+        )
+    }));
+    m.push(Item::Always(x.clk.name().into(), regs));
+}
+
+/// Frees the current slot (clears its full flag, moves to the other one).
+fn free(x: &Ex) -> Vec<Stmt> {
+    vec![
+        s::when_else(
+            x.slot.e(),
+            vec![x.full[1].set_k(0)],
+            vec![x.full[0].set_k(0)],
+        ),
+        x.slot.inc(),
+    ]
+}
+
+/// Asks for a reply of `kind` with `code` and `len` payload bytes, and frees the slot.
+fn reply(x: &Ex, kind: u64, code: Code, len: usize) -> Vec<Stmt> {
+    let [p_kind, p_code, _, p_len, _] = &x.reply;
+    let mut v = vec![
+        p_kind.set_k(kind),
+        p_code.set_k(code as u64),
+        p_len.set_k(len as u64),
+        x.state.set_k(X_REPLY),
+    ];
+    v.extend(free(x));
+    v
+}
+
+/// Moves to the next slot byte (it arrives after a cycle of `x_wait`).
+fn next_byte(x: &Ex) -> Vec<Stmt> {
+    vec![x.ptr.inc(), x.wait.set_k(1)]
+}
+
+fn decode(x: &Ex) -> Vec<Stmt> {
+    let [p_kind, p_code, p_seq, p_len, p_op] = &x.reply;
+    let write = s::chain(
+        vec![
+            (
+                e::lnot(x.write_len_ok.e()),
+                reply(x, K_ERR, Code::BadLength, 1),
+            ),
+            (
+                e::and(x.wseq_valid.e(), e::eq(x.wseq.e(), x.seq.e())),
+                // A retransmitted WRITE: acknowledged, not executed twice.
+                reply(x, K_CHECK, Code::Ok, 2),
+            ),
+        ],
+        vec![x.state.set_k(X_WHDR)],
+    );
+    let mut start_image = vec![x.elem.set_k(0), x.lane.set_k(0), x.state.set_k(X_IMG)];
+    if let Some((bit, _)) = &x.bit {
+        start_image.push(bit.set_k(0));
+    }
+    let infer = s::chain(
+        vec![
+            (e::lnot(x.len_img.e()), reply(x, K_ERR, Code::BadLength, 1)),
+            (x.push.e(), start_image),
+        ],
+        // Every result slot is taken: wait for the transmitter.
+        vec![],
+    );
+    let mut clear = vec![x.load_crc.set_k(CRC_INIT as u64), x.wseq_valid.set_k(0)];
+    clear.extend(reply(x, K_CHECK, Code::Ok, 2));
+    let mut refused = vec![
+        p_kind.set_k(K_ERR),
+        p_code.set(x.stat.e()),
+        p_len.set_k(1),
+        x.state.set_k(X_REPLY),
+    ];
+    refused.extend(free(x));
+    let mut v = vec![p_seq.set(x.seq.e()), p_op.set(x.op.e())];
+    let op = |o: Op| x.op.is(o as u64);
+    v.extend(s::chain(
+        vec![
+            (e::ne(x.stat.e(), x.stat.k(Code::Ok as u64)), refused),
+            (op(Op::Ping), reply(x, K_PING, Code::Ok, PING_MAGIC.len())),
+            (op(Op::Info), reply(x, K_INFO, Code::Ok, Info::LEN)),
+            (
+                op(Op::Status),
+                reply(x, K_STATUS, Code::Ok, bql_protocol::Status::LEN),
+            ),
+            (op(Op::Clear), clear),
+            (op(Op::Write), write),
+            (op(Op::Infer), infer),
+        ],
+        reply(x, K_ERR, Code::BadOpcode, 1),
+    ));
+    v
+}
+
+/// `WRITE` header: the selector (checked) and the first word's address.
+fn write_header(x: &Ex) -> Vec<Stmt> {
+    let crc_byte = x.load_crc.set(x.load_crc_next.e());
+    let then_next = |mut v: Vec<Stmt>| {
+        v.extend(next_byte(x));
+        v
+    };
+    vec![s::when(
+        e::lnot(x.wait.e()),
+        s::chain(
+            vec![
+                (
+                    x.ptr.is(0),
+                    vec![s::when_else(
+                        x.sel_ok.e(),
+                        then_next(vec![x.sel.set(x.buf_q.e()), crc_byte.clone()]),
+                        reply(x, K_ERR, Code::BadArgument, 1),
+                    )],
+                ),
+                (
+                    x.ptr.is(1),
+                    then_next(vec![
+                        s::set(x.addr.slice(7, 0), x.buf_q.e()),
+                        crc_byte.clone(),
+                    ]),
+                ),
+            ],
+            then_next(vec![
+                s::set(x.addr.slice(15, 8), x.buf_q.e()),
+                crc_byte,
+                x.wb.set_k(0),
+                x.state.set_k(X_WDATA),
+            ]),
+        ),
+    )]
+}
+
+/// `WRITE` data: bytes into the word register, a configuration write per whole word.
+fn write_data(x: &Ex) -> Vec<Stmt> {
+    let wb = x.g.word_bytes;
+    let shifted_word = if wb == 1 {
+        x.buf_q.e()
+    } else {
+        Expr::Concat(vec![x.buf_q.e(), x.word.slice(wb * 8 - 1, 8)])
+    };
+    let mut done = vec![x.wseq.set(x.seq.e()), x.wseq_valid.set_k(1)];
+    done.extend(reply(x, K_CHECK, Code::Ok, 2));
+    let mut byte = vec![
+        x.word.set(shifted_word),
+        x.load_crc.set(x.load_crc_next.e()),
+        x.wb.inc(),
+        s::when(x.wb.is((wb - 1) as u64), vec![x.we.set_k(1), x.wb.set_k(0)]),
+    ];
+    byte.extend(next_byte(x));
+    s::chain(
+        vec![
+            (x.we.e(), vec![x.we.set_k(0), x.addr.inc()]),
+            (e::eq(x.ptr.e(), x.len.e()), done),
+            (e::lnot(x.wait.e()), byte),
+        ],
+        vec![],
+    )
+}
+
+/// Image streaming: one element (bit or pixel) per step into the beat register; a full beat
+/// waits for the core.
+fn image(x: &Ex, core_in_ready: &Sig) -> Vec<Stmt> {
+    let g = &x.g;
+    let kk = g.pixels_per_beat;
+    let ew = g.elem_width;
+    let beat_w = kk * ew;
+    let in_range = e::lt(x.elem.e(), e::k(16, g.input_len as u64));
+    let shift_in = |elem: Expr| -> Expr {
+        if beat_w == ew {
+            elem
+        } else {
+            Expr::Concat(vec![elem, x.beat.slice(beat_w - 1, ew)])
+        }
+    };
+    let advance = |elem: Expr| -> Vec<Stmt> {
+        vec![
+            x.beat.set(shift_in(elem)),
+            x.elem.inc(),
+            s::when_else(
+                x.lane.is((kk - 1) as u64),
+                vec![x.lane.set_k(0), x.beat_valid.set_k(1)],
+                vec![x.lane.inc()],
+            ),
+        ]
+    };
+    let fill = match &x.bit {
+        Some((bit, byte)) => {
+            let mut first = vec![
+                byte.set(Expr::Concat(vec![e::k(1, 0), x.buf_q.slice(7, 1)])),
+                bit.inc(),
+            ];
+            first.extend(next_byte(x));
+            first.extend(advance(e::bin(
+                crate::ir::BinOp::And,
+                x.buf_q.bit(0),
+                in_range.clone(),
+            )));
+            let mut rest = vec![
+                byte.set(Expr::Concat(vec![e::k(1, 0), byte.slice(7, 1)])),
+                bit.inc(),
+            ];
+            rest.extend(advance(e::bin(
+                crate::ir::BinOp::And,
+                byte.bit(0),
+                in_range,
+            )));
+            vec![s::when_else(
+                bit.is(0),
+                vec![s::when(e::lnot(x.wait.e()), first)],
+                rest,
+            )]
+        }
+        None => {
+            let mut step = next_byte(x);
+            step.extend(advance(e::mux(in_range, x.buf_q.e(), e::k(8, 0))));
+            vec![s::when(e::lnot(x.wait.e()), step)]
+        }
+    };
+    let mut image_done = vec![x.state.set_k(X_IDLE)];
+    image_done.extend(free(x));
+    vec![s::when_else(
+        x.beat_valid.e(),
+        vec![s::when(
+            core_in_ready.e(),
+            vec![
+                x.beat_valid.set_k(0),
+                s::when(x.elem.is(g.elements as u64), image_done),
+            ],
+        )],
+        fill,
+    )]
+}

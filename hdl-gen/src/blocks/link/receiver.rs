@@ -1,0 +1,267 @@
+//! `bql_link_rx`: the frame decoder. It parses request frames byte by byte, writes each payload
+//! into the free frame slot (through the slot memory's write port), checks the CRC and, at the
+//! frame's end, latches the slot's descriptor (opcode, sequence number, length, verdict) and
+//! pulses `rx_commit`. A frame that finds its slot still full is read to its end and dropped
+//! (counted in `overflows`); a frame that stops in the middle is abandoned after a long silence
+//! (`timeouts`).
+
+use bql_protocol::{Code, CRC_INIT, SYNC_REQUEST};
+
+use crate::ir::{bits_for, e, s, Expr, Item, Module, Sig, Stmt};
+
+use super::{sat_inc, Geometry};
+
+// Receiver states.
+const R_HUNT: u64 = 0;
+const R_OP: u64 = 1;
+const R_SEQ: u64 = 2;
+const R_LEN0: u64 = 3;
+const R_LEN1: u64 = 4;
+const R_PAY: u64 = 5;
+const R_CRC0: u64 = 6;
+const R_CRC1: u64 = 7;
+
+/// The receiver's registers.
+struct Regs {
+    state: Sig,
+    op: Sig,
+    seq: Sig,
+    len: Sig,
+    idx: Sig,
+    crc: Sig,
+    crc_lo: Sig,
+    drop: Sig,
+    timer: Sig,
+    w_slot: Sig,
+    crc_errors: Sig,
+    overflows: Sig,
+    timeouts: Sig,
+}
+
+/// Builds `bql_link_rx` for frame slots of `g.slot` bytes; `timeout` clocks of silence abandon
+/// a frame.
+pub fn module(g: &Geometry, timeout: usize) -> Module {
+    let mut m = Module::new("bql_link_rx");
+    m.doc.push(format!(
+        "bql_link_rx: request frames into two {}-byte slots.",
+        g.slot
+    ));
+    let clk = m.input("clk", 1);
+    let rst = m.input("rst", 1);
+    let rx_valid = m.input("rx_valid", 1);
+    let rx_data = m.input("rx_data", 8);
+    let full = [m.input("s_full0", 1), m.input("s_full1", 1)];
+    let tw = bits_for(timeout);
+    let regs = Regs {
+        state: m.reg("r_state", bits_for(R_CRC1 as usize)),
+        op: m.reg("r_op", 8),
+        seq: m.reg("r_seq", 8),
+        len: m.reg("r_len", 16),
+        idx: m.reg("r_idx", 16),
+        crc: m.reg("r_crc", 16),
+        crc_lo: m.reg("r_crc_lo", 8),
+        drop: m.reg("r_drop", 1),
+        timer: m.reg("r_timer", tw),
+        w_slot: m.output_reg("w_slot", 1),
+        crc_errors: m.output_reg("crc_errors", 8),
+        overflows: m.output_reg("overflows", 8),
+        timeouts: m.output_reg("timeouts", 8),
+    };
+    let descriptors: Vec<[Sig; 4]> = (0..2)
+        .map(|i| {
+            [
+                m.output_reg(&format!("s_op{i}"), 8),
+                m.output_reg(&format!("s_seq{i}"), 8),
+                m.output_reg(&format!("s_len{i}"), 16),
+                m.output_reg(&format!("s_stat{i}"), 8),
+            ]
+        })
+        .collect();
+    let r = &regs;
+    let crc_next = m.net("r_crc_next", 16);
+    m.push(Item::Instance {
+        module: "crc16_ccitt_step".into(),
+        name: "rx_crc".into(),
+        conns: vec![
+            ("crc_in".into(), r.crc.e()),
+            ("data".into(), rx_data.e()),
+            ("crc_out".into(), crc_next.e()),
+        ],
+    });
+    let crc_ok = m.wire(
+        "r_crc_ok",
+        1,
+        e::eq(Expr::Concat(vec![rx_data.e(), r.crc_lo.e()]), r.crc.e()),
+    );
+    let w_full = m.wire("w_full", 1, e::mux(r.w_slot.e(), full[1].e(), full[0].e()));
+    let commit = e::and(
+        e::and(rx_valid.e(), r.state.is(R_CRC1)),
+        e::lnot(r.drop.e()),
+    );
+    m.output("rx_commit", 1);
+    m.push(Item::Assign(e::r("rx_commit"), commit));
+    let verdict = m.wire(
+        "r_verdict",
+        8,
+        e::mux(
+            e::lnot(crc_ok.e()),
+            e::k(8, Code::BadCrc as u64),
+            e::mux(
+                e::bin(crate::ir::BinOp::Gt, r.len.e(), e::k(16, g.slot as u64)),
+                e::k(8, Code::BadLength as u64),
+                e::k(8, Code::Ok as u64),
+            ),
+        ),
+    );
+    // The slot memory's write port: payload bytes of a frame that is being kept.
+    let storing = e::and(
+        e::and(rx_valid.e(), r.state.is(R_PAY)),
+        e::and(
+            e::lnot(r.drop.e()),
+            e::lt(r.idx.e(), e::k(16, g.slot as u64)),
+        ),
+    );
+    m.output("fb_we", 1);
+    m.push(Item::Assign(
+        e::r("fb_we"),
+        e::and(e::lnot(rst.e()), storing),
+    ));
+    m.output("fb_waddr", g.slot_bits + 1);
+    m.push(Item::Assign(
+        e::r("fb_waddr"),
+        Expr::Concat(vec![r.w_slot.e(), r.idx.slice(g.slot_bits - 1, 0)]),
+    ));
+    m.output("fb_wdata", 8);
+    m.push(Item::Assign(e::r("fb_wdata"), rx_data.e()));
+
+    let on_byte = on_byte(
+        r,
+        &rx_data,
+        &crc_next,
+        &crc_ok,
+        &w_full,
+        &verdict,
+        &descriptors,
+    );
+    let tw_timeout = r.timer.k(timeout as u64);
+    m.push(Item::Always(
+        clk.name().into(),
+        vec![s::when_else(
+            rst.e(),
+            vec![
+                r.state.set_k(R_HUNT),
+                r.timer.set_k(0),
+                r.w_slot.set_k(0),
+                r.crc_errors.set_k(0),
+                r.overflows.set_k(0),
+                r.timeouts.set_k(0),
+            ],
+            vec![
+                s::when_else(
+                    e::or(rx_valid.e(), r.state.is(R_HUNT)),
+                    vec![r.timer.set_k(0)],
+                    vec![r.timer.inc()],
+                ),
+                s::when_else(
+                    rx_valid.e(),
+                    on_byte,
+                    // A frame that stops in the middle is abandoned after a long silence.
+                    vec![s::when(
+                        e::eq(r.timer.e(), tw_timeout),
+                        vec![r.state.set_k(R_HUNT), sat_inc(&r.timeouts)],
+                    )],
+                ),
+            ],
+        )],
+    ));
+    m
+}
+
+/// What a received byte does, by state.
+fn on_byte(
+    r: &Regs,
+    rx_data: &Sig,
+    crc_next: &Sig,
+    crc_ok: &Sig,
+    w_full: &Sig,
+    verdict: &Sig,
+    descriptors: &[[Sig; 4]],
+) -> Vec<Stmt> {
+    let byte_crc = r.crc.set(crc_next.e());
+    let header = |field: Stmt, next: u64| vec![field, byte_crc.clone(), r.state.set_k(next)];
+    s::chain(
+        vec![
+            (
+                r.state.is(R_HUNT),
+                vec![s::when(
+                    e::eq(rx_data.e(), e::k(8, SYNC_REQUEST as u64)),
+                    vec![
+                        r.state.set_k(R_OP),
+                        r.crc.set_k(CRC_INIT as u64),
+                        r.drop.set(w_full.e()),
+                    ],
+                )],
+            ),
+            (r.state.is(R_OP), header(r.op.set(rx_data.e()), R_SEQ)),
+            (r.state.is(R_SEQ), header(r.seq.set(rx_data.e()), R_LEN0)),
+            (
+                r.state.is(R_LEN0),
+                header(s::set(r.len.slice(7, 0), rx_data.e()), R_LEN1),
+            ),
+            (
+                r.state.is(R_LEN1),
+                vec![
+                    s::set(r.len.slice(15, 8), rx_data.e()),
+                    byte_crc.clone(),
+                    r.idx.set_k(0),
+                    s::when_else(
+                        e::and(
+                            e::eq(rx_data.e(), e::k(8, 0)),
+                            e::eq(r.len.slice(7, 0), e::k(8, 0)),
+                        ),
+                        vec![r.state.set_k(R_CRC0)],
+                        vec![r.state.set_k(R_PAY)],
+                    ),
+                ],
+            ),
+            (
+                r.state.is(R_PAY),
+                vec![
+                    byte_crc,
+                    r.idx.inc(),
+                    s::when(
+                        e::eq(r.idx.e(), e::sub(r.len.e(), r.len.k(1))),
+                        vec![r.state.set_k(R_CRC0)],
+                    ),
+                ],
+            ),
+            (
+                r.state.is(R_CRC0),
+                vec![r.crc_lo.set(rx_data.e()), r.state.set_k(R_CRC1)],
+            ),
+        ],
+        frame_end(r, crc_ok, verdict, descriptors),
+    )
+}
+
+/// R_CRC1: the frame is complete; a kept frame fills its slot's descriptor.
+fn frame_end(r: &Regs, crc_ok: &Sig, verdict: &Sig, descriptors: &[[Sig; 4]]) -> Vec<Stmt> {
+    let mut v = vec![
+        r.state.set_k(R_HUNT),
+        s::when(e::lnot(crc_ok.e()), vec![sat_inc(&r.crc_errors)]),
+        s::when(r.drop.e(), vec![sat_inc(&r.overflows)]),
+        s::when(e::lnot(r.drop.e()), vec![r.w_slot.inc()]),
+    ];
+    for (i, [op, seq, len, stat]) in descriptors.iter().enumerate() {
+        v.push(s::when(
+            e::and(e::lnot(r.drop.e()), r.w_slot.is(i as u64)),
+            vec![
+                op.set(r.op.e()),
+                seq.set(r.seq.e()),
+                len.set(r.len.e()),
+                stat.set(verdict.e()),
+            ],
+        ));
+    }
+    v
+}

@@ -1,0 +1,308 @@
+//! `bql_link_tx`: frames one response at a time, results first. A result is taken from the core
+//! (`t_pop`) only when its last byte has gone out; a reply is taken from the executor through
+//! its valid/ready handshake when no result waits. The byte to send is registered (`t_byte`,
+//! valid with `t_byte_ok` a cycle after the index moves): the reply's byte multiplexers and the
+//! CRC step were the design's critical path.
+
+use bql_protocol::{Code, Info, CRC_INIT, MAX_IN_FLIGHT, PING_MAGIC};
+
+use crate::blocks::core::CoreInterface;
+use crate::ir::{bits_for, e, s, Expr, Item, Module, Sig, Stmt};
+
+use super::{KIND_WIDTH, K_CHECK, K_INFO, K_PING, K_RESULT, K_STATUS};
+
+/// The frame being sent.
+struct Tx {
+    active: Sig,
+    kind: Sig,
+    code: Sig,
+    seq: Sig,
+    len: Sig,
+    op: Sig,
+    idx: Sig,
+    pidx: Sig,
+    crc_at: Sig,
+    end: Sig,
+    crc: Sig,
+    byte: Sig,
+    byte_ok: Sig,
+    results: Sig,
+    led_toggle: Sig,
+}
+
+/// Builds `bql_link_tx` for a core with interface `ifc` answering `INFO` with `info`.
+pub fn module(ifc: &CoreInterface, info: &Info) -> Module {
+    let mut m = Module::new("bql_link_tx");
+    m.doc
+        .push("bql_link_tx: one response frame at a time, results first.".into());
+    let clk = m.input("clk", 1);
+    let rst = m.input("rst", 1);
+    let utx_ready = m.input("utx_ready", 1);
+    let t = Tx {
+        active: m.reg("t_active", 1),
+        kind: m.reg("t_kind", KIND_WIDTH),
+        code: m.reg("t_code", 8),
+        seq: m.reg("t_seq", 8),
+        len: m.reg("t_len", 16),
+        op: m.reg("t_op", 8),
+        idx: m.reg("t_idx", 16),
+        pidx: m.reg("t_pidx", 16),
+        crc_at: m.reg("t_crc_at", 16),
+        end: m.reg("t_end", 16),
+        crc: m.reg("t_crc", 16),
+        byte: m.output_reg("t_byte", 8),
+        byte_ok: m.reg("t_byte_ok", 1),
+        results: m.reg("results", 16),
+        led_toggle: m.output_reg("led_toggle", 1),
+    };
+    // Frame positions: header 0..=4, payload 5.., CRC at `t_crc_at` (low byte) and `t_end`.
+    let send = m.output("t_send", 1);
+    m.push(Item::Assign(send.e(), e::and(t.active.e(), t.byte_ok.e())));
+    let fire = m.wire("t_fire", 1, e::and(send.e(), utx_ready.e()));
+    let last = m.wire("t_last", 1, e::and(fire.e(), e::eq(t.idx.e(), t.end.e())));
+    let pop = m.output("t_pop", 1);
+    m.push(Item::Assign(pop.e(), e::and(last.e(), t.kind.is(K_RESULT))));
+    let core_valid = m.input("core_out_valid", 1);
+    let start_result = m.wire(
+        "start_result",
+        1,
+        e::and(core_valid.e(), e::lnot(t.active.e())),
+    );
+    let reply_valid = m.input("reply_valid", 1);
+    let reply_ready = m.output("reply_ready", 1);
+    m.push(Item::Assign(
+        reply_ready.e(),
+        e::and(e::lnot(t.active.e()), e::lnot(core_valid.e())),
+    ));
+    let start_reply = m.wire("start_reply", 1, e::and(reply_valid.e(), reply_ready.e()));
+    let payload = payload_byte(&mut m, ifc, info, &t);
+    let byte_at = mux_chain(
+        vec![
+            (t.idx.is(0), e::k(8, bql_protocol::SYNC_RESPONSE as u64)),
+            (t.idx.is(1), t.code.e()),
+            (t.idx.is(2), t.seq.e()),
+            (t.idx.is(3), t.len.slice(7, 0)),
+            (t.idx.is(4), t.len.slice(15, 8)),
+            (e::eq(t.idx.e(), t.crc_at.e()), t.crc.slice(7, 0)),
+            (e::eq(t.idx.e(), t.end.e()), t.crc.slice(15, 8)),
+        ],
+        payload.e(),
+    );
+    m.push(Item::Always(
+        clk.name().into(),
+        vec![
+            t.byte.set(byte_at),
+            t.byte_ok.set(e::and(t.active.e(), e::lnot(fire.e()))),
+        ],
+    ));
+    let crc_next = m.net("t_crc_next", 16);
+    m.push(Item::Instance {
+        module: "crc16_ccitt_step".into(),
+        name: "tx_crc".into(),
+        conns: vec![
+            ("crc_in".into(), t.crc.e()),
+            ("data".into(), t.byte.e()),
+            ("crc_out".into(), crc_next.e()),
+        ],
+    });
+    let reply_fields = ["p_kind", "p_code", "p_seq", "p_len", "p_op"]
+        .into_iter()
+        .zip([KIND_WIDTH, 8, 8, 16, 8])
+        .map(|(n, w)| m.input(n, w))
+        .collect::<Vec<_>>();
+    let fifo_head = m.input("fifo_head", 8);
+    let rb = info.result_bytes() as u64;
+    let start = |kind: Expr, code: Expr, seq: Expr, len: Expr, crc_at: Expr, end: Expr| {
+        vec![
+            t.active.set_k(1),
+            t.kind.set(kind),
+            t.code.set(code),
+            t.seq.set(seq),
+            t.len.set(len),
+            t.crc_at.set(crc_at),
+            t.end.set(end),
+            t.idx.set_k(0),
+            t.pidx.set_k(0x10000 - 5),
+            t.crc.set_k(CRC_INIT as u64),
+        ]
+    };
+    let on_result = start(
+        t.kind.k(K_RESULT),
+        t.code.k(Code::Ok as u64),
+        fifo_head.e(),
+        t.len.k(rb),
+        t.crc_at.k(rb + 5),
+        t.end.k(rb + 6),
+    );
+    let [p_kind, p_code, p_seq, p_len, p_op] = &reply_fields[..] else {
+        unreachable!("five reply fields")
+    };
+    let mut on_reply = start(
+        p_kind.e(),
+        p_code.e(),
+        p_seq.e(),
+        p_len.e(),
+        e::add(p_len.e(), p_len.k(5)),
+        e::add(p_len.e(), p_len.k(6)),
+    );
+    on_reply.push(t.op.set(p_op.e()));
+    let on_fire = sending(&t, &last, &crc_next);
+    m.push(Item::Always(
+        clk.name().into(),
+        vec![s::when_else(
+            rst.e(),
+            vec![t.active.set_k(0), t.results.set_k(0), t.led_toggle.set_k(0)],
+            s::chain(
+                vec![
+                    (start_result.e(), on_result),
+                    (start_reply.e(), on_reply),
+                    (fire.e(), on_fire),
+                ],
+                vec![],
+            ),
+        )],
+    ));
+    m
+}
+
+/// A byte has gone: the next index, the CRC over header and payload, the frame's end.
+fn sending(t: &Tx, last: &Sig, crc_next: &Sig) -> Vec<Stmt> {
+    vec![
+        t.idx.inc(),
+        t.pidx.inc(),
+        s::when(
+            e::and(e::ne(t.idx.e(), t.idx.k(0)), e::lt(t.idx.e(), t.crc_at.e())),
+            vec![t.crc.set(crc_next.e())],
+        ),
+        s::when(
+            last.e(),
+            vec![
+                t.active.set_k(0),
+                s::when(
+                    t.kind.is(K_RESULT),
+                    vec![t.results.inc(), t.led_toggle.inc()],
+                ),
+            ],
+        ),
+    ]
+}
+
+/// The payload byte at `t_pidx`: each source a flat vector (byte 0 lowest) of a power-of-two
+/// number of bytes, indexed by the payload position; then one byte multiplexer by reply kind.
+/// (Multiplexing whole padded vectors first cost about 600 LUT4 on iCE40.)
+fn payload_byte(m: &mut Module, ifc: &CoreInterface, info: &Info, t: &Tx) -> Sig {
+    let pw = bits_for(info.result_bytes().max(Info::LEN).next_power_of_two() - 1);
+    let info_b = source(
+        m,
+        &t.pidx,
+        "info",
+        vec![const_flat(&info.to_bytes())],
+        Info::LEN * 8,
+    );
+    let ping_b = source(m, &t.pidx, "ping", vec![const_flat(&PING_MAGIC)], 32);
+    let fifo_bits = bits_for(MAX_IN_FLIGHT - 1);
+    let counters: Vec<Sig> = [
+        ("inflight", fifo_bits + 1),
+        ("timeouts", 8),
+        ("overflows", 8),
+        ("crc_errors", 8),
+        ("load_crc", 16),
+    ]
+    .into_iter()
+    .map(|(n, w)| m.input(n, w))
+    .collect();
+    let [inflight, timeouts, overflows, crc_errors, load_crc] = &counters[..] else {
+        unreachable!("five counters")
+    };
+    let status = vec![
+        t.results.e(),
+        e::zext(inflight.e(), fifo_bits + 1, 8),
+        timeouts.e(),
+        overflows.e(),
+        crc_errors.e(),
+        load_crc.e(),
+    ];
+    let status_b = source(m, &t.pidx, "status", status, 64);
+    let check_b = source(m, &t.pidx, "check", vec![load_crc.e()], 16);
+    let result_parts = result_parts(m, ifc, info, load_crc);
+    let result_b = source(m, &t.pidx, "result", result_parts, info.result_bytes() * 8);
+    let byte = m.wire(
+        "t_payload_byte",
+        8,
+        mux_chain(
+            vec![
+                (t.kind.is(K_RESULT), result_b),
+                (t.kind.is(K_INFO), info_b),
+                (t.kind.is(K_STATUS), status_b),
+                (t.kind.is(K_CHECK), check_b),
+                (t.kind.is(K_PING), ping_b),
+            ],
+            t.op.e(),
+        ),
+    );
+    if pw < 16 {
+        m.wire("unused_t_pidx", 16 - pw, t.pidx.slice(15, pw));
+    }
+    byte
+}
+
+/// One payload source: `parts` (most significant first, `used_bits` in all) as a flat vector of a
+/// power-of-two number of bytes, and its byte at the payload index `pidx`.
+fn source(m: &mut Module, pidx: &Sig, name: &str, parts: Vec<Expr>, used_bits: usize) -> Expr {
+    let bytes = used_bits.div_ceil(8).max(1).next_power_of_two();
+    let mut all = Vec::new();
+    if bytes * 8 > used_bits {
+        all.push(e::k(bytes * 8 - used_bits, 0));
+    }
+    all.extend(parts);
+    let flat = m.wire(&format!("{name}_flat"), bytes * 8, Expr::Concat(all));
+    if bytes == 1 {
+        return flat.e();
+    }
+    let ib = bits_for(bytes - 1);
+    let index = Expr::Concat(vec![pidx.slice(ib - 1, 0), e::k(3, 0)]);
+    m.wire(
+        &format!("{name}_byte"),
+        8,
+        Expr::PartSelect(flat.name().into(), Box::new(index), 8),
+    )
+    .e()
+}
+
+/// A result's payload, most significant first: the load checksum (the host refuses results
+/// computed from memories it did not load), every score sign- or zero-extended to its bytes,
+/// the class.
+fn result_parts(m: &mut Module, ifc: &CoreInterface, info: &Info, load_crc: &Sig) -> Vec<Expr> {
+    let classes = info.classes as usize;
+    let sbytes = info.score_bytes as usize;
+    let scores = m.input("core_out_scores", classes * ifc.score_width);
+    let class = m.input("core_out_class", ifc.class_width);
+    let mut parts = vec![load_crc.e()];
+    for c in (0..classes).rev() {
+        let lo = c * ifc.score_width;
+        let hi = lo + ifc.score_width - 1;
+        let ext = sbytes * 8 - ifc.score_width;
+        if ext > 0 {
+            parts.push(if ifc.scores_signed {
+                Expr::Repl(ext, Box::new(scores.bit(hi)))
+            } else {
+                e::k(ext, 0)
+            });
+        }
+        parts.push(scores.slice(hi, lo));
+    }
+    parts.push(e::zext(class.e(), ifc.class_width, 16));
+    parts
+}
+
+/// A constant byte string as a flat vector, byte 0 in the low bits.
+fn const_flat(data: &[u8]) -> Expr {
+    Expr::Concat(data.iter().rev().map(|&b| e::k(8, b as u64)).collect())
+}
+
+/// `c0 ? v0 : c1 ? v1 : .. : default`.
+fn mux_chain(arms: Vec<(Expr, Expr)>, default: Expr) -> Expr {
+    arms.into_iter()
+        .rev()
+        .fold(default, |acc, (c, v)| e::mux(c, v, acc))
+}
