@@ -8,10 +8,15 @@
 //!
 //! Binary layers count disagreements `d` (padding lanes are 0 on both sides, so they add 0)
 //! and fire when `d < N + 1 - T`: the threshold memory holds `N + 1 - T` (docs/hardware.md).
+//!
+//! The module is built in parts, in the order they appear in the Verilog: ports, control (fold
+//! counters and handshakes), weight memory, the input slice, the pipeline tags, the threshold
+//! memory, the processing elements (lanes, adder tree, accumulator, comparison), and the
+//! output (a vector, or words streamed into the next layer's input buffer).
 
 use crate::board::SPRAM_SHAPE;
 use crate::ir::bits_for;
-use crate::ir::{e, BinOp, Expr, Item, Module, Stmt};
+use crate::ir::{e, s, BinOp, Expr, Item, Module, Sig, Stmt};
 use crate::plan::{InputMode, LayerPlan, MemKind, OutputKind};
 
 /// Width of one input element (1 bit, or 8 for pixels).
@@ -23,43 +28,111 @@ pub fn elem_width(l: &LayerPlan) -> usize {
     }
 }
 
+/// The layer's sizes, computed once.
+struct Dims {
+    n: usize,
+    m: usize,
+    p: usize,
+    s: usize,
+    nf: usize,
+    sf: usize,
+    ew: usize,
+    aw: usize,
+    tw: usize,
+    addr_w: usize,
+    nf_w: usize,
+    sf_w: usize,
+}
+
+impl Dims {
+    fn of(l: &LayerPlan) -> Dims {
+        let (nf, sf) = (l.nf(), l.sf());
+        Dims {
+            n: l.inputs,
+            m: l.outputs,
+            p: l.pe,
+            s: l.simd,
+            nf,
+            sf,
+            ew: elem_width(l),
+            aw: l.acc_width(),
+            tw: l.threshold_width(),
+            addr_w: bits_for(nf * sf - 1),
+            nf_w: bits_for(nf - 1),
+            sf_w: bits_for(sf - 1),
+        }
+    }
+}
+
+/// Fold counters and handshakes.
+struct Control {
+    nf: Sig,
+    sf: Sig,
+    last_sf: Sig,
+    last_nf: Sig,
+    advance: Sig,
+    accept: Sig,
+    draining: Sig,
+    final_in_flight: Sig,
+}
+
+/// The pipeline tags at the accumulate (`acc_*`) and commit (`fin_*`) stages.
+struct Tags {
+    acc_valid: Sig,
+    acc_first: Sig,
+    acc_nf: Expr,
+    fin_valid: Sig,
+    fin_last: Sig,
+    fin_final: Sig,
+    fin_nf: Sig,
+}
+
 /// Builds `layer<i>_mvtu`.
 pub fn module(l: &LayerPlan) -> Module {
-    let (n, m, p, s, nf, sf) = (l.inputs, l.outputs, l.pe, l.simd, l.nf(), l.sf());
-    let ew = elem_width(l);
-    let t = l.tree();
-    let lat = t.latency();
-    let cw = t.out_width(); // per-fold count / sum width
-    let aw = l.acc_width(); // accumulator width
-    let tw = l.threshold_width();
-    let addr_w = bits_for(nf * sf - 1);
-    let nf_w = bits_for(nf - 1);
-    let sf_w = bits_for(sf - 1);
+    let d = Dims::of(l);
     let mut md = Module::new(l.mvtu_name());
     md.doc.push(format!(
-        "{}: layer {} MVTU, {n} -> {m}, {p} PE x {s} lanes, NF {nf} x SF {sf} = {} cycles per input.",
+        "{}: layer {} MVTU, {} -> {}, {} PE x {} lanes, NF {} x SF {} = {} cycles per input.",
         l.mvtu_name(),
         l.index,
-        nf * sf
+        d.n,
+        d.m,
+        d.p,
+        d.s,
+        d.nf,
+        d.sf,
+        d.nf * d.sf
     ));
+    ports(&mut md, l, &d);
+    let ctl = control(&mut md, l, &d);
+    let wword = weights(&mut md, l, &d, &ctl);
+    let in_word = input_slice(&mut md, l, &d, &ctl);
+    let tags = pipeline_tags(&mut md, l, &d, &ctl);
+    let tword = thresholds(&mut md, l, &d, &tags);
+    processing_elements(&mut md, l, &d, &wword, &in_word, tword.as_ref(), &tags);
+    md
+}
+
+/// The ports: handshakes, the input (a vector, or a buffer's read port), the output, and the
+/// memories' write ports.
+fn ports(md: &mut Module, l: &LayerPlan, d: &Dims) {
     md.input("clk", 1);
     md.input("rst", 1);
     md.input("in_valid", 1);
     md.output("in_ready", 1);
-    let buffered = l.input == InputMode::Buffer;
-    if buffered {
+    if l.input == InputMode::Buffer {
         // The input buffer holds the vector as SF words; word `sf` arrives a cycle after its
         // address, with the weight word of the same fold.
-        md.output("in_rd_addr", sf_w);
-        md.input("in_rd_data", s * ew);
+        md.output("in_rd_addr", d.sf_w);
+        md.input("in_rd_data", d.s * d.ew);
     } else {
-        md.input("in_vec", n * ew);
+        md.input("in_vec", d.n * d.ew);
     }
     if let Some(ww) = l.stream_out {
         // Results leave as words of the next layer's input buffer: `out_free` says the buffer
         // half being written is free, checked before each input is accepted.
         assert!(
-            l.output == OutputKind::Threshold && !l.overlap && ww % p == 0,
+            l.output == OutputKind::Threshold && !l.overlap && ww % d.p == 0,
             "stream_out needs a non-overlapped threshold layer whose P divides the word"
         );
         md.output_reg("out_we", 1);
@@ -70,54 +143,58 @@ pub fn module(l: &LayerPlan) -> Module {
         md.output_reg("out_valid", 1);
         md.input("out_ready", 1);
         let out_w = match l.output {
-            OutputKind::Threshold => m,
-            OutputKind::Scores => m * aw,
+            OutputKind::Threshold => d.m,
+            OutputKind::Scores => d.m * d.aw,
         };
         md.output_reg("out_vec", out_w);
     }
     md.input("wmem_we", 1);
-    md.input("wmem_addr", addr_w);
-    md.input("wmem_data", p * s);
+    md.input("wmem_addr", d.addr_w);
+    md.input("wmem_data", d.p * d.s);
     if l.output == OutputKind::Threshold {
         md.input("tmem_we", 1);
-        md.input("tmem_addr", nf_w);
-        md.input("tmem_data", p * tw);
+        md.input("tmem_addr", d.nf_w);
+        md.input("tmem_data", d.p * d.tw);
     }
+}
 
-    // Control: accept an input when idle and the previous output has been taken.
+/// Control: accept an input when idle and the previous output has been taken; count the folds.
+fn control(md: &mut Module, l: &LayerPlan, d: &Dims) -> Control {
     md.push(Item::Comment("control".into()));
-    md.reg("busy", 1);
-    md.reg("nf", nf_w);
-    md.reg("sf", sf_w);
-    match l.input {
+    let busy = md.reg("busy", 1);
+    let nf = md.reg("nf", d.nf_w);
+    let sf = md.reg("sf", d.sf_w);
+    let in_vec = Sig::new("in_vec", d.n * d.ew);
+    let in_buf = match l.input {
         // The producer holds the vector until `in_ready` says the last fold has read it.
-        InputMode::Hold => {
-            md.wire("in_buf", n * ew, e::r("in_vec"));
+        InputMode::Hold => Some(md.wire("in_buf", d.n * d.ew, in_vec.e())),
+        InputMode::Register => Some(md.reg("in_buf", d.n * d.ew)),
+        InputMode::Buffer => {
+            md.push(Item::Assign(e::r("in_rd_addr"), sf.e()));
+            None
         }
-        InputMode::Register => {
-            md.reg("in_buf", n * ew);
-        }
-        InputMode::Buffer => md.push(Item::Assign(e::r("in_rd_addr"), e::r("sf"))),
-    }
-    md.push(Item::Wire("draining".into(), 1));
-    md.push(Item::Wire("final_in_flight".into(), 1));
-    md.wire("last_sf", 1, e::eq(e::r("sf"), e::k(sf_w, (sf - 1) as u64)));
-    md.wire("last_nf", 1, e::eq(e::r("nf"), e::k(nf_w, (nf - 1) as u64)));
-    if l.overlap {
+    };
+    let draining = md.net("draining", 1);
+    let final_in_flight = md.net("final_in_flight", 1);
+    let last_sf = md.wire("last_sf", 1, sf.is((d.sf - 1) as u64));
+    let last_nf = md.wire("last_nf", 1, nf.is((d.nf - 1) as u64));
+    let last_fold = || e::and(last_sf.e(), last_nf.e());
+    let (in_ready_w, advance) = if l.overlap {
         // Overlapped: the next input is accepted as soon as the last fold has been issued; the
         // last fold of an image waits (stalls) while the previous result still occupies
         // `out_vec` or is in flight, so a result never overwrites one that was not taken.
-        md.wire("in_ready_w", 1, e::lnot(e::r("busy")));
-        md.wire(
+        let ready = md.wire("in_ready_w", 1, e::lnot(busy.e()));
+        let stall = md.wire(
             "stall",
             1,
             e::and(
-                e::and(e::r("busy"), e::and(e::r("last_sf"), e::r("last_nf"))),
-                e::bin(BinOp::LogicOr, e::r("out_valid"), e::r("final_in_flight")),
+                e::and(busy.e(), last_fold()),
+                e::bin(BinOp::LogicOr, e::r("out_valid"), final_in_flight.e()),
             ),
         );
-        md.wire("advance", 1, e::and(e::r("busy"), e::lnot(e::r("stall"))));
-        md.wire("unused_draining", 1, e::r("draining"));
+        let advance = md.wire("advance", 1, e::and(busy.e(), e::lnot(stall.e())));
+        md.wire("unused_draining", 1, draining.e());
+        (ready, advance)
     } else {
         // The previous result must have been taken (or its last word written, and the next
         // buffer half be free) before a new input starts.
@@ -126,496 +203,499 @@ pub fn module(l: &LayerPlan) -> Module {
         } else {
             e::lnot(e::r("out_valid"))
         };
-        md.wire(
+        let ready = md.wire(
             "in_ready_w",
             1,
-            e::and(
-                e::and(e::lnot(e::r("busy")), out_clear),
-                e::lnot(e::r("draining")),
-            ),
+            e::and(e::and(e::lnot(busy.e()), out_clear), e::lnot(draining.e())),
         );
-        md.wire("advance", 1, e::r("busy"));
-        md.wire("unused_final_in_flight", 1, e::r("final_in_flight"));
-    }
-    md.wire("accept", 1, e::and(e::r("in_valid"), e::r("in_ready_w")));
-    if l.input != InputMode::Register {
+        let advance = md.wire("advance", 1, busy.e());
+        md.wire("unused_final_in_flight", 1, final_in_flight.e());
+        (ready, advance)
+    };
+    let accept = md.wire("accept", 1, e::and(e::r("in_valid"), in_ready_w.e()));
+    let in_ready = if l.input != InputMode::Register {
         // Consumed: the last fold's slice is captured at this edge.
-        md.push(Item::Assign(
-            e::r("in_ready"),
-            e::and(e::r("advance"), e::and(e::r("last_sf"), e::r("last_nf"))),
-        ));
+        e::and(advance.e(), last_fold())
     } else {
-        md.push(Item::Assign(e::r("in_ready"), e::r("in_ready_w")));
+        in_ready_w.e()
+    };
+    md.push(Item::Assign(e::r("in_ready"), in_ready));
+    let mut on_accept = Vec::new();
+    if l.input == InputMode::Register {
+        on_accept.push(in_buf.as_ref().expect("registered input").set(in_vec.e()));
     }
-    let ctrl = vec![Stmt::If(
-        e::r("rst"),
-        vec![Stmt::Assign(e::r("busy"), e::k(1, 0))],
-        vec![Stmt::If(
-            e::r("accept"),
-            [
-                (l.input == InputMode::Register)
-                    .then(|| Stmt::Assign(e::r("in_buf"), e::r("in_vec"))),
-                Some(Stmt::Assign(e::r("busy"), e::k(1, 1))),
-            ]
-            .into_iter()
-            .flatten()
-            .chain([
-                Stmt::Assign(e::r("nf"), e::k(nf_w, 0)),
-                Stmt::Assign(e::r("sf"), e::k(sf_w, 0)),
-            ])
-            .collect(),
-            vec![Stmt::If(
-                e::r("advance"),
-                vec![Stmt::If(
-                    e::r("last_sf"),
-                    vec![
-                        Stmt::Assign(e::r("sf"), e::k(sf_w, 0)),
-                        Stmt::Assign(e::r("nf"), e::add(e::r("nf"), e::k(nf_w, 1))),
-                        Stmt::If(
-                            e::r("last_nf"),
-                            vec![Stmt::Assign(e::r("busy"), e::k(1, 0))],
-                            vec![],
-                        ),
-                    ],
-                    vec![Stmt::Assign(e::r("sf"), e::add(e::r("sf"), e::k(sf_w, 1)))],
-                )],
-                vec![],
-            )],
+    on_accept.extend([busy.set_k(1), nf.set_k(0), sf.set_k(0)]);
+    let step = s::when(
+        advance.e(),
+        vec![s::when_else(
+            last_sf.e(),
+            vec![
+                sf.set_k(0),
+                nf.inc(),
+                s::when(last_nf.e(), vec![busy.set_k(0)]),
+            ],
+            vec![sf.inc()],
         )],
-    )];
-    md.push(Item::Always("clk".into(), ctrl));
+    );
+    md.push(Item::Always(
+        "clk".into(),
+        vec![s::when_else(
+            e::r("rst"),
+            vec![busy.set_k(0)],
+            vec![s::when_else(accept.e(), on_accept, vec![step])],
+        )],
+    ));
+    Control {
+        nf,
+        sf,
+        last_sf,
+        last_nf,
+        advance,
+        accept,
+        draining,
+        final_in_flight,
+    }
+}
 
-    // Weight memory, read at `nf * SF + sf`.
+/// Weight memory, read at `nf * SF + sf` by an address counter that runs alongside the fold
+/// counters (no multiplier). Block RAM with an initial image, or SPRAM (single-port, loaded at
+/// run time).
+fn weights(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Sig {
+    let (p, s_, aw) = (d.p, d.s, d.addr_w);
     md.push(Item::Comment(format!(
-        "weights: {} words of {} bits (PE p at bits [p*{s} +: {s}])",
-        nf * sf,
-        p * s
+        "weights: {} words of {} bits (PE p at bits [p*{s_} +: {s_}])",
+        d.nf * d.sf,
+        p * s_
     )));
-    md.reg("wword", p * s);
-    md.reg("waddr", addr_w);
-    // The address counter runs alongside nf/sf so that no multiplier is needed.
-    md.wire("raddr", addr_w, e::r("waddr"));
+    let wword = md.reg("wword", p * s_);
+    let waddr = md.reg("waddr", aw);
+    let raddr = md.wire("raddr", aw, waddr.e());
+    let (we, addr, data) = (
+        Sig::new("wmem_we", 1),
+        Sig::new("wmem_addr", aw),
+        Sig::new("wmem_data", p * s_),
+    );
     let mem_stmts = match l.mem {
         MemKind::BlockRam => {
             md.push(Item::Memory {
                 name: "wmem".into(),
-                width: p * s,
-                depth: nf * sf,
+                width: p * s_,
+                depth: d.nf * d.sf,
                 init: Some(l.weights_file()),
                 block_ram: false,
             });
             vec![
-                Stmt::If(
-                    e::r("wmem_we"),
-                    vec![Stmt::MemWrite(
-                        "wmem".into(),
-                        e::r("wmem_addr"),
-                        e::r("wmem_data"),
-                    )],
-                    vec![],
+                s::when(
+                    we.e(),
+                    vec![Stmt::MemWrite("wmem".into(), addr.e(), data.e())],
                 ),
-                Stmt::Assign(
-                    e::r("wword"),
-                    Expr::MemRead("wmem".into(), Box::new(e::r("raddr"))),
-                ),
+                wword.set(Expr::MemRead("wmem".into(), Box::new(raddr.e()))),
             ]
         }
         MemKind::Spram => {
             // Single-port SPRAM (16 x 16384 per primitive, no initial contents): one address,
             // the host's write address while it loads weights, the fold counter otherwise.
             let (_, spd) = SPRAM_SHAPE;
-            let depth = (nf * sf).div_ceil(spd) * spd;
+            let depth = (d.nf * d.sf).div_ceil(spd) * spd;
             let pw = bits_for(depth - 1);
             md.push(Item::Comment(format!(
                 "SPRAM: loaded at run time through wmem_we ({depth} words)"
             )));
-            md.push(Item::Memory {
-                name: "wmem".into(),
-                width: p * s,
-                depth,
-                init: None,
-                block_ram: false,
-            });
-            md.wire(
+            let mem = md.memory("wmem", p * s_, depth);
+            let port = md.wire(
                 "wmem_port_addr",
                 pw,
                 e::mux(
-                    e::r("wmem_we"),
-                    e::zext(e::r("wmem_addr"), addr_w, pw),
-                    e::zext(e::r("raddr"), addr_w, pw),
+                    we.e(),
+                    e::zext(addr.e(), aw, pw),
+                    e::zext(raddr.e(), aw, pw),
                 ),
             );
-            vec![Stmt::If(
-                e::r("wmem_we"),
-                vec![Stmt::MemWrite(
-                    "wmem".into(),
-                    e::r("wmem_port_addr"),
-                    e::r("wmem_data"),
-                )],
-                vec![Stmt::Assign(
-                    e::r("wword"),
-                    Expr::MemRead("wmem".into(), Box::new(e::r("wmem_port_addr"))),
-                )],
+            vec![s::when_else(
+                we.e(),
+                vec![mem.write(port.e(), data.e())],
+                vec![wword.set(mem.read(port.e()))],
             )]
         }
     };
     md.push(Item::Always("clk".into(), mem_stmts));
+    let not_last = e::lnot(e::and(ctl.last_sf.e(), ctl.last_nf.e()));
     md.push(Item::Always(
         "clk".into(),
-        vec![Stmt::If(
-            e::r("accept"),
-            vec![Stmt::Assign(e::r("waddr"), e::k(addr_w, 0))],
-            vec![Stmt::If(
-                e::and(
-                    e::r("advance"),
-                    e::lnot(e::and(e::r("last_sf"), e::r("last_nf"))),
-                ),
-                vec![Stmt::Assign(
-                    e::r("waddr"),
-                    e::add(e::r("waddr"), e::k(addr_w, 1)),
-                )],
-                vec![],
+        vec![s::when_else(
+            ctl.accept.e(),
+            vec![waddr.set_k(0)],
+            vec![s::when(
+                e::and(ctl.advance.e(), not_last),
+                vec![waddr.inc()],
             )],
         )],
     ));
+    wword
+}
 
-    // The input slice for this fold, from the zero-padded input vector.
-    let padded = sf * s * ew;
-    if buffered {
-        // Word `sf` of the input buffer, read (and registered) there.
-        md.wire("in_word", s * ew, e::r("in_rd_data"));
-    } else if sf == 1 {
-        md.wire("in_padded", padded, e::zext(e::r("in_buf"), n * ew, padded));
-        md.reg("in_word", s * ew);
+/// The input slice for this fold, from the zero-padded input vector (or the input buffer's
+/// word, read and registered there).
+fn input_slice(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Sig {
+    let (s_, ew) = (d.s, d.ew);
+    let padded = d.sf * s_ * ew;
+    if l.input == InputMode::Buffer {
+        return md.wire("in_word", s_ * ew, e::r("in_rd_data"));
+    }
+    let in_buf = Sig::new("in_buf", d.n * ew);
+    let in_padded = md.wire("in_padded", padded, e::zext(in_buf.e(), d.n * ew, padded));
+    let in_word = md.reg("in_word", s_ * ew);
+    let value = if d.sf == 1 {
         // One input fold: the whole (padded) input is the slice.
-        md.push(Item::Always(
-            "clk".into(),
-            vec![Stmt::Assign(e::r("in_word"), e::r("in_padded"))],
-        ));
+        in_padded.e()
     } else {
-        md.wire("in_padded", padded, e::zext(e::r("in_buf"), n * ew, padded));
-        md.reg("in_word", s * ew);
         // A mux tree over the fold counter's bits picks the slice. (A part-select at a counted
         // bit offset looked the same in Verilog, but yosys cannot know the offset is a multiple
         // of S and built a full barrel shifter: 4,800 LUT4 for a 392-lane layer.)
-        let words: Vec<Expr> = (0..sf)
-            .map(|i| Expr::Slice("in_padded".into(), (i + 1) * s * ew - 1, i * s * ew))
+        let words: Vec<Expr> = (0..d.sf)
+            .map(|i| in_padded.slice((i + 1) * s_ * ew - 1, i * s_ * ew))
             .collect();
-        md.push(Item::Always(
-            "clk".into(),
-            vec![Stmt::Assign(e::r("in_word"), mux_tree(&words, sf_w))],
-        ));
-    }
+        mux_tree(&words, &ctl.sf, d.sf_w)
+    };
+    md.push(Item::Always("clk".into(), vec![in_word.set(value)]));
+    in_word
+}
 
-    // Tags travelling with the data: valid, first/last input fold, neuron fold.
+/// Tags travelling with the data (valid, first/last input fold, last fold of the image, neuron
+/// fold) through the stages: memory read (1), adder tree (`lat`), accumulate; the tags one
+/// stage further (`fin_*`) go with the accumulated sum, which is compared and committed a cycle
+/// after it is registered (the add, compare and result packing in one cycle were the critical
+/// path).
+fn pipeline_tags(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Tags {
+    let lat = l.tree().latency();
     md.push(Item::Comment(format!(
         "pipeline: memory read (1) + adder tree ({lat}) stages"
     )));
-    // Stages: memory read (1), adder tree (lat), accumulate; the tags one stage further
-    // (`fin_*`) go with the accumulated sum, which is compared and committed a cycle after it
-    // is registered (the add, compare and result packing in one cycle were the critical path).
     let depth = lat + 1;
     let fin = depth + 1;
-    let tag_w = 4 + nf_w;
-    md.wire(
+    let tag_w = 4 + d.nf_w;
+    let tag0 = md.wire(
         "tag0",
         tag_w,
         Expr::Concat(vec![
-            e::r("advance"),
-            e::eq(e::r("sf"), e::k(sf_w, 0)),
-            e::r("last_sf"),
-            e::and(e::r("last_sf"), e::r("last_nf")),
-            e::r("nf"),
+            ctl.advance.e(),
+            ctl.sf.is(0),
+            ctl.last_sf.e(),
+            e::and(ctl.last_sf.e(), ctl.last_nf.e()),
+            ctl.nf.e(),
         ]),
     );
-    let mut tag_stmts = Vec::new();
+    let mut tags = vec![tag0];
+    let mut moves = Vec::new();
     for k in 1..=fin {
-        md.reg(&format!("tag{k}"), tag_w);
-        tag_stmts.push(Stmt::If(
+        let tag = md.reg(&format!("tag{k}"), tag_w);
+        moves.push(s::when_else(
             e::r("rst"),
-            vec![Stmt::Assign(e::r(format!("tag{k}")), e::k(tag_w, 0))],
-            vec![Stmt::Assign(
-                e::r(format!("tag{k}")),
-                e::r(format!("tag{}", k - 1)),
-            )],
+            vec![tag.set_k(0)],
+            vec![tag.set(tags[k - 1].e())],
         ));
+        tags.push(tag);
     }
-    md.push(Item::Always("clk".into(), tag_stmts));
-    let valid_any: Expr = (1..=fin)
-        .map(|k| Expr::Bit(format!("tag{k}"), tag_w - 1))
+    md.push(Item::Always("clk".into(), moves));
+    let (valid, first, last, final_) = (tag_w - 1, tag_w - 2, tag_w - 3, tag_w - 4);
+    let valid_any = tags[1..]
+        .iter()
+        .map(|t| t.bit(valid))
         .reduce(|a, b| e::bin(BinOp::Or, a, b))
         .expect("depth >= 1");
-    md.push(Item::Assign(e::r("draining"), valid_any));
-    let final_any: Expr = (1..=fin)
-        .map(|k| {
-            e::and(
-                Expr::Bit(format!("tag{k}"), tag_w - 1),
-                Expr::Bit(format!("tag{k}"), tag_w - 4),
-            )
-        })
+    md.push(Item::Assign(ctl.draining.e(), valid_any));
+    let final_any = tags[1..]
+        .iter()
+        .map(|t| e::and(t.bit(valid), t.bit(final_)))
         .reduce(|a, b| e::bin(BinOp::LogicOr, a, b))
         .expect("depth >= 1");
-    md.push(Item::Assign(e::r("final_in_flight"), final_any));
-    let tagd = format!("tag{depth}");
-    md.wire("acc_valid", 1, Expr::Bit(tagd.clone(), tag_w - 1));
-    md.wire("acc_first", 1, Expr::Bit(tagd.clone(), tag_w - 2));
-    let tagf = format!("tag{fin}");
-    md.wire("fin_valid", 1, Expr::Bit(tagf.clone(), tag_w - 1));
-    md.wire("fin_last", 1, Expr::Bit(tagf.clone(), tag_w - 3));
-    md.wire("fin_final", 1, Expr::Bit(tagf.clone(), tag_w - 4));
-    md.wire("fin_nf", nf_w, Expr::Slice(tagf, nf_w - 1, 0));
+    md.push(Item::Assign(ctl.final_in_flight.e(), final_any));
+    let (at_acc, at_fin) = (&tags[depth], &tags[fin]);
+    let t = Tags {
+        acc_valid: md.wire("acc_valid", 1, at_acc.bit(valid)),
+        acc_first: md.wire("acc_first", 1, at_acc.bit(first)),
+        acc_nf: at_acc.slice(d.nf_w - 1, 0),
+        fin_valid: md.wire("fin_valid", 1, at_fin.bit(valid)),
+        fin_last: md.wire("fin_last", 1, at_fin.bit(last)),
+        fin_final: md.wire("fin_final", 1, at_fin.bit(final_)),
+        fin_nf: md.wire("fin_nf", d.nf_w, at_fin.slice(d.nf_w - 1, 0)),
+    };
     md.wire(
         "unused_tag_bits",
         2,
-        Expr::Concat(vec![
-            Expr::Bit(format!("tag{depth}"), tag_w - 3),
-            Expr::Bit(format!("tag{fin}"), tag_w - 2),
-        ]),
+        Expr::Concat(vec![at_acc.bit(last), at_fin.bit(first)]),
     );
+    t
+}
 
-    // Threshold memory, read one stage ahead of the accumulate stage.
-    if l.output == OutputKind::Threshold {
-        md.push(Item::Comment(format!(
-            "thresholds: {nf} words of {p} x {tw} bits"
-        )));
-        md.push(Item::Memory {
-            name: "tmem".into(),
-            width: p * tw,
-            depth: nf,
-            init: Some(l.thresholds_file()),
-            block_ram: false,
-        });
-        md.reg("tword", p * tw);
-        md.wire(
-            "thr_raddr",
-            nf_w,
-            Expr::Slice(format!("tag{depth}"), nf_w - 1, 0),
-        );
-        md.push(Item::Always(
-            "clk".into(),
-            vec![
-                Stmt::If(
-                    e::r("tmem_we"),
-                    vec![Stmt::MemWrite(
-                        "tmem".into(),
-                        e::r("tmem_addr"),
-                        e::r("tmem_data"),
-                    )],
-                    vec![],
-                ),
-                Stmt::Assign(
-                    e::r("tword"),
-                    Expr::MemRead("tmem".into(), Box::new(e::r("thr_raddr"))),
-                ),
-            ],
-        ));
+/// Threshold memory, read one stage ahead of the accumulate stage.
+fn thresholds(md: &mut Module, l: &LayerPlan, d: &Dims, tags: &Tags) -> Option<Sig> {
+    if l.output != OutputKind::Threshold {
+        return None;
     }
+    let (p, tw, nf) = (d.p, d.tw, d.nf);
+    md.push(Item::Comment(format!(
+        "thresholds: {nf} words of {p} x {tw} bits"
+    )));
+    md.push(Item::Memory {
+        name: "tmem".into(),
+        width: p * tw,
+        depth: nf,
+        init: Some(l.thresholds_file()),
+        block_ram: false,
+    });
+    let tword = md.reg("tword", p * tw);
+    let raddr = md.wire("thr_raddr", d.nf_w, tags.acc_nf.clone());
+    md.push(Item::Always(
+        "clk".into(),
+        vec![
+            s::when(
+                e::r("tmem_we"),
+                vec![Stmt::MemWrite(
+                    "tmem".into(),
+                    e::r("tmem_addr"),
+                    e::r("tmem_data"),
+                )],
+            ),
+            tword.set(Expr::MemRead("tmem".into(), Box::new(raddr.e()))),
+        ],
+    ));
+    Some(tword)
+}
 
-    // Processing elements.
-    let mut acc_stmts = Vec::new();
-    let mut commit: Vec<Stmt> = Vec::new();
-    let mut finish_moves: Vec<Stmt> = Vec::new();
-    let rw_all = if l.output == OutputKind::Scores {
-        aw
+/// Where the PEs' results go: committed per fold, moved at the finish (overlapped layers), or
+/// packed into stream words.
+#[derive(Default)]
+struct Results {
+    commit: Vec<Stmt>,
+    finish_moves: Vec<Stmt>,
+    stream_bits: Vec<Expr>,
+}
+
+/// The processing elements: lanes, adder tree, accumulator and result per PE, then the output.
+fn processing_elements(
+    md: &mut Module,
+    l: &LayerPlan,
+    d: &Dims,
+    wword: &Sig,
+    in_word: &Sig,
+    tword: Option<&Sig>,
+    tags: &Tags,
+) {
+    let rw = if l.output == OutputKind::Scores {
+        d.aw
     } else {
         1
     };
-    let mut stream_bits: Vec<Expr> = Vec::new();
-    let work_neurons = if l.overlap { ((nf - 1) * p).min(m) } else { 0 };
+    let work_neurons = if l.overlap {
+        ((d.nf - 1) * d.p).min(d.m)
+    } else {
+        0
+    };
     if work_neurons > 0 {
-        md.reg("work", work_neurons * rw_all);
+        md.reg("work", work_neurons * rw);
     }
-    for pe in 0..p {
+    let mut acc_stmts = Vec::new();
+    let mut out = Results::default();
+    for pe in 0..d.p {
         md.push(Item::Comment(format!("PE {pe}")));
-        let terms = format!("pe{pe}_terms");
-        if l.pixel_input {
-            // Lane j: +pixel when the weight bit is 1, -pixel when 0, as 9-bit two's complement.
-            let mut parts = Vec::new();
-            for j in (0..s).rev() {
-                let px = Expr::Slice("in_word".into(), j * 8 + 7, j * 8);
-                let pos = Expr::Concat(vec![e::k(1, 0), px]);
-                let neg = Expr::Bin(BinOp::Sub, Box::new(e::k(9, 0)), Box::new(pos.clone()));
-                parts.push(e::mux(Expr::Bit("wword".into(), pe * s + j), pos, neg));
-            }
-            md.wire(&terms, s * 9, Expr::Concat(parts));
-        } else {
-            md.wire(
-                &terms,
-                s,
-                e::bin(
-                    BinOp::Xor,
-                    Expr::Slice("wword".into(), pe * s + s - 1, pe * s),
-                    e::r("in_word"),
-                ),
-            );
-        }
-        let cnt = format!("pe{pe}_count");
-        md.push(Item::Wire(cnt.clone(), cw));
+        let terms = lanes(md, l, d, pe, wword, in_word);
+        let count = md.net(&format!("pe{pe}_count"), l.tree().out_width());
         md.push(Item::Instance {
-            module: t.name(),
+            module: l.tree().name(),
             name: format!("pe{pe}_tree"),
             conns: vec![
                 ("clk".into(), e::r("clk")),
-                ("terms".into(), e::r(&terms)),
-                ("sum".into(), e::r(&cnt)),
+                ("terms".into(), terms.e()),
+                ("sum".into(), count.e()),
             ],
         });
-        let acc = format!("pe{pe}_acc");
-        let sum = format!("pe{pe}_sum");
-        md.reg(&acc, aw);
-        let cnt_ext = if l.pixel_input {
-            e::sext(&cnt, cw, aw)
-        } else {
-            e::zext(e::r(&cnt), cw, aw)
-        };
-        md.wire(
-            &sum,
-            aw,
-            e::add(e::mux(e::r("acc_first"), e::k(aw, 0), e::r(&acc)), cnt_ext),
-        );
-        acc_stmts.push(Stmt::If(
-            e::r("acc_valid"),
-            vec![Stmt::Assign(e::r(&acc), e::r(&sum))],
-            vec![],
-        ));
-        let result = format!("pe{pe}_result");
-        match (l.output, l.pixel_input) {
-            (OutputKind::Threshold, false) => {
-                // fires when disagreements < N + 1 - T (stored)
-                let thr = Expr::Slice("tword".into(), pe * tw + tw - 1, pe * tw);
-                md.wire(
-                    &result,
-                    1,
-                    e::bin(
-                        BinOp::Lt,
-                        e::zext(e::r(&acc), aw, tw.max(aw)),
-                        e::zext(thr, tw, tw.max(aw)),
-                    ),
-                );
-            }
-            (OutputKind::Threshold, true) => {
-                let thr = Expr::Slice("tword".into(), pe * tw + tw - 1, pe * tw);
-                md.wire(&result, 1, e::bin(BinOp::SignedGe, e::r(&acc), thr));
-            }
-            (OutputKind::Scores, false) => {
-                // score = N - disagreements
-                md.wire(
-                    &result,
-                    aw,
-                    e::bin(BinOp::Sub, e::k(aw, n as u64), e::r(&acc)),
-                );
-            }
-            (OutputKind::Scores, true) => {
-                md.wire(&result, aw, e::r(&acc));
-            }
-        }
-        if l.stream_out.is_some() {
-            // Neuron (NF-1) * P + pe does not exist when M is not a multiple of P: its bit in
-            // the last fold is padding and must be 0 for the next layer.
-            if (nf - 1) * p + pe >= m {
-                stream_bits.push(e::and(
-                    e::r(&result),
-                    e::lnot(e::eq(e::r("fin_nf"), e::k(nf_w, (nf - 1) as u64))),
-                ));
-            } else {
-                stream_bits.push(e::r(&result));
-            }
-            continue;
-        }
-        // Neuron nf * P + pe receives this PE's result in fold nf.
-        for f in 0..nf {
-            let neuron = f * p + pe;
-            if neuron >= m {
-                continue;
-            }
-            let rw = if l.output == OutputKind::Scores {
-                aw
-            } else {
-                1
-            };
-            let slot = |v: &str| Expr::Slice(v.into(), neuron * rw + rw - 1, neuron * rw);
-            if l.overlap && f + 1 < nf {
-                // Earlier folds wait in `work`; the finishing fold moves everything to out_vec.
-                commit.push(Stmt::If(
-                    e::eq(e::r("fin_nf"), e::k(nf_w, f as u64)),
-                    vec![Stmt::Assign(slot("work"), e::r(&result))],
-                    vec![],
-                ));
-                finish_moves.push(Stmt::Assign(slot("out_vec"), slot("work")));
-            } else if l.overlap {
-                finish_moves.push(Stmt::Assign(slot("out_vec"), e::r(&result)));
-            } else {
-                commit.push(Stmt::If(
-                    e::eq(e::r("fin_nf"), e::k(nf_w, f as u64)),
-                    vec![Stmt::Assign(slot("out_vec"), e::r(&result))],
-                    vec![],
-                ));
-            }
-        }
+        let (acc, update) = accumulator(md, l, d, pe, &count, tags);
+        acc_stmts.push(update);
+        let result = result(md, l, d, pe, &acc, tword);
+        route(&mut out, l, d, pe, &result, tags);
     }
     md.push(Item::Always("clk".into(), acc_stmts));
     match l.stream_out {
-        Some(ww) => stream_output(&mut md, stream_bits, ww, p, nf, nf_w),
-        None => vector_output(&mut md, commit, finish_moves, nf_w),
+        Some(ww) => stream_output(md, out.stream_bits, ww, d, tags),
+        None => vector_output(md, out.commit, out.finish_moves, tags),
     }
-    md
+}
+
+/// PE `pe`'s lane terms: XOR of weights and input bits (popcount lanes), or for 8-bit layers
+/// +pixel when the weight bit is 1 and -pixel when 0, as 9-bit two's complement.
+fn lanes(md: &mut Module, l: &LayerPlan, d: &Dims, pe: usize, wword: &Sig, in_word: &Sig) -> Sig {
+    let s_ = d.s;
+    let name = format!("pe{pe}_terms");
+    if l.pixel_input {
+        let parts = (0..s_)
+            .rev()
+            .map(|j| {
+                let pos = Expr::Concat(vec![e::k(1, 0), in_word.slice(j * 8 + 7, j * 8)]);
+                let neg = Expr::Bin(BinOp::Sub, Box::new(e::k(9, 0)), Box::new(pos.clone()));
+                e::mux(wword.bit(pe * s_ + j), pos, neg)
+            })
+            .collect();
+        md.wire(&name, s_ * 9, Expr::Concat(parts))
+    } else {
+        md.wire(
+            &name,
+            s_,
+            e::bin(
+                BinOp::Xor,
+                wword.slice(pe * s_ + s_ - 1, pe * s_),
+                in_word.e(),
+            ),
+        )
+    }
+}
+
+/// PE `pe`'s accumulator over the input folds, and its update statement.
+fn accumulator(
+    md: &mut Module,
+    l: &LayerPlan,
+    d: &Dims,
+    pe: usize,
+    count: &Sig,
+    tags: &Tags,
+) -> (Sig, Stmt) {
+    let (aw, cw) = (d.aw, count.width());
+    let acc = md.reg(&format!("pe{pe}_acc"), aw);
+    let extended = if l.pixel_input {
+        e::sext(count.name(), cw, aw)
+    } else {
+        e::zext(count.e(), cw, aw)
+    };
+    let sum = md.wire(
+        &format!("pe{pe}_sum"),
+        aw,
+        e::add(e::mux(tags.acc_first.e(), e::k(aw, 0), acc.e()), extended),
+    );
+    let update = s::when(tags.acc_valid.e(), vec![acc.set(sum.e())]);
+    (acc, update)
+}
+
+/// PE `pe`'s result: the output bit (binary layers fire when disagreements < N + 1 - T, the
+/// stored threshold; 8-bit layers when the signed sum >= T) or the score (N - disagreements,
+/// or the signed sum).
+fn result(
+    md: &mut Module,
+    l: &LayerPlan,
+    d: &Dims,
+    pe: usize,
+    acc: &Sig,
+    tword: Option<&Sig>,
+) -> Sig {
+    let (aw, tw) = (d.aw, d.tw);
+    let name = format!("pe{pe}_result");
+    let thr = || tword.expect("thresholds").slice(pe * tw + tw - 1, pe * tw);
+    match (l.output, l.pixel_input) {
+        (OutputKind::Threshold, false) => md.wire(
+            &name,
+            1,
+            e::bin(
+                BinOp::Lt,
+                e::zext(acc.e(), aw, tw.max(aw)),
+                e::zext(thr(), tw, tw.max(aw)),
+            ),
+        ),
+        (OutputKind::Threshold, true) => md.wire(&name, 1, e::bin(BinOp::SignedGe, acc.e(), thr())),
+        (OutputKind::Scores, false) => {
+            md.wire(&name, aw, e::bin(BinOp::Sub, e::k(aw, d.n as u64), acc.e()))
+        }
+        (OutputKind::Scores, true) => md.wire(&name, aw, acc.e()),
+    }
+}
+
+/// Where PE `pe`'s result goes in each fold: neuron `nf * P + pe`.
+fn route(out: &mut Results, l: &LayerPlan, d: &Dims, pe: usize, result: &Sig, tags: &Tags) {
+    let (p, nf, m) = (d.p, d.nf, d.m);
+    let in_fold = |f: usize| tags.fin_nf.is(f as u64);
+    if l.stream_out.is_some() {
+        // Neuron (NF-1) * P + pe does not exist when M is not a multiple of P: its bit in the
+        // last fold is padding and must be 0 for the next layer.
+        out.stream_bits.push(if (nf - 1) * p + pe >= m {
+            e::and(result.e(), e::lnot(in_fold(nf - 1)))
+        } else {
+            result.e()
+        });
+        return;
+    }
+    let rw = result.width();
+    for f in 0..nf {
+        let neuron = f * p + pe;
+        if neuron >= m {
+            continue;
+        }
+        let slot = |v: &str| Expr::Slice(v.into(), neuron * rw + rw - 1, neuron * rw);
+        if l.overlap && f + 1 < nf {
+            // Earlier folds wait in `work`; the finishing fold moves everything to out_vec.
+            out.commit
+                .push(s::when(in_fold(f), vec![s::set(slot("work"), result.e())]));
+            out.finish_moves.push(s::set(slot("out_vec"), slot("work")));
+        } else if l.overlap {
+            out.finish_moves.push(s::set(slot("out_vec"), result.e()));
+        } else {
+            out.commit.push(s::when(
+                in_fold(f),
+                vec![s::set(slot("out_vec"), result.e())],
+            ));
+        }
+    }
 }
 
 /// `words[sel]` as a balanced tree of 2:1 muxes on the bits of `sel` (`bits` wide).
-fn mux_tree(words: &[Expr], bits: usize) -> Expr {
+fn mux_tree(words: &[Expr], sel: &Sig, bits: usize) -> Expr {
     if words.len() == 1 || bits == 0 {
         return words[0].clone();
     }
     let half = 1usize << (bits - 1);
     if words.len() <= half {
-        return mux_tree(words, bits - 1);
+        return mux_tree(words, sel, bits - 1);
     }
     e::mux(
-        e::bit("sf", bits - 1),
-        mux_tree(&words[half..], bits - 1),
-        mux_tree(&words[..half], bits - 1),
+        sel.bit(bits - 1),
+        mux_tree(&words[half..], sel, bits - 1),
+        mux_tree(&words[..half], sel, bits - 1),
     )
 }
 
 /// Results into the output vector, valid after the last fold.
-fn vector_output(md: &mut Module, commit: Vec<Stmt>, finish_moves: Vec<Stmt>, nf_w: usize) {
+fn vector_output(md: &mut Module, commit: Vec<Stmt>, finish_moves: Vec<Stmt>, tags: &Tags) {
     md.push(Item::Comment(
         "results into the output vector; valid after the last fold".into(),
     ));
-    md.wire("commit", 1, e::and(e::r("fin_valid"), e::r("fin_last")));
-    md.wire("finish", 1, e::and(e::r("fin_valid"), e::r("fin_final")));
+    let commit_now = md.wire("commit", 1, e::and(tags.fin_valid.e(), tags.fin_last.e()));
+    let finish = md.wire("finish", 1, e::and(tags.fin_valid.e(), tags.fin_final.e()));
     if commit.is_empty() {
         // Overlapped single-fold layers commit only at `finish`.
         md.wire(
             "unused_commit",
-            1 + nf_w,
-            Expr::Concat(vec![e::r("commit"), e::r("fin_nf")]),
+            1 + tags.fin_nf.width(),
+            Expr::Concat(vec![commit_now.e(), tags.fin_nf.e()]),
         );
     } else {
         md.push(Item::Always(
             "clk".into(),
-            vec![Stmt::If(e::r("commit"), commit, vec![])],
+            vec![s::when(commit_now.e(), commit)],
         ));
     }
     if !finish_moves.is_empty() {
         md.push(Item::Always(
             "clk".into(),
-            vec![Stmt::If(e::r("finish"), finish_moves, vec![])],
+            vec![s::when(finish.e(), finish_moves)],
         ));
     }
+    let out_valid = Sig::new("out_valid", 1);
     md.push(Item::Always(
         "clk".into(),
-        vec![Stmt::If(
+        vec![s::when_else(
             e::r("rst"),
-            vec![Stmt::Assign(e::r("out_valid"), e::k(1, 0))],
-            vec![Stmt::If(
-                e::r("finish"),
-                vec![Stmt::Assign(e::r("out_valid"), e::k(1, 1))],
-                vec![Stmt::If(
-                    e::r("out_ready"),
-                    vec![Stmt::Assign(e::r("out_valid"), e::k(1, 0))],
-                    vec![],
-                )],
+            vec![out_valid.set_k(0)],
+            vec![s::when_else(
+                finish.e(),
+                vec![out_valid.set_k(1)],
+                vec![s::when(e::r("out_ready"), vec![out_valid.set_k(0)])],
             )],
         )],
     ));
@@ -624,101 +704,95 @@ fn vector_output(md: &mut Module, commit: Vec<Stmt>, finish_moves: Vec<Stmt>, nf
 /// Results packed into words of `ww` bits for the next layer's input buffer: fold `nf`'s P bits
 /// are chunk `nf mod (ww / P)` of word `nf * P / ww`; a word is written when its last chunk
 /// arrives or the last fold ends it (its remaining chunks are 0, the next layer's padding).
-fn stream_output(md: &mut Module, bits: Vec<Expr>, ww: usize, p: usize, nf: usize, nf_w: usize) {
+fn stream_output(md: &mut Module, bits: Vec<Expr>, ww: usize, d: &Dims, tags: &Tags) {
+    let (p, nf) = (d.p, d.nf);
     let chunks = ww / p;
     md.push(Item::Comment(format!(
         "results: {p} bits per fold, packed {chunks} folds to a {ww}-bit word of the next layer's buffer"
     )));
-    md.wire("commit", 1, e::and(e::r("fin_valid"), e::r("fin_last")));
-    md.wire("unused_fin_final", 1, e::r("fin_final"));
-    md.wire(
+    let commit = md.wire("commit", 1, e::and(tags.fin_valid.e(), tags.fin_last.e()));
+    md.wire("unused_fin_final", 1, tags.fin_final.e());
+    let fold_bits = md.wire(
         "fold_bits",
         p,
         Expr::Concat(bits.into_iter().rev().collect()),
     );
-    md.wire(
-        "fold_is_last",
-        1,
-        e::eq(e::r("fin_nf"), e::k(nf_w, (nf - 1) as u64)),
-    );
-    let mut word = Vec::new();
-    let mut keep = Vec::new();
-    if chunks == 1 {
-        md.wire("word_done", 1, e::k(1, 1));
-        word.push(e::r("fold_bits"));
+    let fold_is_last = md.wire("fold_is_last", 1, tags.fin_nf.is((nf - 1) as u64));
+    let (word, word_done) = if chunks == 1 {
+        (vec![fold_bits.e()], md.wire("word_done", 1, e::k(1, 1)))
     } else {
-        let kw = bits_for(chunks - 1);
-        md.reg("chunk", kw);
-        md.reg("held_chunks", (chunks - 1) * p);
-        md.wire(
-            "word_done",
-            1,
-            e::bin(
-                BinOp::LogicOr,
-                e::r("fold_is_last"),
-                e::eq(e::r("chunk"), e::k(kw, (chunks - 1) as u64)),
-            ),
-        );
-        for i in (0..chunks).rev() {
-            let here = e::eq(e::r("chunk"), e::k(kw, i as u64));
-            if i + 1 == chunks {
-                word.push(e::mux(here, e::r("fold_bits"), e::k(p, 0)));
-            } else {
-                let slot = Expr::Slice("held_chunks".into(), i * p + p - 1, i * p);
-                word.push(e::mux(here.clone(), e::r("fold_bits"), slot.clone()));
-                // Emptied when a word is written, so a last, partial word is zero-padded.
-                keep.push(Stmt::Assign(
-                    slot.clone(),
-                    e::mux(
-                        e::r("word_done"),
-                        e::k(p, 0),
-                        e::mux(here, e::r("fold_bits"), slot),
-                    ),
-                ));
-            }
-        }
-        keep.push(Stmt::Assign(
-            e::r("chunk"),
-            e::mux(
-                e::r("word_done"),
-                e::k(kw, 0),
-                e::add(e::r("chunk"), e::k(kw, 1)),
-            ),
-        ));
-        md.push(Item::Always(
-            "clk".into(),
-            vec![Stmt::If(
-                e::r("rst"),
-                vec![
-                    Stmt::Assign(e::r("chunk"), e::k(kw, 0)),
-                    Stmt::Assign(e::r("held_chunks"), e::k((chunks - 1) * p, 0)),
-                ],
-                vec![Stmt::If(e::r("commit"), keep, vec![])],
-            )],
-        ));
-    }
+        pack_chunks(md, chunks, &fold_bits, &fold_is_last, &commit)
+    };
+    let (out_we, out_last) = (Sig::new("out_we", 1), Sig::new("out_last", 1));
     md.push(Item::Always(
         "clk".into(),
         vec![
-            Stmt::If(
-                e::r("commit"),
-                vec![Stmt::Assign(e::r("out_data"), Expr::Concat(word))],
-                vec![],
+            s::when(
+                commit.e(),
+                vec![s::set(e::r("out_data"), Expr::Concat(word))],
             ),
-            Stmt::If(
+            s::when_else(
                 e::r("rst"),
+                vec![out_we.set_k(0), out_last.set_k(0)],
                 vec![
-                    Stmt::Assign(e::r("out_we"), e::k(1, 0)),
-                    Stmt::Assign(e::r("out_last"), e::k(1, 0)),
-                ],
-                vec![
-                    Stmt::Assign(e::r("out_we"), e::and(e::r("commit"), e::r("word_done"))),
-                    Stmt::Assign(
-                        e::r("out_last"),
-                        e::and(e::r("commit"), e::r("fold_is_last")),
-                    ),
+                    out_we.set(e::and(commit.e(), word_done.e())),
+                    out_last.set(e::and(commit.e(), fold_is_last.e())),
                 ],
             ),
         ],
     ));
+}
+
+/// Several folds to a word: earlier chunks wait in `held_chunks` until the word is done. Returns
+/// the word's parts (most significant first) and `word_done`.
+fn pack_chunks(
+    md: &mut Module,
+    chunks: usize,
+    fold_bits: &Sig,
+    fold_is_last: &Sig,
+    commit: &Sig,
+) -> (Vec<Expr>, Sig) {
+    let p = fold_bits.width();
+    let kw = bits_for(chunks - 1);
+    let chunk = md.reg("chunk", kw);
+    let held = md.reg("held_chunks", (chunks - 1) * p);
+    let word_done = md.wire(
+        "word_done",
+        1,
+        e::bin(
+            BinOp::LogicOr,
+            fold_is_last.e(),
+            chunk.is((chunks - 1) as u64),
+        ),
+    );
+    let mut word = Vec::new();
+    let mut keep = Vec::new();
+    for i in (0..chunks).rev() {
+        let here = chunk.is(i as u64);
+        if i + 1 == chunks {
+            word.push(e::mux(here, fold_bits.e(), e::k(p, 0)));
+        } else {
+            let slot = held.slice(i * p + p - 1, i * p);
+            word.push(e::mux(here.clone(), fold_bits.e(), slot.clone()));
+            // Emptied when a word is written, so a last, partial word is zero-padded.
+            keep.push(s::set(
+                slot.clone(),
+                e::mux(word_done.e(), e::k(p, 0), e::mux(here, fold_bits.e(), slot)),
+            ));
+        }
+    }
+    keep.push(chunk.set(e::mux(
+        word_done.e(),
+        chunk.k(0),
+        e::add(chunk.e(), chunk.k(1)),
+    )));
+    md.push(Item::Always(
+        "clk".into(),
+        vec![s::when_else(
+            e::r("rst"),
+            vec![chunk.set_k(0), held.set_k(0)],
+            vec![s::when(commit.e(), keep)],
+        )],
+    ));
+    (word, word_done)
 }
