@@ -146,12 +146,7 @@ pub fn taps(plan: &Plan) -> Vec<Tap> {
 /// Builds `bql_core`.
 pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[String]) -> Module {
     let ifc = interface(plan, input_len);
-    let (k, beats) = (ifc.pixels_per_beat, ifc.beats);
-    let ew = if matches!(encoding, InputEncoding::U8) {
-        8
-    } else {
-        1
-    };
+    let k = ifc.pixels_per_beat;
     let mut md = Module::new("bql_core");
     md.doc.extend(header.iter().cloned());
     md.doc.push(
@@ -172,7 +167,50 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
     md.input("cfg_addr", ifc.cfg_addr_width);
     md.input("cfg_data", ifc.cfg_data_width);
 
-    // Input loader: beat b fills inputs [b*K, b*K + K); a full vector waits for layer 0.
+    loader(&mut md, plan, &ifc, encoding, input_len);
+    // Layers: each takes the previous one's output vector (or reads its input buffer).
+    let mut prev_valid = e::r("full");
+    let mut prev_vec = e::r("in_vector");
+    for (i, l) in plan.layers.iter().enumerate() {
+        layer(&mut md, plan, &ifc, i, l, prev_valid, prev_vec);
+        prev_valid = e::r(net(i, "out_valid"));
+        prev_vec = e::r(net(i, "out_vec"));
+    }
+    md.push(Item::Comment("argmax".into()));
+    md.push(Item::Instance {
+        module: crate::blocks::argmax::module(last.outputs, ifc.score_width, ifc.scores_signed)
+            .name,
+        name: "argmax".into(),
+        conns: vec![
+            ("clk".into(), e::r("clk")),
+            ("rst".into(), e::r("rst")),
+            ("in_valid".into(), prev_valid),
+            ("in_ready".into(), e::r(ARGMAX_READY)),
+            ("in_scores".into(), prev_vec),
+            ("out_valid".into(), e::r("out_valid")),
+            ("out_ready".into(), e::r("out_ready")),
+            ("out_class".into(), e::r("out_class")),
+            ("out_scores".into(), e::r("out_scores")),
+        ],
+    });
+    md
+}
+
+/// Input loader: beat b fills inputs `[b*K, b*K + K)`; a full vector waits for layer 0 (or each
+/// beat is a word of layer 0's input buffer).
+fn loader(
+    md: &mut Module,
+    plan: &Plan,
+    ifc: &CoreInterface,
+    encoding: InputEncoding,
+    input_len: usize,
+) {
+    let (k, beats) = (ifc.pixels_per_beat, ifc.beats);
+    let ew = if matches!(encoding, InputEncoding::U8) {
+        8
+    } else {
+        1
+    };
     md.push(Item::Comment(format!(
         "input loader: {beats} beat(s) of {k} pixels per image"
     )));
@@ -280,163 +318,150 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
         "clk".into(),
         vec![Stmt::If(e::r("rst"), on_reset, running)],
     ));
+}
 
-    // Layers.
-    let mut prev_valid = e::r("full");
-    let mut prev_vec = e::r("in_vector");
-    for (i, l) in plan.layers.iter().enumerate() {
-        md.push(Item::Comment(format!(
-            "layer {i}: {} -> {}, {} PE x {} lanes, {} cycles",
-            l.inputs,
-            l.outputs,
-            l.pe,
-            l.simd,
-            l.cycles()
-        )));
-        let ready_in = net(i, "in_ready");
-        if i > 0 {
-            md.push(Item::Wire(ready_in.clone(), 1));
-        }
-        let mut conns = vec![
-            ("clk".to_string(), e::r("clk")),
-            ("rst".into(), e::r("rst")),
-            ("in_ready".into(), e::r(&ready_in)),
-        ];
-        if l.input == InputMode::Buffer {
-            // The producer (the loader, or the previous layer) writes words into this buffer.
-            let (wr_en, wr_last, wr_data, wr_free) = if i == 0 {
-                (
-                    "take_beat".to_string(),
-                    "is_last_beat".to_string(),
-                    net(0, "wr_data"),
-                    net(0, "buf_free"),
-                )
-            } else {
-                let p = i - 1;
-                (
-                    net(p, "out_we"),
-                    net(p, "out_last"),
-                    net(p, "out_data"),
-                    net(p, "out_free"),
-                )
-            };
-            for (name, width) in [
-                (net(i, "buf_valid"), 1),
-                (net(i, "rd_addr"), l.inbuf_addr_width() - 1),
-                (net(i, "rd_data"), l.word_width()),
-            ] {
-                md.push(Item::Wire(name, width));
-            }
-            md.push(Item::Instance {
-                module: l.inbuf_name(),
-                name: format!("layer{i}_buffer"),
-                conns: vec![
-                    ("clk".into(), e::r("clk")),
-                    ("rst".into(), e::r("rst")),
-                    ("wr_en".into(), e::r(&wr_en)),
-                    ("wr_last".into(), e::r(&wr_last)),
-                    ("wr_data".into(), e::r(&wr_data)),
-                    ("wr_free".into(), e::r(&wr_free)),
-                    ("rd_valid".into(), e::r(net(i, "buf_valid"))),
-                    ("rd_release".into(), e::r(&ready_in)),
-                    ("rd_addr".into(), e::r(net(i, "rd_addr"))),
-                    ("rd_data".into(), e::r(net(i, "rd_data"))),
-                ],
-            });
-            conns.push(("in_valid".into(), e::r(net(i, "buf_valid"))));
-            conns.push(("in_rd_addr".into(), e::r(net(i, "rd_addr"))));
-            conns.push(("in_rd_data".into(), e::r(net(i, "rd_data"))));
+/// Layer `i`: its MVTU instance, its input (the previous vector, or an input buffer fed by the
+/// loader or the previous layer), its output nets and its slice of the configuration port.
+fn layer(
+    md: &mut Module,
+    plan: &Plan,
+    ifc: &CoreInterface,
+    i: usize,
+    l: &LayerPlan,
+    prev_valid: Expr,
+    prev_vec: Expr,
+) {
+    md.push(Item::Comment(format!(
+        "layer {i}: {} -> {}, {} PE x {} lanes, {} cycles",
+        l.inputs,
+        l.outputs,
+        l.pe,
+        l.simd,
+        l.cycles()
+    )));
+    let ready_in = net(i, "in_ready");
+    if i > 0 {
+        md.push(Item::Wire(ready_in.clone(), 1));
+    }
+    let mut conns = vec![
+        ("clk".to_string(), e::r("clk")),
+        ("rst".into(), e::r("rst")),
+        ("in_ready".into(), e::r(&ready_in)),
+    ];
+    if l.input == InputMode::Buffer {
+        // The producer (the loader, or the previous layer) writes words into this buffer.
+        let (wr_en, wr_last, wr_data, wr_free) = if i == 0 {
+            (
+                "take_beat".to_string(),
+                "is_last_beat".to_string(),
+                net(0, "wr_data"),
+                net(0, "buf_free"),
+            )
         } else {
-            conns.push(("in_valid".into(), prev_valid.clone()));
-            conns.push(("in_vec".into(), prev_vec.clone()));
-        }
-        if let Some(ww) = l.stream_out {
-            for (port, width) in [
-                ("out_we", 1),
-                ("out_last", 1),
-                ("out_data", ww),
-                ("out_free", 1),
-            ] {
-                let wire = net(i, port);
-                md.push(Item::Wire(wire.clone(), width));
-                conns.push((port.into(), e::r(&wire)));
-            }
-        } else {
-            let out_w = match l.output {
-                OutputKind::Threshold => l.outputs,
-                OutputKind::Scores => l.outputs * l.acc_width(),
-            };
-            let next_ready = if i + 1 < plan.layers.len() {
-                net(i + 1, "in_ready")
-            } else {
-                md.push(Item::Wire(ARGMAX_READY.into(), 1));
-                ARGMAX_READY.into()
-            };
-            md.push(Item::Wire(net(i, "out_valid"), 1));
-            md.push(Item::Wire(net(i, "out_vec"), out_w));
-            conns.push(("out_valid".into(), e::r(net(i, "out_valid"))));
-            conns.push(("out_ready".into(), e::r(&next_ready)));
-            conns.push(("out_vec".into(), e::r(net(i, "out_vec"))));
-        }
-        let (ww, wd) = memory_shape(&plan.layers, 2 * i).expect("weights");
-        conns.extend([
+            let p = i - 1;
             (
-                "wmem_we".into(),
-                e::and(
-                    e::r("cfg_we"),
-                    e::eq(e::r("cfg_sel"), e::k(ifc.cfg_sel_width, (2 * i) as u64)),
-                ),
-            ),
-            (
-                "wmem_addr".into(),
-                Expr::Slice("cfg_addr".into(), bits_for(wd - 1) - 1, 0),
-            ),
-            (
-                "wmem_data".into(),
-                Expr::Slice("cfg_data".into(), ww - 1, 0),
-            ),
-        ]);
-        if let Some((tw, td)) = memory_shape(&plan.layers, 2 * i + 1) {
-            conns.push((
-                "tmem_we".into(),
-                e::and(
-                    e::r("cfg_we"),
-                    e::eq(e::r("cfg_sel"), e::k(ifc.cfg_sel_width, (2 * i + 1) as u64)),
-                ),
-            ));
-            conns.push((
-                "tmem_addr".into(),
-                Expr::Slice("cfg_addr".into(), bits_for(td - 1) - 1, 0),
-            ));
-            conns.push((
-                "tmem_data".into(),
-                Expr::Slice("cfg_data".into(), tw - 1, 0),
-            ));
+                net(p, "out_we"),
+                net(p, "out_last"),
+                net(p, "out_data"),
+                net(p, "out_free"),
+            )
+        };
+        for (name, width) in [
+            (net(i, "buf_valid"), 1),
+            (net(i, "rd_addr"), l.inbuf_addr_width() - 1),
+            (net(i, "rd_data"), l.word_width()),
+        ] {
+            md.push(Item::Wire(name, width));
         }
         md.push(Item::Instance {
-            module: l.mvtu_name(),
-            name: format!("layer{i}"),
-            conns,
+            module: l.inbuf_name(),
+            name: format!("layer{i}_buffer"),
+            conns: vec![
+                ("clk".into(), e::r("clk")),
+                ("rst".into(), e::r("rst")),
+                ("wr_en".into(), e::r(&wr_en)),
+                ("wr_last".into(), e::r(&wr_last)),
+                ("wr_data".into(), e::r(&wr_data)),
+                ("wr_free".into(), e::r(&wr_free)),
+                ("rd_valid".into(), e::r(net(i, "buf_valid"))),
+                ("rd_release".into(), e::r(&ready_in)),
+                ("rd_addr".into(), e::r(net(i, "rd_addr"))),
+                ("rd_data".into(), e::r(net(i, "rd_data"))),
+            ],
         });
-        prev_valid = e::r(net(i, "out_valid"));
-        prev_vec = e::r(net(i, "out_vec"));
+        conns.push(("in_valid".into(), e::r(net(i, "buf_valid"))));
+        conns.push(("in_rd_addr".into(), e::r(net(i, "rd_addr"))));
+        conns.push(("in_rd_data".into(), e::r(net(i, "rd_data"))));
+    } else {
+        conns.push(("in_valid".into(), prev_valid.clone()));
+        conns.push(("in_vec".into(), prev_vec.clone()));
     }
-    md.push(Item::Comment("argmax".into()));
+    if let Some(ww) = l.stream_out {
+        for (port, width) in [
+            ("out_we", 1),
+            ("out_last", 1),
+            ("out_data", ww),
+            ("out_free", 1),
+        ] {
+            let wire = net(i, port);
+            md.push(Item::Wire(wire.clone(), width));
+            conns.push((port.into(), e::r(&wire)));
+        }
+    } else {
+        let out_w = match l.output {
+            OutputKind::Threshold => l.outputs,
+            OutputKind::Scores => l.outputs * l.acc_width(),
+        };
+        let next_ready = if i + 1 < plan.layers.len() {
+            net(i + 1, "in_ready")
+        } else {
+            md.push(Item::Wire(ARGMAX_READY.into(), 1));
+            ARGMAX_READY.into()
+        };
+        md.push(Item::Wire(net(i, "out_valid"), 1));
+        md.push(Item::Wire(net(i, "out_vec"), out_w));
+        conns.push(("out_valid".into(), e::r(net(i, "out_valid"))));
+        conns.push(("out_ready".into(), e::r(&next_ready)));
+        conns.push(("out_vec".into(), e::r(net(i, "out_vec"))));
+    }
+    let (ww, wd) = memory_shape(&plan.layers, 2 * i).expect("weights");
+    conns.extend([
+        (
+            "wmem_we".into(),
+            e::and(
+                e::r("cfg_we"),
+                e::eq(e::r("cfg_sel"), e::k(ifc.cfg_sel_width, (2 * i) as u64)),
+            ),
+        ),
+        (
+            "wmem_addr".into(),
+            Expr::Slice("cfg_addr".into(), bits_for(wd - 1) - 1, 0),
+        ),
+        (
+            "wmem_data".into(),
+            Expr::Slice("cfg_data".into(), ww - 1, 0),
+        ),
+    ]);
+    if let Some((tw, td)) = memory_shape(&plan.layers, 2 * i + 1) {
+        conns.push((
+            "tmem_we".into(),
+            e::and(
+                e::r("cfg_we"),
+                e::eq(e::r("cfg_sel"), e::k(ifc.cfg_sel_width, (2 * i + 1) as u64)),
+            ),
+        ));
+        conns.push((
+            "tmem_addr".into(),
+            Expr::Slice("cfg_addr".into(), bits_for(td - 1) - 1, 0),
+        ));
+        conns.push((
+            "tmem_data".into(),
+            Expr::Slice("cfg_data".into(), tw - 1, 0),
+        ));
+    }
     md.push(Item::Instance {
-        module: crate::blocks::argmax::module(last.outputs, ifc.score_width, ifc.scores_signed)
-            .name,
-        name: "argmax".into(),
-        conns: vec![
-            ("clk".into(), e::r("clk")),
-            ("rst".into(), e::r("rst")),
-            ("in_valid".into(), prev_valid),
-            ("in_ready".into(), e::r(ARGMAX_READY)),
-            ("in_scores".into(), prev_vec),
-            ("out_valid".into(), e::r("out_valid")),
-            ("out_ready".into(), e::r("out_ready")),
-            ("out_class".into(), e::r("out_class")),
-            ("out_scores".into(), e::r("out_scores")),
-        ],
+        module: l.mvtu_name(),
+        name: format!("layer{i}"),
+        conns,
     });
-    md
 }
