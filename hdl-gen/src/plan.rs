@@ -481,6 +481,11 @@ struct SearchCtx<'a> {
     buffers: bool,
 }
 
+/// One folding choice for a layer: its cycles per input, the layer, and its estimate in each
+/// input mode (the mode depends on the previous layer's choice, so it is settled while
+/// choosing).
+type Choice = (usize, LayerPlan, [Estimate; 3]);
+
 /// Plans `net` for `dev`: the smallest steady-state interval whose cheapest per-layer choices fit
 /// the LUT budget (a fraction of the device, leaving room for routing and the I/O) and the
 /// block RAM. `overrides` fixes (layer, P, S) triples; `floor` is an interval not worth going
@@ -532,6 +537,45 @@ fn plan_within(
     floor: usize,
 ) -> Result<Plan> {
     let template = layer_template(net)?;
+    check_overrides(&template, overrides)?;
+    let lut_budget = (dev.luts as f64 * dev.lut_fill) as usize;
+    let options: Vec<Vec<Choice>> = template
+        .iter()
+        .map(|t| layer_choices(t, overrides, dev))
+        .collect();
+    let fits = |t: &Estimate| {
+        let logic = if cells {
+            (*t + top_estimate(dev)).cells(dev.family)
+        } else {
+            t.lut
+        };
+        logic <= lut_budget
+            && t.bram_blocks <= dev.bram_blocks
+            && t.spram_blocks <= dev.spram_blocks
+    };
+    let choose = |target: usize| {
+        choose_with(&options, target, true, &fits, dev)
+            .or_else(|| choose_with(&options, target, false, &fits, dev))
+    };
+    let targets = candidate_intervals(&options, floor);
+    // Feasibility is monotone in the target interval: binary search for the smallest.
+    let (mut lo, mut hi) = (0usize, targets.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if choose(targets[mid]).is_some() {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    match targets.get(lo).and_then(|&t| choose(t)) {
+        Some(layers) => Ok(finish(layers, dev, net)),
+        None => Err(does_not_fit(&options, dev, net, lut_budget)),
+    }
+}
+
+/// `--fold` triples must name a layer and lie within its shape and the link's address space.
+fn check_overrides(template: &[LayerPlan], overrides: &[(usize, usize, usize)]) -> Result<()> {
     for &(i, p, s) in overrides {
         let l = template
             .get(i)
@@ -551,151 +595,159 @@ fn plan_within(
             )));
         }
     }
-    let lut_budget = (dev.luts as f64 * dev.lut_fill) as usize;
-    // Per layer, every (P, S) option with its estimate in each input mode (the mode depends
-    // on the previous layer's choice, so it is settled while choosing).
-    let with_estimates = |l: LayerPlan| -> (usize, LayerPlan, [Estimate; 3]) {
+    Ok(())
+}
+
+/// Every (P, S, memory) choice for one layer, or only the pinned one.
+fn layer_choices(t: &LayerPlan, overrides: &[(usize, usize, usize)], dev: &Device) -> Vec<Choice> {
+    let with_estimates = |l: LayerPlan| -> Choice {
         let est =
             InputMode::ALL.map(|input| estimate_layer(&LayerPlan { input, ..l.clone() }, dev));
         (l.cycles(), l, est)
     };
-    let options: Vec<Vec<(usize, LayerPlan, [Estimate; 3])>> = template
-        .iter()
-        .map(|t| {
-            let fixed = overrides.iter().find(|o| o.0 == t.index);
-            let mut opts = Vec::new();
-            for p in candidates(t.outputs, 512) {
-                for s in candidates(t.inputs, 1024) {
-                    if let Some(&(_, fp, fs)) = fixed {
-                        if (p, s) != (fp, fs) {
-                            continue;
-                        }
-                    }
-                    if t.outputs.div_ceil(p) * t.inputs.div_ceil(s) > bql_protocol::MAX_MEMORY_WORDS
-                    {
-                        continue;
-                    }
-                    for mem in mem_kinds(dev) {
-                        let mut l = LayerPlan {
-                            pe: p,
-                            simd: s,
-                            mem,
-                            ..t.clone()
-                        };
-                        l.overlap = wants_overlap(&l);
-                        opts.push(with_estimates(l));
-                    }
-                }
-            }
+    let fixed = overrides.iter().find(|o| o.0 == t.index);
+    let mut opts = Vec::new();
+    for p in candidates(t.outputs, 512) {
+        for s in candidates(t.inputs, 1024) {
             if let Some(&(_, fp, fs)) = fixed {
-                if opts.is_empty() {
-                    let mut l = LayerPlan {
-                        pe: fp,
-                        simd: fs,
-                        ..t.clone()
-                    };
-                    l.overlap = wants_overlap(&l);
-                    opts.push(with_estimates(l));
+                if (p, s) != (fp, fs) {
+                    continue;
                 }
             }
-            opts
-        })
-        .collect();
-    let fits = |t: &Estimate| {
-        let logic = if cells {
-            (*t + top_estimate(dev)).cells(dev.family)
-        } else {
-            t.lut
-        };
-        logic <= lut_budget
-            && t.bram_blocks <= dev.bram_blocks
-            && t.spram_blocks <= dev.spram_blocks
-    };
-    // For a target interval: per layer, the options that no other option beats on logic,
-    // block RAM and SPRAM at once (each in the input mode it would get after a producer that
-    // allows buffers); then a search over those, with the actual modes, for the design with
-    // the fewest logic cells that fits. With input buffers if they fit, else without.
-    let choose_with = |target: usize, buffers: bool| -> Option<Vec<LayerPlan>> {
-        let fronts: Vec<Vec<&(usize, LayerPlan, [Estimate; 3])>> = options
-            .iter()
-            .enumerate()
-            .map(|(i, opts)| {
-                let assumed = |l: &LayerPlan| {
-                    let mode = match i {
-                        0 => input_mode(l, None, buffers),
-                        _ if buffers => InputMode::Buffer,
-                        _ => InputMode::Register,
-                    };
-                    mode.index()
+            if t.outputs.div_ceil(p) * t.inputs.div_ceil(s) > bql_protocol::MAX_MEMORY_WORDS {
+                continue;
+            }
+            for mem in mem_kinds(dev) {
+                let mut l = LayerPlan {
+                    pe: p,
+                    simd: s,
+                    mem,
+                    ..t.clone()
                 };
-                let mut cands: Vec<_> = opts.iter().filter(|(c, _, _)| *c <= target).collect();
-                cands.sort_by_key(|(c, l, e)| (e[assumed(l)].cells(dev.family), *c));
-                let mut front: Vec<&(usize, LayerPlan, [Estimate; 3])> = Vec::new();
-                for o in cands {
-                    let e = &o.2[assumed(&o.1)];
-                    let dominated = front.iter().any(|f| {
-                        let g = &f.2[assumed(&f.1)];
-                        g.bram_blocks <= e.bram_blocks && g.spram_blocks <= e.spram_blocks
-                    });
-                    if !dominated {
-                        front.push(o);
-                    }
-                }
-                front
-            })
-            .collect();
-        if fronts.iter().any(Vec::is_empty) {
-            return None;
-        }
-        // Depth-first over the layers; every resource only grows, so a partial design that is
-        // already over a budget is dropped.
-        fn search(
-            fronts: &[Vec<&(usize, LayerPlan, [Estimate; 3])>],
-            chosen: &mut Vec<LayerPlan>,
-            total: Estimate,
-            ctx: &SearchCtx<'_>,
-            best: &mut Option<(usize, Vec<LayerPlan>)>,
-        ) {
-            let i = chosen.len();
-            if !(ctx.fits)(&total)
-                || best
-                    .as_ref()
-                    .is_some_and(|(c, _)| total.cells(ctx.family) >= *c)
-            {
-                return;
-            }
-            if i == fronts.len() {
-                *best = Some((total.cells(ctx.family), chosen.clone()));
-                return;
-            }
-            for (_, l, est) in fronts[i].iter().copied() {
-                let mode = input_mode(l, chosen.last(), ctx.buffers);
-                let e = est[mode.index()];
-                chosen.push(LayerPlan {
-                    input: mode,
-                    ..l.clone()
-                });
-                search(fronts, chosen, total + e, ctx, best);
-                chosen.pop();
+                l.overlap = wants_overlap(&l);
+                opts.push(with_estimates(l));
             }
         }
-        let ctx = SearchCtx {
-            fits: &fits,
-            family: dev.family,
-            buffers,
-        };
-        let mut best = None;
-        let start = Estimate {
-            lut: BASE_LUT,
-            ..Default::default()
-        };
-        search(&fronts, &mut Vec::new(), start, &ctx, &mut best);
-        best.map(|(_, mut c)| {
-            set_modes(&mut c, buffers);
-            c
-        })
+    }
+    if let Some(&(_, fp, fs)) = fixed {
+        if opts.is_empty() {
+            let mut l = LayerPlan {
+                pe: fp,
+                simd: fs,
+                ..t.clone()
+            };
+            l.overlap = wants_overlap(&l);
+            opts.push(with_estimates(l));
+        }
+    }
+    opts
+}
+
+/// For a target interval: per layer, the choices that no other choice beats on logic, block RAM
+/// and SPRAM at once (each in the input mode it would get after a producer that allows
+/// buffers); then a search over those, with the actual modes, for the design with the fewest
+/// logic cells that fits. `buffers`: with input buffers where their conditions hold.
+fn choose_with(
+    options: &[Vec<Choice>],
+    target: usize,
+    buffers: bool,
+    fits: &dyn Fn(&Estimate) -> bool,
+    dev: &Device,
+) -> Option<Vec<LayerPlan>> {
+    let fronts: Vec<Vec<&Choice>> = options
+        .iter()
+        .enumerate()
+        .map(|(i, opts)| pareto_front(i, opts, target, buffers, dev))
+        .collect();
+    if fronts.iter().any(Vec::is_empty) {
+        return None;
+    }
+    let ctx = SearchCtx {
+        fits,
+        family: dev.family,
+        buffers,
     };
-    let choose = |target: usize| choose_with(target, true).or_else(|| choose_with(target, false));
+    let mut best = None;
+    let start = Estimate {
+        lut: BASE_LUT,
+        ..Default::default()
+    };
+    search(&fronts, &mut Vec::new(), start, &ctx, &mut best);
+    best.map(|(_, mut c)| {
+        set_modes(&mut c, buffers);
+        c
+    })
+}
+
+/// Layer `i`'s choices within `target` cycles that no other beats on logic, block RAM and SPRAM.
+fn pareto_front<'a>(
+    i: usize,
+    opts: &'a [Choice],
+    target: usize,
+    buffers: bool,
+    dev: &Device,
+) -> Vec<&'a Choice> {
+    let assumed = |l: &LayerPlan| {
+        let mode = match i {
+            0 => input_mode(l, None, buffers),
+            _ if buffers => InputMode::Buffer,
+            _ => InputMode::Register,
+        };
+        mode.index()
+    };
+    let mut cands: Vec<&Choice> = opts.iter().filter(|(c, _, _)| *c <= target).collect();
+    cands.sort_by_key(|(c, l, e)| (e[assumed(l)].cells(dev.family), *c));
+    let mut front: Vec<&Choice> = Vec::new();
+    for o in cands {
+        let e = &o.2[assumed(&o.1)];
+        let dominated = front.iter().any(|f| {
+            let g = &f.2[assumed(&f.1)];
+            g.bram_blocks <= e.bram_blocks && g.spram_blocks <= e.spram_blocks
+        });
+        if !dominated {
+            front.push(o);
+        }
+    }
+    front
+}
+
+/// Depth-first over the layers; every resource only grows, so a partial design that is already
+/// over a budget is dropped.
+fn search(
+    fronts: &[Vec<&Choice>],
+    chosen: &mut Vec<LayerPlan>,
+    total: Estimate,
+    ctx: &SearchCtx<'_>,
+    best: &mut Option<(usize, Vec<LayerPlan>)>,
+) {
+    let i = chosen.len();
+    if !(ctx.fits)(&total)
+        || best
+            .as_ref()
+            .is_some_and(|(c, _)| total.cells(ctx.family) >= *c)
+    {
+        return;
+    }
+    if i == fronts.len() {
+        *best = Some((total.cells(ctx.family), chosen.clone()));
+        return;
+    }
+    for (_, l, est) in fronts[i].iter().copied() {
+        let mode = input_mode(l, chosen.last(), ctx.buffers);
+        let e = est[mode.index()];
+        chosen.push(LayerPlan {
+            input: mode,
+            ..l.clone()
+        });
+        search(fronts, chosen, total + e, ctx, best);
+        chosen.pop();
+    }
+}
+
+/// The intervals worth trying, ascending: every layer choice's cycles, from the largest not
+/// above the link floor (intervals further below it gain nothing: the slowest layer still
+/// keeps pace with the link).
+fn candidate_intervals(options: &[Vec<Choice>], floor: usize) -> Vec<usize> {
     let max_cycles = options
         .iter()
         .map(|o| o.iter().map(|x| x.0).max().unwrap_or(0))
@@ -709,76 +761,64 @@ fn plan_within(
         .collect();
     all_cycles.sort_unstable();
     all_cycles.dedup();
-    // Intervals further below the floor gain nothing: start at the largest candidate not above
-    // it, so that the slowest layer still keeps pace with the link.
     let first = all_cycles
         .partition_point(|&c| c <= floor)
         .saturating_sub(1);
     all_cycles.drain(..first);
-    // Feasibility is monotone in the target interval: binary search for the smallest.
-    let (mut lo, mut hi) = (0usize, all_cycles.len());
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if choose(all_cycles[mid]).is_some() {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    match all_cycles.get(lo).and_then(|&t| choose(t)) {
-        Some(layers) => Ok(finish(layers, dev, net)),
-        None => {
-            // Report the smallest design (most folded) and what it lacks.
-            let mut smallest: Vec<LayerPlan> = options
-                .iter()
-                .map(|o| {
-                    o.iter()
-                        .filter(|(_, l, _)| l.mem == MemKind::BlockRam)
-                        .min_by_key(|(_, _, e)| {
-                            let e = &e[InputMode::Register.index()];
-                            (e.bram_blocks, e.lut)
-                        })
-                        .expect("options")
-                        .1
-                        .clone()
+    all_cycles
+}
+
+/// The error for a model that does not fit even fully folded: the smallest design (most
+/// folded) and what it lacks.
+fn does_not_fit(options: &[Vec<Choice>], dev: &Device, net: &Network, lut_budget: usize) -> Error {
+    let mut smallest: Vec<LayerPlan> = options
+        .iter()
+        .map(|o| {
+            o.iter()
+                .filter(|(_, l, _)| l.mem == MemKind::BlockRam)
+                .min_by_key(|(_, _, e)| {
+                    let e = &e[InputMode::Register.index()];
+                    (e.bram_blocks, e.lut)
                 })
-                .collect();
-            set_modes(&mut smallest, false);
-            let p = finish(smallest, dev, net);
-            let mut short = Vec::new();
-            if p.estimate.lut > lut_budget {
-                short.push(format!(
-                    "LUTs: needs about {} of the {} usable ({} on the device), short by {}",
-                    p.estimate.lut,
-                    lut_budget,
-                    dev.luts,
-                    p.estimate.lut - lut_budget
-                ));
-            }
-            if p.estimate.bram_blocks > dev.bram_blocks {
-                short.push(format!(
-                    "block RAM: the weights and thresholds need {} blocks ({} bits), the device has {} \
-                     ({} bits), short by {} blocks",
-                    p.estimate.bram_blocks,
-                    p.estimate.bram_bits,
-                    dev.bram_blocks,
-                    dev.bram_blocks * dev.bram_block_bits,
-                    p.estimate.bram_blocks - dev.bram_blocks
-                ));
-            }
-            if dev.spram_blocks > 0 {
-                short.push(format!(
-                    "its {} SPRAMs ({} bits) do not make up the difference",
-                    dev.spram_blocks,
-                    dev.spram_blocks * SPRAM_SHAPE.0 * SPRAM_SHAPE.1
-                ));
-            }
-            Err(Error::does_not_fit(format!(
-                "the model ({} weight bits) does not fit the {} even fully folded: {}",
-                net.weight_bits(),
-                dev.name,
-                short.join("; ")
-            )))
-        }
+                .expect("options")
+                .1
+                .clone()
+        })
+        .collect();
+    set_modes(&mut smallest, false);
+    let p = finish(smallest, dev, net);
+    let mut short = Vec::new();
+    if p.estimate.lut > lut_budget {
+        short.push(format!(
+            "LUTs: needs about {} of the {} usable ({} on the device), short by {}",
+            p.estimate.lut,
+            lut_budget,
+            dev.luts,
+            p.estimate.lut - lut_budget
+        ));
     }
+    if p.estimate.bram_blocks > dev.bram_blocks {
+        short.push(format!(
+            "block RAM: the weights and thresholds need {} blocks ({} bits), the device has {} \
+             ({} bits), short by {} blocks",
+            p.estimate.bram_blocks,
+            p.estimate.bram_bits,
+            dev.bram_blocks,
+            dev.bram_blocks * dev.bram_block_bits,
+            p.estimate.bram_blocks - dev.bram_blocks
+        ));
+    }
+    if dev.spram_blocks > 0 {
+        short.push(format!(
+            "its {} SPRAMs ({} bits) do not make up the difference",
+            dev.spram_blocks,
+            dev.spram_blocks * SPRAM_SHAPE.0 * SPRAM_SHAPE.1
+        ));
+    }
+    Error::does_not_fit(format!(
+        "the model ({} weight bits) does not fit the {} even fully folded: {}",
+        net.weight_bits(),
+        dev.name,
+        short.join("; ")
+    ))
 }
