@@ -89,24 +89,8 @@ fn print_report(
     source: &str,
 ) -> Result<()> {
     let stat = std::fs::read_to_string(dir.join("yosys-stat.txt")).unwrap_or_default();
-    let (lut_cell, ff_cells): (&str, &[&str]) = match b.file.family {
-        board::Family::Ice40 => (
-            "SB_LUT4",
-            &[
-                "SB_DFF",
-                "SB_DFFE",
-                "SB_DFFSR",
-                "SB_DFFESR",
-                "SB_DFFSS",
-                "SB_DFFESS",
-                "SB_DFFR",
-                "SB_DFFER",
-                "SB_DFFS",
-                "SB_DFFES",
-            ],
-        ),
-        board::Family::Ecp5 => ("LUT4", &["TRELLIS_FF"]),
-    };
+    let def = b.file.family.def();
+    let (lut_cell, ff_cells) = (def.lut_cell, def.ff_cells);
     let luts = report::yosys_cells(&stat, lut_cell);
     let ffs: u64 = ff_cells.iter().map(|c| report::yosys_cells(&stat, c)).sum();
     let est = &design.plan.estimate;

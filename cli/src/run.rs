@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use bql_hdl_gen::board;
 use bql_host_driver::{run as hrun, Client, MemoryWrite, Serial};
 use bql_model::dataset::Split;
 
@@ -240,14 +239,14 @@ pub struct FlashArgs {
 
 pub fn flash(a: FlashArgs) -> Result<()> {
     let b = crate::gen::load_board(&a.board)?;
-    let ice40 = b.file.family == board::Family::Ice40;
+    let def = b.file.family.def();
     let bit = a.bitstream.unwrap_or_else(|| {
         defaults::project_root()
             .join("build")
             .join(&a.board)
-            .join(if ice40 { "bql_top.bin" } else { "bql_top.bit" })
+            .join(def.bitstream)
     });
-    let out = bql_host_driver::flash::flash(&b.file.loader_board, ice40, &bit)?;
+    let out = bql_host_driver::flash::flash(&b.file.loader_board, def.iceprog, &bit)?;
     print!("{out}");
     println!("programmed {} with {}", b.file.name, bit.display());
     Ok(())

@@ -46,52 +46,9 @@ pub struct Device {
 /// Shape of one SPRAM (width, depth).
 pub const SPRAM_SHAPE: (usize, usize) = (16, 16384);
 
-const ICE40_EBR: &[(usize, usize)] = &[(16, 256), (8, 512), (4, 1024), (2, 2048)];
-const ECP5_EBR: &[(usize, usize)] = &[
-    (36, 512),
-    (18, 1024),
-    (9, 2048),
-    (4, 4096),
-    (2, 8192),
-    (1, 16384),
-];
-
-/// Looks up a device by its nextpnr name.
+/// Looks up a device by its nextpnr name, in every family.
 pub fn device(name: &str) -> Option<Device> {
-    let d = |name, family, luts, bram_blocks, bits, shapes| Device {
-        name,
-        family,
-        luts,
-        // iCE40 placement failed at 89 % of the logic cells for a generated design (nextpnr's
-        // analytic placer, carry chains and block RAM columns); 75 % leaves room.
-        lut_fill: if family == Family::Ice40 { 0.75 } else { 0.8 },
-        bram_blocks,
-        bram_block_bits: bits,
-        bram_shapes: shapes,
-        spram_blocks: 0,
-    };
-    Some(match name {
-        // iCE40 UltraPlus UP5K: 5,280 LUT4, 30 EBR of 4 kbit (Lattice FPGA-DS-02008).
-        // ... and 4 SPRAM of 256 kbit (16 x 16384).
-        "up5k" => Device {
-            spram_blocks: 4,
-            ..d("up5k", Family::Ice40, 5280, 30, 4096, ICE40_EBR)
-        },
-        // iCE40 HX8K: 7,680 LUT4, 32 EBR of 4 kbit (Lattice iCE40 LP/HX data sheet).
-        "hx8k" => d("hx8k", Family::Ice40, 7680, 32, 4096, ICE40_EBR),
-        // ECP5 LFE5U-25F: 24k LUT4, 56 EBR of 18 kbit (Lattice FPGA-DS-02012).
-        "25k" => d("25k", Family::Ecp5, 24288, 56, 18432, ECP5_EBR),
-        // ECP5 LFE5U-85F / LFE5UM5G-85F: 84k LUT4, 208 EBR of 18 kbit.
-        "85k" | "um5g-85k" => d(
-            if name == "85k" { "85k" } else { "um5g-85k" },
-            Family::Ecp5,
-            83640,
-            208,
-            18432,
-            ECP5_EBR,
-        ),
-        _ => return None,
-    })
+    Family::ALL.iter().find_map(|f| (f.def().device)(name))
 }
 
 /// A board, as read from `constraints/<id>.toml`.

@@ -29,10 +29,10 @@ pub mod board;
 pub mod check;
 pub mod dump;
 mod error;
+pub mod family;
 pub mod ir;
 pub mod memfiles;
 pub mod plan;
-pub mod pll;
 pub mod verilog;
 
 use std::collections::BTreeMap;
@@ -111,7 +111,7 @@ pub struct Design {
     /// The design clock, MHz (the board's, or the PLL's output).
     pub clock_mhz: f64,
     /// The PLL settings when the design clock comes from one.
-    pub pll: Option<blocks::clock::Pll>,
+    pub pll: Option<family::Pll>,
 }
 
 impl Design {
@@ -298,17 +298,20 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     // Pass 1: plan, for the design clock.
     let pll = match opts.clock_mhz {
         Some(f) if (f - board.file.clock_mhz).abs() > 1e-6 => {
-            Some(blocks::clock::Pll::for_board(board, f).ok_or_else(|| {
+            Some(blocks::clock::pll_for_board(board, f).ok_or_else(|| {
                 Error::invalid(format!(
                     "--clock {f}: the {} PLL cannot make {f} MHz or less from the {} MHz board \
-                     clock (iCE40: 16-275 MHz, ECP5: 3.125-400 MHz)",
-                    board.device.name, board.file.clock_mhz
+                     clock ({} PLLs make {})",
+                    board.device.name,
+                    board.file.clock_mhz,
+                    board.file.family.def().name,
+                    board.file.family.def().pll_range
                 ))
             })?)
         }
         _ => None,
     };
-    let clock_mhz = pll.map_or(board.file.clock_mhz, |p| p.out_mhz());
+    let clock_mhz = pll.as_ref().map_or(board.file.clock_mhz, |p| p.out_mhz);
     let floor = (!opts.ignore_link).then(|| link_interval(net, board, clock_mhz));
     let plan = plan::plan(net, &board.device, &opts.folds, floor)?;
     let divisor = match opts.uart_divisor {
@@ -459,7 +462,7 @@ pub fn report(
     plan: &plan::Plan,
     net: &Network,
     board: &board::Board,
-    pll: Option<&blocks::clock::Pll>,
+    pll: Option<&family::Pll>,
 ) -> String {
     use std::fmt::Write;
     let mut s = String::new();
@@ -528,7 +531,7 @@ pub fn report(
             "link: {} baud delivers an image every {floor} cycles at {} MHz; planned no faster \
              (--ignore-link plans for the device's full speed)",
             board.file.baud,
-            pll.map_or(board.file.clock_mhz, |p| p.out_mhz())
+            pll.map_or(board.file.clock_mhz, |p| p.out_mhz)
         );
     }
     match pll {
@@ -536,7 +539,7 @@ pub fn report(
             let _ = writeln!(
                 s,
                 "clock: {:.3} MHz from the {} MHz board clock through the PLL ({})",
-                p.out_mhz(),
+                p.out_mhz,
                 board.file.clock_mhz,
                 p.settings()
             );

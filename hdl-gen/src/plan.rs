@@ -180,15 +180,9 @@ pub struct Estimate {
 }
 
 impl Estimate {
-    /// Logic cells: on iCE40 a cell pairs one LUT4 with one flip-flop, and after packing about
-    /// nine in ten flip-flops still needed a cell of their own (0.82-0.92 on three place-and-
-    /// route runs of generated designs); counted as one in one, since the flip-flop estimate
-    /// runs low. On ECP5 a slice holds two LUT4s and two flip-flops: the larger count.
+    /// Logic cells, as the family packs LUT4s and flip-flops (see `family`).
     pub fn cells(&self, family: crate::board::Family) -> usize {
-        match family {
-            crate::board::Family::Ice40 => self.lut + self.ff,
-            crate::board::Family::Ecp5 => self.lut.max(self.ff),
-        }
+        (family.def().logic_cells)(self.lut, self.ff)
     }
 }
 
@@ -209,17 +203,9 @@ impl std::ops::Add for Estimate {
 /// Cost model constants (LUT4 per lane and per PE); measured values are in docs/hardware.md.
 const LUT_PER_BINARY_LANE: f64 = 4.0; // measured: 3.97 (docs/hardware.md)
 const LUT_PER_PIXEL_LANE: f64 = 22.0;
-/// yosys `synth_ecp5` spends more LUT4s on the same logic than `synth_ice40` (its carry chains
-/// take LUTs of their own): measured 1.24x, 1.28x and 1.49x the iCE40-calibrated estimate on
-/// three default-model builds (ULX3S, ULX3S with PLL, ECP5-EVN).
-const ECP5_LUT_FACTOR: f64 = 1.35;
-
 /// LUT4s of `lut` iCE40-calibrated LUT4s on `dev`'s family.
 fn family_luts(dev: &Device, lut: usize) -> usize {
-    match dev.family {
-        crate::board::Family::Ice40 => lut,
-        crate::board::Family::Ecp5 => (lut as f64 * ECP5_LUT_FACTOR) as usize,
-    }
+    (lut as f64 * dev.family.def().lut_factor) as usize
 }
 
 /// Estimated resources of one layer on `dev`. A layer counts the storage of its input vector

@@ -59,11 +59,7 @@ impl Tools {
     /// Locates the tools of `family` (environment variable, then the project's `.venv`, then
     /// `PATH`; see `bql-locate`), with the project at `root`.
     pub fn locate(family: board::Family, root: &Path) -> Result<Tools, Error> {
-        use bql_locate::programs as p;
-        let (nextpnr, pack) = match family {
-            board::Family::Ice40 => (p::NEXTPNR_ICE40, p::ICEPACK),
-            board::Family::Ecp5 => (p::NEXTPNR_ECP5, p::ECPPACK),
-        };
+        let def = family.def();
         let program = |spec: &bql_locate::Spec| -> Result<Program, Error> {
             let found = bql_locate::find(spec, Some(root))?;
             let wasm = found
@@ -76,9 +72,9 @@ impl Tools {
             })
         };
         Ok(Tools {
-            yosys: program(&p::YOSYS)?,
-            nextpnr: program(&nextpnr)?,
-            pack: program(&pack)?,
+            yosys: program(&bql_locate::programs::YOSYS)?,
+            nextpnr: program(&def.nextpnr)?,
+            pack: program(&def.pack)?,
             cache: root.join(".cache"),
         })
     }
@@ -136,30 +132,15 @@ pub mod files {
 
 /// The bitstream's file name for a family.
 pub fn bitstream_name(family: board::Family) -> &'static str {
-    match family {
-        board::Family::Ice40 => "bql_top.bin",
-        board::Family::Ecp5 => "bql_top.bit",
-    }
-}
-
-/// The placed-and-routed design before packing.
-fn routed_name(family: board::Family) -> &'static str {
-    match family {
-        board::Family::Ice40 => "bql_top.asc",
-        board::Family::Ecp5 => "bql_top.config",
-    }
+    family.def().bitstream
 }
 
 /// The steps that build `design` for `board` (the design folder's `rtl/` holds the sources and
 /// memory images, the pin file sits next to it).
 pub fn steps(design: &Design, b: &Board, tools: &Tools, target_mhz: f64) -> Vec<Step> {
-    let fam = b.file.family;
+    let def = b.file.family.def();
     let sources = design.rtl_sources().join(" ");
-    let synth = match (fam, b.device.spram_blocks > 0) {
-        (board::Family::Ice40, true) => "synth_ice40 -spram",
-        (board::Family::Ice40, false) => "synth_ice40",
-        (board::Family::Ecp5, _) => "synth_ecp5",
-    };
+    let synth = (def.synth)(&b.device);
     let script = format!(
         "read_verilog {sources}; {synth} -top {} -json ../{}; tee -o ../yosys-stat.txt stat",
         design.top(),
@@ -168,16 +149,8 @@ pub fn steps(design: &Design, b: &Board, tools: &Tools, target_mhz: f64) -> Vec<
     let mut pnr = vec![format!("--{}", b.file.device)];
     pnr.extend(["--package".into(), b.file.package.clone()]);
     pnr.extend(["--json".into(), files::NETLIST.into()]);
-    match fam {
-        board::Family::Ice40 => {
-            pnr.extend(["--pcf".into(), b.file.pin_file.clone()]);
-            pnr.extend(["--asc".into(), routed_name(fam).into()]);
-        }
-        board::Family::Ecp5 => {
-            pnr.extend(["--lpf".into(), b.file.pin_file.clone()]);
-            pnr.extend(["--textcfg".into(), routed_name(fam).into()]);
-        }
-    }
+    pnr.extend([def.pin_option.into(), b.file.pin_file.clone()]);
+    pnr.extend([def.routed.0.into(), def.routed.1.into()]);
     pnr.extend([
         "--freq".into(),
         format!("{target_mhz}"),
@@ -207,7 +180,7 @@ pub fn steps(design: &Design, b: &Board, tools: &Tools, target_mhz: f64) -> Vec<
             name: "pack",
             doc: "pack the routed design into a bitstream",
             program: tools.pack.clone(),
-            args: vec![routed_name(fam).into(), bitstream_name(fam).into()],
+            args: vec![def.routed.1.into(), def.bitstream.into()],
             cwd: ".",
             log: "pack.log",
         },
