@@ -283,3 +283,29 @@ fn every_generated_design_passes_and_the_printer_prints_what_was_checked() {
     assert!(text.contains("history[value] <= value;"), "{text}");
     assert!(text.contains("assign count = value;"), "{text}");
 }
+
+/// Handles: declarations return them, constants take the signal's width, and a slice outside
+/// the signal stops the generator where it is built.
+#[test]
+fn signal_handles_carry_their_width() {
+    let mut m = Module::new("h");
+    let state = m.reg("state", 3);
+    let mem = m.memory("buf", 8, 32);
+    assert_eq!((state.name(), state.width()), ("state", 3));
+    assert_eq!(state.is(5), e::eq(e::r("state"), e::k(3, 5)));
+    assert_eq!(
+        state.inc(),
+        s::set_r("state", e::add(e::r("state"), e::k(3, 1)))
+    );
+    assert_eq!(state.slice(2, 1), e::sl("state", 2, 1));
+    assert_eq!((mem.width(), mem.depth()), (8, 32));
+    assert_eq!(
+        bql_hdl_gen::verilog::expr(&mem.read(e::k(5, 3))),
+        "buf[5'd3]"
+    );
+    let out_of_range = std::panic::catch_unwind(|| state.slice(3, 0));
+    assert!(out_of_range.is_err(), "state[3:0] of a 3-bit register");
+    assert_eq!(bql_hdl_gen::ir::bits_for(0), 1);
+    assert_eq!(bql_hdl_gen::ir::bits_for(255), 8);
+    assert_eq!(bql_hdl_gen::ir::bits_for(256), 9);
+}
