@@ -3,7 +3,7 @@
 //! rate, `bql sim --serve` uses a small simulation-only divisor).
 
 use crate::ir::bits_for;
-use crate::ir::{e, s, Item, Module};
+use crate::ir::{e, s, Expr, Item, Module};
 
 /// Builds `uart_rx_d<div>`: a two-flop synchronizer, start-bit detection, sampling in the
 /// middle of each bit; a byte whose stop bit is low (framing error) is dropped.
@@ -15,79 +15,64 @@ pub fn rx(div: usize) -> Module {
     m.doc.push(format!(
         "{name}: UART receiver, 8N1, {div} clocks per bit, sampled mid-bit."
     ));
-    m.input("clk", 1);
-    m.input("rst", 1);
-    m.input("rx", 1);
-    m.output_reg("out_valid", 1);
-    m.output_reg("out_data", 8);
-    for (n, w) in [
-        ("sync1", 1),
-        ("sync2", 1),
-        ("busy", 1),
-        ("cnt", cw),
-        ("bitn", 4),
-    ] {
-        m.reg(n, w);
-    }
-    m.reg("shreg", 8);
+    let clk = m.input("clk", 1);
+    let rst = m.input("rst", 1);
+    let rx = m.input("rx", 1);
+    let out_valid = m.output_reg("out_valid", 1);
+    let out_data = m.output_reg("out_data", 8);
+    let sync1 = m.reg("sync1", 1);
+    let sync2 = m.reg("sync2", 1);
+    let busy = m.reg("busy", 1);
+    let cnt = m.reg("cnt", cw);
+    let bitn = m.reg("bitn", 4);
+    let shreg = m.reg("shreg", 8);
+    let sample = s::when_else(
+        e::lt(bitn.e(), bitn.k(8)),
+        vec![
+            shreg.set(Expr::Concat(vec![sync2.e(), shreg.slice(7, 1)])),
+            bitn.inc(),
+            cnt.set_k((div - 1) as u64),
+        ],
+        // The stop bit: a byte only when it is high.
+        vec![
+            busy.set_k(0),
+            s::when(sync2.e(), vec![out_valid.set_k(1), out_data.set(shreg.e())]),
+        ],
+    );
     let body = vec![
-        s::set_r("sync1", e::r("rx")),
-        s::set_r("sync2", e::r("sync1")),
+        sync1.set(rx.e()),
+        sync2.set(sync1.e()),
         s::when_else(
-            e::r("rst"),
+            rst.e(),
             vec![
-                s::set_r("busy", e::k(1, 0)),
-                s::set_r("out_valid", e::k(1, 0)),
-                s::set_r("sync1", e::k(1, 1)),
-                s::set_r("sync2", e::k(1, 1)),
+                busy.set_k(0),
+                out_valid.set_k(0),
+                sync1.set_k(1),
+                sync2.set_k(1),
             ],
             vec![
-                s::set_r("out_valid", e::k(1, 0)),
+                out_valid.set_k(0),
                 s::when_else(
-                    e::lnot(e::r("busy")),
+                    e::lnot(busy.e()),
                     vec![s::when(
-                        e::lnot(e::r("sync2")),
+                        e::lnot(sync2.e()),
                         vec![
-                            s::set_r("busy", e::k(1, 1)),
+                            busy.set_k(1),
                             // Wait a bit and a half: the middle of data bit 0.
-                            s::set_r("cnt", e::k(cw, (div + div / 2 - 1) as u64)),
-                            s::set_r("bitn", e::k(4, 0)),
+                            cnt.set_k((div + div / 2 - 1) as u64),
+                            bitn.set_k(0),
                         ],
                     )],
                     vec![s::when_else(
-                        e::ne(e::r("cnt"), e::k(cw, 0)),
-                        vec![s::set_r("cnt", e::sub(e::r("cnt"), e::k(cw, 1)))],
-                        vec![s::when_else(
-                            e::lt(e::r("bitn"), e::k(4, 8)),
-                            vec![
-                                s::set_r(
-                                    "shreg",
-                                    crate::ir::Expr::Concat(vec![
-                                        e::r("sync2"),
-                                        e::sl("shreg", 7, 1),
-                                    ]),
-                                ),
-                                s::set_r("bitn", e::add(e::r("bitn"), e::k(4, 1))),
-                                s::set_r("cnt", e::k(cw, (div - 1) as u64)),
-                            ],
-                            // The stop bit: a byte only when it is high.
-                            vec![
-                                s::set_r("busy", e::k(1, 0)),
-                                s::when(
-                                    e::r("sync2"),
-                                    vec![
-                                        s::set_r("out_valid", e::k(1, 1)),
-                                        s::set_r("out_data", e::r("shreg")),
-                                    ],
-                                ),
-                            ],
-                        )],
+                        e::ne(cnt.e(), cnt.k(0)),
+                        vec![cnt.set(e::sub(cnt.e(), cnt.k(1)))],
+                        vec![sample],
                     )],
                 ),
             ],
         ),
     ];
-    m.push(Item::Always("clk".into(), body));
+    m.push(Item::Always(clk.name().into(), body));
     m
 }
 
@@ -101,60 +86,47 @@ pub fn tx(div: usize) -> Module {
     m.doc.push(format!(
         "{name}: UART transmitter, 8N1, {div} clocks per bit."
     ));
-    m.input("clk", 1);
-    m.input("rst", 1);
-    m.input("in_valid", 1);
-    m.output("in_ready", 1);
-    m.input("in_data", 8);
-    m.output_reg("tx", 1);
-    m.reg("busy", 1);
-    m.reg("cnt", cw);
-    m.reg("bitn", 4);
-    m.reg("shreg", 9);
-    m.push(Item::Assign(e::r("in_ready"), e::lnot(e::r("busy"))));
+    let clk = m.input("clk", 1);
+    let rst = m.input("rst", 1);
+    let in_valid = m.input("in_valid", 1);
+    let in_ready = m.output("in_ready", 1);
+    let in_data = m.input("in_data", 8);
+    let tx = m.output_reg("tx", 1);
+    let busy = m.reg("busy", 1);
+    let cnt = m.reg("cnt", cw);
+    let bitn = m.reg("bitn", 4);
+    let shreg = m.reg("shreg", 9);
+    m.push(Item::Assign(in_ready.e(), e::lnot(busy.e())));
+    let start = vec![
+        busy.set_k(1),
+        tx.set_k(0),
+        shreg.set(Expr::Concat(vec![e::k(1, 1), in_data.e()])),
+        cnt.set_k((div - 1) as u64),
+        bitn.set_k(0),
+    ];
+    let next_bit = vec![
+        tx.set(shreg.bit(0)),
+        shreg.set(Expr::Concat(vec![e::k(1, 1), shreg.slice(8, 1)])),
+        bitn.inc(),
+        cnt.set_k((div - 1) as u64),
+    ];
+    let sending = vec![s::when_else(
+        e::ne(cnt.e(), cnt.k(0)),
+        vec![cnt.set(e::sub(cnt.e(), cnt.k(1)))],
+        vec![s::when_else(bitn.is(9), vec![busy.set_k(0)], next_bit)],
+    )];
     let body = vec![s::when_else(
-        e::r("rst"),
-        vec![s::set_r("busy", e::k(1, 0)), s::set_r("tx", e::k(1, 1))],
+        rst.e(),
+        vec![busy.set_k(0), tx.set_k(1)],
         s::chain(
             vec![
-                (
-                    e::and(e::lnot(e::r("busy")), e::r("in_valid")),
-                    vec![
-                        s::set_r("busy", e::k(1, 1)),
-                        s::set_r("tx", e::k(1, 0)),
-                        s::set_r(
-                            "shreg",
-                            crate::ir::Expr::Concat(vec![e::k(1, 1), e::r("in_data")]),
-                        ),
-                        s::set_r("cnt", e::k(cw, (div - 1) as u64)),
-                        s::set_r("bitn", e::k(4, 0)),
-                    ],
-                ),
-                (
-                    e::r("busy"),
-                    vec![s::when_else(
-                        e::ne(e::r("cnt"), e::k(cw, 0)),
-                        vec![s::set_r("cnt", e::sub(e::r("cnt"), e::k(cw, 1)))],
-                        vec![s::when_else(
-                            e::eq(e::r("bitn"), e::k(4, 9)),
-                            vec![s::set_r("busy", e::k(1, 0))],
-                            vec![
-                                s::set_r("tx", e::bit("shreg", 0)),
-                                s::set_r(
-                                    "shreg",
-                                    crate::ir::Expr::Concat(vec![e::k(1, 1), e::sl("shreg", 8, 1)]),
-                                ),
-                                s::set_r("bitn", e::add(e::r("bitn"), e::k(4, 1))),
-                                s::set_r("cnt", e::k(cw, (div - 1) as u64)),
-                            ],
-                        )],
-                    )],
-                ),
+                (e::and(e::lnot(busy.e()), in_valid.e()), start),
+                (busy.e(), sending),
             ],
             vec![],
         ),
     )];
-    m.push(Item::Always("clk".into(), body));
+    m.push(Item::Always(clk.name().into(), body));
     m
 }
 
@@ -166,22 +138,22 @@ pub fn crc16_step() -> Module {
     m.doc.push(
         "crc16_ccitt_step: CRC-16/CCITT-FALSE register after one more byte (poly 0x1021).".into(),
     );
-    m.input("crc_in", 16);
-    m.input("data", 8);
-    m.output("crc_out", 16);
+    let crc_in = m.input("crc_in", 16);
+    let data = m.input("data", 8);
+    let crc_out = m.output("crc_out", 16);
     for i in 0..16 {
         let mut terms = Vec::new();
         for j in 0..16 {
             if (from_crc[i] >> j) & 1 == 1 {
-                terms.push(e::bit("crc_in", j));
+                terms.push(crc_in.bit(j));
             }
         }
         for j in 0..8 {
             if (from_data[i] >> j) & 1 == 1 {
-                terms.push(e::bit("data", j));
+                terms.push(data.bit(j));
             }
         }
-        m.push(Item::Assign(e::bit("crc_out", i), e::xor_all(terms)));
+        m.push(Item::Assign(crc_out.bit(i), e::xor_all(terms)));
     }
     m
 }
