@@ -2,7 +2,7 @@
 //! (docs/semantics.md section 6).
 
 use crate::ir::bits_for;
-use crate::ir::{e, BinOp, Expr, Item, Module, Stmt};
+use crate::ir::{e, s, BinOp, Expr, Item, Module};
 
 /// Builds `argmax_<m>x<w>`: `m` scores of `w` bits, signed or unsigned.
 pub fn module(m: usize, w: usize, signed: bool) -> Module {
@@ -13,92 +13,75 @@ pub fn module(m: usize, w: usize, signed: bool) -> Module {
     md.doc.push(format!(
         "{name}: index of the largest of {m} {w}-bit scores, lowest index on ties, {m} cycles."
     ));
-    md.input("clk", 1);
-    md.input("rst", 1);
-    md.input("in_valid", 1);
-    md.output("in_ready", 1);
-    md.input("in_scores", m * w);
-    md.output_reg("out_valid", 1);
-    md.input("out_ready", 1);
-    md.output_reg("out_class", cw);
-    md.output_reg("out_scores", m * w);
-    md.reg("busy", 1);
-    md.reg("scan", m * w);
-    md.reg("index", iw);
-    md.reg("best", w);
-    md.wire(
+    let clk = md.input("clk", 1);
+    let rst = md.input("rst", 1);
+    let in_valid = md.input("in_valid", 1);
+    let in_ready = md.output("in_ready", 1);
+    let in_scores = md.input("in_scores", m * w);
+    let out_valid = md.output_reg("out_valid", 1);
+    let out_ready = md.input("out_ready", 1);
+    let out_class = md.output_reg("out_class", cw);
+    let out_scores = md.output_reg("out_scores", m * w);
+    let busy = md.reg("busy", 1);
+    let scan = md.reg("scan", m * w);
+    let index = md.reg("index", iw);
+    let best = md.reg("best", w);
+    let ready = md.wire(
         "ready_w",
         1,
-        e::and(e::lnot(e::r("busy")), e::lnot(e::r("out_valid"))),
+        e::and(e::lnot(busy.e()), e::lnot(out_valid.e())),
     );
-    md.push(Item::Assign(e::r("in_ready"), e::r("ready_w")));
-    md.wire("accept", 1, e::and(e::r("in_valid"), e::r("ready_w")));
-    md.wire("candidate", w, Expr::Slice("scan".into(), w - 1, 0));
+    md.push(Item::Assign(in_ready.e(), ready.e()));
+    let accept = md.wire("accept", 1, e::and(in_valid.e(), ready.e()));
+    let candidate = md.wire("candidate", w, scan.slice(w - 1, 0));
     let better = if signed {
-        e::lnot(e::bin(BinOp::SignedGe, e::r("best"), e::r("candidate")))
+        e::lnot(e::bin(BinOp::SignedGe, best.e(), candidate.e()))
     } else {
-        e::bin(BinOp::Gt, e::r("candidate"), e::r("best"))
+        e::bin(BinOp::Gt, candidate.e(), best.e())
     };
-    md.wire("better", 1, better);
+    let better = md.wire("better", 1, better);
     let shifted = if m == 1 {
-        e::r("scan")
+        scan.e()
     } else {
-        Expr::Concat(vec![e::k(w, 0), Expr::Slice("scan".into(), m * w - 1, w)])
+        Expr::Concat(vec![e::k(w, 0), scan.slice(m * w - 1, w)])
     };
-    let done = e::eq(e::r("index"), e::k(iw, m as u64));
-    md.push(Item::Always(
-        "clk".into(),
-        vec![Stmt::If(
-            e::r("rst"),
+    // One class per cycle: the first, or a strictly better one, becomes the best.
+    let step = vec![
+        s::when(
+            e::bin(BinOp::LogicOr, index.is(0), better.e()),
             vec![
-                Stmt::Assign(e::r("busy"), e::k(1, 0)),
-                Stmt::Assign(e::r("out_valid"), e::k(1, 0)),
+                best.set(candidate.e()),
+                out_class.set(index.slice(cw - 1, 0)),
             ],
+        ),
+        scan.set(shifted),
+        index.inc(),
+    ];
+    let start = vec![
+        busy.set_k(1),
+        scan.set(in_scores.e()),
+        out_scores.set(in_scores.e()),
+        index.set_k(0),
+    ];
+    let scanning = s::when(
+        busy.e(),
+        vec![s::when_else(
+            index.is(m as u64),
+            vec![busy.set_k(0), out_valid.set_k(1)],
+            step,
+        )],
+    );
+    md.push(Item::Always(
+        clk.name().into(),
+        vec![s::when_else(
+            rst.e(),
+            vec![busy.set_k(0), out_valid.set_k(0)],
             vec![
-                Stmt::If(
-                    e::and(e::r("out_valid"), e::r("out_ready")),
-                    vec![Stmt::Assign(e::r("out_valid"), e::k(1, 0))],
-                    vec![],
+                s::when(
+                    e::and(out_valid.e(), out_ready.e()),
+                    vec![out_valid.set_k(0)],
                 ),
-                Stmt::If(
-                    e::r("accept"),
-                    vec![
-                        Stmt::Assign(e::r("busy"), e::k(1, 1)),
-                        Stmt::Assign(e::r("scan"), e::r("in_scores")),
-                        Stmt::Assign(e::r("out_scores"), e::r("in_scores")),
-                        Stmt::Assign(e::r("index"), e::k(iw, 0)),
-                    ],
-                    vec![Stmt::If(
-                        e::r("busy"),
-                        vec![Stmt::If(
-                            done,
-                            vec![
-                                Stmt::Assign(e::r("busy"), e::k(1, 0)),
-                                Stmt::Assign(e::r("out_valid"), e::k(1, 1)),
-                            ],
-                            vec![
-                                Stmt::If(
-                                    e::bin(
-                                        BinOp::LogicOr,
-                                        e::eq(e::r("index"), e::k(iw, 0)),
-                                        e::r("better"),
-                                    ),
-                                    vec![
-                                        Stmt::Assign(e::r("best"), e::r("candidate")),
-                                        Stmt::Assign(
-                                            e::r("out_class"),
-                                            Expr::Slice("index".into(), cw - 1, 0),
-                                        ),
-                                    ],
-                                    vec![],
-                                ),
-                                Stmt::Assign(e::r("scan"), shifted),
-                                Stmt::Assign(e::r("index"), e::add(e::r("index"), e::k(iw, 1))),
-                            ],
-                        )],
-                        vec![],
-                    )],
-                ),
+                s::when_else(accept.e(), start, vec![scanning]),
             ],
         )],
     ));
