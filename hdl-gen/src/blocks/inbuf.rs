@@ -7,7 +7,7 @@
 //! last fold; the producer writes only into a half that is not full, the layer reads only a
 //! full one, and both take the halves in turn.
 
-use crate::ir::{e, Expr, Item, Module, Stmt};
+use crate::ir::{e, s, Expr, Item, Module, Sig, Stmt};
 use crate::plan::LayerPlan;
 
 /// Builds `layer<i>_inbuf` for layer `l` (in [`crate::plan::InputMode::Buffer`]).
@@ -22,30 +22,24 @@ pub fn module(l: &LayerPlan) -> Module {
         l.index,
         l.sf()
     ));
-    md.input("clk", 1);
-    md.input("rst", 1);
-    md.input("wr_en", 1);
-    md.input("wr_last", 1);
-    md.input("wr_data", w);
-    md.output("wr_free", 1);
-    md.output("rd_valid", 1);
-    md.input("rd_release", 1);
-    md.input("rd_addr", fw);
-    md.output_reg("rd_data", w);
+    let clk = md.input("clk", 1);
+    let rst = md.input("rst", 1);
+    let wr_en = md.input("wr_en", 1);
+    let wr_last = md.input("wr_last", 1);
+    let wr_data = md.input("wr_data", w);
+    let wr_free = md.output("wr_free", 1);
+    let rd_valid = md.output("rd_valid", 1);
+    let rd_release = md.input("rd_release", 1);
+    let rd_addr = md.input("rd_addr", fw);
+    let rd_data = md.output_reg("rd_data", w);
 
-    md.reg("full0", 1);
-    md.reg("full1", 1);
-    md.reg("wsel", 1);
-    md.reg("rsel", 1);
-    md.reg("waddr", fw);
-    md.push(Item::Assign(
-        e::r("wr_free"),
-        e::lnot(e::mux(e::r("wsel"), e::r("full1"), e::r("full0"))),
-    ));
-    md.push(Item::Assign(
-        e::r("rd_valid"),
-        e::mux(e::r("rsel"), e::r("full1"), e::r("full0")),
-    ));
+    let full = [md.reg("full0", 1), md.reg("full1", 1)];
+    let wsel = md.reg("wsel", 1);
+    let rsel = md.reg("rsel", 1);
+    let waddr = md.reg("waddr", fw);
+    let half_full = |sel: &Sig| e::mux(sel.e(), full[1].e(), full[0].e());
+    md.push(Item::Assign(wr_free.e(), e::lnot(half_full(&wsel))));
+    md.push(Item::Assign(rd_valid.e(), half_full(&rsel)));
     md.push(Item::Memory {
         name: "vmem".into(),
         width: w,
@@ -54,66 +48,50 @@ pub fn module(l: &LayerPlan) -> Module {
         block_ram: true,
     });
     md.push(Item::Always(
-        "clk".into(),
+        clk.name().into(),
         vec![
-            Stmt::If(
-                e::r("wr_en"),
+            s::when(
+                wr_en.e(),
                 vec![Stmt::MemWrite(
                     "vmem".into(),
-                    Expr::Concat(vec![e::r("wsel"), e::r("waddr")]),
-                    e::r("wr_data"),
+                    Expr::Concat(vec![wsel.e(), waddr.e()]),
+                    wr_data.e(),
                 )],
-                vec![],
             ),
-            Stmt::Assign(
-                e::r("rd_data"),
-                Expr::MemRead(
-                    "vmem".into(),
-                    Box::new(Expr::Concat(vec![e::r("rsel"), e::r("rd_addr")])),
-                ),
-            ),
+            rd_data.set(Expr::MemRead(
+                "vmem".into(),
+                Box::new(Expr::Concat(vec![rsel.e(), rd_addr.e()])),
+            )),
         ],
     ));
     // A half fills on the producer's last word and empties on the layer's release; the two
     // never meet on one half (the producer writes only a half that is not full).
-    let on_write = vec![Stmt::If(
-        e::r("wr_last"),
+    let set_half =
+        |sel: &Sig, v: u64| s::when_else(sel.e(), vec![full[1].set_k(v)], vec![full[0].set_k(v)]);
+    let on_write = vec![s::when_else(
+        wr_last.e(),
         vec![
-            Stmt::Assign(e::r("waddr"), e::k(fw, 0)),
-            Stmt::Assign(e::r("wsel"), e::lnot(e::r("wsel"))),
-            Stmt::If(
-                e::r("wsel"),
-                vec![Stmt::Assign(e::r("full1"), e::k(1, 1))],
-                vec![Stmt::Assign(e::r("full0"), e::k(1, 1))],
-            ),
+            waddr.set_k(0),
+            wsel.set(e::lnot(wsel.e())),
+            set_half(&wsel, 1),
         ],
-        vec![Stmt::Assign(
-            e::r("waddr"),
-            e::add(e::r("waddr"), e::k(fw, 1)),
-        )],
+        vec![waddr.inc()],
     )];
-    let on_release = vec![
-        Stmt::Assign(e::r("rsel"), e::lnot(e::r("rsel"))),
-        Stmt::If(
-            e::r("rsel"),
-            vec![Stmt::Assign(e::r("full1"), e::k(1, 0))],
-            vec![Stmt::Assign(e::r("full0"), e::k(1, 0))],
-        ),
-    ];
+    let on_release = vec![rsel.set(e::lnot(rsel.e())), set_half(&rsel, 0)];
     md.push(Item::Always(
-        "clk".into(),
-        vec![Stmt::If(
-            e::r("rst"),
+        clk.name().into(),
+        vec![s::when_else(
+            rst.e(),
             vec![
-                Stmt::Assign(e::r("full0"), e::k(1, 0)),
-                Stmt::Assign(e::r("full1"), e::k(1, 0)),
-                Stmt::Assign(e::r("wsel"), e::k(1, 0)),
-                Stmt::Assign(e::r("rsel"), e::k(1, 0)),
-                Stmt::Assign(e::r("waddr"), e::k(fw, 0)),
+                full[0].set_k(0),
+                full[1].set_k(0),
+                wsel.set_k(0),
+                rsel.set_k(0),
+                waddr.set_k(0),
             ],
             vec![
-                Stmt::If(e::r("wr_en"), on_write, vec![]),
-                Stmt::If(e::r("rd_release"), on_release, vec![]),
+                s::when(wr_en.e(), on_write),
+                s::when(rd_release.e(), on_release),
             ],
         )],
     ));
