@@ -222,17 +222,22 @@ fn assigning_the_wrong_kind_of_signal_is_caught() {
     assert_eq!(fault(&m).0, CheckKind::NotAssignable);
 }
 
-#[test]
-fn bad_instance_connections_are_caught() {
-    let mut p = parent();
-    let Item::Instance { conns, .. } = p
+/// The module name and connections of `p`'s instance.
+fn instance(p: &mut Module) -> (&mut String, &mut Vec<(String, Expr)>) {
+    match p
         .items
         .iter_mut()
         .find(|i| matches!(i, Item::Instance { .. }))
-        .unwrap()
-    else {
-        unreachable!()
-    };
+    {
+        Some(Item::Instance { module, conns, .. }) => (module, conns),
+        _ => unreachable!("parent() has an instance"),
+    }
+}
+
+#[test]
+fn bad_instance_connections_are_caught() {
+    let mut p = parent();
+    let (_, conns) = instance(&mut p);
     conns.retain(|(n, _)| n != "en");
     let e = design_result(&[counter(), p]).unwrap_err();
     assert_eq!(
@@ -241,27 +246,13 @@ fn bad_instance_connections_are_caught() {
     );
 
     let mut p = parent();
-    let Item::Instance { conns, .. } = p
-        .items
-        .iter_mut()
-        .find(|i| matches!(i, Item::Instance { .. }))
-        .unwrap()
-    else {
-        unreachable!()
-    };
+    let (_, conns) = instance(&mut p);
     conns[1].1 = e::k(2, 1);
     let e = design_result(&[counter(), p]).unwrap_err();
     assert_eq!(e.kind, CheckKind::WidthMismatch, "{e}");
 
     let mut p = parent();
-    let Item::Instance { module, .. } = p
-        .items
-        .iter_mut()
-        .find(|i| matches!(i, Item::Instance { .. }))
-        .unwrap()
-    else {
-        unreachable!()
-    };
+    let (module, _) = instance(&mut p);
     *module = "countr".into();
     let e = design_result(&[counter(), p]).unwrap_err();
     assert_eq!(e.kind, CheckKind::UnknownName, "{e}");

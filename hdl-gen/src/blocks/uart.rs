@@ -3,7 +3,7 @@
 //! rate, `bql sim --serve` uses a small simulation-only divisor).
 
 use crate::ir::bits_for;
-use crate::ir::{e, s, Expr, Item, Module};
+use crate::ir::{e, s, Expr, Item, Module, Sig};
 
 /// Builds `uart_rx_d<div>`: a two-flop synchronizer, start-bit detection, sampling in the
 /// middle of each bit; a byte whose stop bit is low (framing error) is dropped.
@@ -156,4 +156,17 @@ pub fn crc16_step() -> Module {
         m.push(Item::Assign(crc_out.bit(i), e::xor_all(terms)));
     }
     m
+}
+
+/// An instance of `crc16_ccitt_step` named `name`: `out` is `crc` after the byte `data`.
+pub fn crc_step(name: &str, crc: &Sig, data: &Sig, out: &Sig) -> Item {
+    Item::Instance {
+        module: "crc16_ccitt_step".into(),
+        name: name.into(),
+        conns: vec![
+            ("crc_in".into(), crc.e()),
+            ("data".into(), data.e()),
+            ("crc_out".into(), out.e()),
+        ],
+    }
 }

@@ -11,6 +11,7 @@
 
 use bql_protocol::{Code, Info, Op, CRC_INIT, MAX_IN_FLIGHT, PING_MAGIC};
 
+use crate::blocks::uart::crc_step;
 use crate::ir::{bits_for, e, s, Expr, Item, Module, Sig, Stmt};
 
 use super::{Geometry, KIND_WIDTH, K_CHECK, K_ERR, K_INFO, K_PING, K_STATUS};
@@ -69,15 +70,12 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
     );
     let x = declare(&mut m, g);
     descriptor(&mut m, &x);
-    m.push(Item::Instance {
-        module: "crc16_ccitt_step".into(),
-        name: "load_crc_step".into(),
-        conns: vec![
-            ("crc_in".into(), x.load_crc.e()),
-            ("data".into(), x.buf_q.e()),
-            ("crc_out".into(), x.load_crc_next.e()),
-        ],
-    });
+    m.push(crc_step(
+        "load_crc_step",
+        &x.load_crc,
+        &x.buf_q,
+        &x.load_crc_next,
+    ));
     let sel_ok = valid_sels
         .iter()
         .map(|&v| e::eq(x.buf_q.e(), e::k(8, v as u64)))

@@ -7,6 +7,7 @@
 
 use bql_protocol::{Code, CRC_INIT, SYNC_REQUEST};
 
+use crate::blocks::uart::crc_step;
 use crate::ir::{bits_for, e, s, Expr, Item, Module, Sig, Stmt};
 
 use super::{sat_inc, Geometry};
@@ -79,15 +80,7 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
         .collect();
     let r = &regs;
     let crc_next = m.net("r_crc_next", 16);
-    m.push(Item::Instance {
-        module: "crc16_ccitt_step".into(),
-        name: "rx_crc".into(),
-        conns: vec![
-            ("crc_in".into(), r.crc.e()),
-            ("data".into(), rx_data.e()),
-            ("crc_out".into(), crc_next.e()),
-        ],
-    });
+    m.push(crc_step("rx_crc", &r.crc, &rx_data, &crc_next));
     let crc_ok = m.wire(
         "r_crc_ok",
         1,

@@ -7,6 +7,7 @@
 use bql_protocol::{Code, Info, CRC_INIT, MAX_IN_FLIGHT, PING_MAGIC};
 
 use crate::blocks::core::CoreInterface;
+use crate::blocks::uart::crc_step;
 use crate::ir::{bits_for, e, s, Expr, Item, Module, Sig, Stmt};
 
 use super::{KIND_WIDTH, K_CHECK, K_INFO, K_PING, K_RESULT, K_STATUS};
@@ -96,15 +97,7 @@ pub fn module(ifc: &CoreInterface, info: &Info) -> Module {
         ],
     ));
     let crc_next = m.net("t_crc_next", 16);
-    m.push(Item::Instance {
-        module: "crc16_ccitt_step".into(),
-        name: "tx_crc".into(),
-        conns: vec![
-            ("crc_in".into(), t.crc.e()),
-            ("data".into(), t.byte.e()),
-            ("crc_out".into(), crc_next.e()),
-        ],
-    });
+    m.push(crc_step("tx_crc", &t.crc, &t.byte, &crc_next));
     let reply_fields = ["p_kind", "p_code", "p_seq", "p_len", "p_op"]
         .into_iter()
         .zip([KIND_WIDTH, 8, 8, 16, 8])
