@@ -6,7 +6,7 @@
 use bql_model::InputEncoding;
 
 use crate::ir::bits_for;
-use crate::ir::{e, BinOp, Expr, Item, Module, Stmt};
+use crate::ir::{e, s, BinOp, Expr, Item, Module, Sig};
 use crate::plan::{InputMode, LayerPlan, OutputKind, Plan};
 
 /// Interface facts of a generated core, for the simulator and host side.
@@ -216,27 +216,22 @@ fn loader(
     )));
     let bw = bits_for(beats.max(2) - 1);
     let buffered = plan.layers[0].input == InputMode::Buffer;
-    md.reg("beat", bw);
-    if buffered {
-        // Each beat is one word of layer 0's input buffer (the planner makes S = K).
-        md.push(Item::Wire(net(0, "buf_free"), 1));
-        md.wire("loader_ready", 1, e::r(net(0, "buf_free")));
+    let beat = md.reg("beat", bw);
+    // Each beat is one word of layer 0's input buffer (the planner makes S = K), or part of
+    // the input vector, which waits in `in_vector` (`full`) for layer 0.
+    let (ready, vector) = if buffered {
+        let free = md.net(&net(0, "buf_free"), 1);
+        (md.wire("loader_ready", 1, free.e()), None)
     } else {
-        md.reg("full", 1);
-        md.reg("in_vector", input_len * ew);
-        md.wire("loader_ready", 1, e::lnot(e::r("full")));
-    }
-    md.push(Item::Assign(e::r("in_ready"), e::r("loader_ready")));
-    md.wire(
-        "take_beat",
-        1,
-        e::and(e::r("in_valid"), e::r("loader_ready")),
-    );
-    md.wire(
-        "is_last_beat",
-        1,
-        e::eq(e::r("beat"), e::k(bw, (beats - 1) as u64)),
-    );
+        let full = md.reg("full", 1);
+        let vector = md.reg("in_vector", input_len * ew);
+        let ready = md.wire("loader_ready", 1, e::lnot(full.e()));
+        (ready, Some((full, vector)))
+    };
+    md.push(Item::Assign(e::r("in_ready"), ready.e()));
+    let take = md.wire("take_beat", 1, e::and(e::r("in_valid"), ready.e()));
+    let is_last = md.wire("is_last_beat", 1, beat.is((beats - 1) as u64));
+    let pixels = Sig::new("in_pixels", k * 8);
     let beat_value = |n: usize| match encoding {
         InputEncoding::Binary { threshold } => Expr::Concat(
             (0..n)
@@ -246,77 +241,63 @@ fn loader(
                     0 => e::k(1, 1),
                     t => e::lnot(e::bin(
                         BinOp::Lt,
-                        Expr::Slice("in_pixels".into(), j * 8 + 7, j * 8),
+                        pixels.slice(j * 8 + 7, j * 8),
                         e::k(8, t as u64),
                     )),
                 })
                 .collect(),
         ),
-        InputEncoding::U8 => Expr::Slice("in_pixels".into(), n * 8 - 1, 0),
+        InputEncoding::U8 => pixels.slice(n * 8 - 1, 0),
     };
-    if buffered {
-        // The last beat may be short: its missing lanes are 0 (padding).
-        let last_n = input_len - (beats - 1) * k;
-        md.wire("beat_word", k * ew, beat_value(k));
-        md.wire("last_word", last_n * ew, beat_value(last_n));
-        md.wire(
-            &net(0, "wr_data"),
-            k * ew,
-            e::mux(
-                e::r("is_last_beat"),
-                e::zext(e::r("last_word"), last_n * ew, k * ew),
-                e::r("beat_word"),
-            ),
-        );
-    } else {
-        let mut fills = Vec::new();
-        for b in 0..beats {
-            let n = k.min(input_len - b * k);
-            let lo = b * k * ew;
-            fills.push(Stmt::If(
-                e::eq(e::r("beat"), e::k(bw, b as u64)),
-                vec![Stmt::Assign(
-                    Expr::Slice("in_vector".into(), lo + n * ew - 1, lo),
-                    beat_value(n),
-                )],
-                vec![],
-            ));
+    match &vector {
+        None => {
+            // The last beat may be short: its missing lanes are 0 (padding).
+            let last_n = input_len - (beats - 1) * k;
+            let word = md.wire("beat_word", k * ew, beat_value(k));
+            let last = md.wire("last_word", last_n * ew, beat_value(last_n));
+            md.wire(
+                &net(0, "wr_data"),
+                k * ew,
+                e::mux(
+                    is_last.e(),
+                    e::zext(last.e(), last_n * ew, k * ew),
+                    word.e(),
+                ),
+            );
         }
-        md.push(Item::Always(
-            "clk".into(),
-            vec![Stmt::If(e::r("take_beat"), fills, vec![])],
-        ));
+        Some((_, vector)) => {
+            let fills = (0..beats)
+                .map(|b| {
+                    let n = k.min(input_len - b * k);
+                    let lo = b * k * ew;
+                    s::when(
+                        beat.is(b as u64),
+                        vec![s::set(vector.slice(lo + n * ew - 1, lo), beat_value(n))],
+                    )
+                })
+                .collect();
+            md.push(Item::Always("clk".into(), vec![s::when(take.e(), fills)]));
+        }
     }
     if encoding == (InputEncoding::Binary { threshold: 0 }) {
         // Input threshold 0: every input bit is 1 and the pixel values do not matter. Verilator
         // exempts signals named *unused* from its unused-signal warning.
-        md.wire("unused_in_pixels", k * 8, e::r("in_pixels"));
+        md.wire("unused_in_pixels", k * 8, pixels.e());
     }
-    md.push(Item::Wire(net(0, "in_ready"), 1));
-    let next_beat = Stmt::If(
-        e::r("is_last_beat"),
-        [Stmt::Assign(e::r("beat"), e::k(bw, 0))]
-            .into_iter()
-            .chain((!buffered).then(|| Stmt::Assign(e::r("full"), e::k(1, 1))))
-            .collect(),
-        vec![Stmt::Assign(
-            e::r("beat"),
-            e::add(e::r("beat"), e::k(bw, 1)),
-        )],
-    );
-    let mut on_reset = vec![Stmt::Assign(e::r("beat"), e::k(bw, 0))];
-    let mut running = vec![Stmt::If(e::r("take_beat"), vec![next_beat], vec![])];
-    if !buffered {
-        on_reset.push(Stmt::Assign(e::r("full"), e::k(1, 0)));
-        running.push(Stmt::If(
-            e::and(e::r("full"), e::r(net(0, "in_ready"))),
-            vec![Stmt::Assign(e::r("full"), e::k(1, 0))],
-            vec![],
-        ));
+    let l0_ready = md.net(&net(0, "in_ready"), 1);
+    let mut wrap = vec![beat.set_k(0)];
+    let mut on_reset = vec![beat.set_k(0)];
+    let mut running = Vec::new();
+    if let Some((full, _)) = &vector {
+        wrap.push(full.set_k(1));
+        on_reset.push(full.set_k(0));
+        running.push(s::when(e::and(full.e(), l0_ready.e()), vec![full.set_k(0)]));
     }
+    let next_beat = s::when_else(is_last.e(), wrap, vec![beat.inc()]);
+    running.insert(0, s::when(take.e(), vec![next_beat]));
     md.push(Item::Always(
         "clk".into(),
-        vec![Stmt::If(e::r("rst"), on_reset, running)],
+        vec![s::when_else(e::r("rst"), on_reset, running)],
     ));
 }
 
