@@ -300,3 +300,11 @@ fn signal_handles_carry_their_width() {
     assert_eq!(bql_hdl_gen::ir::bits_for(255), 8);
     assert_eq!(bql_hdl_gen::ir::bits_for(256), 9);
 }
+
+#[test]
+fn a_name_declared_twice_is_caught() {
+    let mut m = counter();
+    m.push(Item::Wire("value".into(), 4));
+    let (kind, signal, _) = fault(&m);
+    assert_eq!((kind, signal.as_str()), (CheckKind::Redeclared, "value"));
+}
