@@ -405,41 +405,28 @@ fn layer(
         conns.push(("out_ready".into(), e::r(&next_ready)));
         conns.push(("out_vec".into(), e::r(net(i, "out_vec"))));
     }
-    let (ww, wd) = memory_shape(&plan.layers, 2 * i).expect("weights");
-    conns.extend([
-        (
-            "wmem_we".into(),
-            e::and(
-                e::r("cfg_we"),
-                e::eq(e::r("cfg_sel"), e::k(ifc.cfg_sel_width, (2 * i) as u64)),
-            ),
-        ),
-        (
-            "wmem_addr".into(),
-            Expr::Slice("cfg_addr".into(), bits_for(wd - 1) - 1, 0),
-        ),
-        (
-            "wmem_data".into(),
-            Expr::Slice("cfg_data".into(), ww - 1, 0),
-        ),
-    ]);
-    if let Some((tw, td)) = memory_shape(&plan.layers, 2 * i + 1) {
-        conns.push((
-            "tmem_we".into(),
-            e::and(
-                e::r("cfg_we"),
-                e::eq(e::r("cfg_sel"), e::k(ifc.cfg_sel_width, (2 * i + 1) as u64)),
-            ),
-        ));
-        conns.push((
-            "tmem_addr".into(),
-            Expr::Slice("cfg_addr".into(), bits_for(td - 1) - 1, 0),
-        ));
-        conns.push((
-            "tmem_data".into(),
-            Expr::Slice("cfg_data".into(), tw - 1, 0),
-        ));
-    }
+    // The layer's two memories on the configuration port: selector 2 i (weights), 2 i + 1
+    // (thresholds).
+    let cfg = |sel: usize, prefix: &str| {
+        memory_shape(&plan.layers, sel).map(|(width, depth)| {
+            let (we, addr, data) = (
+                Sig::new("cfg_we", 1),
+                Sig::new("cfg_addr", ifc.cfg_addr_width),
+                Sig::new("cfg_data", ifc.cfg_data_width),
+            );
+            let selected = Sig::new("cfg_sel", ifc.cfg_sel_width).is(sel as u64);
+            [
+                (format!("{prefix}_we"), e::and(we.e(), selected)),
+                (
+                    format!("{prefix}_addr"),
+                    addr.slice(bits_for(depth - 1) - 1, 0),
+                ),
+                (format!("{prefix}_data"), data.slice(width - 1, 0)),
+            ]
+        })
+    };
+    conns.extend(cfg(2 * i, "wmem").expect("weights"));
+    conns.extend(cfg(2 * i + 1, "tmem").into_iter().flatten());
     md.push(Item::Instance {
         module: l.mvtu_name(),
         name: format!("layer{i}"),
