@@ -79,26 +79,39 @@ impl Tools {
         })
     }
 
-    /// What identifies the tools' versions, for the cache key: yosys's and nextpnr's
-    /// `--version` lines, and the packer's size and modification time (it has no version
-    /// option).
+    /// What identifies the tools' versions, for the cache key: native yosys's and nextpnr's
+    /// version lines; for the packers (no version option) and YoWASP's WebAssembly builds
+    /// (whose `--version` loads the whole tool, 4.7 s for nextpnr-ecp5 here, on every build,
+    /// cached or not) the program file's size and modification time, which a `pip install`
+    /// of another version changes.
     fn versions(&self) -> String {
+        let stamp = |p: &Program| {
+            std::fs::metadata(&p.path)
+                .map(|m| {
+                    format!(
+                        "{} {} bytes {:?}",
+                        p.path.display(),
+                        m.len(),
+                        m.modified().ok()
+                    )
+                })
+                .unwrap_or_else(|e| format!("{} ({e})", p.path.display()))
+        };
         let version = |p: &Program, flag: &str| {
+            if p.wasm {
+                return stamp(p);
+            }
             Command::new(&p.path)
                 .arg(flag)
-                .env("XDG_CACHE_HOME", &self.cache)
                 .output()
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
                 .unwrap_or_else(|e| format!("unknown ({e})"))
         };
-        let stamp = std::fs::metadata(&self.pack.path)
-            .map(|m| format!("{} bytes, {:?}", m.len(), m.modified().ok()))
-            .unwrap_or_default();
         format!(
-            "{} | {} | {} {stamp}",
+            "{} | {} | {}",
             version(&self.yosys, "-V"),
             version(&self.nextpnr, "--version"),
-            self.pack.path.display()
+            stamp(&self.pack)
         )
     }
 }
