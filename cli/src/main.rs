@@ -9,6 +9,7 @@ mod data;
 mod defaults;
 mod eval;
 mod gen;
+mod import;
 mod info;
 mod plot;
 mod progress;
@@ -59,6 +60,11 @@ enum Command {
     Flash(run::FlashArgs),
     /// List the supported boards.
     Boards(gen::BoardsArgs),
+    /// Import a network trained elsewhere (BNN-PYNQ parameter folders) into a bql model file.
+    Import {
+        #[command(subcommand)]
+        command: import::Command,
+    },
     /// Fetch datasets.
     Data {
         #[command(subcommand)]
@@ -75,6 +81,7 @@ fn main() {
         Command::Train(a) => train::run(a),
         Command::Recalibrate(a) => recalibrate::run(a),
         Command::Data { command } => data::run(command),
+        Command::Import { command } => import::run(command),
         Command::Gen(a) => gen::run(a),
         Command::Boards(a) => gen::boards(a),
         Command::Sim(a) => sim::run(a),

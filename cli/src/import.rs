@@ -1,0 +1,109 @@
+//! `bql import`: networks trained elsewhere into bql model files, with their accuracy under
+//! the source's own output rule and under bql's.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use bql_interop::bnn_pynq;
+use bql_model::dataset::Split;
+use bql_model::reference::Engine;
+
+use crate::defaults;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// A Xilinx BNN-PYNQ parameter folder (fully connected W1A1, such as LFC):
+    /// `bql import bnn-pynq bnn/params/mnist/lfcW1A1 -o lfc.bqm`.
+    BnnPynq(BnnPynqArgs),
+}
+
+#[derive(clap::Args)]
+pub struct BnnPynqArgs {
+    /// The parameter folder (`<layer>-<pe>-weights.bin`, `<layer>-<pe>-thres.bin`).
+    dir: PathBuf,
+    /// The network's `hw/config.h` (its `top.cpp` is read next to it). Default: the BNN-PYNQ
+    /// repository layout, `bnn/src/network/<folder name>/hw/config.h`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Image shape, HEIGHTxWIDTHxCHANNELS.
+    #[arg(long, default_value = "28x28x1")]
+    input: String,
+    /// Valid outputs of the last layer (its rows beyond are padding).
+    #[arg(long, default_value_t = 10)]
+    classes: usize,
+    /// Dataset to report accuracy on (as for `bql eval`; default: MNIST's test set, or the
+    /// committed slice when MNIST is not fetched).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Where to write the model.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(c: Command) -> Result<()> {
+    match c {
+        Command::BnnPynq(a) => bnn_pynq_run(a),
+    }
+}
+
+fn parse_shape(s: &str) -> Result<(usize, usize, usize)> {
+    let v: Option<Vec<usize>> = s.split('x').map(|p| p.parse().ok()).collect();
+    match v.as_deref() {
+        Some(&[h, w, c]) if h * w * c > 0 => Ok((h, w, c)),
+        _ => bail!("--input {s}: expected HEIGHTxWIDTHxCHANNELS, like 28x28x1"),
+    }
+}
+
+fn bnn_pynq_run(a: BnnPynqArgs) -> Result<()> {
+    let src = bnn_pynq::Sources::find(&a.dir, a.config.as_deref())?;
+    let imported = bnn_pynq::import(&src, parse_shape(&a.input)?, a.classes)
+        .with_context(|| format!("importing {}", a.dir.display()))?;
+    let net = &imported.network;
+    bql_model::format::save(net, &a.out).with_context(|| format!("saving {}", a.out.display()))?;
+    let (data, dir) = defaults::load_split(a.dataset.as_deref(), Split::Test, None)?;
+    defaults::check_fits(net, &data)?;
+    let (scores, predicted) = Engine::new(net).scores_batch(&data.pixels);
+    let classes = net.classes();
+    let source_predicted: Vec<usize> = scores
+        .chunks(classes)
+        .map(|s| imported.source_class(&s.iter().map(|&v| i64::from(v)).collect::<Vec<_>>()))
+        .collect();
+    let n = data.len().max(1) as f64;
+    let bql_acc = data.count_correct(&predicted) as f64 / n;
+    let source_acc = data.count_correct(&source_predicted) as f64 / n;
+    let differ = predicted
+        .iter()
+        .zip(&source_predicted)
+        .filter(|(a, b)| a != b)
+        .count();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "out": a.out.display().to_string(), "arch": net.arch_string(),
+                "weight_bits": net.weight_bits(), "dataset": dir.display().to_string(),
+                "images": data.len(), "accuracy_source_rule": source_acc,
+                "accuracy_bql_argmax": bql_acc, "predictions_differing": differ,
+            })
+        );
+    } else {
+        println!(
+            "wrote {} ({}, {} weight bits)",
+            a.out.display(),
+            net.arch_string(),
+            net.weight_bits()
+        );
+        println!(
+            "{} test images of {}: {:.2} % with BNN-PYNQ's output rule (the highest class bit), \
+             {:.2} % with bql's argmax of the last layer's accumulators; {differ} predictions differ",
+            data.len(),
+            dir.display(),
+            100.0 * source_acc,
+            100.0 * bql_acc
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! bql-interop: networks trained elsewhere, into bql's model IR (and, later, out of it).
+//!
+//! One file per format, each following one contract: read the other tool's files, follow its
+//! arithmetic exactly, and produce a [`bql_model::Network`] that computes the same thing under
+//! bql's semantics (docs/semantics.md), or refuse with the file, layer or node named. Nothing is
+//! approximated: where the source's semantics differ from bql's (an offset, a padding
+//! convention, a threshold rule), the importer rewrites the parameters so that every
+//! accumulator value gives the source's result, and says in the model's provenance what it did.
+//!
+//! - [`bnn_pynq`]: the parameter folders of Xilinx BNN-PYNQ (finn-hlslib's folded weights and
+//!   thresholds) with the network's `config.h`.
+
+#![deny(missing_docs)]
+
+pub mod bnn_pynq;
+mod error;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,138 @@
+//! The BNN-PYNQ importer on the real LFC-W1A1 parameters in `../shared/third-party` (a user's
+//! clone has no `../shared`: these tests then say SKIPPED; the README says how to get the
+//! files), and on damaged copies of them.
+
+use std::path::{Path, PathBuf};
+
+use bql_interop::bnn_pynq::{self, Sources};
+use bql_interop::ErrorKind;
+use bql_model::dataset::{Dataset, Split};
+use bql_model::reference::Engine;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The BNN-PYNQ tree, or None (and a SKIPPED line) when `../shared` is absent.
+fn bnn() -> Option<PathBuf> {
+    let dir = root().join("../shared/third-party/bnn-pynq/bnn");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: {} is absent (BNN-PYNQ's parameters; see README, \"Models from elsewhere\")",
+            dir.display()
+        );
+        None
+    }
+}
+
+fn lfc(bnn: &Path) -> bnn_pynq::Imported {
+    let src = Sources::find(&bnn.join("params/mnist/lfcW1A1"), None).unwrap();
+    bnn_pynq::import(&src, (28, 28, 1), 10).unwrap()
+}
+
+#[test]
+fn lfc_imports_with_its_shapes_and_classifies_the_mnist_slice() {
+    let Some(bnn) = bnn() else { return };
+    let imported = lfc(&bnn);
+    let net = &imported.network;
+    assert_eq!(net.arch_string(), "784-1024-1024-1024-10");
+    assert_eq!(net.weight_bits(), 784 * 1024 + 2 * 1024 * 1024 + 1024 * 10);
+    let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+    let engine = Engine::new(net);
+    let (scores, predicted) = engine.scores_batch(&data.pixels);
+    let n = data.labels.len();
+    let bql_right = predicted
+        .iter()
+        .zip(&data.labels)
+        .filter(|(p, l)| **p == **l as usize)
+        .count();
+    let source_right = scores
+        .chunks(10)
+        .zip(&data.labels)
+        .filter(|(s, l)| {
+            let s: Vec<i64> = s.iter().map(|&v| i64::from(v)).collect();
+            imported.source_class(&s) == **l as usize
+        })
+        .count();
+    eprintln!(
+        "LFC-W1A1 on the {n}-image MNIST slice: {:.2} % with BNN-PYNQ's output rule, {:.2} % \
+         with bql's argmax",
+        100.0 * source_right as f64 / n as f64,
+        100.0 * bql_right as f64 / n as f64
+    );
+    // Published: 98.4 % on the full test set; a trained network, not chance (10 %).
+    assert!(source_right * 100 >= n * 95, "{source_right} of {n}");
+    assert!(bql_right * 100 >= n * 95, "{bql_right} of {n}");
+}
+
+/// A copy of the LFC folder (and its config and top.cpp) that a test may damage.
+fn copy_lfc(bnn: &Path, name: &str) -> Sources {
+    let dir = root().join("target/bql-tests").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let params = dir.join("params");
+    std::fs::create_dir_all(&params).unwrap();
+    for e in std::fs::read_dir(bnn.join("params/mnist/lfcW1A1")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, params.join(p.file_name().unwrap())).unwrap();
+    }
+    let hw = bnn.join("src/network/lfcW1A1/hw");
+    for f in ["config.h", "top.cpp"] {
+        std::fs::copy(hw.join(f), dir.join(f)).unwrap();
+    }
+    Sources::find(&params, Some(&dir.join("config.h"))).unwrap()
+}
+
+#[test]
+fn damaged_files_are_refused_with_the_file_named() {
+    let Some(bnn) = bnn() else { return };
+    // A truncated weight file.
+    let src = copy_lfc(&bnn, "lfc-truncated");
+    let w = src.params.join("1-3-weights.bin");
+    let bytes = std::fs::read(&w).unwrap();
+    std::fs::write(&w, &bytes[..bytes.len() - 8]).unwrap();
+    let e = bnn_pynq::import(&src, (28, 28, 1), 10).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Malformed);
+    assert!(e.to_string().contains("1-3-weights.bin"), "{e}");
+    // An oversized threshold file.
+    let src = copy_lfc(&bnn, "lfc-oversized");
+    let t = src.params.join("2-0-thres.bin");
+    let mut bytes = std::fs::read(&t).unwrap();
+    bytes.extend_from_slice(&[0; 8]);
+    std::fs::write(&t, &bytes).unwrap();
+    let e = bnn_pynq::import(&src, (28, 28, 1), 10).unwrap_err();
+    assert!(e.to_string().contains("2-0-thres.bin"), "{e}");
+    // A missing file.
+    let src = copy_lfc(&bnn, "lfc-missing");
+    std::fs::remove_file(src.params.join("0-7-weights.bin")).unwrap();
+    let e = bnn_pynq::import(&src, (28, 28, 1), 10).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Io);
+    assert!(e.to_string().contains("0-7-weights.bin"), "{e}");
+    // A config whose folding does not tile the matrix.
+    let src = copy_lfc(&bnn, "lfc-bad-config");
+    let text = std::fs::read_to_string(&src.config).unwrap();
+    std::fs::write(
+        &src.config,
+        text.replace("#define L1_WMEM 512", "#define L1_WMEM 500"),
+    )
+    .unwrap();
+    let e = bnn_pynq::import(&src, (28, 28, 1), 10).unwrap_err();
+    assert!(
+        e.to_string().contains("L1") && e.to_string().contains("WMEM 500"),
+        "{e}"
+    );
+    // Images of the wrong size.
+    let src = copy_lfc(&bnn, "lfc-wrong-input");
+    let e = bnn_pynq::import(&src, (32, 32, 3), 10).unwrap_err();
+    assert!(e.to_string().contains("inBits is 784"), "{e}");
+}
+
+#[test]
+fn a_convolutional_config_is_refused_by_name() {
+    let Some(bnn) = bnn() else { return };
+    let cfg = bnn.join("src/network/cnvW1A1/hw/config.h");
+    let e = bnn_pynq::parse_config(&std::fs::read_to_string(&cfg).unwrap(), "cnv").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert!(e.to_string().contains("convolution"), "{e}");
+}
