@@ -463,3 +463,49 @@ fn boards_are_embedded_and_a_folder_adds_one() {
         "{text}"
     );
 }
+
+/// BNN-PYNQ's LFC-W1A1 (from ../shared) imports, reports both output rules, and its design for
+/// the ULX3S (192 of 208 block RAMs) simulates bit-exact.
+#[test]
+fn a_bnn_pynq_network_imports_and_simulates_bit_exact() {
+    let params = root().join("../shared/third-party/bnn-pynq/bnn/params/mnist/lfcW1A1");
+    if !params.is_dir() {
+        eprintln!(
+            "SKIPPED: {} is absent (a user's clone has no ../shared; see the README)",
+            params.display()
+        );
+        return;
+    }
+    let out = tmp("lfc").join("lfc.bqm");
+    let v = json(&[
+        "import",
+        "bnn-pynq",
+        params.to_str().unwrap(),
+        "--dataset",
+        "mnist-slice",
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(v["arch"], "784-1024-1024-1024-10");
+    assert_eq!(v["images"], 1000);
+    assert!(v["accuracy_source_rule"].as_f64().unwrap() > 0.97, "{v}");
+    assert!(v["accuracy_bql_argmax"].as_f64().unwrap() > 0.97, "{v}");
+    let s = json(&[
+        "sim",
+        "--model",
+        out.to_str().unwrap(),
+        "--board",
+        "ulx3s",
+        "--dataset",
+        "mnist-slice",
+        "--limit",
+        "100",
+        "--json",
+    ]);
+    assert_eq!(
+        (s["images"].as_u64(), s["mismatches"].as_u64()),
+        (Some(100), Some(0)),
+        "{s}"
+    );
+}
