@@ -15,6 +15,27 @@ pub enum Command {
     /// A Xilinx BNN-PYNQ parameter folder (fully connected W1A1, such as LFC):
     /// `bql import bnn-pynq bnn/params/mnist/lfcW1A1 -o lfc.bqm`.
     BnnPynq(BnnPynqArgs),
+    /// A FINN-ONNX binarized MLP (a Brevitas export tidied by FINN, such as TFC-W1A1):
+    /// `bql import onnx model.onnx -o tfc.bqm`.
+    Onnx(OnnxArgs),
+}
+
+#[derive(clap::Args)]
+pub struct OnnxArgs {
+    /// The ONNX file.
+    file: PathBuf,
+    /// Image shape, HEIGHTxWIDTHxCHANNELS.
+    #[arg(long, default_value = "28x28x1")]
+    input: String,
+    /// Dataset to report accuracy on (as for `bql eval`).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Where to write the model.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -46,6 +67,7 @@ pub struct BnnPynqArgs {
 pub fn run(c: Command) -> Result<()> {
     match c {
         Command::BnnPynq(a) => bnn_pynq_run(a),
+        Command::Onnx(a) => onnx_run(a),
     }
 }
 
@@ -103,6 +125,43 @@ fn bnn_pynq_run(a: BnnPynqArgs) -> Result<()> {
             dir.display(),
             100.0 * source_acc,
             100.0 * bql_acc
+        );
+    }
+    Ok(())
+}
+
+fn onnx_run(a: OnnxArgs) -> Result<()> {
+    let imported = bql_interop::onnx::import(&a.file, parse_shape(&a.input)?)
+        .with_context(|| format!("importing {}", a.file.display()))?;
+    let net = &imported.network;
+    bql_model::format::save(net, &a.out).with_context(|| format!("saving {}", a.out.display()))?;
+    let (data, dir) = defaults::load_split(a.dataset.as_deref(), Split::Test, None)?;
+    defaults::check_fits(net, &data)?;
+    let (_, predicted) = Engine::new(net).scores_batch(&data.pixels);
+    let acc = data.count_correct(&predicted) as f64 / data.len().max(1) as f64;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "out": a.out.display().to_string(), "arch": net.arch_string(),
+                "weight_bits": net.weight_bits(), "dataset": dir.display().to_string(),
+                "images": data.len(), "accuracy": acc,
+                "rounding_sensitive_neurons": imported.rounding_sensitive,
+            })
+        );
+    } else {
+        println!(
+            "wrote {} ({}, {} weight bits; {} neurons whose threshold depends on float rounding)",
+            a.out.display(),
+            net.arch_string(),
+            net.weight_bits(),
+            imported.rounding_sensitive
+        );
+        println!(
+            "{} test images of {}: {:.2} %",
+            data.len(),
+            dir.display(),
+            100.0 * acc
         );
     }
     Ok(())

@@ -60,7 +60,8 @@ enum Command {
     Flash(run::FlashArgs),
     /// List the supported boards.
     Boards(gen::BoardsArgs),
-    /// Import a network trained elsewhere (BNN-PYNQ parameter folders) into a bql model file.
+    /// Import a network trained elsewhere (BNN-PYNQ parameter folders, FINN-ONNX) into a bql
+    /// model file.
     Import {
         #[command(subcommand)]
         command: import::Command,

@@ -8,11 +8,13 @@
 //! accumulator value gives the source's result, and says in the model's provenance what it did.
 //!
 //! - [`bnn_pynq`]: the parameter folders of Xilinx BNN-PYNQ (finn-hlslib's folded weights and
-//!   thresholds) with the network's `config.h`.
+//!   thresholds) with the network's `config.h`;
+//! - [`onnx`]: FINN-ONNX binarized MLPs (Brevitas exports such as TFC-W1A1).
 
 #![deny(missing_docs)]
 
 pub mod bnn_pynq;
 mod error;
+pub mod onnx;
 
 pub use error::{Error, ErrorKind, Result};
