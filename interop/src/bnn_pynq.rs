@@ -372,6 +372,12 @@ fn check_layer(
             cfg.simd, cfg.pe
         )));
     }
+    if cfg.mw.checked_mul(cfg.mh).is_none_or(|bits| bits > 1 << 32) {
+        return Err(Error::unsupported(format!(
+            "{name}: L{l} is {} x {}: more than 2^32 weights",
+            cfg.mw, cfg.mh
+        )));
+    }
     let (sf, nf) = (cfg.mw / cfg.simd, cfg.mh / cfg.pe);
     if cfg.mw % cfg.simd != 0 || cfg.mh % cfg.pe != 0 || cfg.wmem != nf * sf || cfg.tmem != nf {
         return Err(Error::malformed(format!(

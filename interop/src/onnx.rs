@@ -114,7 +114,15 @@ fn bad(node: &NodeProto, what: impl std::fmt::Display) -> Error {
 
 fn tensor(t: &TensorProto) -> Result<Constant> {
     let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
-    let count: usize = dims.iter().product();
+    let count = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| {
+            Error::malformed(format!(
+                "initializer {}: dimensions {dims:?} overflow",
+                t.name
+            ))
+        })?;
     let values: Vec<f32> = match t.data_type {
         // FLOAT
         1 if !t.raw_data.is_empty() => t
@@ -498,6 +506,17 @@ pub fn import(path: &Path, input: (usize, usize, usize)) -> Result<Imported> {
         let m = weights.rows();
         match &seg.sign {
             Some(s) => {
+                let widths_fit = seg
+                    .steps
+                    .iter()
+                    .map(Step::width)
+                    .chain([s.thresholds.len()]);
+                if let Some(w) = widths_fit.into_iter().find(|&w| w != 1 && w != m) {
+                    return Err(bad(
+                        mm,
+                        format!("a constant after it has {w} values for {m} outputs"),
+                    ));
+                }
                 let mut thresholds = Vec::with_capacity(m);
                 for j in 0..m {
                     let (negate, t) = neuron_threshold(&seg.steps, s, j, n).ok_or_else(|| {

@@ -136,3 +136,50 @@ fn a_convolutional_config_is_refused_by_name() {
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     assert!(e.to_string().contains("convolution"), "{e}");
 }
+
+mod corrupted {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        /// A random weight or threshold file cut short or grown, or a config number changed:
+        /// an error naming a file or layer, or (a changed but consistent config) a valid
+        /// network; never a panic.
+        #[test]
+        fn damaged_folders_never_panic(
+            layer in 0usize..4,
+            pe in 0usize..16,
+            thres in any::<bool>(),
+            delta in -16i64..16,
+            field in prop::sample::select(vec!["SIMD", "PE", "WMEM", "TMEM", "MW", "MH"]),
+            value in prop::sample::select(vec![0usize, 1, 7, 64, 1000, 1 << 40]),
+            edit_config in any::<bool>(),
+        ) {
+            let Some(bnn) = bnn() else { return Ok(()) };
+            let src = copy_lfc(&bnn, &format!("lfc-fuzz-{}", std::process::id()));
+            if edit_config {
+                let text = std::fs::read_to_string(&src.config).unwrap();
+                let key = format!("#define L{layer}_{field} ");
+                let edited: String = text
+                    .lines()
+                    .map(|l| if l.starts_with(&key) { format!("{key}{value}") } else { l.to_string() })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                std::fs::write(&src.config, edited).unwrap();
+            } else {
+                let kind = if thres { "thres" } else { "weights" };
+                let file = src.params.join(format!("{layer}-{pe}-{kind}.bin"));
+                if let Ok(mut bytes) = std::fs::read(&file) {
+                    let len = (bytes.len() as i64 + delta).max(0) as usize;
+                    bytes.resize(len, 0xA5);
+                    std::fs::write(&file, bytes).unwrap();
+                }
+            }
+            match bnn_pynq::import(&src, (28, 28, 1), 10) {
+                Ok(m) => prop_assert!(m.network.validate().is_ok()),
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
+}

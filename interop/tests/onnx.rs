@@ -85,3 +85,78 @@ fn foreign_and_damaged_files_are_refused() {
         "{e}"
     );
 }
+
+/// bql's import against an independent execution of the same graph (numpy, float32, node by
+/// node: scripts/onnx-numpy.py, in the `.venv` that `make deps` fills): the same class for
+/// every image of the MNIST slice.
+#[test]
+fn the_import_agrees_with_an_independent_float32_execution_on_every_image() {
+    let Some(dir) = tfc() else { return };
+    let python = root().join(".venv/bin/python");
+    let probe = std::process::Command::new(&python)
+        .args(["-c", "import numpy, onnx"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: numpy and onnx are not in .venv; run `make deps`");
+        return;
+    }
+    let model = dir.join("model.onnx");
+    let images = root().join("data/slice/mnist/t10k-images-idx3-ubyte.gz");
+    let out = std::process::Command::new(&python)
+        .arg(root().join("scripts/onnx-numpy.py"))
+        .arg(&model)
+        .arg(&images)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: Vec<usize> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    let net = onnx::import(&model, (28, 28, 1)).unwrap().network;
+    let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+    let (_, ours) = Engine::new(&net).scores_batch(&data.pixels);
+    assert_eq!(theirs.len(), data.len());
+    let differ: Vec<usize> = (0..data.len()).filter(|&i| theirs[i] != ours[i]).collect();
+    assert!(
+        differ.is_empty(),
+        "images where bql and the graph differ: {differ:?}"
+    );
+}
+
+mod corrupted {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Damaged copies of TFC (bytes overwritten, the file cut short): an error or a valid
+        /// network, never a panic.
+        #[test]
+        fn corrupted_onnx_never_panics(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            cut in any::<prop::sample::Index>(),
+            truncate in any::<bool>(),
+        ) {
+            let Some(dir) = tfc() else { return Ok(()) };
+            let mut bytes = std::fs::read(dir.join("model.onnx")).unwrap();
+            for (at, v) in &edits {
+                let i = at.index(bytes.len());
+                bytes[i] = *v;
+            }
+            if truncate {
+                bytes.truncate(cut.index(bytes.len()));
+            }
+            let path = root().join(format!("target/bql-tests/onnx-fuzz-{}.onnx", std::process::id()));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+            if let Ok(imported) = onnx::import(&path, (28, 28, 1)) {
+                prop_assert!(imported.network.validate().is_ok());
+            }
+        }
+    }
+}
