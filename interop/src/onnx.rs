@@ -1,12 +1,15 @@
-//! FINN-ONNX binarized MLPs (Brevitas exports tidied by FINN, such as TFC-W1A1), read with the
-//! `onnx-protobuf` crate.
+//! Binarized MLPs in ONNX, read with the `onnx-protobuf` crate: FINN-ONNX (Brevitas exports
+//! tidied by FINN, such as TFC-W1A1) and bql's own standard-ONNX export (`onnx_export`), whose
+//! signs are `GreaterOrEqual` -> `Cast` -> `2 b - 1` and whose 8-bit first layer multiplies the
+//! raw pixels.
 //!
 //! The graph is a chain: input scaling (`Div`, `Mul`, `Sub`, `Add` by constants), `Reshape`,
 //! a `MultiThreshold` that binarizes the pixels, then per layer a `MatMul` with +-1 weights,
 //! elementwise constants (`Mul`, `Add`, `Sub`, `Div`), `BatchNormalization` (between
-//! `Unsqueeze`/`Squeeze`) and a `MultiThreshold` (FINN's custom op: `out_scale * #(x >= t) +
-//! out_bias`, here with one threshold, scale 2 and bias -1: a sign), and after the last
-//! `MatMul` only scalar constants and an optional `TopK` (k = 1).
+//! `Unsqueeze`/`Squeeze`) and a sign (FINN's custom `MultiThreshold`, `out_scale * #(x >= t) +
+//! out_bias`, with one threshold, scale 2 and bias -1; or `GreaterOrEqual` followed by steps
+//! that must map 0/1 to exactly -1/+1), and after the last `MatMul` only scalar constants and
+//! an optional `TopK` (k = 1) or `ArgMax` (ties to the first index).
 //!
 //! Every function of an integer accumulator that the graph computes in floating point is
 //! evaluated here, for **every** accumulator value, with the graph's own operations in f32 (as
@@ -83,10 +86,13 @@ impl Step {
     }
 }
 
-/// A `MultiThreshold` reduced to a sign: fires when `x >= threshold[j]`.
+/// A `MultiThreshold` (or `GreaterOrEqual`) reduced to a sign: fires when `x >= threshold[j]`,
+/// giving `high` when it fires and `low` when not, before the steps that follow it.
 #[derive(Debug, Clone)]
 struct Sign {
     thresholds: Vec<f32>,
+    low: f32,
+    high: f32,
 }
 
 /// An imported ONNX network.
@@ -231,6 +237,18 @@ fn sign(g: &Graph<'_>, node: &NodeProto) -> Result<Sign> {
     }
     Ok(Sign {
         thresholds: t.values.clone(),
+        low: -1.0,
+        high: 1.0,
+    })
+}
+
+/// `GreaterOrEqual(x, bound)` with a constant bound (bql's own export): 0 or 1, made +-1 by
+/// the steps after it.
+fn greater_or_equal(g: &Graph<'_>, node: &NodeProto) -> Result<Sign> {
+    Ok(Sign {
+        thresholds: g.constant(node, 1)?.values.clone(),
+        low: 0.0,
+        high: 1.0,
     })
 }
 
@@ -260,40 +278,43 @@ fn batchnorm(g: &Graph<'_>, node: &NodeProto) -> Result<Step> {
 struct Segment<'a> {
     steps: Vec<Step>,
     sign: Option<Sign>,
-    /// The node that ended the segment: the next `MatMul`, a `TopK`, or none (graph output).
+    /// The node that ended the segment: the next `MatMul`, a `TopK` or `ArgMax`, or none (the
+    /// graph's output).
     end: Option<&'a NodeProto>,
 }
 
-/// Follows the chain from `tensor`, collecting elementwise steps up to a `MultiThreshold`
-/// (whose output continues to the next `MatMul`), a `MatMul`, a `TopK` or the graph's end.
+/// Follows the chain from `tensor`, collecting elementwise steps up to a sign (whose output,
+/// after steps that must map it to exactly -1 and +1, continues to the next `MatMul`), a
+/// `MatMul`, a `TopK`/`ArgMax` or the graph's end.
 fn segment<'a>(g: &Graph<'a>, mut tensor: String) -> Result<Segment<'a>> {
     let mut steps = Vec::new();
-    let mut sign_found = None;
+    let mut sign_found: Option<Sign> = None;
+    let mut after_sign = Vec::new();
     loop {
         let Some(node) = g.next(&tensor)? else {
-            return Ok(Segment {
-                steps,
-                sign: sign_found,
-                end: None,
-            });
+            break;
         };
         match node.op_type.as_str() {
-            "MatMul" | "TopK" => {
+            "MatMul" | "TopK" | "ArgMax" => {
+                check_bipolar(sign_found.as_ref(), &after_sign, node)?;
                 return Ok(Segment {
                     steps,
                     sign: sign_found,
                     end: Some(node),
-                })
+                });
+            }
+            "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity" => {}
+            "Cast" if sign_found.is_some() && attr_i(node, "to") == Some(1) => {}
+            "Mul" | "Div" | "Add" | "Sub" if sign_found.is_some() => {
+                after_sign.push(elementwise(g, node)?)
             }
             _ if sign_found.is_some() => {
-                if !matches!(node.op_type.as_str(), "Reshape" | "Flatten") {
-                    return Err(bad(node, "expected a MatMul after a MultiThreshold"));
-                }
+                return Err(bad(node, "expected a MatMul after a sign"));
             }
             "Mul" | "Div" | "Add" | "Sub" => steps.push(elementwise(g, node)?),
             "BatchNormalization" => steps.push(batchnorm(g, node)?),
             "MultiThreshold" => sign_found = Some(sign(g, node)?),
-            "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity" => {}
+            "GreaterOrEqual" => sign_found = Some(greater_or_equal(g, node)?),
             _ => return Err(bad(node, "is not supported in a binarized MLP")),
         }
         tensor = node
@@ -302,6 +323,37 @@ fn segment<'a>(g: &Graph<'a>, mut tensor: String) -> Result<Segment<'a>> {
             .cloned()
             .ok_or_else(|| bad(node, "has no output"))?;
     }
+    if sign_found.is_some() {
+        return Err(Error::unsupported(format!(
+            "{}: the graph ends after a sign, without a last MatMul",
+            g.name
+        )));
+    }
+    Ok(Segment {
+        steps,
+        sign: None,
+        end: None,
+    })
+}
+
+/// The steps after a sign must turn its two outputs into exactly -1 and +1, the binary values
+/// the next `MatMul` multiplies.
+fn check_bipolar(sign: Option<&Sign>, after: &[Step], next: &NodeProto) -> Result<()> {
+    let Some(s) = sign else { return Ok(()) };
+    let map = |v: f32| after.iter().fold(v, |x, st| st.apply(x, 0));
+    if after.iter().any(|st| st.width() != 1) || map(s.low) != -1.0 || map(s.high) != 1.0 {
+        return Err(bad(
+            next,
+            format!(
+                "its input is not +-1: the sign's outputs {} and {} become {} and {}",
+                s.low,
+                s.high,
+                map(s.low),
+                map(s.high)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The input encoding: the pixel values (0..=255, as f32) through the input steps and the sign.
@@ -325,73 +377,94 @@ fn input_threshold(steps: &[Step], s: &Sign, name: &str) -> Result<u8> {
     }
 }
 
-/// A hidden layer's neuron `j`: its bql threshold over `0..=n` agreements (after negating its
-/// weights when `negate`), from the graph's float predicate. `None` when the firing set is not
-/// a threshold in either direction.
-fn neuron_threshold(steps: &[Step], s: &Sign, j: usize, n: usize) -> Option<(bool, i64)> {
-    let t = s.thresholds[if s.thresholds.len() == 1 { 0 } else { j }];
-    let fires = |acc: usize| {
-        let dot = (2 * acc as i64 - n as i64) as f32;
-        steps.iter().fold(dot, |x, st| st.apply(x, j)) >= t
-    };
-    let set: Vec<bool> = (0..=n).map(fires).collect();
-    let rising = set.windows(2).all(|w| w[0] <= w[1]);
-    let falling = set.windows(2).all(|w| w[0] >= w[1]);
+/// The integer accumulator of a layer and what its `MatMul` computes from it.
+#[derive(Debug, Clone, Copy)]
+struct Accumulator {
+    kind: AccumulatorKind,
+    /// Inputs `n`.
+    n: usize,
+}
+
+impl Accumulator {
+    /// The accumulator's range `lo ..= hi`.
+    fn range(self) -> (i64, i64) {
+        match self.kind {
+            AccumulatorKind::Popcount => (0, self.n as i64),
+            AccumulatorKind::SignedPixelSum => (-255 * self.n as i64, 255 * self.n as i64),
+        }
+    }
+    /// The `MatMul`'s exact result for accumulator `acc`: `2 acc - n` for +-1 inputs, `acc` for
+    /// pixels.
+    fn dot(self, acc: i64) -> i64 {
+        match self.kind {
+            AccumulatorKind::Popcount => 2 * acc - self.n as i64,
+            AccumulatorKind::SignedPixelSum => acc,
+        }
+    }
+    /// The accumulator of the same input after negating the weights.
+    fn mirror(self, acc: i64) -> i64 {
+        match self.kind {
+            AccumulatorKind::Popcount => self.n as i64 - acc,
+            AccumulatorKind::SignedPixelSum => -acc,
+        }
+    }
+}
+
+/// bql's threshold for a firing predicate over the accumulator range: `(false, T)` when the
+/// set rises (`acc >= T`), `(true, T)` when it falls (the weights are then negated and the
+/// mirrored accumulator compared with `T`), `None` otherwise.
+fn threshold_of(a: Accumulator, fires: impl Fn(i64) -> bool) -> Option<(bool, i64)> {
+    let (lo, hi) = a.range();
+    let (mut rising, mut falling) = (true, true);
+    let (mut first, mut last) = (None, None);
+    let mut prev = fires(lo);
+    if prev {
+        first = Some(lo);
+        last = Some(lo);
+    }
+    for acc in lo + 1..=hi {
+        let f = fires(acc);
+        rising &= !prev || f;
+        falling &= prev || !f;
+        if f {
+            first.get_or_insert(acc);
+            last = Some(acc);
+        }
+        prev = f;
+    }
     if rising {
-        Some((false, set.iter().position(|&f| f).unwrap_or(n + 1) as i64))
+        Some((false, first.unwrap_or(hi + 1)))
     } else if falling {
-        // Negated weights: acc' = n - acc; acc <= c fires, i.e. acc' >= n - c.
-        let fired = set.iter().filter(|&&f| f).count() as i64;
-        Some((
-            true,
-            if fired == 0 {
-                n as i64 + 1
-            } else {
-                n as i64 - (fired - 1)
-            },
-        ))
+        Some((true, last.map_or(hi + 1, |c| a.mirror(c))))
     } else {
         None
     }
 }
 
-/// The same neuron's threshold computed exactly in f64 (for the rounding report).
-fn neuron_threshold_f64(steps: &[Step], s: &Sign, j: usize, n: usize) -> Option<(bool, i64)> {
+/// A hidden neuron `j`'s predicate in the graph's f32 order.
+fn fires_f32(steps: &[Step], s: &Sign, j: usize, a: Accumulator, acc: i64) -> bool {
+    let t = s.thresholds[if s.thresholds.len() == 1 { 0 } else { j }];
+    steps.iter().fold(a.dot(acc) as f32, |x, st| st.apply(x, j)) >= t
+}
+
+/// The same predicate in f64 (for the rounding report).
+fn fires_f64(steps: &[Step], s: &Sign, j: usize, a: Accumulator, acc: i64) -> bool {
     let t = f64::from(s.thresholds[if s.thresholds.len() == 1 { 0 } else { j }]);
     let at = |c: &Constant| f64::from(c.values[if c.values.len() == 1 { 0 } else { j }]);
-    let fires = |acc: usize| {
-        let dot = (2 * acc as i64 - n as i64) as f64;
-        let y = steps.iter().fold(dot, |x, st| match st {
-            Step::Mul(c) => x * at(c),
-            Step::Div(c) => x / at(c),
-            Step::Add(c) => x + at(c),
-            Step::Sub(c) => x - at(c),
-            Step::BatchNorm {
-                scale,
-                bias,
-                mean,
-                var,
-                eps,
-            } => (x - at(mean)) / (at(var) + f64::from(*eps)).sqrt() * at(scale) + at(bias),
-        });
-        y >= t
-    };
-    let set: Vec<bool> = (0..=n).map(fires).collect();
-    if set.windows(2).all(|w| w[0] <= w[1]) {
-        Some((false, set.iter().position(|&f| f).unwrap_or(n + 1) as i64))
-    } else if set.windows(2).all(|w| w[0] >= w[1]) {
-        let fired = set.iter().filter(|&&f| f).count() as i64;
-        Some((
-            true,
-            if fired == 0 {
-                n as i64 + 1
-            } else {
-                n as i64 - (fired - 1)
-            },
-        ))
-    } else {
-        None
-    }
+    let y = steps.iter().fold(a.dot(acc) as f64, |x, st| match st {
+        Step::Mul(c) => x * at(c),
+        Step::Div(c) => x / at(c),
+        Step::Add(c) => x + at(c),
+        Step::Sub(c) => x - at(c),
+        Step::BatchNorm {
+            scale,
+            bias,
+            mean,
+            var,
+            eps,
+        } => (x - at(mean)) / (at(var) + f64::from(*eps)).sqrt() * at(scale) + at(bias),
+    });
+    y >= t
 }
 
 /// The +-1 weights of a `MatMul` (`[inputs, outputs]`), as bql rows.
@@ -423,9 +496,16 @@ fn matmul_weights(g: &Graph<'_>, node: &NodeProto, inputs: usize) -> Result<BitM
     Ok(m)
 }
 
-/// The last layer's scores must be a strictly increasing function of the dot product, the same
-/// for every class (scalar constants only), over every possible dot product.
-fn check_scores(steps: &[Step], n: usize, end: Option<&NodeProto>, g: &Graph<'_>) -> Result<()> {
+/// The last layer's scores must be a strictly increasing function of the accumulator, the
+/// same for every class (scalar constants only), over every value it can take; the graph's
+/// answer must be the largest score, the lowest index on ties (`TopK` k = 1, or `ArgMax` with
+/// `select_last_index = 0`).
+fn check_scores(
+    steps: &[Step],
+    a: Accumulator,
+    end: Option<&NodeProto>,
+    g: &Graph<'_>,
+) -> Result<()> {
     if let Some(step) = steps.iter().find(|s| s.width() != 1) {
         return Err(Error::unsupported(format!(
             "{}: the scores are scaled per class after the last MatMul ({step:?}); bql's argmax \
@@ -433,31 +513,96 @@ fn check_scores(steps: &[Step], n: usize, end: Option<&NodeProto>, g: &Graph<'_>
             g.name
         )));
     }
-    let score = |acc: usize| {
-        let dot = (2 * acc as i64 - n as i64) as f32;
-        steps.iter().fold(dot, |x, st| st.apply(x, 0))
-    };
-    if !(0..n).all(|a| score(a) < score(a + 1)) {
+    let score = |acc: i64| steps.iter().fold(a.dot(acc) as f32, |x, st| st.apply(x, 0));
+    let (lo, hi) = a.range();
+    if !(lo..hi).all(|acc| score(acc) < score(acc + 1)) {
         return Err(Error::unsupported(format!(
             "{}: the scores are not a strictly increasing function of the last layer's \
              accumulator, so their order is not bql's",
             g.name
         )));
     }
-    if let Some(topk) = end {
-        let k = g.constant(topk, 1)?.values.first().copied();
-        let largest = attr_i(topk, "largest").unwrap_or(1);
-        if k != Some(1.0) || largest != 1 {
-            return Err(bad(
-                topk,
-                "only TopK with k = 1 and largest = 1 is imported",
-            ));
+    match end {
+        Some(n) if n.op_type == "TopK" => {
+            let k = g.constant(n, 1)?.values.first().copied();
+            if k != Some(1.0) || attr_i(n, "largest").unwrap_or(1) != 1 {
+                return Err(bad(n, "only TopK with k = 1 and largest = 1 is imported"));
+            }
         }
+        Some(n) if n.op_type == "ArgMax" => {
+            if attr_i(n, "select_last_index").unwrap_or(0) != 0 {
+                return Err(bad(n, "ties go to the last index; bql's go to the first"));
+            }
+        }
+        _ => {}
     }
     Ok(())
 }
 
-/// Imports the FINN-ONNX file at `path`; `input` is (height, width, channels) of its images.
+/// A hidden layer from its `MatMul` weights and the segment after it.
+fn hidden_layer(
+    mm: &NodeProto,
+    mut weights: BitMatrix,
+    a: Accumulator,
+    seg: &Segment<'_>,
+    s: &Sign,
+    rounding_sensitive: &mut usize,
+) -> Result<Dense> {
+    let m = weights.rows();
+    let widths = seg
+        .steps
+        .iter()
+        .map(Step::width)
+        .chain([s.thresholds.len()]);
+    if let Some(w) = widths.into_iter().find(|&w| w != 1 && w != m) {
+        return Err(bad(
+            mm,
+            format!("a constant after it has {w} values for {m} outputs"),
+        ));
+    }
+    let mut thresholds = Vec::with_capacity(m);
+    for j in 0..m {
+        let rule = threshold_of(a, |acc| fires_f32(&seg.steps, s, j, a, acc))
+            .ok_or_else(|| bad(mm, format!("output {j}'s firing set is not a threshold")))?;
+        if threshold_of(a, |acc| fires_f64(&seg.steps, s, j, a, acc)) != Some(rule) {
+            *rounding_sensitive += 1;
+        }
+        let (negate, t) = rule;
+        if negate {
+            for col in 0..a.n {
+                let v = weights.get(j, col);
+                weights.set(j, col, !v);
+            }
+        }
+        thresholds.push(t);
+    }
+    Ok(Dense {
+        weights,
+        accumulator: a.kind,
+        output: DenseOutput::Threshold(thresholds),
+    })
+}
+
+/// The model's input encoding from the segment before the first `MatMul`: a sign makes it
+/// binary; pixels that reach the `MatMul` untouched make an 8-bit first layer.
+fn input_encoding(seg: &Segment<'_>, name: &str) -> Result<(InputEncoding, AccumulatorKind)> {
+    match &seg.sign {
+        Some(s) => Ok((
+            InputEncoding::Binary {
+                threshold: input_threshold(&seg.steps, s, name)?,
+            },
+            AccumulatorKind::Popcount,
+        )),
+        None if seg.steps.is_empty() => Ok((InputEncoding::U8, AccumulatorKind::SignedPixelSum)),
+        None => Err(Error::unsupported(format!(
+            "{name}: the pixels are scaled before the first MatMul without a sign; only the raw \
+             8-bit values (or a binarization) are imported"
+        ))),
+    }
+}
+
+/// Imports the ONNX file at `path` (FINN-ONNX, or bql's own export); `input` is (height, width,
+/// channels) of its images.
 pub fn import(path: &Path, input: (usize, usize, usize)) -> Result<Imported> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
@@ -478,15 +623,12 @@ pub fn import(path: &Path, input: (usize, usize, usize)) -> Result<Imported> {
         )));
     };
     let (h, w, c) = input;
-    let mut n = h * w * c;
     let seg = segment(&g, first.to_string())?;
-    let Some(s) = &seg.sign else {
-        return Err(Error::unsupported(format!(
-            "{name}: the input reaches the first MatMul without a MultiThreshold; 8-bit first \
-             layers are not imported from ONNX yet"
-        )));
+    let (encoding, first_kind) = input_encoding(&seg, &name)?;
+    let mut a = Accumulator {
+        kind: first_kind,
+        n: h * w * c,
     };
-    let threshold = input_threshold(&seg.steps, s, &name)?;
     let mut layers = Vec::new();
     let mut rounding_sensitive = 0;
     let mut next = seg.end;
@@ -496,61 +638,30 @@ pub fn import(path: &Path, input: (usize, usize, usize)) -> Result<Imported> {
                 "{name}: expected a MatMul after the thresholds"
             )));
         };
-        let mut weights = matmul_weights(&g, mm, n)?;
+        let weights = matmul_weights(&g, mm, a.n)?;
+        let m = weights.rows();
         let out = mm
             .output
             .first()
             .cloned()
             .ok_or_else(|| bad(mm, "has no output"))?;
         let seg = segment(&g, out)?;
-        let m = weights.rows();
-        match &seg.sign {
-            Some(s) => {
-                let widths_fit = seg
-                    .steps
-                    .iter()
-                    .map(Step::width)
-                    .chain([s.thresholds.len()]);
-                if let Some(w) = widths_fit.into_iter().find(|&w| w != 1 && w != m) {
-                    return Err(bad(
-                        mm,
-                        format!("a constant after it has {w} values for {m} outputs"),
-                    ));
-                }
-                let mut thresholds = Vec::with_capacity(m);
-                for j in 0..m {
-                    let (negate, t) = neuron_threshold(&seg.steps, s, j, n).ok_or_else(|| {
-                        bad(mm, format!("output {j}'s firing set is not a threshold"))
-                    })?;
-                    if neuron_threshold_f64(&seg.steps, s, j, n) != Some((negate, t)) {
-                        rounding_sensitive += 1;
-                    }
-                    if negate {
-                        for col in 0..n {
-                            let v = weights.get(j, col);
-                            weights.set(j, col, !v);
-                        }
-                    }
-                    thresholds.push(t);
-                }
-                layers.push(Layer::Dense(Dense {
-                    weights,
-                    accumulator: AccumulatorKind::Popcount,
-                    output: DenseOutput::Threshold(thresholds),
-                }));
-                n = m;
-                next = seg.end;
-            }
-            None => {
-                check_scores(&seg.steps, n, seg.end, &g)?;
-                layers.push(Layer::Dense(Dense {
-                    weights,
-                    accumulator: AccumulatorKind::Popcount,
-                    output: DenseOutput::Scores,
-                }));
-                break;
-            }
-        }
+        let Some(s) = &seg.sign else {
+            check_scores(&seg.steps, a, seg.end, &g)?;
+            layers.push(Layer::Dense(Dense {
+                weights,
+                accumulator: a.kind,
+                output: DenseOutput::Scores,
+            }));
+            break;
+        };
+        let layer = hidden_layer(mm, weights, a, &seg, s, &mut rounding_sensitive)?;
+        layers.push(Layer::Dense(layer));
+        a = Accumulator {
+            kind: AccumulatorKind::Popcount,
+            n: m,
+        };
+        next = seg.end;
     }
     let stem = path
         .file_stem()
@@ -562,12 +673,12 @@ pub fn import(path: &Path, input: (usize, usize, usize)) -> Result<Imported> {
             height: h,
             width: w,
             channels: c,
-            encoding: InputEncoding::Binary { threshold },
+            encoding,
         },
         layers,
         float: None,
         provenance: serde_json::json!({
-            "imported_from": "FINN-ONNX",
+            "imported_from": "ONNX",
             "file": name,
             "semantics": "every float function of an accumulator evaluated in f32 in the graph's \
                           order for every accumulator value; thresholds are where it fires",

@@ -73,3 +73,20 @@ fn convolutional_models_are_refused_for_now() {
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     assert!(e.to_string().contains("convolutional"), "{e}");
 }
+
+/// Export then import gives back the same layers (weights, accumulators, thresholds) and the
+/// same input encoding, so the same prediction on every image.
+#[test]
+fn every_shipped_mlp_round_trips_through_onnx() {
+    let dir = root().join("target/bql-tests/onnx-round-trip");
+    std::fs::create_dir_all(&dir).unwrap();
+    for model in ["default.bqm", "mnist-u8.bqm", "small.bqm"] {
+        let net = bql_model::format::load(&root().join("models").join(model)).unwrap();
+        let path = dir.join(model.replace(".bqm", ".onnx"));
+        std::fs::write(&path, onnx_export::export(&net).unwrap()).unwrap();
+        let back = bql_interop::onnx::import(&path, (28, 28, 1)).unwrap();
+        assert_eq!(back.network.input, net.input, "{model}");
+        assert_eq!(back.network.layers, net.layers, "{model}");
+        assert_eq!(back.rounding_sensitive, 0, "{model}");
+    }
+}
