@@ -69,7 +69,8 @@ pub struct Policy {
     pub attempts: u32,
     /// Inferences in flight.
     pub window: usize,
-    /// Re-handshakes allowed during one stream.
+    /// Re-handshakes allowed in a row without a result (a stream that keeps making progress
+    /// survives any number of board resets).
     pub rehandshakes: u32,
 }
 
@@ -423,6 +424,9 @@ impl<T: Transport> Client<T> {
                                 let index = p.index;
                                 pending.remove(&f.seq);
                                 done(index, r);
+                                // Progress: the board is alive and loaded; only re-handshakes in
+                                // a row without a result count towards giving up.
+                                rehandshakes = 0;
                             }
                             None => {
                                 self.stats.ignored += 1;
@@ -459,8 +463,8 @@ impl<T: Transport> Client<T> {
                     return Err(Error::new(
                         ErrorKind::Timeout,
                         format!(
-                            "{}: inferences kept failing after {} re-handshakes; giving up \
-                             with {} of {} images done",
+                            "{}: inferences kept failing after {} re-handshakes in a row \
+                             without a result; giving up with {} of {} images done",
                             self.t.describe(),
                             self.policy.rehandshakes,
                             next - pending.len(),

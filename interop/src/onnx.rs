@@ -529,10 +529,8 @@ fn check_scores(
                 return Err(bad(n, "only TopK with k = 1 and largest = 1 is imported"));
             }
         }
-        Some(n) if n.op_type == "ArgMax" => {
-            if attr_i(n, "select_last_index").unwrap_or(0) != 0 {
-                return Err(bad(n, "ties go to the last index; bql's go to the first"));
-            }
+        Some(n) if n.op_type == "ArgMax" && attr_i(n, "select_last_index").unwrap_or(0) != 0 => {
+            return Err(bad(n, "ties go to the last index; bql's go to the first"));
         }
         _ => {}
     }
