@@ -24,10 +24,18 @@ pub enum Command {
 pub struct OnnxArgs {
     /// The ONNX file.
     file: PathBuf,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// What every importer takes besides its source.
+#[derive(clap::Args)]
+pub struct Common {
     /// Image shape, HEIGHTxWIDTHxCHANNELS.
     #[arg(long, default_value = "28x28x1")]
     input: String,
-    /// Dataset to report accuracy on (as for `bql eval`).
+    /// Dataset to report accuracy on (as for `bql eval`; default: MNIST's test set, or the
+    /// committed slice when MNIST is not fetched).
     #[arg(long)]
     dataset: Option<String>,
     /// Where to write the model.
@@ -46,22 +54,11 @@ pub struct BnnPynqArgs {
     /// repository layout, `bnn/src/network/<folder name>/hw/config.h`.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Image shape, HEIGHTxWIDTHxCHANNELS.
-    #[arg(long, default_value = "28x28x1")]
-    input: String,
     /// Valid outputs of the last layer (its rows beyond are padding).
     #[arg(long, default_value_t = 10)]
     classes: usize,
-    /// Dataset to report accuracy on (as for `bql eval`; default: MNIST's test set, or the
-    /// committed slice when MNIST is not fetched).
-    #[arg(long)]
-    dataset: Option<String>,
-    /// Where to write the model.
-    #[arg(long, short)]
-    out: PathBuf,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
 pub fn run(c: Command) -> Result<()> {
@@ -81,11 +78,12 @@ fn parse_shape(s: &str) -> Result<(usize, usize, usize)> {
 
 fn bnn_pynq_run(a: BnnPynqArgs) -> Result<()> {
     let src = bnn_pynq::Sources::find(&a.dir, a.config.as_deref())?;
-    let imported = bnn_pynq::import(&src, parse_shape(&a.input)?, a.classes)
+    let imported = bnn_pynq::import(&src, parse_shape(&a.common.input)?, a.classes)
         .with_context(|| format!("importing {}", a.dir.display()))?;
     let net = &imported.network;
-    bql_model::format::save(net, &a.out).with_context(|| format!("saving {}", a.out.display()))?;
-    let (data, dir) = defaults::load_split(a.dataset.as_deref(), Split::Test, None)?;
+    bql_model::format::save(net, &a.common.out)
+        .with_context(|| format!("saving {}", a.common.out.display()))?;
+    let (data, dir) = defaults::load_split(a.common.dataset.as_deref(), Split::Test, None)?;
     defaults::check_fits(net, &data)?;
     let (scores, predicted) = Engine::new(net).scores_batch(&data.pixels);
     let classes = net.classes();
@@ -101,11 +99,11 @@ fn bnn_pynq_run(a: BnnPynqArgs) -> Result<()> {
         .zip(&source_predicted)
         .filter(|(a, b)| a != b)
         .count();
-    if a.json {
+    if a.common.json {
         println!(
             "{}",
             serde_json::json!({
-                "out": a.out.display().to_string(), "arch": net.arch_string(),
+                "out": a.common.out.display().to_string(), "arch": net.arch_string(),
                 "weight_bits": net.weight_bits(), "dataset": dir.display().to_string(),
                 "images": data.len(), "accuracy_source_rule": source_acc,
                 "accuracy_bql_argmax": bql_acc, "predictions_differing": differ,
@@ -114,7 +112,7 @@ fn bnn_pynq_run(a: BnnPynqArgs) -> Result<()> {
     } else {
         println!(
             "wrote {} ({}, {} weight bits)",
-            a.out.display(),
+            a.common.out.display(),
             net.arch_string(),
             net.weight_bits()
         );
@@ -131,19 +129,20 @@ fn bnn_pynq_run(a: BnnPynqArgs) -> Result<()> {
 }
 
 fn onnx_run(a: OnnxArgs) -> Result<()> {
-    let imported = bql_interop::onnx::import(&a.file, parse_shape(&a.input)?)
+    let imported = bql_interop::onnx::import(&a.file, parse_shape(&a.common.input)?)
         .with_context(|| format!("importing {}", a.file.display()))?;
     let net = &imported.network;
-    bql_model::format::save(net, &a.out).with_context(|| format!("saving {}", a.out.display()))?;
-    let (data, dir) = defaults::load_split(a.dataset.as_deref(), Split::Test, None)?;
+    bql_model::format::save(net, &a.common.out)
+        .with_context(|| format!("saving {}", a.common.out.display()))?;
+    let (data, dir) = defaults::load_split(a.common.dataset.as_deref(), Split::Test, None)?;
     defaults::check_fits(net, &data)?;
     let (_, predicted) = Engine::new(net).scores_batch(&data.pixels);
     let acc = data.count_correct(&predicted) as f64 / data.len().max(1) as f64;
-    if a.json {
+    if a.common.json {
         println!(
             "{}",
             serde_json::json!({
-                "out": a.out.display().to_string(), "arch": net.arch_string(),
+                "out": a.common.out.display().to_string(), "arch": net.arch_string(),
                 "weight_bits": net.weight_bits(), "dataset": dir.display().to_string(),
                 "images": data.len(), "accuracy": acc,
                 "rounding_sensitive_neurons": imported.rounding_sensitive,
@@ -152,7 +151,7 @@ fn onnx_run(a: OnnxArgs) -> Result<()> {
     } else {
         println!(
             "wrote {} ({}, {} weight bits; {} neurons whose threshold depends on float rounding)",
-            a.out.display(),
+            a.common.out.display(),
             net.arch_string(),
             net.weight_bits(),
             imported.rounding_sensitive

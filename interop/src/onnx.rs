@@ -58,10 +58,48 @@ enum Step {
     },
 }
 
+/// The arithmetic the steps need, in f32 (the graph's) or f64 (the exact reference).
+trait Real:
+    Copy
+    + PartialOrd
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+{
+    fn of(v: f32) -> Self;
+    fn of_int(v: i64) -> Self;
+    fn sqrt(self) -> Self;
+}
+
+impl Real for f32 {
+    fn of(v: f32) -> Self {
+        v
+    }
+    fn of_int(v: i64) -> Self {
+        v as f32
+    }
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+}
+
+impl Real for f64 {
+    fn of(v: f32) -> Self {
+        f64::from(v)
+    }
+    fn of_int(v: i64) -> Self {
+        v as f64
+    }
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+}
+
 impl Step {
-    /// The step applied to value `x` of neuron `j`, in f32.
-    fn apply(&self, x: f32, j: usize) -> f32 {
-        let at = |c: &Constant| c.values[if c.values.len() == 1 { 0 } else { j }];
+    /// The step applied to value `x` of neuron `j`, in `R`'s arithmetic.
+    fn apply<R: Real>(&self, x: R, j: usize) -> R {
+        let at = |c: &Constant| R::of(c.values[if c.values.len() == 1 { 0 } else { j }]);
         match self {
             Step::Mul(c) => x * at(c),
             Step::Div(c) => x / at(c),
@@ -73,7 +111,7 @@ impl Step {
                 mean,
                 var,
                 eps,
-            } => (x - at(mean)) / (at(var) + eps).sqrt() * at(scale) + at(bias),
+            } => (x - at(mean)) / (at(var) + R::of(*eps)).sqrt() * at(scale) + at(bias),
         }
     }
 
@@ -441,30 +479,14 @@ fn threshold_of(a: Accumulator, fires: impl Fn(i64) -> bool) -> Option<(bool, i6
     }
 }
 
-/// A hidden neuron `j`'s predicate in the graph's f32 order.
-fn fires_f32(steps: &[Step], s: &Sign, j: usize, a: Accumulator, acc: i64) -> bool {
-    let t = s.thresholds[if s.thresholds.len() == 1 { 0 } else { j }];
-    steps.iter().fold(a.dot(acc) as f32, |x, st| st.apply(x, j)) >= t
-}
-
-/// The same predicate in f64 (for the rounding report).
-fn fires_f64(steps: &[Step], s: &Sign, j: usize, a: Accumulator, acc: i64) -> bool {
-    let t = f64::from(s.thresholds[if s.thresholds.len() == 1 { 0 } else { j }]);
-    let at = |c: &Constant| f64::from(c.values[if c.values.len() == 1 { 0 } else { j }]);
-    let y = steps.iter().fold(a.dot(acc) as f64, |x, st| match st {
-        Step::Mul(c) => x * at(c),
-        Step::Div(c) => x / at(c),
-        Step::Add(c) => x + at(c),
-        Step::Sub(c) => x - at(c),
-        Step::BatchNorm {
-            scale,
-            bias,
-            mean,
-            var,
-            eps,
-        } => (x - at(mean)) / (at(var) + f64::from(*eps)).sqrt() * at(scale) + at(bias),
-    });
-    y >= t
+/// A hidden neuron `j`'s predicate, in the graph's order of operations and `R`'s arithmetic
+/// (f32 as the graph computes it; f64 for the rounding report).
+fn fires<R: Real>(steps: &[Step], s: &Sign, j: usize, a: Accumulator, acc: i64) -> bool {
+    let t = R::of(s.thresholds[if s.thresholds.len() == 1 { 0 } else { j }]);
+    steps
+        .iter()
+        .fold(R::of_int(a.dot(acc)), |x, st| st.apply(x, j))
+        >= t
 }
 
 /// The +-1 weights of a `MatMul` (`[inputs, outputs]`), as bql rows.
@@ -560,9 +582,9 @@ fn hidden_layer(
     }
     let mut thresholds = Vec::with_capacity(m);
     for j in 0..m {
-        let rule = threshold_of(a, |acc| fires_f32(&seg.steps, s, j, a, acc))
+        let rule = threshold_of(a, |acc| fires::<f32>(&seg.steps, s, j, a, acc))
             .ok_or_else(|| bad(mm, format!("output {j}'s firing set is not a threshold")))?;
-        if threshold_of(a, |acc| fires_f64(&seg.steps, s, j, a, acc)) != Some(rule) {
+        if threshold_of(a, |acc| fires::<f64>(&seg.steps, s, j, a, acc)) != Some(rule) {
             *rounding_sensitive += 1;
         }
         let (negate, t) = rule;
