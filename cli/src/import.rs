@@ -76,15 +76,24 @@ fn parse_shape(s: &str) -> Result<(usize, usize, usize)> {
     }
 }
 
+/// Writes the imported model and loads the test images its accuracy is reported on.
+fn save_and_load_test(
+    net: &bql_model::Network,
+    common: &Common,
+) -> Result<(bql_model::dataset::Dataset, PathBuf)> {
+    bql_model::format::save(net, &common.out)
+        .with_context(|| format!("saving {}", common.out.display()))?;
+    let (data, dir) = defaults::load_split(common.dataset.as_deref(), Split::Test, None)?;
+    defaults::check_fits(net, &data)?;
+    Ok((data, dir))
+}
+
 fn bnn_pynq_run(a: BnnPynqArgs) -> Result<()> {
     let src = bnn_pynq::Sources::find(&a.dir, a.config.as_deref())?;
     let imported = bnn_pynq::import(&src, parse_shape(&a.common.input)?, a.classes)
         .with_context(|| format!("importing {}", a.dir.display()))?;
     let net = &imported.network;
-    bql_model::format::save(net, &a.common.out)
-        .with_context(|| format!("saving {}", a.common.out.display()))?;
-    let (data, dir) = defaults::load_split(a.common.dataset.as_deref(), Split::Test, None)?;
-    defaults::check_fits(net, &data)?;
+    let (data, dir) = save_and_load_test(net, &a.common)?;
     let (scores, predicted) = Engine::new(net).scores_batch(&data.pixels);
     let classes = net.classes();
     let source_predicted: Vec<usize> = scores
@@ -132,10 +141,7 @@ fn onnx_run(a: OnnxArgs) -> Result<()> {
     let imported = bql_interop::onnx::import(&a.file, parse_shape(&a.common.input)?)
         .with_context(|| format!("importing {}", a.file.display()))?;
     let net = &imported.network;
-    bql_model::format::save(net, &a.common.out)
-        .with_context(|| format!("saving {}", a.common.out.display()))?;
-    let (data, dir) = defaults::load_split(a.common.dataset.as_deref(), Split::Test, None)?;
-    defaults::check_fits(net, &data)?;
+    let (data, dir) = save_and_load_test(net, &a.common)?;
     let (_, predicted) = Engine::new(net).scores_batch(&data.pixels);
     let acc = data.count_correct(&predicted) as f64 / data.len().max(1) as f64;
     if a.common.json {
