@@ -320,91 +320,23 @@ fn layer(
         l.simd,
         l.cycles()
     )));
-    let ready_in = net(i, "in_ready");
-    if i > 0 {
-        md.push(Item::Wire(ready_in.clone(), 1));
-    }
+    let ready_in = if i > 0 {
+        md.net(&net(i, "in_ready"), 1)
+    } else {
+        Sig::new(net(i, "in_ready"), 1)
+    };
     let mut conns = vec![
         ("clk".to_string(), e::r("clk")),
         ("rst".into(), e::r("rst")),
-        ("in_ready".into(), e::r(&ready_in)),
+        ("in_ready".into(), ready_in.e()),
     ];
     if l.input == InputMode::Buffer {
-        // The producer (the loader, or the previous layer) writes words into this buffer.
-        let (wr_en, wr_last, wr_data, wr_free) = if i == 0 {
-            (
-                "take_beat".to_string(),
-                "is_last_beat".to_string(),
-                net(0, "wr_data"),
-                net(0, "buf_free"),
-            )
-        } else {
-            let p = i - 1;
-            (
-                net(p, "out_we"),
-                net(p, "out_last"),
-                net(p, "out_data"),
-                net(p, "out_free"),
-            )
-        };
-        for (name, width) in [
-            (net(i, "buf_valid"), 1),
-            (net(i, "rd_addr"), l.inbuf_addr_width() - 1),
-            (net(i, "rd_data"), l.word_width()),
-        ] {
-            md.push(Item::Wire(name, width));
-        }
-        md.push(Item::Instance {
-            module: l.inbuf_name(),
-            name: format!("layer{i}_buffer"),
-            conns: vec![
-                ("clk".into(), e::r("clk")),
-                ("rst".into(), e::r("rst")),
-                ("wr_en".into(), e::r(&wr_en)),
-                ("wr_last".into(), e::r(&wr_last)),
-                ("wr_data".into(), e::r(&wr_data)),
-                ("wr_free".into(), e::r(&wr_free)),
-                ("rd_valid".into(), e::r(net(i, "buf_valid"))),
-                ("rd_release".into(), e::r(&ready_in)),
-                ("rd_addr".into(), e::r(net(i, "rd_addr"))),
-                ("rd_data".into(), e::r(net(i, "rd_data"))),
-            ],
-        });
-        conns.push(("in_valid".into(), e::r(net(i, "buf_valid"))));
-        conns.push(("in_rd_addr".into(), e::r(net(i, "rd_addr"))));
-        conns.push(("in_rd_data".into(), e::r(net(i, "rd_data"))));
+        conns.extend(input_buffer(md, i, l, &ready_in));
     } else {
         conns.push(("in_valid".into(), prev_valid.clone()));
         conns.push(("in_vec".into(), prev_vec.clone()));
     }
-    if let Some(ww) = l.stream_out {
-        for (port, width) in [
-            ("out_we", 1),
-            ("out_last", 1),
-            ("out_data", ww),
-            ("out_free", 1),
-        ] {
-            let wire = net(i, port);
-            md.push(Item::Wire(wire.clone(), width));
-            conns.push((port.into(), e::r(&wire)));
-        }
-    } else {
-        let out_w = match l.output {
-            OutputKind::Threshold => l.outputs,
-            OutputKind::Scores => l.outputs * l.acc_width(),
-        };
-        let next_ready = if i + 1 < plan.layers.len() {
-            net(i + 1, "in_ready")
-        } else {
-            md.push(Item::Wire(ARGMAX_READY.into(), 1));
-            ARGMAX_READY.into()
-        };
-        md.push(Item::Wire(net(i, "out_valid"), 1));
-        md.push(Item::Wire(net(i, "out_vec"), out_w));
-        conns.push(("out_valid".into(), e::r(net(i, "out_valid"))));
-        conns.push(("out_ready".into(), e::r(&next_ready)));
-        conns.push(("out_vec".into(), e::r(net(i, "out_vec"))));
-    }
+    conns.extend(layer_outputs(md, plan, i, l));
     // The layer's two memories on the configuration port: selector 2 i (weights), 2 i + 1
     // (thresholds).
     let cfg = |sel: usize, prefix: &str| {
@@ -432,4 +364,81 @@ fn layer(
         name: format!("layer{i}"),
         conns,
     });
+}
+
+/// Layer `i`'s input buffer, written by its producer (the loader, or the previous layer packing
+/// its results); returns the layer's connections to it.
+fn input_buffer(md: &mut Module, i: usize, l: &LayerPlan, release: &Sig) -> Vec<(String, Expr)> {
+    let (wr_en, wr_last, wr_data, wr_free) = if i == 0 {
+        (
+            "take_beat".to_string(),
+            "is_last_beat".to_string(),
+            net(0, "wr_data"),
+            net(0, "buf_free"),
+        )
+    } else {
+        let p = i - 1;
+        (
+            net(p, "out_we"),
+            net(p, "out_last"),
+            net(p, "out_data"),
+            net(p, "out_free"),
+        )
+    };
+    let valid = md.net(&net(i, "buf_valid"), 1);
+    let addr = md.net(&net(i, "rd_addr"), l.inbuf_addr_width() - 1);
+    let data = md.net(&net(i, "rd_data"), l.word_width());
+    md.push(Item::Instance {
+        module: l.inbuf_name(),
+        name: format!("layer{i}_buffer"),
+        conns: vec![
+            ("clk".into(), e::r("clk")),
+            ("rst".into(), e::r("rst")),
+            ("wr_en".into(), e::r(wr_en)),
+            ("wr_last".into(), e::r(wr_last)),
+            ("wr_data".into(), e::r(wr_data)),
+            ("wr_free".into(), e::r(wr_free)),
+            ("rd_valid".into(), valid.e()),
+            ("rd_release".into(), release.e()),
+            ("rd_addr".into(), addr.e()),
+            ("rd_data".into(), data.e()),
+        ],
+    });
+    vec![
+        ("in_valid".into(), valid.e()),
+        ("in_rd_addr".into(), addr.e()),
+        ("in_rd_data".into(), data.e()),
+    ]
+}
+
+/// Layer `i`'s output nets (words into the next layer's buffer, or a vector for the next layer
+/// or the argmax) and its connections to them.
+fn layer_outputs(md: &mut Module, plan: &Plan, i: usize, l: &LayerPlan) -> Vec<(String, Expr)> {
+    if let Some(ww) = l.stream_out {
+        return [
+            ("out_we", 1),
+            ("out_last", 1),
+            ("out_data", ww),
+            ("out_free", 1),
+        ]
+        .into_iter()
+        .map(|(port, width)| (port.to_string(), md.net(&net(i, port), width).e()))
+        .collect();
+    }
+    let out_w = match l.output {
+        OutputKind::Threshold => l.outputs,
+        OutputKind::Scores => l.outputs * l.acc_width(),
+    };
+    let next_ready = if i + 1 < plan.layers.len() {
+        e::r(net(i + 1, "in_ready"))
+    } else {
+        md.net(ARGMAX_READY, 1).e()
+    };
+    let valid = md.net(&net(i, "out_valid"), 1);
+    let vector = md.net(&net(i, "out_vec"), out_w);
+    vec![
+        ("out_valid".into(), valid.e()),
+        ("out_ready".into(), next_ready),
+        ("out_vec".into(), vector.e()),
+    ]
 }
