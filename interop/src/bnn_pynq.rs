@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use bql_model::bits::BitMatrix;
 use bql_model::layers::{Dense, DenseOutput, Layer};
 use bql_model::semantics::AccumulatorKind;
-use bql_model::{InputEncoding, InputSpec, Network};
+use bql_model::{InputEncoding, Network};
 
 use crate::error::{Error, Result};
 
@@ -316,19 +316,14 @@ pub fn import(src: &Sources, input: (usize, usize, usize), classes: usize) -> Re
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let network = Network {
-        name: format!("bnn-pynq-{net_name}"),
-        input: InputSpec {
-            height: h,
-            width: w,
-            channels: c,
-            encoding: InputEncoding::Binary {
-                threshold: input_threshold(),
-            },
+    let network = crate::checked_network(
+        format!("bnn-pynq-{net_name}"),
+        (h, w, c),
+        InputEncoding::Binary {
+            threshold: input_threshold(),
         },
-        layers: net_layers,
-        float: None,
-        provenance: serde_json::json!({
+        net_layers,
+        serde_json::json!({
             "imported_from": "BNN-PYNQ",
             "params": src.params.display().to_string(),
             "config": src.config.display().to_string(),
@@ -338,13 +333,8 @@ pub fn import(src: &Sources, input: (usize, usize, usize), classes: usize) -> Re
             "output_rule": "BNN-PYNQ answers (unsigned) log2(class bits), the highest set bit; bql \
                             answers the argmax of the last layer's accumulators",
         }),
-    };
-    network.validate().map_err(|e| {
-        Error::malformed(format!(
-            "{}: the imported network is invalid: {e}",
-            src.params.display()
-        ))
-    })?;
+        &src.params.display().to_string(),
+    )?;
     Ok(Imported {
         network,
         class_thresholds,

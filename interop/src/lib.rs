@@ -20,3 +20,35 @@ pub mod onnx;
 pub mod onnx_export;
 
 pub use error::{Error, ErrorKind, Result};
+
+use bql_model::layers::Layer;
+use bql_model::{InputEncoding, InputSpec, Network};
+
+/// What every importer ends with: the network with its input and provenance, checked by the
+/// model's own validation (an importer bug or an inconsistent source is refused, naming
+/// `source`).
+pub(crate) fn checked_network(
+    name: String,
+    (height, width, channels): (usize, usize, usize),
+    encoding: InputEncoding,
+    layers: Vec<Layer>,
+    provenance: serde_json::Value,
+    source: &str,
+) -> Result<Network> {
+    let network = Network {
+        name,
+        input: InputSpec {
+            height,
+            width,
+            channels,
+            encoding,
+        },
+        layers,
+        float: None,
+        provenance,
+    };
+    network
+        .validate()
+        .map_err(|e| Error::malformed(format!("{source}: the imported network is invalid: {e}")))?;
+    Ok(network)
+}

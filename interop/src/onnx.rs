@@ -27,7 +27,7 @@ use std::path::Path;
 use bql_model::bits::BitMatrix;
 use bql_model::layers::{Dense, DenseOutput, Layer};
 use bql_model::semantics::AccumulatorKind;
-use bql_model::{InputEncoding, InputSpec, Network};
+use bql_model::{InputEncoding, Network};
 use onnx_protobuf::{ModelProto, NodeProto, TensorProto};
 use protobuf::Message;
 
@@ -687,27 +687,20 @@ pub fn import(path: &Path, input: (usize, usize, usize)) -> Result<Imported> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let network = Network {
-        name: format!("onnx-{stem}"),
-        input: InputSpec {
-            height: h,
-            width: w,
-            channels: c,
-            encoding,
-        },
+    let network = crate::checked_network(
+        format!("onnx-{stem}"),
+        (h, w, c),
+        encoding,
         layers,
-        float: None,
-        provenance: serde_json::json!({
+        serde_json::json!({
             "imported_from": "ONNX",
             "file": name,
             "semantics": "every float function of an accumulator evaluated in f32 in the graph's \
                           order for every accumulator value; thresholds are where it fires",
             "rounding_sensitive_neurons": rounding_sensitive,
         }),
-    };
-    network
-        .validate()
-        .map_err(|e| Error::malformed(format!("{name}: the imported network is invalid: {e}")))?;
+        &name,
+    )?;
     Ok(Imported {
         network,
         rounding_sensitive,
