@@ -129,7 +129,7 @@ impl F32Net {
             .iter()
             .enumerate()
             .map(|(i, l)| {
-                let signed = i == 0 && net.input.encoding == InputEncoding::U8;
+                let signed = i == 0 && net.input.encoding.pixel_operands().is_some();
                 Ok(match l {
                     Layer::Dense(d) => {
                         F32Layer::Dense(F32Weights::new(&d.weights, l.thresholds(), signed))
@@ -167,6 +167,10 @@ impl F32Net {
                 .map(|&p| if p >= threshold { 1.0 } else { -1.0 })
                 .collect(),
             InputEncoding::U8 => pixels.iter().map(|&p| p as f32).collect(),
+            InputEncoding::Table(t) => pixels
+                .iter()
+                .map(|&p| f32::from(t.0[usize::from(p)]))
+                .collect(),
         };
         let mut len = self.input_len;
         for layer in &self.layers {

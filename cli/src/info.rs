@@ -24,6 +24,14 @@ pub fn run(a: Args) -> Result<()> {
     let input = match net.input.encoding {
         InputEncoding::Binary { threshold } => format!("binary (pixel >= {threshold})"),
         InputEncoding::U8 => "8-bit pixels".to_string(),
+        InputEncoding::Table(t) => {
+            let (lo, hi) = (t.0.iter().min(), t.0.iter().max());
+            format!(
+                "8-bit pixels through a table (operands {}..={})",
+                lo.copied().unwrap_or(0),
+                hi.copied().unwrap_or(0)
+            )
+        }
     };
     let layers: Vec<serde_json::Value> = net
         .layers

@@ -142,7 +142,7 @@ pub fn run(a: Args) -> Result<()> {
         a.arch,
         match input {
             InputEncoding::Binary { .. } => "bin",
-            InputEncoding::U8 => "u8",
+            _ => "u8",
         }
     );
     let cfg = TrainConfig {

@@ -24,7 +24,7 @@ pub fn encode_image(net: &Network, pixels: &[u8]) -> Vec<u8> {
             }
             out
         }
-        InputEncoding::U8 => pixels.to_vec(),
+        InputEncoding::U8 | InputEncoding::Table(_) => pixels.to_vec(),
     }
 }
 

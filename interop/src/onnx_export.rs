@@ -146,6 +146,12 @@ pub fn export(net: &Network) -> Result<Vec<u8>> {
             b.sign("pixels", &t, "input")
         }
         InputEncoding::U8 => "pixels".to_string(),
+        InputEncoding::Table(t) => {
+            let values = t.0.iter().map(|&v| f32::from(v)).collect();
+            let table = b.constant("pixel_table", &[256], values);
+            let index = b.node("Cast", &["pixels"], "pixel_index", &[("to", INT64 as i64)]);
+            b.node("Gather", &[&table, &index], "input", &[("axis", 0)])
+        }
     };
     for (l, layer) in net.layers.iter().enumerate() {
         let Layer::Dense(d) = layer else {

@@ -86,8 +86,9 @@ impl<'a> FloatGraph<'a> {
                 .map(|&p| if p >= threshold { 1.0 } else { -1.0 })
                 .collect(),
             InputEncoding::U8 => pixels.iter().map(|&p| p as f64).collect(),
+            InputEncoding::Table(t) => pixels.iter().map(|&p| f64::from(t.0[p as usize])).collect(),
         };
-        let u8_input = self.net.input.encoding == InputEncoding::U8;
+        let u8_input = self.net.input.encoding.pixel_operands().is_some();
         for (i, layer) in self.net.layers.iter().enumerate() {
             let scale = if i == 0 && u8_input { PIXEL_SCALE } else { 1.0 };
             let params = &self.float[i];

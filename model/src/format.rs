@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::bits::{words_for, BitMatrix};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layers::{Conv2d, Dense, DenseOutput, Flatten, Layer, MapShape, MaxPool2d, Padding};
-use crate::network::{FloatLayer, InputEncoding, InputSpec, Network};
+use crate::network::{FloatLayer, InputEncoding, InputSpec, Network, PixelTable};
 use crate::semantics::{AccumulatorKind, BatchNorm};
 
 /// File magic.
@@ -47,11 +47,14 @@ struct ManifestInput {
     height: usize,
     width: usize,
     channels: usize,
-    /// "binary" or "u8".
+    /// "binary", "u8" or "table".
     encoding: String,
     /// Pixel threshold for the binary encoding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     threshold: Option<u8>,
+    /// The 256 operands of the table encoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    table: Option<Vec<i16>>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -226,10 +229,12 @@ pub fn to_bytes(net: &Network) -> Result<Vec<u8>> {
             .transpose()?;
         layers.push(entry);
     }
-    let (encoding, threshold) = match net.input.encoding {
-        InputEncoding::Binary { threshold } => ("binary", Some(threshold)),
-        InputEncoding::U8 => ("u8", None),
+    let (threshold, table) = match net.input.encoding {
+        InputEncoding::Binary { threshold } => (Some(threshold), None),
+        InputEncoding::U8 => (None, None),
+        InputEncoding::Table(t) => (None, Some(t.0.to_vec())),
     };
+    let encoding = net.input.encoding.name();
     let manifest = Manifest {
         format: "bql-model".into(),
         name: net.name.clone(),
@@ -239,6 +244,7 @@ pub fn to_bytes(net: &Network) -> Result<Vec<u8>> {
             channels: net.input.channels,
             encoding: encoding.into(),
             threshold,
+            table,
         },
         layers,
         payload: ManifestPayload {
@@ -334,9 +340,19 @@ fn parse_input(m: &ManifestInput) -> Result<InputSpec> {
             ))
         }
         ("u8", _) => InputEncoding::U8,
+        ("table", _) => {
+            let values = m.table.as_deref().unwrap_or_default();
+            let table: [i16; 256] = values.try_into().map_err(|_| {
+                bad_format(format!(
+                    "the table input encoding needs 256 entries, the file has {}",
+                    values.len()
+                ))
+            })?;
+            InputEncoding::Table(PixelTable(table))
+        }
         (other, _) => {
             return Err(bad_format(format!(
-                "unknown input encoding '{other}' (expected binary or u8)"
+                "unknown input encoding '{other}' (expected binary, u8 or table)"
             )))
         }
     };

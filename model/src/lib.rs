@@ -32,4 +32,4 @@ pub mod semantics;
 pub mod testing;
 
 pub use error::{Error, ErrorKind, Result};
-pub use network::{FloatLayer, InputEncoding, InputSpec, Network};
+pub use network::{FloatLayer, InputEncoding, InputSpec, Network, PixelTable, PIXEL_TABLE_LIMIT};

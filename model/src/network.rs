@@ -20,6 +20,51 @@ pub enum InputEncoding {
     },
     /// Raw 8-bit unsigned pixels, multiplied by the first layer's binary weights.
     U8,
+    /// Each pixel value `p` becomes the signed operand `table[p]` (|value| <= 255) of the first
+    /// layer, which sums it like a `U8` pixel: the exact form of a source's fixed-point input
+    /// quantization (BNN-PYNQ's CNV).
+    Table(PixelTable),
+}
+
+/// The largest operand magnitude of a [`PixelTable`]: with it, a table's first-layer sums stay
+/// within the 8-bit pixel sums' range (`-255 n ..= 255 n`), so widths and threshold ranges are
+/// those of [`InputEncoding::U8`].
+pub const PIXEL_TABLE_LIMIT: i16 = 255;
+
+/// The operand of every pixel value 0..=255.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PixelTable(pub [i16; 256]);
+
+impl std::fmt::Debug for PixelTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = &self.0;
+        write!(
+            f,
+            "PixelTable[0: {}, 1: {}, .., 255: {}]",
+            t[0], t[1], t[255]
+        )
+    }
+}
+
+impl InputEncoding {
+    /// The first layer's operand for each pixel value when the first layer sums signed pixels
+    /// (`U8`: the pixel itself; `Table`: its entry); `None` for binary input.
+    pub fn pixel_operands(&self) -> Option<[i32; 256]> {
+        match self {
+            InputEncoding::Binary { .. } => None,
+            InputEncoding::U8 => Some(std::array::from_fn(|p| p as i32)),
+            InputEncoding::Table(t) => Some(t.0.map(i32::from)),
+        }
+    }
+
+    /// Short name: `binary`, `u8` or `table`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            InputEncoding::Binary { .. } => "binary",
+            InputEncoding::U8 => "u8",
+            InputEncoding::Table(_) => "table",
+        }
+    }
 }
 
 /// Shape and encoding of the network input.
@@ -59,7 +104,7 @@ impl InputSpec {
     pub fn first_accumulator(&self) -> AccumulatorKind {
         match self.encoding {
             InputEncoding::Binary { .. } => AccumulatorKind::Popcount,
-            InputEncoding::U8 => AccumulatorKind::SignedPixelSum,
+            InputEncoding::U8 | InputEncoding::Table(_) => AccumulatorKind::SignedPixelSum,
         }
     }
 }
@@ -100,6 +145,17 @@ impl Network {
         }
         if self.layers.is_empty() {
             return shape_err("the network has no layers".into());
+        }
+        if let InputEncoding::Table(t) = &self.input.encoding {
+            if let Some(p) = (0..256).find(|&p| t.0[p].abs() > PIXEL_TABLE_LIMIT) {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "pixel table entry {p} is {}, outside -{PIXEL_TABLE_LIMIT}..={PIXEL_TABLE_LIMIT}",
+                        t.0[p]
+                    ),
+                ));
+            }
         }
         let mut current = Shape::Map(self.input.shape());
         let last = self.layers.len() - 1;

@@ -92,6 +92,8 @@ pub struct Engine<'a> {
     widest_fan_in: usize,
     /// Most outputs that one position computes (neurons, or output channels).
     widest_outputs: usize,
+    /// The first layer's operand of each pixel value, for 8-bit and table input.
+    operands: [i32; 256],
 }
 
 /// Per-thread buffers, reused across images.
@@ -138,6 +140,7 @@ impl<'a> Engine<'a> {
             widest,
             widest_fan_in,
             widest_outputs,
+            operands: net.input.encoding.pixel_operands().unwrap_or([0; 256]),
         }
     }
 
@@ -300,7 +303,8 @@ impl<'a> Engine<'a> {
         let acc = &mut s.acc[..d.outputs()];
         if let Prepared::Signed(masks) = &self.prepared[i] {
             let sums = &mut s.sums[..d.outputs()];
-            signed_sums::<AVX2>(masks, pixels.iter().map(|&p| p as i32), sums);
+            let operands = pixels.iter().map(|&p| self.operands[usize::from(p)]);
+            signed_sums::<AVX2>(masks, operands, sums);
             for (a, &v) in acc.iter_mut().zip(sums.iter()) {
                 *a = v as i64;
             }
@@ -347,7 +351,7 @@ impl<'a> Engine<'a> {
         let (n, m) = (c.window_len(), c.out_channels());
         let acc = &mut s.acc[..m];
         if let Prepared::Signed(masks) = &self.prepared[i] {
-            pixel_window(c, pixels, oy, ox, &mut s.pixels[..n]);
+            pixel_window(c, pixels, &self.operands, (oy, ox), &mut s.pixels[..n]);
             let sums = &mut s.sums[..m];
             signed_sums::<AVX2>(masks, s.pixels[..n].iter().copied(), sums);
             for (a, &v) in acc.iter_mut().zip(sums.iter()) {
@@ -474,9 +478,16 @@ fn binary_window(c: &Conv2d, x: &[u64], oy: usize, ox: usize, window: &mut [u64]
     bits::clear_padding(window, k * k * ch);
 }
 
-/// The pixel window of output position (`oy`, `ox`) of an 8-bit convolution, padded pixels 0.
+/// The operand window of output position (`oy`, `ox`) of an 8-bit convolution: each pixel's
+/// entry in `operands`, padded positions 0.
 #[inline(always)]
-fn pixel_window(c: &Conv2d, pixels: &[u8], oy: usize, ox: usize, window: &mut [i32]) {
+fn pixel_window(
+    c: &Conv2d,
+    pixels: &[u8],
+    operands: &[i32; 256],
+    (oy, ox): (usize, usize),
+    window: &mut [i32],
+) {
     let (k, ch, map) = (c.kernel, c.input.channels, c.input);
     let (y0, x0) = window_origin(c, oy, ox);
     let (lo, hi) = inside(x0, k, map.width);
@@ -488,7 +499,7 @@ fn pixel_window(c: &Conv2d, pixels: &[u8], oy: usize, ox: usize, window: &mut [i
         }
         let src = (iy as usize * map.width + (x0 + lo as isize) as usize) * ch;
         for (d, &p) in row[lo * ch..hi * ch].iter_mut().zip(&pixels[src..]) {
-            *d = p as i32;
+            *d = operands[usize::from(p)];
         }
     }
 }

@@ -8,7 +8,7 @@ use bql_model::layers::{Conv2d, Dense, DenseOutput, Layer};
 use bql_model::reference::{Engine, LayerOutput};
 use bql_model::semantics::BatchNorm;
 use bql_model::testing::{random_cnn, random_pixels, Rng};
-use bql_model::{FloatLayer, Network};
+use bql_model::{FloatLayer, InputEncoding, Network, PixelTable};
 use common::oracle::{conv_accs, dense_accs, naive_trace, operands};
 use proptest::prelude::*;
 
@@ -100,6 +100,23 @@ proptest! {
         let pixels = random_pixels(seed ^ 0x55, 1, net.input.len());
         thresholds_on_the_boundary(&mut net, &pixels, &mut Rng(seed));
         check(&net, seed ^ 0x55, 2)?;
+    }
+
+    /// A pixel table (BNN-PYNQ's fixed-point input) in place of 8-bit pixels: every operand
+    /// comes from the table, padded positions stay 0.
+    #[test]
+    fn reference_matches_the_oracle_with_pixel_tables(seed in any::<u64>()) {
+        let mut net = random_cnn(seed);
+        let mut rng = Rng(seed ^ 0x7ab1e);
+        let table: [i16; 256] = std::array::from_fn(|_| rng.range(-255, 255) as i16);
+        if net.input.encoding == InputEncoding::U8 {
+            net.input.encoding = InputEncoding::Table(PixelTable(table));
+            net.float = None;
+            net.validate().unwrap();
+            let pixels = random_pixels(seed ^ 0x55, 1, net.input.len());
+            thresholds_on_the_boundary(&mut net, &pixels, &mut Rng(seed));
+            check(&net, seed ^ 0x55, 2)?;
+        }
     }
 
     /// Folded from random BatchNorms (gamma of either sign, tiny, zero), the float graph in f64

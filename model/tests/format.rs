@@ -301,3 +301,25 @@ fn inconsistent_cnn_files_are_refused() {
     // A truncated payload.
     assert_eq!(kind_of(&bytes[..bytes.len() - 1]), ErrorKind::Truncated);
 }
+
+#[test]
+fn pixel_tables_round_trip_and_bad_tables_are_refused() {
+    use bql_model::{InputEncoding, PixelTable};
+    let mut net = random_network(7, &[5, 3], true, 1, 1, false);
+    let table: [i16; 256] = std::array::from_fn(|p| p as i16 - 128);
+    net.input.encoding = InputEncoding::Table(PixelTable(table));
+    let bytes = to_bytes(&net).unwrap();
+    assert_eq!(from_bytes(&bytes).unwrap(), net);
+    let short = with_manifest(&bytes, |m| {
+        m["input"]["table"].as_array_mut().unwrap().pop();
+    });
+    assert_eq!(kind_of(&short), ErrorKind::BadFormat);
+    let missing = with_manifest(&bytes, |m| {
+        m["input"].as_object_mut().unwrap().remove("table");
+    });
+    assert_eq!(kind_of(&missing), ErrorKind::BadFormat);
+    let too_big = with_manifest(&bytes, |m| m["input"]["table"][3] = 256.into());
+    assert_eq!(kind_of(&too_big), ErrorKind::InvalidArgument);
+    let not_i16 = with_manifest(&bytes, |m| m["input"]["table"][3] = 70000.into());
+    assert_eq!(kind_of(&not_i16), ErrorKind::BadFormat);
+}

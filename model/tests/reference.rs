@@ -13,13 +13,7 @@ use proptest::prelude::*;
 
 /// Naive semantics: activations as +-1 integers (or raw pixels), dot products, `acc >= T`.
 fn naive_scores(net: &Network, pixels: &[u8]) -> Vec<i32> {
-    let mut x: Vec<i64> = match net.input.encoding {
-        InputEncoding::Binary { threshold } => pixels
-            .iter()
-            .map(|&p| if p >= threshold { 1 } else { -1 })
-            .collect(),
-        InputEncoding::U8 => pixels.iter().map(|&p| p as i64).collect(),
-    };
+    let mut x = common::oracle::operands(net, pixels);
     for (i, layer) in net.layers.iter().enumerate() {
         let d = layer.as_dense().unwrap();
         let accs: Vec<i64> = (0..d.outputs())
@@ -27,7 +21,7 @@ fn naive_scores(net: &Network, pixels: &[u8]) -> Vec<i32> {
                 let dot: i64 = (0..d.inputs())
                     .map(|c| if d.weights.get(o, c) { x[c] } else { -x[c] })
                     .sum();
-                if i == 0 && net.input.encoding == InputEncoding::U8 {
+                if i == 0 && net.input.encoding.pixel_operands().is_some() {
                     dot
                 } else {
                     (dot + d.inputs() as i64) / 2 // popcount of agreements

@@ -211,7 +211,8 @@ pub trait Progress {
     fn epoch(&mut self, _report: &EpochReport) {}
 }
 
-/// First-layer operands for a batch: +-1 for binary input, `pixel / 255` for 8-bit input.
+/// First-layer operands for a batch: +-1 for binary input, `pixel / 255` for 8-bit input,
+/// `table[pixel] / 255` for a pixel table (the float graph's `x = acc / 255`).
 fn operands(
     input: InputEncoding,
     pixels: &[u8],
@@ -225,6 +226,10 @@ fn operands(
             .map(|&p| if p >= threshold { 1.0 } else { -1.0 })
             .collect(),
         InputEncoding::U8 => pixels.iter().map(|&p| p as f32 / 255.0).collect(),
+        InputEncoding::Table(t) => pixels
+            .iter()
+            .map(|&p| f32::from(t.0[usize::from(p)]) / 255.0)
+            .collect(),
     };
     Ok(Tensor::from_vec(data, (n, len), dev)?)
 }

@@ -248,6 +248,7 @@ fn loader(
                 .collect(),
         ),
         InputEncoding::U8 => pixels.slice(n * 8 - 1, 0),
+        InputEncoding::Table(_) => unreachable!("generate_with refuses pixel tables"),
     };
     match &vector {
         None => {

@@ -54,6 +54,7 @@ pub fn thresholds_on_the_boundary(net: &mut Network, pixels: &[u8], rng: &mut Rn
             let t = match net.input.encoding {
                 InputEncoding::Binary { threshold } => threshold,
                 InputEncoding::U8 => 0,
+                InputEncoding::Table(_) => panic!("MLP boundary tests take binary or u8 input"),
             };
             bql_model::bits::pack(&pixels.iter().map(|&p| p >= t).collect::<Vec<_>>())
         } else {

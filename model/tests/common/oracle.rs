@@ -129,7 +129,7 @@ pub fn dense_accs(d: &bql_model::layers::Dense, x: &[i64]) -> Vec<i64> {
         .collect()
 }
 
-/// The network's input as the oracle's first operands (+-1, or pixel values).
+/// The network's input as the oracle's first operands (+-1, pixel values, or table entries).
 pub fn operands(net: &Network, pixels: &[u8]) -> Vec<i64> {
     match net.input.encoding {
         InputEncoding::Binary { threshold } => pixels
@@ -137,5 +137,6 @@ pub fn operands(net: &Network, pixels: &[u8]) -> Vec<i64> {
             .map(|&p| if p >= threshold { 1 } else { -1 })
             .collect(),
         InputEncoding::U8 => pixels.iter().map(|&p| p as i64).collect(),
+        InputEncoding::Table(t) => pixels.iter().map(|&p| i64::from(t.0[p as usize])).collect(),
     }
 }

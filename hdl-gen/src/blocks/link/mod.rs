@@ -52,7 +52,8 @@ pub fn score_bytes(ifc: &CoreInterface) -> usize {
 pub fn image_bytes(input_len: usize, encoding: InputEncoding) -> usize {
     match encoding {
         InputEncoding::Binary { .. } => input_len.div_ceil(8),
-        InputEncoding::U8 => input_len,
+        // Pixels travel as they are; a table maps them on the board.
+        InputEncoding::U8 | InputEncoding::Table(_) => input_len,
     }
 }
 
