@@ -12,8 +12,9 @@ use crate::defaults;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// A Xilinx BNN-PYNQ parameter folder (fully connected W1A1, such as LFC):
-    /// `bql import bnn-pynq bnn/params/mnist/lfcW1A1 -o lfc.bqm`.
+    /// A Xilinx BNN-PYNQ W1A1 parameter folder, fully connected (LFC) or convolutional (CNV):
+    /// `bql import bnn-pynq bnn/params/mnist/lfcW1A1 -o lfc.bqm`,
+    /// `bql import bnn-pynq bnn/params/cifar10/cnvW1A1 --dataset cifar10:DIR -o cnv.bqm`.
     BnnPynq(BnnPynqArgs),
     /// A FINN-ONNX binarized MLP (a Brevitas export tidied by FINN, such as TFC-W1A1):
     /// `bql import onnx model.onnx -o tfc.bqm`.
@@ -31,9 +32,10 @@ pub struct OnnxArgs {
 /// What every importer takes besides its source.
 #[derive(clap::Args)]
 pub struct Common {
-    /// Image shape, HEIGHTxWIDTHxCHANNELS.
-    #[arg(long, default_value = "28x28x1")]
-    input: String,
+    /// Image shape, HEIGHTxWIDTHxCHANNELS (default: from a convolutional network's first
+    /// layer, else 28x28x1).
+    #[arg(long)]
+    input: Option<String>,
     /// Dataset to report accuracy on (as for `bql eval`; default: MNIST's test set, or the
     /// committed slice when MNIST is not fetched).
     #[arg(long)]
@@ -68,10 +70,11 @@ pub fn run(c: Command) -> Result<()> {
     }
 }
 
-fn parse_shape(s: &str) -> Result<(usize, usize, usize)> {
+fn parse_shape(s: Option<&str>) -> Result<Option<(usize, usize, usize)>> {
+    let Some(s) = s else { return Ok(None) };
     let v: Option<Vec<usize>> = s.split('x').map(|p| p.parse().ok()).collect();
     match v.as_deref() {
-        Some(&[h, w, c]) if h * w * c > 0 => Ok((h, w, c)),
+        Some(&[h, w, c]) if h * w * c > 0 => Ok(Some((h, w, c))),
         _ => bail!("--input {s}: expected HEIGHTxWIDTHxCHANNELS, like 28x28x1"),
     }
 }
@@ -90,7 +93,7 @@ fn save_and_load_test(
 
 fn bnn_pynq_run(a: BnnPynqArgs) -> Result<()> {
     let src = bnn_pynq::Sources::find(&a.dir, a.config.as_deref())?;
-    let imported = bnn_pynq::import(&src, parse_shape(&a.common.input)?, a.classes)
+    let imported = bnn_pynq::import(&src, parse_shape(a.common.input.as_deref())?, a.classes)
         .with_context(|| format!("importing {}", a.dir.display()))?;
     let net = &imported.network;
     let (data, dir) = save_and_load_test(net, &a.common)?;
@@ -126,11 +129,12 @@ fn bnn_pynq_run(a: BnnPynqArgs) -> Result<()> {
             net.weight_bits()
         );
         println!(
-            "{} test images of {}: {:.2} % with BNN-PYNQ's output rule (the highest class bit), \
-             {:.2} % with bql's argmax of the last layer's accumulators; {differ} predictions differ",
+            "{} test images of {}: {:.2} % with {}, {:.2} % with bql's argmax of the last \
+             layer's accumulators; {differ} predictions differ",
             data.len(),
             dir.display(),
             100.0 * source_acc,
+            imported.rule_name(),
             100.0 * bql_acc
         );
     }
@@ -138,7 +142,8 @@ fn bnn_pynq_run(a: BnnPynqArgs) -> Result<()> {
 }
 
 fn onnx_run(a: OnnxArgs) -> Result<()> {
-    let imported = bql_interop::onnx::import(&a.file, parse_shape(&a.common.input)?)
+    let shape = parse_shape(a.common.input.as_deref())?.unwrap_or((28, 28, 1));
+    let imported = bql_interop::onnx::import(&a.file, shape)
         .with_context(|| format!("importing {}", a.file.display()))?;
     let net = &imported.network;
     let (data, dir) = save_and_load_test(net, &a.common)?;

@@ -29,7 +29,7 @@ fn bnn() -> Option<PathBuf> {
 
 fn lfc(bnn: &Path) -> bnn_pynq::Imported {
     let src = Sources::find(&bnn.join("params/mnist/lfcW1A1"), None).unwrap();
-    bnn_pynq::import(&src, (28, 28, 1), 10).unwrap()
+    bnn_pynq::import(&src, Some((28, 28, 1)), 10).unwrap()
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn damaged_files_are_refused_with_the_file_named() {
     let w = src.params.join("1-3-weights.bin");
     let bytes = std::fs::read(&w).unwrap();
     std::fs::write(&w, &bytes[..bytes.len() - 8]).unwrap();
-    let e = bnn_pynq::import(&src, (28, 28, 1), 10).unwrap_err();
+    let e = bnn_pynq::import(&src, Some((28, 28, 1)), 10).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Malformed);
     assert!(e.to_string().contains("1-3-weights.bin"), "{e}");
     // An oversized threshold file.
@@ -101,12 +101,12 @@ fn damaged_files_are_refused_with_the_file_named() {
     let mut bytes = std::fs::read(&t).unwrap();
     bytes.extend_from_slice(&[0; 8]);
     std::fs::write(&t, &bytes).unwrap();
-    let e = bnn_pynq::import(&src, (28, 28, 1), 10).unwrap_err();
+    let e = bnn_pynq::import(&src, Some((28, 28, 1)), 10).unwrap_err();
     assert!(e.to_string().contains("2-0-thres.bin"), "{e}");
     // A missing file.
     let src = copy_lfc(&bnn, "lfc-missing");
     std::fs::remove_file(src.params.join("0-7-weights.bin")).unwrap();
-    let e = bnn_pynq::import(&src, (28, 28, 1), 10).unwrap_err();
+    let e = bnn_pynq::import(&src, Some((28, 28, 1)), 10).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Io);
     assert!(e.to_string().contains("0-7-weights.bin"), "{e}");
     // A config whose folding does not tile the matrix.
@@ -117,24 +117,15 @@ fn damaged_files_are_refused_with_the_file_named() {
         text.replace("#define L1_WMEM 512", "#define L1_WMEM 500"),
     )
     .unwrap();
-    let e = bnn_pynq::import(&src, (28, 28, 1), 10).unwrap_err();
+    let e = bnn_pynq::import(&src, Some((28, 28, 1)), 10).unwrap_err();
     assert!(
         e.to_string().contains("L1") && e.to_string().contains("WMEM 500"),
         "{e}"
     );
     // Images of the wrong size.
     let src = copy_lfc(&bnn, "lfc-wrong-input");
-    let e = bnn_pynq::import(&src, (32, 32, 3), 10).unwrap_err();
+    let e = bnn_pynq::import(&src, Some((32, 32, 3)), 10).unwrap_err();
     assert!(e.to_string().contains("inBits is 784"), "{e}");
-}
-
-#[test]
-fn a_convolutional_config_is_refused_by_name() {
-    let Some(bnn) = bnn() else { return };
-    let cfg = bnn.join("src/network/cnvW1A1/hw/config.h");
-    let e = bnn_pynq::parse_config(&std::fs::read_to_string(&cfg).unwrap(), "cnv").unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unsupported);
-    assert!(e.to_string().contains("convolution"), "{e}");
 }
 
 mod corrupted {
@@ -176,10 +167,183 @@ mod corrupted {
                     std::fs::write(&file, bytes).unwrap();
                 }
             }
-            match bnn_pynq::import(&src, (28, 28, 1), 10) {
+            match bnn_pynq::import(&src, Some((28, 28, 1)), 10) {
                 Ok(m) => prop_assert!(m.network.validate().is_ok()),
                 Err(e) => prop_assert!(!e.to_string().is_empty()),
             }
         }
     }
+}
+
+/// The `.venv` Python with numpy (`make deps`), or None and a SKIPPED line.
+fn numpy_python() -> Option<PathBuf> {
+    let python = root().join(".venv/bin/python");
+    let probe = std::process::Command::new(&python)
+        .args(["-c", "import numpy"])
+        .status();
+    if probe.is_ok_and(|s| s.success()) {
+        Some(python)
+    } else {
+        eprintln!("SKIPPED: numpy is not in .venv; run `make deps`");
+        None
+    }
+}
+
+/// Per image, the source's last-layer accumulators and class, from scripts/bnn-pynq-numpy.py:
+/// an independent NumPy execution written from finn-hlslib's semantics.
+fn numpy_run(
+    net: &str,
+    bnn: &Path,
+    images: &Path,
+    count: usize,
+    stride: usize,
+) -> Vec<(Vec<i64>, usize)> {
+    let python = numpy_python().expect("checked by the caller");
+    let set = if net.starts_with("cnv") {
+        "cifar10"
+    } else {
+        "mnist"
+    };
+    let out = std::process::Command::new(python)
+        .arg(root().join("scripts/bnn-pynq-numpy.py"))
+        .arg(bnn.join(format!("params/{set}/{net}")))
+        .arg(bnn.join(format!("src/network/{net}/hw/config.h")))
+        .arg(images)
+        .args([count.to_string(), stride.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let acc = v["acc"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_i64().unwrap())
+                .collect();
+            (acc, v["class"].as_u64().unwrap() as usize)
+        })
+        .collect()
+}
+
+/// bql's scores plus the source's offsets equal the source's accumulators, and the source's
+/// rule applied by bql gives the source's class, on every image.
+fn assert_same_as_numpy(
+    imported: &bnn_pynq::Imported,
+    pixels: &[u8],
+    theirs: &[(Vec<i64>, usize)],
+) {
+    let net = &imported.network;
+    let (scores, _) = Engine::new(net).scores_batch(pixels);
+    assert_eq!(scores.len(), theirs.len() * net.classes());
+    for (i, ((acc, class), ours)) in theirs.iter().zip(scores.chunks(net.classes())).enumerate() {
+        let ours: Vec<i64> = ours.iter().map(|&s| i64::from(s)).collect();
+        let shifted: Vec<i64> = ours
+            .iter()
+            .zip(&imported.score_offsets)
+            .map(|(s, o)| s + o)
+            .collect();
+        assert_eq!(&shifted, acc, "image {i}: accumulators");
+        assert_eq!(imported.source_class(&ours), *class, "image {i}: class");
+    }
+}
+
+fn cifar_images() -> Option<PathBuf> {
+    let dir = root().join("../shared/data/cifar10-jpeg-test-1k");
+    dir.is_dir().then_some(dir)
+}
+
+#[test]
+fn lfc_equals_an_independent_numpy_execution_on_the_mnist_slice() {
+    let Some(bnn) = bnn() else { return };
+    if numpy_python().is_none() {
+        return;
+    }
+    let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+    let images = root().join("data/slice/mnist/t10k-images-idx3-ubyte.gz");
+    let theirs = numpy_run("lfcW1A1", &bnn, &images, data.len(), 1);
+    assert_same_as_numpy(&lfc(&bnn), &data.pixels, &theirs);
+}
+
+/// CNV-W1A1: shapes from config.h and top.cpp, the 8-bit fixed-point input as a pixel table,
+/// and 20 CIFAR-10 images (two per class) bit-exact against the NumPy execution.
+#[test]
+fn cnv_imports_and_equals_an_independent_numpy_execution() {
+    let (Some(bnn), Some(dir)) = (bnn(), cifar_images()) else {
+        eprintln!("SKIPPED: ../shared/data/cifar10-jpeg-test-1k is absent");
+        return;
+    };
+    let src = Sources::find(&bnn.join("params/cifar10/cnvW1A1"), None).unwrap();
+    let imported = bnn_pynq::import(&src, None, 10).unwrap();
+    let net = &imported.network;
+    assert_eq!(
+        net.arch_string(),
+        "32x32x3-c64k3-c64k3-p2-c128k3-c128k3-p2-c256k3-c256k3-f512-f512-f10"
+    );
+    assert_eq!(net.weight_bits(), 1_542_848);
+    assert!(matches!(
+        net.input.encoding,
+        bql_model::InputEncoding::Table(_)
+    ));
+    assert_eq!(imported.rule, bnn_pynq::OutputRule::FirstLargest);
+    if numpy_python().is_none() {
+        return;
+    }
+    let data = Dataset::load_cifar10(&dir, Split::Test).unwrap();
+    let (count, stride) = (20, 50);
+    let len = net.input.len();
+    let pixels: Vec<u8> = (0..count)
+        .flat_map(|i| {
+            data.pixels[i * stride * len..(i * stride + 1) * len]
+                .iter()
+                .copied()
+        })
+        .collect();
+    let theirs = numpy_run(
+        "cnvW1A1",
+        &bnn,
+        &dir.join("test_batch.bin.gz"),
+        count,
+        stride,
+    );
+    assert_same_as_numpy(&imported, &pixels, &theirs);
+    // A trained network, not chance: published 79.22 % on the original test set.
+    let (_, predicted) = Engine::new(net).scores_batch(&data.pixels);
+    let right = data.count_correct(&predicted);
+    eprintln!(
+        "CNV-W1A1 on {} CIFAR-10 (JPEG copy) images: {right} right",
+        data.len()
+    );
+    assert!(right * 100 >= data.len() * 70, "{right} of {}", data.len());
+}
+
+#[test]
+fn cnv_with_a_wrong_input_shape_or_damaged_shapes_is_refused() {
+    let Some(bnn) = bnn() else { return };
+    let src = Sources::find(&bnn.join("params/cifar10/cnvW1A1"), None).unwrap();
+    let e = bnn_pynq::import(&src, Some((28, 28, 1)), 10).unwrap_err();
+    assert!(e.to_string().contains("32x32x3"), "{e}");
+    let dir = root().join("target/bql-tests/cnv-bad-shape");
+    std::fs::create_dir_all(&dir).unwrap();
+    let hw = bnn.join("src/network/cnvW1A1/hw");
+    let config = std::fs::read_to_string(hw.join("config.h")).unwrap();
+    std::fs::write(
+        dir.join("config.h"),
+        config.replace("#define L2_IFM_DIM 14", "#define L2_IFM_DIM 13"),
+    )
+    .unwrap();
+    std::fs::copy(hw.join("top.cpp"), dir.join("top.cpp")).unwrap();
+    let src = Sources::find(
+        &bnn.join("params/cifar10/cnvW1A1"),
+        Some(&dir.join("config.h")),
+    )
+    .unwrap();
+    let e = bnn_pynq::import(&src, None, 10).unwrap_err();
+    assert!(e.to_string().contains("L2"), "{e}");
 }
