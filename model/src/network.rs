@@ -11,6 +11,10 @@ use crate::layers::{DenseOutput, Layer, MapShape, Padding, Shape};
 use crate::semantics::{AccumulatorKind, BatchNorm};
 
 /// How input pixels become the first layer's operands.
+///
+/// The table variant is 512 bytes inline: the encoding is copied a few times per model load
+/// or design, never per image, and staying `Copy` keeps its many by-value uses plain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputEncoding {
     /// Binarized pixels: bit = `pixel >= threshold`.
