@@ -14,6 +14,7 @@ mod import;
 mod info;
 mod plot;
 mod progress;
+mod quantize;
 mod recalibrate;
 mod run;
 mod sim;
@@ -43,8 +44,12 @@ enum Command {
     Eval(eval::Args),
     /// Throughput of the reference inference against an f32 GEMM of the same network.
     Bench(bench::Args),
-    /// Train a binarized network with quantization-aware training and fold it to integers.
+    /// Train a binarized network with quantization-aware training and fold it to integers (or
+    /// a float model with --precision float).
     Train(train::Args),
+    /// Post-training quantization: binarize a float model (`bql train --precision float`),
+    /// re-estimating its BatchNorm statistics on training images.
+    Quantize(quantize::Args),
     /// Re-estimate a trained model's BatchNorm statistics from its integer accumulators on
     /// training images and refold the thresholds.
     Recalibrate(recalibrate::Args),
@@ -87,6 +92,7 @@ fn main() {
         Command::Bench(a) => bench::run(a),
         Command::Train(a) => train::run(a),
         Command::Recalibrate(a) => recalibrate::run(a),
+        Command::Quantize(a) => quantize::run(a),
         Command::Data { command } => data::run(command),
         Command::Import { command } => import::run(command),
         Command::Export { command } => export::run(command),

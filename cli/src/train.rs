@@ -1,4 +1,5 @@
-//! `bql train`: quantization-aware training, then the folded model file.
+//! `bql train`: quantization-aware training, then the folded model file; or a float model
+//! (`--precision float`) for post-training quantization (`bql quantize`) and for `--init`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -6,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use bql_model::dataset::Split;
 use bql_model::InputEncoding;
-use bql_train::{EpochReport, Progress, TrainConfig};
+use bql_train::{EpochReport, FloatCheckpoint, Precision, Progress, TrainConfig};
 use clap::ValueEnum;
 use indicatif::ProgressBar;
 
@@ -21,7 +22,23 @@ pub enum InputKind {
     U8,
 }
 
+/// What the training graph computes with.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionArg {
+    /// Binary weights and activations (quantization-aware training): a .bqm model.
+    Binary,
+    /// Real weights, hardtanh activations: a float checkpoint (.bqf) for `bql quantize` or
+    /// `--init`.
+    Float,
+}
+
 #[derive(clap::Args)]
+#[command(after_help = "Examples:
+  bql train                                   QAT of the default MLP on MNIST
+  bql train --arch c32k5-p2-c64k5-p2-f512-f10 --input u8 --epochs 24 -o cnn.bqm
+  bql train --precision float -o mlp.bqf      a float model, then:
+  bql quantize mlp.bqf -o ptq.bqm             post-training quantization, or
+  bql train --init mlp.bqf -o ft.bqm          QAT starting from the float model")]
 pub struct Args {
     /// Architecture: an MLP as widths from input to classes (784-256-256-256-10), or layer
     /// tokens joined by '-': c<channels>k<kernel>[s<stride>][same|same1] a binary convolution
@@ -79,9 +96,16 @@ pub struct Args {
     /// Train on the first N training images only.
     #[arg(long)]
     train_limit: Option<usize>,
-    /// Where to write the model.
-    #[arg(long, short, default_value = "model.bqm")]
-    out: PathBuf,
+    /// Binary (QAT, a .bqm model) or float (a .bqf checkpoint for `bql quantize`).
+    #[arg(long, value_enum, default_value = "binary")]
+    precision: PrecisionArg,
+    /// Start from this float checkpoint (`--precision float`) instead of random weights; the
+    /// architecture and input must match it.
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Where to write the model (default: model.bqm, or float.bqf with --precision float).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -160,16 +184,37 @@ pub fn run(a: Args) -> Result<()> {
         bn_momentum: a.bn_momentum,
         recalibrate: a.recalibrate,
         validation: a.validation,
+        precision: match a.precision {
+            PrecisionArg::Binary => Precision::Binary,
+            PrecisionArg::Float => Precision::Float,
+        },
+        init: a
+            .init
+            .as_deref()
+            .map(FloatCheckpoint::load)
+            .transpose()
+            .context("loading the --init checkpoint")?,
     };
     let started = Instant::now();
     let mut bars = Bars {
         pb: crate::progress::bar(1, "training"),
     };
+    if a.precision == PrecisionArg::Float {
+        let out = a.out.clone().unwrap_or_else(|| "float.bqf".into());
+        let trained = bql_train::train_float(&cfg, &train, &test, &mut bars)?;
+        bars.pb.finish_and_clear();
+        trained
+            .checkpoint
+            .save(&out)
+            .with_context(|| format!("saving the float model to {}", out.display()))?;
+        return report_float(&a, &out, &trained.history, started.elapsed().as_secs_f64());
+    }
+    let out = a.out.clone().unwrap_or_else(|| "model.bqm".into());
     let trained = bql_train::train(&cfg, &train, &test, &mut bars)?;
     bars.pb.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    bql_model::format::save(&trained.network, &a.out)
-        .with_context(|| format!("saving the trained model to {}", a.out.display()))?;
+    bql_model::format::save(&trained.network, &out)
+        .with_context(|| format!("saving the trained model to {}", out.display()))?;
     let last = trained.history.last().copied();
     let best = trained
         .history
@@ -185,7 +230,7 @@ pub fn run(a: Args) -> Result<()> {
         println!(
             "{}",
             serde_json::json!({
-                "model": a.out.display().to_string(),
+                "model": out.display().to_string(),
                 "arch": a.arch,
                 "epochs": a.epochs,
                 "seconds": seconds,
@@ -194,11 +239,7 @@ pub fn run(a: Args) -> Result<()> {
                 "best_float_test_accuracy": best,
                 "f32_disagreements": trained.f32_disagreements,
                 "kept_epoch": trained.kept_epoch,
-                "history": trained.history.iter().map(|r| serde_json::json!({
-                    "epoch": r.epoch, "lr": r.lr, "loss": r.loss, "train_accuracy": r.train_accuracy,
-                    "test_accuracy": r.test_accuracy, "validation_accuracy": r.validation_accuracy,
-                    "seconds": r.seconds,
-                })).collect::<Vec<_>>(),
+                "history": history_json(&trained.history),
                 "test_images": test.len(),
             })
         );
@@ -206,13 +247,58 @@ pub fn run(a: Args) -> Result<()> {
         println!(
             "wrote {} (epoch {} of {}): integer accuracy {:.2} % on {} test images ({} \
              disagree with candle's f32 graph), trained in {:.0} s",
-            a.out.display(),
+            out.display(),
             trained.kept_epoch,
             a.epochs,
             100.0 * accuracy,
             test.len(),
             trained.f32_disagreements,
             seconds
+        );
+    }
+    Ok(())
+}
+
+/// The history as JSON, one object per epoch.
+fn history_json(history: &[EpochReport]) -> Vec<serde_json::Value> {
+    history
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "epoch": r.epoch, "lr": r.lr, "loss": r.loss, "train_accuracy": r.train_accuracy,
+                "test_accuracy": r.test_accuracy, "validation_accuracy": r.validation_accuracy,
+                "seconds": r.seconds,
+            })
+        })
+        .collect()
+}
+
+fn report_float(
+    a: &Args,
+    out: &std::path::Path,
+    history: &[EpochReport],
+    seconds: f64,
+) -> Result<()> {
+    let accuracy = history.last().map_or(0.0, |r| r.test_accuracy);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "checkpoint": out.display().to_string(), "arch": a.arch, "epochs": a.epochs,
+                "seconds": seconds, "float_test_accuracy": accuracy,
+                "history": history_json(history),
+            })
+        );
+    } else {
+        println!(
+            "wrote {} (float): test accuracy {:.2} % after {} epochs, trained in {:.0} s; \
+             binarize it with `bql quantize {}` or fine-tune with `bql train --init {}`",
+            out.display(),
+            100.0 * accuracy,
+            a.epochs,
+            seconds,
+            out.display(),
+            out.display()
         );
     }
     Ok(())

@@ -509,3 +509,97 @@ fn a_bnn_pynq_network_imports_and_simulates_bit_exact() {
         "{s}"
     );
 }
+
+/// Post-training quantization end to end: a float model, binarized with re-estimated BatchNorm
+/// statistics (its float graph and integer fold then agree on every image), and QAT from it.
+#[test]
+fn a_float_model_quantizes_and_initializes_qat() {
+    let d = tmp("ptq");
+    let (float, ptq, ft) = (d.join("f.bqf"), d.join("ptq.bqm"), d.join("ft.bqm"));
+    let slice = ["--dataset", "mnist-slice"];
+    let common = [&slice[..], &["--arch", "784-64-64-10", "--json"]].concat();
+    let f = json(
+        &[
+            &["train"][..],
+            &common[..],
+            &[
+                "--precision",
+                "float",
+                "--epochs",
+                "4",
+                "-o",
+                float.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(f["float_test_accuracy"].as_f64().unwrap() > 0.5, "{f}");
+    let q = json(
+        &[
+            &["quantize"][..],
+            &slice[..],
+            &[
+                float.to_str().unwrap(),
+                "--calibrate",
+                "500",
+                "--json",
+                "-o",
+                ptq.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(q["calibration_images"], 500);
+    let binarized = q["binarized_accuracy"].as_f64().unwrap();
+    assert!(binarized > 0.5, "{q}");
+    let e = eval_on_slice(ptq.to_str().unwrap());
+    assert_eq!(e["accuracy"].as_f64().unwrap(), binarized);
+    assert_eq!(
+        e["float_disagreements"], 0,
+        "the re-estimated fold is exact"
+    );
+    let t = json(
+        &[
+            &["train"][..],
+            &common[..],
+            &[
+                "--init",
+                float.to_str().unwrap(),
+                "--epochs",
+                "1",
+                "-o",
+                ft.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(t["accuracy"].as_f64().unwrap() > 0.5, "{t}");
+    // Clear errors: another architecture, a file that is not a checkpoint.
+    let out = bql(&[
+        &["train"][..],
+        &slice[..],
+        &[
+            "--arch",
+            "784-32-10",
+            "--init",
+            float.to_str().unwrap(),
+            "-o",
+            ft.to_str().unwrap(),
+        ],
+    ]
+    .concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("784-64-64-10") && err.contains("--arch"),
+        "{err}"
+    );
+    let out = bql(&[
+        "quantize",
+        ptq.to_str().unwrap(),
+        "-o",
+        ft.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("ptq.bqm"), "{err}");
+    std::fs::remove_dir_all(&d).ok();
+}

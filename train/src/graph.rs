@@ -53,6 +53,8 @@ pub(crate) struct Model {
     pub(crate) log_scale: Var,
     /// True when the first layer is a convolution (the input is fed as a map).
     pub(crate) map_input: bool,
+    /// A float graph (`--precision float`): real weights and hardtanh activations, no sign.
+    pub(crate) float: bool,
 }
 
 fn sign_pm(x: &Tensor) -> candle_core::Result<Tensor> {
@@ -175,7 +177,75 @@ impl Model {
             nodes,
             log_scale,
             map_input: matches!(skeleton.first(), Some(Layer::Conv2d(_))),
+            float: cfg.precision == crate::Precision::Float,
         })
+    }
+
+    /// The weights as the forward pass uses them: `sign` through the straight-through
+    /// estimator, or the real values in a float graph.
+    fn weight_op(&self, w: &Var) -> candle_core::Result<Tensor> {
+        if self.float {
+            Ok(w.as_tensor().clone())
+        } else {
+            ste_sign(w.as_tensor())
+        }
+    }
+
+    /// A hidden activation: the straight-through sign, or hardtanh in a float graph (the
+    /// function whose sign the binarized network takes).
+    fn activation(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if self.float {
+            x.clamp(-1f32, 1f32)
+        } else {
+            ste_sign(x)
+        }
+    }
+
+    /// Every parameter and BatchNorm statistic by name: `w<l>` (latent weights of skeleton
+    /// layer `l`), `bn<l>.weight`, `bn<l>.bias`, `bn<l>.running_mean`, `bn<l>.running_var`,
+    /// `log_scale`.
+    pub(crate) fn named_tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut out = vec![("log_scale".to_string(), self.log_scale.as_tensor().clone())];
+        for (l, node) in self.nodes.iter().enumerate() {
+            let (w, bn) = match node {
+                Node::Conv { w, bn, .. } => (w, Some(bn)),
+                Node::Dense { w, bn } => (w, bn.as_ref()),
+                _ => continue,
+            };
+            out.push((format!("w{l}"), w.as_tensor().clone()));
+            if let Some(bn) = bn {
+                let (g, b) = bn
+                    .weight_and_bias()
+                    .ok_or_else(|| crate::invalid("BatchNorm without affine".into()))?;
+                out.push((format!("bn{l}.weight"), g.clone()));
+                out.push((format!("bn{l}.bias"), b.clone()));
+                out.push((format!("bn{l}.running_mean"), bn.running_mean().clone()));
+                out.push((format!("bn{l}.running_var"), bn.running_var().clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets every parameter from `tensors` (as [`Model::named_tensors`] names them); each must
+    /// be present with the same shape.
+    pub(crate) fn load_tensors(
+        &self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<()> {
+        for (name, current) in self.named_tensors()? {
+            let new = tensors
+                .get(&name)
+                .ok_or_else(|| crate::invalid(format!("the checkpoint has no tensor {name}")))?;
+            if new.dims() != current.dims() {
+                return Err(crate::invalid(format!(
+                    "the checkpoint's {name} is {:?}, the graph needs {:?}",
+                    new.dims(),
+                    current.dims()
+                )));
+            }
+            Var::from_tensor(&current)?.set(&new.to_dtype(DType::F32)?)?;
+        }
+        Ok(())
     }
 
     /// Latent weights of every layer with weights, in order.
@@ -255,19 +325,19 @@ impl Model {
                         None => h,
                     };
                     let cols = im2col(&padded, *kernel, *stride, *out)?;
-                    let z = cols.matmul(&ste_sign(w.as_tensor())?.t()?)?;
-                    let a = ste_sign(&bn.forward_t(&z, train)?)?;
+                    let z = cols.matmul(&self.weight_op(w)?.t()?)?;
+                    let a = self.activation(&bn.forward_t(&z, train)?)?;
                     let n = padded.dim(0)?;
                     a.reshape((n, out.0, out.1, w.dim(0)?))?
                 }
                 Node::Pool(k) => max_pool(&h, *k)?,
                 Node::Flatten => h.flatten_from(1)?,
                 Node::Dense { w, bn } => {
-                    let z = h.matmul(&ste_sign(w.as_tensor())?.t()?)?;
+                    let z = h.matmul(&self.weight_op(w)?.t()?)?;
                     match bn {
                         Some(bn) => {
                             hidden_dense += 1;
-                            let a = ste_sign(&bn.forward_t(&z, train)?)?;
+                            let a = self.activation(&bn.forward_t(&z, train)?)?;
                             match masks {
                                 Some(m) => a.mul(&m[hidden_dense])?,
                                 None => a,

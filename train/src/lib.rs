@@ -21,7 +21,12 @@
 
 #![deny(missing_docs)]
 
+mod checkpoint;
 mod graph;
+mod ptq;
+
+pub use checkpoint::FloatCheckpoint;
+pub use ptq::{quantize, Quantized};
 
 use bql_model::arch::{ArchSpec, LayerSpec};
 use bql_model::bits::BitMatrix;
@@ -49,6 +54,8 @@ pub enum ErrorKind {
     InvalidConfig,
     /// The architecture asks for something training does not do.
     Unsupported,
+    /// A float checkpoint could not be written or read, or is not one.
+    Checkpoint,
 }
 
 /// A training error: a kind to match on, a message to act on, and the source when there is one.
@@ -113,7 +120,7 @@ impl From<bql_model::Error> for Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Everything that determines a training run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TrainConfig {
     /// The architecture (`bql_model::arch` syntax: `784-256-10` or `c32k3-p2-f256-f10`).
     pub arch: ArchSpec,
@@ -147,6 +154,21 @@ pub struct TrainConfig {
     pub validation: usize,
     /// Name written into the model file.
     pub name: String,
+    /// Binary (QAT) or float (the first step of post-training quantization).
+    pub precision: Precision,
+    /// Start from a float checkpoint's parameters instead of a random initialization (QAT
+    /// fine-tuning of a float model).
+    pub init: Option<FloatCheckpoint>,
+}
+
+/// What the training graph computes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// Binary weights and activations through straight-through estimators (QAT).
+    Binary,
+    /// Real weights and hardtanh activations: a float model to binarize afterwards
+    /// ([`quantize`]) or to fine-tune from ([`TrainConfig::init`]).
+    Float,
 }
 
 impl Default for TrainConfig {
@@ -166,6 +188,8 @@ impl Default for TrainConfig {
             recalibrate: false,
             validation: 0,
             name: String::new(),
+            precision: Precision::Binary,
+            init: None,
         }
     }
 }
@@ -363,7 +387,7 @@ fn split_off(data: &Dataset, n: usize) -> (Dataset, Dataset) {
     (part(0..keep), part(keep..data.len()))
 }
 
-fn invalid(m: String) -> Error {
+pub(crate) fn invalid(m: String) -> Error {
     Error::new(ErrorKind::InvalidConfig, m)
 }
 
@@ -391,7 +415,7 @@ pub fn skeleton(cfg: &TrainConfig, data: &Dataset) -> Result<Vec<Layer>> {
     let mut current = Shape::Map(input);
     let count = cfg.arch.layers.len();
     for (i, spec) in cfg.arch.layers.iter().enumerate() {
-        let accumulator = if layers.is_empty() && cfg.input == InputEncoding::U8 {
+        let accumulator = if layers.is_empty() && cfg.input.pixel_operands().is_some() {
             AccumulatorKind::SignedPixelSum
         } else {
             AccumulatorKind::Popcount
@@ -488,13 +512,19 @@ fn check_config(cfg: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<()
     Ok(())
 }
 
-/// Trains a network on `train`, evaluating on `test` after each epoch, and folds it.
-pub fn train(
-    cfg: &TrainConfig,
-    train: &Dataset,
-    test: &Dataset,
-    progress: &mut dyn Progress,
-) -> Result<Trained> {
+/// What a run trains: its images, the graph and the integer skeleton it folds into.
+struct Run {
+    train: Dataset,
+    validation: Dataset,
+    skeleton: Vec<Layer>,
+    model: Model,
+    rng: StdRng,
+    dev: Device,
+}
+
+/// Checks the configuration, holds out the validation images and builds the graph (from the
+/// seed, then from [`TrainConfig::init`] when given).
+fn prepare(cfg: &TrainConfig, train: &Dataset, test: &Dataset) -> Result<Run> {
     check_config(cfg, train, test)?;
     if cfg.validation >= train.len() {
         return Err(invalid(format!(
@@ -504,12 +534,35 @@ pub fn train(
         )));
     }
     let (train, validation) = split_off(train, cfg.validation);
-    let train = &train;
-    let skeleton = skeleton(cfg, train)?;
+    let skeleton = skeleton(cfg, &train)?;
     let dev = Device::Cpu;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let varmap = VarMap::new();
     let model = Model::new(cfg, &skeleton, &varmap, &mut rng, &dev)?;
+    if let Some(init) = &cfg.init {
+        init.check_matches(cfg, &train)?;
+        model.load_tensors(&init.tensors)?;
+    }
+    Ok(Run {
+        train,
+        validation,
+        skeleton,
+        model,
+        rng,
+        dev,
+    })
+}
+
+/// Trains `run.model` for the configured epochs; after each, `after_epoch(model, epoch)` may
+/// score it on the validation images.
+fn fit(
+    cfg: &TrainConfig,
+    run: &mut Run,
+    test: &Dataset,
+    progress: &mut dyn Progress,
+    after_epoch: &mut dyn FnMut(&Model, usize) -> Result<Option<f64>>,
+) -> Result<Vec<EpochReport>> {
+    let (model, train, dev) = (&run.model, &run.train, &run.dev);
     let mut opt = candle_nn::AdamW::new(
         model.trainable(),
         ParamsAdamW {
@@ -518,7 +571,8 @@ pub fn train(
             ..Default::default()
         },
     )?;
-    let hidden_widths: Vec<usize> = skeleton
+    let hidden_widths: Vec<usize> = run
+        .skeleton
         .iter()
         .filter_map(|l| l.as_dense().filter(|_| !l.is_scores()).map(|d| d.outputs()))
         .collect();
@@ -530,12 +584,12 @@ pub fn train(
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut batch_pixels = vec![0u8; cfg.batch * len];
     let mut history = Vec::new();
-    let mut best: Option<(f64, usize, Network)> = None;
+    let rng = &mut run.rng;
     for epoch in 0..cfg.epochs {
         let started = std::time::Instant::now();
         let lr = cfg.lr_start * decay.powi(epoch as i32);
         opt.set_learning_rate(lr);
-        order.shuffle(&mut rng);
+        order.shuffle(rng);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         for (b, idx) in order.chunks(cfg.batch).enumerate() {
             let n = idx.len();
@@ -549,15 +603,14 @@ pub fn train(
                     dst.copy_from_slice(train.image(i));
                 }
             }
-            let x = batch_input(&model, cfg.input, train, &batch_pixels[..n * len], n, &dev)?;
+            let x = batch_input(model, cfg.input, train, &batch_pixels[..n * len], n, dev)?;
             let labels: Vec<u32> = idx.iter().map(|&i| train.labels[i] as u32).collect();
-            let y = Tensor::from_vec(labels.clone(), n, &dev)?;
+            let y = Tensor::from_vec(labels.clone(), n, dev)?;
             let masks = if cfg.dropout_input > 0.0 || cfg.dropout_hidden > 0.0 {
                 let mut m =
-                    vec![dropout_mask(&mut rng, cfg.dropout_input, n, len, &dev)?
-                        .reshape(x.shape())?];
+                    vec![dropout_mask(rng, cfg.dropout_input, n, len, dev)?.reshape(x.shape())?];
                 for &w in &hidden_widths {
-                    m.push(dropout_mask(&mut rng, cfg.dropout_hidden, n, w, &dev)?);
+                    m.push(dropout_mask(rng, cfg.dropout_hidden, n, w, dev)?);
                 }
                 Some(m)
             } else {
@@ -572,40 +625,62 @@ pub fn train(
             correct += pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
             progress.step(epoch * steps_per_epoch + b + 1, total_steps);
         }
-        let pred = eval_predictions(&model, cfg.input, test, &dev)?;
+        let pred = eval_predictions(model, cfg.input, test, dev)?;
         let test_correct = pred
             .iter()
             .zip(&test.labels)
             .filter(|(&p, &l)| p == l as u32)
             .count();
-        let validation_accuracy = if validation.is_empty() {
-            None
-        } else {
-            let net = fold(&model, skeleton.clone(), cfg, train)?;
-            let (_, pred) = Engine::new(&net).scores_batch(&validation.pixels);
-            let accuracy = validation.count_correct(&pred) as f64 / validation.len() as f64;
-            if best.as_ref().is_none_or(|(a, _, _)| accuracy > *a) {
-                best = Some((accuracy, epoch + 1, net));
-            }
-            Some(accuracy)
-        };
         let report = EpochReport {
             epoch: epoch + 1,
             loss: loss_sum / train.len() as f64,
             train_accuracy: correct as f64 / train.len() as f64,
             test_accuracy: test_correct as f64 / test.len().max(1) as f64,
             lr,
-            validation_accuracy,
+            validation_accuracy: after_epoch(model, epoch + 1)?,
             seconds: started.elapsed().as_secs_f64(),
         };
         progress.epoch(&report);
         history.push(report);
     }
-    if cfg.recalibrate {
-        recalibrate(&model, cfg.input, train, &dev)?;
+    Ok(history)
+}
+
+/// Trains a binarized network (QAT) on `train`, evaluating on `test` after each epoch, and
+/// folds it.
+pub fn train(
+    cfg: &TrainConfig,
+    train: &Dataset,
+    test: &Dataset,
+    progress: &mut dyn Progress,
+) -> Result<Trained> {
+    if cfg.precision != Precision::Binary {
+        return Err(invalid(
+            "train() trains binarized networks; a float model comes from train_float()".into(),
+        ));
     }
-    let last = fold(&model, skeleton, cfg, train)?;
-    let float_pred = eval_predictions(&model, cfg.input, test, &dev)?;
+    let mut run = prepare(cfg, train, test)?;
+    let mut best: Option<(f64, usize, Network)> = None;
+    let (skeleton, validation) = (run.skeleton.clone(), run.validation.clone());
+    let folded_on = run.train.clone();
+    let history = fit(cfg, &mut run, test, progress, &mut |model, epoch| {
+        if validation.is_empty() {
+            return Ok(None);
+        }
+        let net = fold(model, skeleton.clone(), cfg, &folded_on)?;
+        let (_, pred) = Engine::new(&net).scores_batch(&validation.pixels);
+        let accuracy = validation.count_correct(&pred) as f64 / validation.len() as f64;
+        if best.as_ref().is_none_or(|(a, _, _)| accuracy > *a) {
+            best = Some((accuracy, epoch, net));
+        }
+        Ok(Some(accuracy))
+    })?;
+    let (model, dev) = (&run.model, &run.dev);
+    if cfg.recalibrate {
+        recalibrate(model, cfg.input, &run.train, dev)?;
+    }
+    let last = fold(model, run.skeleton.clone(), cfg, &run.train)?;
+    let float_pred = eval_predictions(model, cfg.input, test, dev)?;
     let (_, int_pred) = Engine::new(&last).scores_batch(&test.pixels);
     let f32_disagreements = float_pred
         .iter()
@@ -621,6 +696,34 @@ pub fn train(
         history,
         f32_disagreements,
         kept_epoch,
+    })
+}
+
+/// What a float training run produced.
+pub struct FloatTrained {
+    /// The float model.
+    pub checkpoint: FloatCheckpoint,
+    /// One report per epoch (test accuracy of the float graph).
+    pub history: Vec<EpochReport>,
+}
+
+/// Trains the float graph of `cfg.arch` (real weights, hardtanh activations): the starting
+/// point of post-training quantization ([`quantize`]) and of QAT from a float initialization.
+pub fn train_float(
+    cfg: &TrainConfig,
+    train: &Dataset,
+    test: &Dataset,
+    progress: &mut dyn Progress,
+) -> Result<FloatTrained> {
+    if cfg.precision != Precision::Float {
+        return Err(invalid("train_float() needs precision Float".into()));
+    }
+    let mut run = prepare(cfg, train, test)?;
+    let history = fit(cfg, &mut run, test, progress, &mut |_, _| Ok(None))?;
+    let checkpoint = FloatCheckpoint::of(&run.model, cfg, &run.train)?;
+    Ok(FloatTrained {
+        checkpoint,
+        history,
     })
 }
 
@@ -713,7 +816,7 @@ fn fold(model: &Model, skeleton: Vec<Layer>, cfg: &TrainConfig, data: &Dataset) 
     Ok(network)
 }
 
-fn provenance(cfg: &TrainConfig) -> bql_model::format::Provenance {
+pub(crate) fn provenance(cfg: &TrainConfig) -> bql_model::format::Provenance {
     bql_model::format::provenance(&[
         ("tool", format!("bql-train {}", env!("CARGO_PKG_VERSION"))),
         ("arch", cfg.arch.to_string()),
@@ -732,5 +835,12 @@ fn provenance(cfg: &TrainConfig) -> bql_model::format::Provenance {
         ("seed", cfg.seed.to_string()),
         ("bn_recalibration", cfg.recalibrate.to_string()),
         ("validation", cfg.validation.to_string()),
+        ("precision", format!("{:?}", cfg.precision).to_lowercase()),
+        (
+            "init",
+            cfg.init
+                .as_ref()
+                .map_or("random".into(), |c| format!("float checkpoint {}", c.arch)),
+        ),
     ])
 }
