@@ -16,7 +16,8 @@ import onnxruntime
 def read_idx(path):
     data = (gzip.open if path.endswith(".gz") else open)(path, "rb").read()
     count = struct.unpack(">I", data[4:8])[0]
-    return np.frombuffer(data[16:], np.uint8).reshape(count, -1)
+    dims = data[3]
+    return np.frombuffer(data[4 + 4 * dims :], np.uint8).reshape(count, -1)
 
 
 def main():

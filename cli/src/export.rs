@@ -8,8 +8,9 @@ use crate::defaults;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Standard ONNX (opset 13, no custom ops): input `pixels` (float32 [N, H*W*C], values
-    /// 0..=255), outputs `scores` and `class` (docs/import.md).
+    /// Standard ONNX (opset 13, no custom ops), MLPs and CNNs: input `pixels` (float32
+    /// [N, H*W*C], values 0..=255, (y, x, c) order), outputs `scores` and `class`
+    /// (docs/import.md).
     Onnx(OnnxArgs),
 }
 

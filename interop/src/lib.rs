@@ -8,9 +8,10 @@
 //! accumulator value gives the source's result, and says in the model's provenance what it did.
 //!
 //! - [`bnn_pynq`]: the parameter folders of Xilinx BNN-PYNQ (finn-hlslib's folded weights and
-//!   thresholds) with the network's `config.h`;
+//!   thresholds) with the network's `config.h` and `top.cpp`, LFC and CNV;
 //! - [`onnx`]: FINN-ONNX binarized MLPs (Brevitas exports such as TFC-W1A1);
-//! - [`onnx_export`]: bql MLPs as standard ONNX that onnxruntime runs with bql's predictions.
+//! - [`onnx_export`]: bql MLPs and CNNs as standard ONNX that onnxruntime runs with bql's
+//!   predictions.
 
 #![deny(missing_docs)]
 

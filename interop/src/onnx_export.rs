@@ -1,4 +1,4 @@
-//! Export of bql MLPs as standard ONNX (opset 13, no custom ops), which onnxruntime runs with
+//! Export of bql MLPs and CNNs as standard ONNX (opset 13, no custom ops), which onnxruntime runs with
 //! bql's predictions.
 //!
 //! Every value in the graph is an integer that float32 holds exactly (|values| < 2^24), so the
@@ -13,9 +13,15 @@
 //!   `scores` `[N, classes]`, and `class` is `ArgMax` with `select_last_index = 0` (ties to the
 //!   lowest index, as bql).
 //!
-//! Convolutional models are refused for now.
+//! - convolutional models keep their maps in ONNX's `NCHW` layout: the input is reshaped to
+//!   `[N, H, W, C]` (bql's `(y, x, c)` order) and transposed; a convolution is `Conv` with the
+//!   +-1 weights `[O, C, k, k]` and strides, after a `Pad` with the semantics' padded operand
+//!   (the pad bit as +-1, or pixel 0) for `same` padding, then the per-channel sign; max-pooling
+//!   is `MaxPool` on the +-1 values (their maximum is bql's OR); flatten transposes back to
+//!   `NHWC` before `Flatten`, so the dense layer sees bql's `(y, x, c)` order;
+//! - a pixel table is a `Gather` of the 256 operands indexed by the pixels.
 
-use bql_model::layers::{Dense, DenseOutput, Layer};
+use bql_model::layers::{Conv2d, Dense, DenseOutput, Layer, MaxPool2d, Padding};
 use bql_model::semantics::AccumulatorKind;
 use bql_model::{InputEncoding, Network};
 use onnx_protobuf::{
@@ -68,6 +74,37 @@ impl Builder {
         }
         self.nodes.push(n);
         output.into()
+    }
+
+    /// An int64 constant of shape `dims`.
+    fn constant_i64(&mut self, name: &str, dims: &[usize], values: Vec<i64>) -> String {
+        let mut t = TensorProto::new();
+        t.name = name.into();
+        t.dims = dims.iter().map(|&d| d as i64).collect();
+        t.data_type = INT64;
+        t.int64_data = values;
+        self.initializers.push(t);
+        name.into()
+    }
+
+    /// A node with integer-list attributes (and integer ones).
+    fn node_lists(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        output: &str,
+        lists: &[(&str, &[i64])],
+    ) -> String {
+        let out = self.node(op, inputs, output, &[]);
+        let n = self.nodes.last_mut().expect("just pushed");
+        for (name, v) in lists {
+            let mut a = AttributeProto::new();
+            a.name = (*name).into();
+            a.type_ = AttributeType::INTS.into();
+            a.ints = v.to_vec();
+            n.attribute.push(a);
+        }
+        out
     }
 
     /// `x >= bound` as +-1 floats.
@@ -136,6 +173,67 @@ fn dense(b: &mut Builder, d: &Dense, x: &str, l: usize) -> String {
     }
 }
 
+/// One convolution on the `NCHW` map `x`; returns the output map's name.
+fn conv(b: &mut Builder, c: &Conv2d, x: &str, l: usize) -> String {
+    let (k, ch, o) = (c.kernel, c.input.channels, c.out_channels());
+    let n = c.window_len() as i64;
+    let w: Vec<f32> = (0..o)
+        .flat_map(|oc| (0..ch).flat_map(move |ic| (0..k * k).map(move |p| (oc, ic, p))))
+        .map(|(oc, ic, p)| {
+            if c.weights.get(oc, p * ch + ic) {
+                1.0
+            } else {
+                -1.0
+            }
+        })
+        .collect();
+    let weights = b.constant(&format!("layer{l}_weights"), &[o, ch, k, k], w);
+    let input = match c.padding {
+        Padding::Valid => x.to_string(),
+        Padding::Same { pad_bit } => {
+            let (top, left) = c.pad_before();
+            let out = c.output();
+            let span = |size: usize| (size - 1) * c.stride + k;
+            let bottom = span(out.height).saturating_sub(c.input.height + top);
+            let right = span(out.width).saturating_sub(c.input.width + left);
+            let pads = [0, 0, top, left, 0, 0, bottom, right].map(|v| v as i64);
+            let pads = b.constant_i64(&format!("layer{l}_pads"), &[8], pads.to_vec());
+            let value = match (c.accumulator, pad_bit) {
+                (AccumulatorKind::SignedPixelSum, _) => 0.0,
+                (_, true) => 1.0,
+                (_, false) => -1.0,
+            };
+            let value = b.constant(&format!("layer{l}_pad_value"), &[], vec![value]);
+            b.node("Pad", &[x, &pads, &value], &format!("layer{l}_padded"), &[])
+        }
+    };
+    let stride = c.stride as i64;
+    let dot = b.node_lists(
+        "Conv",
+        &[&input, &weights],
+        &format!("layer{l}_dot"),
+        &[("strides", &[stride, stride])],
+    );
+    let popcount = c.accumulator == AccumulatorKind::Popcount;
+    let bounds = c
+        .thresholds
+        .iter()
+        .map(|&t| if popcount { 2 * t - n } else { t } as f32)
+        .collect();
+    let bound = b.constant(&format!("layer{l}_bound"), &[1, o, 1, 1], bounds);
+    b.sign(&dot, &bound, &format!("layer{l}"))
+}
+
+fn max_pool(b: &mut Builder, p: &MaxPool2d, x: &str, l: usize) -> String {
+    let k = p.kernel as i64;
+    b.node_lists(
+        "MaxPool",
+        &[x],
+        &format!("layer{l}_pooled"),
+        &[("kernel_shape", &[k, k]), ("strides", &[k, k])],
+    )
+}
+
 /// The ONNX model of `net`, serialized.
 pub fn export(net: &Network) -> Result<Vec<u8>> {
     let len = net.input.len();
@@ -153,15 +251,41 @@ pub fn export(net: &Network) -> Result<Vec<u8>> {
             b.node("Gather", &[&table, &index], "input", &[("axis", 0)])
         }
     };
+    if let Some(Layer::Conv2d(_)) = net.layers.first() {
+        let s = net.input.shape();
+        let shape = [-1, s.height as i64, s.width as i64, s.channels as i64];
+        let shape = b.constant_i64("input_shape", &[4], shape.to_vec());
+        let nhwc = b.node("Reshape", &[&x, &shape], "input_nhwc", &[]);
+        x = b.node_lists(
+            "Transpose",
+            &[&nhwc],
+            "input_nchw",
+            &[("perm", &[0, 3, 1, 2])],
+        );
+    }
     for (l, layer) in net.layers.iter().enumerate() {
-        let Layer::Dense(d) = layer else {
-            return Err(Error::unsupported(format!(
-                "{}: layer {l} is not dense; ONNX export of convolutional models is not \
-                 supported yet",
-                net.name
-            )));
+        x = match layer {
+            Layer::Dense(d) => dense(&mut b, d, &x, l),
+            Layer::Conv2d(c) => conv(&mut b, c, &x, l),
+            Layer::MaxPool2d(p) => max_pool(&mut b, p, &x, l),
+            Layer::Flatten(_) => {
+                let nhwc = format!("layer{l}_nhwc");
+                let nhwc = b.node_lists("Transpose", &[&x], &nhwc, &[("perm", &[0, 2, 3, 1])]);
+                b.node(
+                    "Flatten",
+                    &[&nhwc],
+                    &format!("layer{l}_flat"),
+                    &[("axis", 1)],
+                )
+            }
+            other => {
+                return Err(Error::unsupported(format!(
+                    "{}: layer {l} ({}) has no ONNX export",
+                    net.name,
+                    other.kind_name()
+                )))
+            }
         };
-        x = dense(&mut b, d, &x, l);
     }
     b.node(
         "ArgMax",

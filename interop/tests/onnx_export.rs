@@ -2,11 +2,13 @@
 //! MNIST slice the class and every score equal bql's reference. Needs numpy, onnx and
 //! onnxruntime in `.venv` (`make deps`); says SKIPPED otherwise.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use bql_interop::{onnx_export, ErrorKind};
+use bql_interop::onnx_export;
 use bql_model::dataset::{Dataset, Split};
 use bql_model::reference::Engine;
+use bql_model::testing::{random_cnn, random_pixels};
+use bql_model::{InputEncoding, Network, PixelTable};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -24,54 +26,101 @@ fn python() -> Option<PathBuf> {
     ok.then_some(python)
 }
 
-#[test]
-fn onnxruntime_agrees_with_bql_on_every_image_and_score() {
-    let Some(python) = python() else { return };
-    let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
-    let images = root().join("data/slice/mnist/t10k-images-idx3-ubyte.gz");
+/// Exports `net`, runs it in onnxruntime on the IDX file `images` (holding `pixels`), and
+/// checks the class and every score of every image against bql's reference.
+fn assert_onnxruntime_agrees(
+    python: &Path,
+    net: &Network,
+    name: &str,
+    images: &Path,
+    pixels: &[u8],
+) {
     let dir = root().join("target/bql-tests/onnx-export");
     std::fs::create_dir_all(&dir).unwrap();
-    for model in ["default.bqm", "mnist-u8.bqm", "small.bqm"] {
-        let net = bql_model::format::load(&root().join("models").join(model)).unwrap();
-        let path = dir.join(model.replace(".bqm", ".onnx"));
-        std::fs::write(&path, onnx_export::export(&net).unwrap()).unwrap();
-        let out = std::process::Command::new(&python)
-            .arg(root().join("scripts/onnx-run.py"))
-            .arg(&path)
-            .arg(&images)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{model}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let (scores, classes) = Engine::new(&net).scores_batch(&data.pixels);
-        let k = net.classes();
-        let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
+    let path = dir.join(format!("{name}.onnx"));
+    std::fs::write(&path, onnx_export::export(net).unwrap()).unwrap();
+    let out = std::process::Command::new(python)
+        .arg(root().join("scripts/onnx-run.py"))
+        .arg(&path)
+        .arg(images)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (scores, classes) = Engine::new(net).scores_batch(pixels);
+    let k = net.classes();
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), pixels.len() / net.input.len(), "{name}");
+    for (i, line) in lines.iter().enumerate() {
+        let mut fields = line.split_whitespace().map(|v| v.parse::<i64>().unwrap());
+        let class = fields.next().unwrap() as usize;
+        let theirs: Vec<i64> = fields.collect();
+        let ours: Vec<i64> = scores[i * k..(i + 1) * k]
+            .iter()
+            .map(|&s| i64::from(s))
             .collect();
-        assert_eq!(lines.len(), data.len(), "{model}");
-        for (i, line) in lines.iter().enumerate() {
-            let mut fields = line.split_whitespace().map(|v| v.parse::<i64>().unwrap());
-            let class = fields.next().unwrap() as usize;
-            let theirs: Vec<i64> = fields.collect();
-            let ours: Vec<i64> = scores[i * k..(i + 1) * k]
-                .iter()
-                .map(|&s| i64::from(s))
-                .collect();
-            assert_eq!((class, &theirs), (classes[i], &ours), "{model}, image {i}");
-        }
+        assert_eq!((class, &theirs), (classes[i], &ours), "{name}, image {i}");
     }
 }
 
+/// On the committed slice; `BQL_ONNX_FULL_MNIST=1` runs the full test set in `data/mnist`
+/// (`bql data fetch mnist`) instead, for the figures in docs/import.md.
 #[test]
-fn convolutional_models_are_refused_for_now() {
-    let net = bql_model::format::load(&root().join("models/mnist-cnn.bqm")).unwrap();
-    let e = onnx_export::export(&net).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unsupported);
-    assert!(e.to_string().contains("convolutional"), "{e}");
+fn onnxruntime_agrees_with_bql_on_every_image_and_score() {
+    let Some(python) = python() else { return };
+    let set = match std::env::var("BQL_ONNX_FULL_MNIST") {
+        Ok(v) if v == "1" => "data/mnist",
+        _ => "data/slice/mnist",
+    };
+    let data = Dataset::load_dir(&root().join(set), Split::Test).unwrap();
+    let images = ["t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"]
+        .iter()
+        .map(|f| root().join(set).join(f))
+        .find(|p| p.exists())
+        .expect("the test images");
+    for model in ["default.bqm", "mnist-u8.bqm", "small.bqm", "mnist-cnn.bqm"] {
+        let net = bql_model::format::load(&root().join("models").join(model)).unwrap();
+        assert_onnxruntime_agrees(&python, &net, model, &images, &data.pixels);
+    }
+}
+
+/// Random CNNs (kernels 1-5, strides 1-2, valid and same padding with either pad bit, pooling,
+/// 1 or 3 channels, binary or 8-bit input, some with a pixel table) on random images: every
+/// class and score.
+#[test]
+fn onnxruntime_agrees_with_bql_on_random_cnns() {
+    let Some(python) = python() else { return };
+    let dir = root().join("target/bql-tests/onnx-export");
+    std::fs::create_dir_all(&dir).unwrap();
+    for seed in 0..12u64 {
+        let mut net = random_cnn(seed);
+        if seed % 3 == 0 && net.input.encoding == InputEncoding::U8 {
+            let table = std::array::from_fn(|p| (p as i16 * 7 % 511) - 255);
+            net.input.encoding = InputEncoding::Table(PixelTable(table));
+            net.float = None;
+        }
+        let count = 20;
+        let pixels = random_pixels(seed, count, net.input.len());
+        let images = dir.join(format!("random-{seed}.idx"));
+        let mut idx = vec![0, 0, 8, 2];
+        idx.extend_from_slice(&(count as u32).to_be_bytes());
+        idx.extend_from_slice(&(net.input.len() as u32).to_be_bytes());
+        idx.extend_from_slice(&pixels);
+        std::fs::write(&images, idx).unwrap();
+        assert_onnxruntime_agrees(
+            &python,
+            &net,
+            &format!("random-cnn-{seed}"),
+            &images,
+            &pixels,
+        );
+    }
 }
 
 /// Export then import gives back the same layers (weights, accumulators, thresholds) and the
