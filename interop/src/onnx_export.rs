@@ -1,5 +1,5 @@
-//! Export of bql MLPs and CNNs as standard ONNX (opset 13, no custom ops), which onnxruntime runs with
-//! bql's predictions.
+//! Export of bql MLPs and CNNs as standard ONNX (opset 13, no custom ops), which onnxruntime
+//! runs with bql's predictions.
 //!
 //! Every value in the graph is an integer that float32 holds exactly (|values| < 2^24), so the
 //! graph computes bql's arithmetic without rounding:
