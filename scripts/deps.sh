@@ -60,4 +60,10 @@ if ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime' >/dev/null 2>&1; th
   echo "deps: installing numpy, onnx and onnxruntime from PyPI into .venv"
   "$venv/bin/pip" install -q 'numpy<3' 'onnx==1.23.1' 'onnxruntime==1.30.0'
 fi
+# qonnx: its executor runs the QONNX flavour of `bql export onnx` (scripts/qonnx-run.py) with
+# its own BipolarQuant and Quant, independently of bql. No torch: qonnx 1.0 does not need it.
+if ! "$venv/bin/python" -c 'import qonnx.core.onnx_exec' >/dev/null 2>&1; then
+  echo "deps: installing qonnx from PyPI into .venv"
+  "$venv/bin/pip" install -q 'qonnx==1.0.0' 'onnx==1.23.1' 'onnxruntime==1.30.0'
+fi
 echo "deps: ok"

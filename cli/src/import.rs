@@ -16,8 +16,8 @@ pub enum Command {
     /// `bql import bnn-pynq bnn/params/mnist/lfcW1A1 -o lfc.bqm`,
     /// `bql import bnn-pynq bnn/params/cifar10/cnvW1A1 --dataset cifar10:DIR -o cnv.bqm`.
     BnnPynq(BnnPynqArgs),
-    /// A FINN-ONNX binarized MLP (a Brevitas export tidied by FINN, such as TFC-W1A1):
-    /// `bql import onnx model.onnx -o tfc.bqm`.
+    /// A binarized MLP in FINN-ONNX (a Brevitas export tidied by FINN, such as TFC-W1A1),
+    /// QONNX (BipolarQuant, Quant) or bql's own export: `bql import onnx model.onnx -o tfc.bqm`.
     Onnx(OnnxArgs),
 }
 

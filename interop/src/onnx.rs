@@ -1,7 +1,18 @@
 //! Binarized MLPs in ONNX, read with the `onnx-protobuf` crate: FINN-ONNX (Brevitas exports
-//! tidied by FINN, such as TFC-W1A1) and bql's own standard-ONNX export (`onnx_export`), whose
-//! signs are `GreaterOrEqual` -> `Cast` -> `2 b - 1` and whose 8-bit first layer multiplies the
-//! raw pixels.
+//! tidied by FINN, such as TFC-W1A1), QONNX (Brevitas' own export: `BipolarQuant` on weights
+//! and activations, an 8-bit `Quant` on the input) and bql's own export (`onnx_export`, both
+//! flavours), whose signs are `GreaterOrEqual` -> `Cast` -> `2 b - 1` and whose 8-bit first
+//! layer multiplies the raw pixels.
+//!
+//! QONNX's quantizers follow qonnx's `binary_quant` and `int_quant`: a `BipolarQuant` of an
+//! initializer is a constant (`scale * (w >= 0 ? 1 : -1)`, folded when the graph is read), one
+//! on activations is a sign at 0 (its scale must make it exactly +-1); weights may carry a
+//! power-of-two magnitude per output, which becomes a `Mul` step after the `MatMul`. An input
+//! `Quant` (divide by the scale, add the zero point, clamp, round half to even or floor,
+//! subtract the zero point) is evaluated in f32 for every pixel value: its integer levels
+//! become a pixel table (or the plain 8-bit input when they are the pixels themselves), its
+//! scale a step of the first layer; the scale must be a power of two so that the graph's float
+//! sums are exact.
 //!
 //! The graph is a chain: input scaling (`Div`, `Mul`, `Sub`, `Add` by constants), `Reshape`,
 //! a `MultiThreshold` that binarizes the pixels, then per layer a `MatMul` with +-1 weights,
@@ -27,7 +38,7 @@ use std::path::Path;
 use bql_model::bits::BitMatrix;
 use bql_model::layers::{Dense, DenseOutput, Layer};
 use bql_model::semantics::AccumulatorKind;
-use bql_model::{InputEncoding, Network};
+use bql_model::{InputEncoding, Network, PixelTable, PIXEL_TABLE_LIMIT};
 use onnx_protobuf::{ModelProto, NodeProto, TensorProto};
 use protobuf::Message;
 
@@ -199,6 +210,24 @@ fn tensor(t: &TensorProto) -> Result<Constant> {
     Ok(Constant { dims, values })
 }
 
+/// `scale * (w >= 0 ? 1 : -1)`, with one scale or one per element.
+fn bipolar_constant(w: &Constant, scale: &Constant) -> Option<Constant> {
+    let s = &scale.values;
+    if s.len() != 1 && s.len() != w.values.len() {
+        return None;
+    }
+    let values = w
+        .values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| s[if s.len() == 1 { 0 } else { i }] * if v >= 0.0 { 1.0 } else { -1.0 })
+        .collect();
+    Some(Constant {
+        dims: w.dims.clone(),
+        values,
+    })
+}
+
 impl<'a> Graph<'a> {
     fn new(model: &'a ModelProto, name: String) -> Result<Graph<'a>> {
         let g = model
@@ -208,6 +237,17 @@ impl<'a> Graph<'a> {
         let mut constants = HashMap::new();
         for t in &g.initializer {
             constants.insert(t.name.clone(), tensor(t)?);
+        }
+        // QONNX quantizes weights in the graph: `BipolarQuant(initializer, scale)` is a
+        // constant, `scale * (w >= 0 ? 1 : -1)` (qonnx `binary_quant`).
+        for n in &g.node {
+            let input = |i: usize| n.input.get(i).and_then(|t| constants.get(t));
+            if let ("BipolarQuant", Some(w), Some(scale)) = (n.op_type.as_str(), input(0), input(1))
+            {
+                let folded = bipolar_constant(w, scale)
+                    .ok_or_else(|| bad(n, "its scale is not one value or one per element"))?;
+                constants.insert(n.output.first().cloned().unwrap_or_default(), folded);
+            }
         }
         let mut consumers: HashMap<&str, Vec<&NodeProto>> = HashMap::new();
         for n in &g.node {
@@ -280,6 +320,86 @@ fn sign(g: &Graph<'_>, node: &NodeProto) -> Result<Sign> {
     })
 }
 
+/// QONNX's `BipolarQuant(x, scale)`: `scale * (x >= 0 ? 1 : -1)`, a sign at 0.
+fn bipolar_quant(g: &Graph<'_>, node: &NodeProto) -> Result<Sign> {
+    let scale = g.constant(node, 1)?;
+    let [s] = scale.values[..] else {
+        return Err(bad(node, "only one scale for all values is imported"));
+    };
+    Ok(Sign {
+        thresholds: vec![0.0],
+        low: -s,
+        high: s,
+    })
+}
+
+/// QONNX's `Quant(x, scale, zeropt, bitwidth)` on the input (`int_quant`: divide by the scale,
+/// add the zero point, clamp, round, subtract the zero point, multiply by the scale).
+#[derive(Debug, Clone, Copy)]
+struct InputQuant {
+    scale: f32,
+    zeropt: f32,
+    min: f32,
+    max: f32,
+    /// `ROUND` (half to even, numpy's `round`) or `FLOOR`.
+    half_even: bool,
+}
+
+impl InputQuant {
+    fn of(g: &Graph<'_>, node: &NodeProto) -> Result<InputQuant> {
+        let one = |i: usize| -> Result<f32> {
+            match g.constant(node, i)?.values[..] {
+                [v] => Ok(v),
+                _ => Err(bad(node, format!("input {i} is not one value"))),
+            }
+        };
+        let (scale, zeropt, bits) = (one(1)?, one(2)?, one(3)?);
+        let signed = attr_i(node, "signed").unwrap_or(1) == 1;
+        let narrow = attr_i(node, "narrow").unwrap_or(0) == 1;
+        let rounding = attr_s(node, "rounding_mode").unwrap_or_else(|| "ROUND".into());
+        if !(2.0..=16.0).contains(&bits)
+            || bits.fract() != 0.0
+            || !scale.is_finite()
+            || scale <= 0.0
+        {
+            return Err(bad(
+                node,
+                format!("bit width {bits} with scale {scale} is not imported"),
+            ));
+        }
+        let levels = 2f32.powi(bits as i32);
+        let (min, max) = match (signed, narrow) {
+            (true, false) => (-levels / 2.0, levels / 2.0 - 1.0),
+            (true, true) => (-levels / 2.0 + 1.0, levels / 2.0 - 1.0),
+            (false, false) => (0.0, levels - 1.0),
+            (false, true) => (0.0, levels - 2.0),
+        };
+        let half_even = match rounding.as_str() {
+            "ROUND" => true,
+            "FLOOR" => false,
+            other => return Err(bad(node, format!("rounding mode {other} is not imported"))),
+        };
+        Ok(InputQuant {
+            scale,
+            zeropt,
+            min,
+            max,
+            half_even,
+        })
+    }
+
+    /// The integer level of `x` (before the final `(q - zeropt) * scale`).
+    fn level(&self, x: f32) -> f32 {
+        let y = (x / self.scale + self.zeropt).clamp(self.min, self.max);
+        let q = if self.half_even {
+            y.round_ties_even()
+        } else {
+            y.floor()
+        };
+        q - self.zeropt
+    }
+}
+
 /// `GreaterOrEqual(x, bound)` with a constant bound (bql's own export): 0 or 1, made +-1 by
 /// the steps after it.
 fn greater_or_equal(g: &Graph<'_>, node: &NodeProto) -> Result<Sign> {
@@ -316,6 +436,8 @@ fn batchnorm(g: &Graph<'_>, node: &NodeProto) -> Result<Step> {
 struct Segment<'a> {
     steps: Vec<Step>,
     sign: Option<Sign>,
+    /// A multi-bit `Quant` that ends the input's steps (before the first `MatMul` only).
+    quant: Option<InputQuant>,
     /// The node that ended the segment: the next `MatMul`, a `TopK` or `ArgMax`, or none (the
     /// graph's output).
     end: Option<&'a NodeProto>,
@@ -328,16 +450,21 @@ fn segment<'a>(g: &Graph<'a>, mut tensor: String) -> Result<Segment<'a>> {
     let mut steps = Vec::new();
     let mut sign_found: Option<Sign> = None;
     let mut after_sign = Vec::new();
+    let mut quant = None;
     loop {
         let Some(node) = g.next(&tensor)? else {
             break;
         };
+        if quant.is_some() && !matches!(node.op_type.as_str(), "MatMul" | "Reshape" | "Flatten") {
+            return Err(bad(node, "follows the input's Quant; only a MatMul may"));
+        }
         match node.op_type.as_str() {
             "MatMul" | "TopK" | "ArgMax" => {
                 check_bipolar(sign_found.as_ref(), &after_sign, node)?;
                 return Ok(Segment {
                     steps,
                     sign: sign_found,
+                    quant,
                     end: Some(node),
                 });
             }
@@ -353,6 +480,8 @@ fn segment<'a>(g: &Graph<'a>, mut tensor: String) -> Result<Segment<'a>> {
             "BatchNormalization" => steps.push(batchnorm(g, node)?),
             "MultiThreshold" => sign_found = Some(sign(g, node)?),
             "GreaterOrEqual" => sign_found = Some(greater_or_equal(g, node)?),
+            "BipolarQuant" => sign_found = Some(bipolar_quant(g, node)?),
+            "Quant" => quant = Some(InputQuant::of(g, node)?),
             _ => return Err(bad(node, "is not supported in a binarized MLP")),
         }
         tensor = node
@@ -367,9 +496,16 @@ fn segment<'a>(g: &Graph<'a>, mut tensor: String) -> Result<Segment<'a>> {
             g.name
         )));
     }
+    if let Some(q) = quant {
+        return Err(Error::unsupported(format!(
+            "{}: the graph ends after a Quant ({q:?}) without a MatMul",
+            g.name
+        )));
+    }
     Ok(Segment {
         steps,
         sign: None,
+        quant: None,
         end: None,
     })
 }
@@ -489,8 +625,14 @@ fn fires<R: Real>(steps: &[Step], s: &Sign, j: usize, a: Accumulator, acc: i64) 
         >= t
 }
 
-/// The +-1 weights of a `MatMul` (`[inputs, outputs]`), as bql rows.
-fn matmul_weights(g: &Graph<'_>, node: &NodeProto, inputs: usize) -> Result<BitMatrix> {
+/// The binary weights of a `MatMul` (`[inputs, outputs]`), as bql rows, and the magnitude of
+/// each output's column when it is not 1 (QONNX's `BipolarQuant` scales: every weight of an
+/// output must have the same magnitude, a power of two).
+fn matmul_weights(
+    g: &Graph<'_>,
+    node: &NodeProto,
+    inputs: usize,
+) -> Result<(BitMatrix, Option<Constant>)> {
     let w = g.constant(node, 1)?;
     let [rows, cols] = w.dims[..] else {
         return Err(bad(node, format!("weights of shape {:?}, not 2-D", w.dims)));
@@ -501,21 +643,29 @@ fn matmul_weights(g: &Graph<'_>, node: &NodeProto, inputs: usize) -> Result<BitM
             format!("takes {rows} inputs but receives {inputs}"),
         ));
     }
+    let magnitudes: Vec<f32> = (0..cols)
+        .map(|c| w.values.get(c).map_or(1.0, |v| v.abs()))
+        .collect();
     let mut m = BitMatrix::zeros(cols, rows);
     for (i, &v) in w.values.iter().enumerate() {
         let (r, c) = (i / cols, i % cols);
-        match v {
-            1.0 => m.set(c, r, true),
-            -1.0 => {}
-            other => {
-                return Err(bad(
-                    node,
-                    format!("weight [{r}, {c}] is {other}, not +-1: not a binarized layer"),
-                ))
-            }
+        if v.abs() != magnitudes[c] || !power_of_two(magnitudes[c]) {
+            return Err(bad(
+                node,
+                format!(
+                    "weight [{r}, {c}] is {v}, not +-{}: not a binarized layer with a \
+                     power-of-two scale",
+                    magnitudes[c]
+                ),
+            ));
         }
+        m.set(c, r, v > 0.0);
     }
-    Ok(m)
+    let scale = magnitudes.iter().any(|&s| s != 1.0).then(|| Constant {
+        dims: vec![cols],
+        values: magnitudes,
+    });
+    Ok((m, scale))
 }
 
 /// The last layer's scores must be a strictly increasing function of the accumulator, the
@@ -603,20 +753,51 @@ fn hidden_layer(
     })
 }
 
-/// The model's input encoding from the segment before the first `MatMul`: a sign makes it
-/// binary; pixels that reach the `MatMul` untouched make an 8-bit first layer.
-fn input_encoding(seg: &Segment<'_>, name: &str) -> Result<(InputEncoding, AccumulatorKind)> {
-    match &seg.sign {
-        Some(s) => Ok((
+/// True for a positive power of two, whose products f32 computes exactly.
+fn power_of_two(v: f32) -> bool {
+    v > 0.0 && v.is_normal() && v.to_bits() & 0x7f_ffff == 0
+}
+
+/// The model's input encoding from the segment before the first `MatMul`, and the scale of
+/// the values that reach it: a sign makes it binary; raw pixels an 8-bit first layer; a
+/// `Quant` a pixel table of its integer levels (times its scale, a power of two so that the
+/// graph's float sums stay exact).
+fn input_encoding(seg: &Segment<'_>, name: &str) -> Result<(InputEncoding, AccumulatorKind, f32)> {
+    match (&seg.sign, seg.quant) {
+        (Some(s), _) => Ok((
             InputEncoding::Binary {
                 threshold: input_threshold(&seg.steps, s, name)?,
             },
             AccumulatorKind::Popcount,
+            1.0,
         )),
-        None if seg.steps.is_empty() => Ok((InputEncoding::U8, AccumulatorKind::SignedPixelSum)),
-        None => Err(Error::unsupported(format!(
-            "{name}: the pixels are scaled before the first MatMul without a sign; only the raw \
-             8-bit values (or a binarization) are imported"
+        (None, Some(q)) => {
+            let levels: Vec<f32> = (0..=255u8)
+                .map(|p| q.level(seg.steps.iter().fold(f32::from(p), |x, st| st.apply(x, 0))))
+                .collect();
+            let fits = levels
+                .iter()
+                .all(|l| l.fract() == 0.0 && l.abs() <= f32::from(PIXEL_TABLE_LIMIT));
+            if !fits || !power_of_two(q.scale) || seg.steps.iter().any(|st| st.width() != 1) {
+                return Err(Error::unsupported(format!(
+                    "{name}: the input Quant ({q:?}) does not give integer levels within \
+                     +-{PIXEL_TABLE_LIMIT} with a power-of-two scale for every pixel value"
+                )));
+            }
+            let table: [i16; 256] = std::array::from_fn(|p| levels[p] as i16);
+            let encoding = if table.iter().enumerate().all(|(p, &v)| v as usize == p) {
+                InputEncoding::U8
+            } else {
+                InputEncoding::Table(PixelTable(table))
+            };
+            Ok((encoding, AccumulatorKind::SignedPixelSum, q.scale))
+        }
+        (None, None) if seg.steps.is_empty() => {
+            Ok((InputEncoding::U8, AccumulatorKind::SignedPixelSum, 1.0))
+        }
+        (None, None) => Err(Error::unsupported(format!(
+            "{name}: the pixels are scaled before the first MatMul without a sign or a Quant; \
+             only the raw 8-bit values, a Quant of them or a binarization are imported"
         ))),
     }
 }
@@ -644,7 +825,7 @@ pub fn import(path: &Path, input: (usize, usize, usize)) -> Result<Imported> {
     };
     let (h, w, c) = input;
     let seg = segment(&g, first.to_string())?;
-    let (encoding, first_kind) = input_encoding(&seg, &name)?;
+    let (encoding, first_kind, mut input_scale) = input_encoding(&seg, &name)?;
     let mut a = Accumulator {
         kind: first_kind,
         n: h * w * c,
@@ -658,14 +839,26 @@ pub fn import(path: &Path, input: (usize, usize, usize)) -> Result<Imported> {
                 "{name}: expected a MatMul after the thresholds"
             )));
         };
-        let weights = matmul_weights(&g, mm, a.n)?;
+        let (weights, weight_scale) = matmul_weights(&g, mm, a.n)?;
         let m = weights.rows();
         let out = mm
             .output
             .first()
             .cloned()
             .ok_or_else(|| bad(mm, "has no output"))?;
-        let seg = segment(&g, out)?;
+        let mut seg = segment(&g, out)?;
+        // The MatMul's exact result is the dot product times these scales (powers of two).
+        let scalar = |v: f32| Constant {
+            dims: vec![],
+            values: vec![v],
+        };
+        let scales = [
+            (input_scale != 1.0).then(|| scalar(input_scale)),
+            weight_scale,
+        ];
+        seg.steps
+            .splice(0..0, scales.into_iter().flatten().map(Step::Mul));
+        input_scale = 1.0;
         let Some(s) = &seg.sign else {
             check_scores(&seg.steps, a, seg.end, &g)?;
             layers.push(Layer::Dense(Dense {

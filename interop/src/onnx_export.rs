@@ -39,11 +39,28 @@ const INT64: i32 = 7;
 /// The opset the graph is written for (GreaterOrEqual needs 12).
 const OPSET: i64 = 13;
 
+/// The ONNX dialect written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flavour {
+    /// Standard operators only: signs are `GreaterOrEqual` -> `Cast` -> `2 b - 1`, weights are
+    /// +-1 initializers. onnxruntime runs it.
+    #[default]
+    Standard,
+    /// QONNX (the dialect Brevitas exports and FINN reads): signs are `BipolarQuant(x - bound,
+    /// 1)`, weights are `BipolarQuant(w, 1)` of +-1 initializers, from the domain
+    /// `qonnx.custom_op.general`. qonnx's executor runs it.
+    Qonnx,
+}
+
+/// QONNX's custom-op domain.
+const QONNX_DOMAIN: &str = "qonnx.custom_op.general";
+
 /// A graph under construction.
 #[derive(Default)]
 struct Builder {
     nodes: Vec<NodeProto>,
     initializers: Vec<TensorProto>,
+    flavour: Flavour,
 }
 
 impl Builder {
@@ -107,8 +124,32 @@ impl Builder {
         out
     }
 
+    /// A QONNX `BipolarQuant(x, 1)`: `x >= 0 ? 1 : -1`.
+    fn bipolar(&mut self, x: &str, output: &str) -> String {
+        let one = self.constant(&format!("{output}_scale"), &[], vec![1.0]);
+        let out = self.node("BipolarQuant", &[x, &one], output, &[]);
+        self.nodes.last_mut().expect("just pushed").domain = QONNX_DOMAIN.into();
+        out
+    }
+
+    /// Binary weights (`values` are +-1) of shape `dims`: an initializer, quantized in the
+    /// graph for QONNX.
+    fn weights(&mut self, name: &str, dims: &[usize], values: Vec<f32>) -> String {
+        match self.flavour {
+            Flavour::Standard => self.constant(name, dims, values),
+            Flavour::Qonnx => {
+                let latent = self.constant(&format!("{name}_latent"), dims, values);
+                self.bipolar(&latent, name)
+            }
+        }
+    }
+
     /// `x >= bound` as +-1 floats.
     fn sign(&mut self, x: &str, bound: &str, prefix: &str) -> String {
+        if self.flavour == Flavour::Qonnx {
+            let diff = self.node("Sub", &[x, bound], &format!("{prefix}_diff"), &[]);
+            return self.bipolar(&diff, &format!("{prefix}_pm1"));
+        }
         let ge = self.node("GreaterOrEqual", &[x, bound], &format!("{prefix}_ge"), &[]);
         let bits = self.node(
             "Cast",
@@ -151,7 +192,7 @@ fn dense(b: &mut Builder, d: &Dense, x: &str, l: usize) -> String {
         .flat_map(|i| (0..m).map(move |j| (i, j)))
         .map(|(i, j)| if d.weights.get(j, i) { 1.0 } else { -1.0 })
         .collect();
-    let weights = b.constant(&format!("layer{l}_weights"), &[n, m], w);
+    let weights = b.weights(&format!("layer{l}_weights"), &[n, m], w);
     let dot = b.node("MatMul", &[x, &weights], &format!("layer{l}_dot"), &[]);
     let popcount = d.accumulator == AccumulatorKind::Popcount;
     match &d.output {
@@ -187,7 +228,7 @@ fn conv(b: &mut Builder, c: &Conv2d, x: &str, l: usize) -> String {
             }
         })
         .collect();
-    let weights = b.constant(&format!("layer{l}_weights"), &[o, ch, k, k], w);
+    let weights = b.weights(&format!("layer{l}_weights"), &[o, ch, k, k], w);
     let input = match c.padding {
         Padding::Valid => x.to_string(),
         Padding::Same { pad_bit } => {
@@ -234,14 +275,41 @@ fn max_pool(b: &mut Builder, p: &MaxPool2d, x: &str, l: usize) -> String {
     )
 }
 
-/// The ONNX model of `net`, serialized.
+/// The standard ONNX model of `net`, serialized.
 pub fn export(net: &Network) -> Result<Vec<u8>> {
+    export_as(net, Flavour::Standard)
+}
+
+/// The ONNX model of `net` in `flavour`, serialized.
+pub fn export_as(net: &Network, flavour: Flavour) -> Result<Vec<u8>> {
     let len = net.input.len();
-    let mut b = Builder::default();
+    let mut b = Builder {
+        flavour,
+        ..Builder::default()
+    };
     let mut x = match net.input.encoding {
         InputEncoding::Binary { threshold } => {
             let t = b.constant("input_threshold", &[], vec![f32::from(threshold)]);
             b.sign("pixels", &t, "input")
+        }
+        InputEncoding::U8 if flavour == Flavour::Qonnx => {
+            // Brevitas' form of an 8-bit input: an unsigned 8-bit Quant of scale 1, which
+            // leaves the pixel values as they are.
+            let consts = [("scale", 1.0), ("zeropt", 0.0), ("bitwidth", 8.0)];
+            let names: Vec<String> = consts
+                .iter()
+                .map(|(n, v)| b.constant(&format!("input_{n}"), &[], vec![*v]))
+                .collect();
+            let inputs = ["pixels", &names[0], &names[1], &names[2]];
+            let out = b.node("Quant", &inputs, "input", &[("signed", 0), ("narrow", 0)]);
+            let node = b.nodes.last_mut().expect("just pushed");
+            node.domain = QONNX_DOMAIN.into();
+            let mut rounding = AttributeProto::new();
+            rounding.name = "rounding_mode".into();
+            rounding.type_ = AttributeType::STRING.into();
+            rounding.s = b"ROUND".to_vec();
+            node.attribute.push(rounding);
+            out
         }
         InputEncoding::U8 => "pixels".to_string(),
         InputEncoding::Table(t) => {
@@ -307,6 +375,12 @@ pub fn export(net: &Network) -> Result<Vec<u8>> {
     let mut model = ModelProto::new();
     model.ir_version = 8;
     model.opset_import = vec![opset];
+    if flavour == Flavour::Qonnx {
+        let mut qonnx = OperatorSetIdProto::new();
+        qonnx.domain = QONNX_DOMAIN.into();
+        qonnx.version = 1;
+        model.opset_import.push(qonnx);
+    }
     model.producer_name = "bql".into();
     model.producer_version = env!("CARGO_PKG_VERSION").into();
     model.doc_string = format!(

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bql_interop::onnx_export;
+use bql_interop::onnx_export::{self, Flavour};
 use bql_model::dataset::{Dataset, Split};
 use bql_model::reference::Engine;
 use bql_model::testing::{random_cnn, random_pixels};
@@ -137,5 +137,170 @@ fn every_shipped_mlp_round_trips_through_onnx() {
         assert_eq!(back.network.input, net.input, "{model}");
         assert_eq!(back.network.layers, net.layers, "{model}");
         assert_eq!(back.rounding_sensitive, 0, "{model}");
+    }
+}
+
+/// The `.venv` Python with qonnx (`make deps`), or None and a SKIPPED line.
+fn qonnx_python() -> Option<PathBuf> {
+    let python = root().join(".venv/bin/python");
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import qonnx.core.onnx_exec"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIPPED: qonnx is not in .venv; run `make deps`");
+    }
+    ok.then_some(python)
+}
+
+fn write_qonnx(net: &Network, name: &str) -> PathBuf {
+    let dir = root().join("target/bql-tests/qonnx-export");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.onnx"));
+    std::fs::write(&path, onnx_export::export_as(net, Flavour::Qonnx).unwrap()).unwrap();
+    path
+}
+
+/// The QONNX flavour run by qonnx's own executor (its BipolarQuant and Quant) gives bql's class
+/// and scores on every image of the slice, for every shipped model.
+#[test]
+fn qonnx_executes_the_qonnx_flavour_like_bql() {
+    let Some(python) = qonnx_python() else { return };
+    let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+    let images = root().join("data/slice/mnist/t10k-images-idx3-ubyte.gz");
+    let pixels = &data.pixels[..200 * data.image_len()];
+    for model in ["default.bqm", "mnist-u8.bqm", "small.bqm", "mnist-cnn.bqm"] {
+        let net = bql_model::format::load(&root().join("models").join(model)).unwrap();
+        let path = write_qonnx(&net, model);
+        let out = std::process::Command::new(&python)
+            .arg(root().join("scripts/qonnx-run.py"))
+            .arg(&path)
+            .arg(&images)
+            .arg("200")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{model}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (scores, classes) = Engine::new(&net).scores_batch(pixels);
+        let k = net.classes();
+        for (i, line) in String::from_utf8_lossy(&out.stdout).lines().enumerate() {
+            let v: Vec<i64> = line
+                .split_whitespace()
+                .map(|v| v.parse().unwrap())
+                .collect();
+            let ours: Vec<i64> = scores[i * k..(i + 1) * k]
+                .iter()
+                .map(|&s| i64::from(s))
+                .collect();
+            assert_eq!(
+                (v[0] as usize, &v[1..]),
+                (classes[i], &ours[..]),
+                "{model}, image {i}"
+            );
+        }
+    }
+}
+
+/// QONNX export then import gives back the same MLP (BipolarQuant weights and signs, the u8
+/// input's Quant).
+#[test]
+fn every_shipped_mlp_round_trips_through_qonnx() {
+    for model in ["default.bqm", "mnist-u8.bqm", "small.bqm"] {
+        let net = bql_model::format::load(&root().join("models").join(model)).unwrap();
+        let back = bql_interop::onnx::import(&write_qonnx(&net, model), (28, 28, 1)).unwrap();
+        assert_eq!(back.network.input, net.input, "{model}");
+        assert_eq!(back.network.layers, net.layers, "{model}");
+    }
+}
+
+/// CNV's input written the QONNX way: `x = pixel * 2/255 - 1`, then an 8-bit signed `Quant`
+/// of scale 1/128. The importer turns it into a pixel table equal to BNN-PYNQ's (two sources,
+/// one exact table), and qonnx's executor agrees with bql's reference on the slice.
+#[test]
+fn a_quant_input_becomes_the_pixel_table_qonnx_computes() {
+    use onnx_protobuf::{ModelProto, NodeProto, TensorProto};
+    use protobuf::Message;
+    let net = bql_model::format::load(&root().join("models/mnist-u8.bqm")).unwrap();
+    let bytes = onnx_export::export_as(&net, Flavour::Qonnx).unwrap();
+    let mut model = ModelProto::parse_from_bytes(&bytes).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    let scalar = |name: &str, v: f32| {
+        let mut t = TensorProto::new();
+        t.name = name.into();
+        t.data_type = 1;
+        t.float_data = vec![v];
+        t
+    };
+    graph.initializer.push(scalar("x_scale", 2.0 / 255.0));
+    graph.initializer.push(scalar("x_shift", -1.0));
+    for t in graph
+        .initializer
+        .iter_mut()
+        .filter(|t| t.name == "input_scale")
+    {
+        t.float_data = vec![1.0 / 128.0];
+    }
+    let op = |op: &str, inputs: [&str; 2], output: &str| {
+        let mut n = NodeProto::new();
+        (n.name, n.op_type, n.output) = (output.into(), op.into(), vec![output.into()]);
+        n.input = inputs.iter().map(|s| s.to_string()).collect();
+        n
+    };
+    let quant = graph
+        .node
+        .iter()
+        .position(|n| n.op_type == "Quant")
+        .unwrap();
+    graph.node[quant].input[0] = "x".into();
+    for a in graph.node[quant]
+        .attribute
+        .iter_mut()
+        .filter(|a| a.name == "signed")
+    {
+        a.i = 1;
+    }
+    graph
+        .node
+        .insert(quant, op("Add", ["x_scaled", "x_shift"], "x"));
+    graph
+        .node
+        .insert(quant, op("Mul", ["pixels", "x_scale"], "x_scaled"));
+    let path = root().join("target/bql-tests/qonnx-export/cnv-input.onnx");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, model.write_to_bytes().unwrap()).unwrap();
+    let imported = bql_interop::onnx::import(&path, (28, 28, 1))
+        .unwrap()
+        .network;
+    let cnv = bql_interop::bnn_pynq::fixed_input_table(8).unwrap();
+    assert_eq!(imported.input.encoding, InputEncoding::Table(cnv));
+    let Some(python) = qonnx_python() else { return };
+    let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+    let images = root().join("data/slice/mnist/t10k-images-idx3-ubyte.gz");
+    let pixels = &data.pixels[..100 * data.image_len()];
+    let out = std::process::Command::new(&python)
+        .arg(root().join("scripts/qonnx-run.py"))
+        .args([path.as_os_str(), images.as_os_str(), "100".as_ref()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (scores, classes) = Engine::new(&imported).scores_batch(pixels);
+    for (i, line) in String::from_utf8_lossy(&out.stdout).lines().enumerate() {
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(v[0] as usize, classes[i], "image {i}");
+        let ours: Vec<f64> = scores[i * 10..(i + 1) * 10]
+            .iter()
+            .map(|&s| f64::from(s))
+            .collect();
+        assert_eq!(&v[1..], &ours[..], "image {i}");
     }
 }
