@@ -39,10 +39,24 @@ fn assert_onnxruntime_agrees(
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.onnx"));
     std::fs::write(&path, onnx_export::export(net).unwrap()).unwrap();
+    assert_runner_agrees(python, "onnx-run.py", &path, net, name, images, pixels);
+}
+
+/// Runs `scripts/<runner>` on the ONNX file `path` and compares every class and score with
+/// bql's reference of `net` on `pixels` (the images of the IDX file `images`, in order).
+fn assert_runner_agrees(
+    python: &Path,
+    runner: &str,
+    path: &Path,
+    net: &Network,
+    name: &str,
+    images: &Path,
+    pixels: &[u8],
+) {
+    let count = (pixels.len() / net.input.len()).to_string();
     let out = std::process::Command::new(python)
-        .arg(root().join("scripts/onnx-run.py"))
-        .arg(&path)
-        .arg(images)
+        .arg(root().join("scripts").join(runner))
+        .args([path.as_os_str(), images.as_os_str(), count.as_ref()])
         .output()
         .unwrap();
     assert!(
@@ -172,35 +186,7 @@ fn qonnx_executes_the_qonnx_flavour_like_bql() {
     for model in ["default.bqm", "mnist-u8.bqm", "small.bqm", "mnist-cnn.bqm"] {
         let net = bql_model::format::load(&root().join("models").join(model)).unwrap();
         let path = write_qonnx(&net, model);
-        let out = std::process::Command::new(&python)
-            .arg(root().join("scripts/qonnx-run.py"))
-            .arg(&path)
-            .arg(&images)
-            .arg("200")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{model}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let (scores, classes) = Engine::new(&net).scores_batch(pixels);
-        let k = net.classes();
-        for (i, line) in String::from_utf8_lossy(&out.stdout).lines().enumerate() {
-            let v: Vec<i64> = line
-                .split_whitespace()
-                .map(|v| v.parse().unwrap())
-                .collect();
-            let ours: Vec<i64> = scores[i * k..(i + 1) * k]
-                .iter()
-                .map(|&s| i64::from(s))
-                .collect();
-            assert_eq!(
-                (v[0] as usize, &v[1..]),
-                (classes[i], &ours[..]),
-                "{model}, image {i}"
-            );
-        }
+        assert_runner_agrees(&python, "qonnx-run.py", &path, &net, model, &images, pixels);
     }
 }
 
@@ -302,5 +288,142 @@ fn a_quant_input_becomes_the_pixel_table_qonnx_computes() {
             .map(|&s| f64::from(s))
             .collect();
         assert_eq!(&v[1..], &ours[..], "image {i}");
+    }
+}
+
+/// Convolutional models export and import back to the same layers, in both flavours: the
+/// shipped CNN and random CNNs (strides, same padding with either pad bit, pooling, 1 or 3
+/// channels, binary, 8-bit and table input).
+#[test]
+fn cnns_round_trip_through_both_flavours() {
+    let dir = root().join("target/bql-tests/onnx-round-trip");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = bql_model::format::load(&root().join("models/mnist-cnn.bqm")).unwrap();
+    let mut nets = vec![("mnist-cnn".to_string(), shipped)];
+    for seed in 0..24u64 {
+        let mut net = random_cnn(seed);
+        if seed % 3 == 0 && net.input.encoding == InputEncoding::U8 {
+            net.input.encoding =
+                InputEncoding::Table(PixelTable(std::array::from_fn(|p| p as i16 - 100)));
+        }
+        nets.push((format!("random-cnn-{seed}"), net));
+    }
+    for (name, net) in &nets {
+        for flavour in [Flavour::Standard, Flavour::Qonnx] {
+            let path = dir.join(format!("{name}-{flavour:?}.onnx"));
+            std::fs::write(&path, onnx_export::export_as(net, flavour).unwrap()).unwrap();
+            let s = net.input.shape();
+            let back = bql_interop::onnx::import(&path, (s.height, s.width, s.channels))
+                .unwrap_or_else(|e| panic!("{name} {flavour:?}: {e}"));
+            assert_eq!(back.network.input, net.input, "{name} {flavour:?}");
+            assert_eq!(back.network.layers, net.layers, "{name} {flavour:?}");
+        }
+    }
+}
+
+/// A graph that flattens its `NCHW` map directly, as Brevitas CNNs do (order `(c, y, x)`): the
+/// importer permutes the dense weights into bql's `(y, x, c)` order. The edited graph is checked
+/// in onnxruntime first, so the expectation is the graph's, not the importer's.
+#[test]
+fn an_nchw_flatten_is_permuted_into_bql_order() {
+    use onnx_protobuf::ModelProto;
+    use protobuf::Message;
+    let net = bql_model::format::load(&root().join("models/mnist-cnn.bqm")).unwrap();
+    let mut model = ModelProto::parse_from_bytes(&onnx_export::export(&net).unwrap()).unwrap();
+    let (flat, map) = net
+        .layers
+        .iter()
+        .enumerate()
+        .find_map(|(l, layer)| match layer {
+            bql_model::layers::Layer::Flatten(f) => Some((l, f.input)),
+            _ => None,
+        })
+        .unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    let t = graph
+        .node
+        .iter()
+        .position(|n| n.output[0] == format!("layer{flat}_nhwc"))
+        .unwrap();
+    let removed = graph.node.remove(t);
+    for n in graph
+        .node
+        .iter_mut()
+        .filter(|n| n.input.first() == Some(&removed.output[0]))
+    {
+        n.input[0] = removed.input[0].clone();
+    }
+    let name = format!("layer{}_weights", flat + 1);
+    let w = graph
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == name)
+        .unwrap();
+    let cols = w.dims[1] as usize;
+    let (h, wd, c) = (map.height, map.width, map.channels);
+    let mut permuted = vec![0f32; w.float_data.len()];
+    for (y, x, ch) in
+        (0..h).flat_map(|y| (0..wd).flat_map(move |x| (0..c).map(move |ch| (y, x, ch))))
+    {
+        let (bql_row, chw_row) = ((y * wd + x) * c + ch, (ch * h + y) * wd + x);
+        permuted[chw_row * cols..(chw_row + 1) * cols]
+            .copy_from_slice(&w.float_data[bql_row * cols..(bql_row + 1) * cols]);
+    }
+    w.float_data = permuted;
+    let path = root().join("target/bql-tests/onnx-export/mnist-cnn-nchw-flatten.onnx");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, model.write_to_bytes().unwrap()).unwrap();
+    if let Some(python) = python() {
+        let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+        let images = root().join("data/slice/mnist/t10k-images-idx3-ubyte.gz");
+        assert_runner_agrees(
+            &python,
+            "onnx-run.py",
+            &path,
+            &net,
+            "nchw flatten",
+            &images,
+            &data.pixels,
+        );
+    }
+    let back = bql_interop::onnx::import(&path, (28, 28, 1)).unwrap();
+    assert_eq!(back.network.layers, net.layers);
+}
+
+/// ONNX's own zero padding has no binary value: a binary `Conv` with `pads` is refused by name,
+/// as is a `MaxPool` with a stride other than its window.
+#[test]
+fn convolutions_bql_cannot_express_are_refused_by_node() {
+    use onnx_protobuf::{attribute_proto::AttributeType, AttributeProto, ModelProto};
+    use protobuf::Message;
+    let net = bql_model::format::load(&root().join("models/mnist-cnn.bqm")).unwrap();
+    let exported = onnx_export::export(&net).unwrap();
+    let dir = root().join("target/bql-tests/onnx-export");
+    std::fs::create_dir_all(&dir).unwrap();
+    let edits: [(&str, &str, Vec<i64>, &str); 2] = [
+        ("Conv", "pads", vec![1, 1, 1, 1], "pads with 0"),
+        ("MaxPool", "strides", vec![1, 1], "strides [1, 1]"),
+    ];
+    for (op, attr, value, message) in edits {
+        let mut model = ModelProto::parse_from_bytes(&exported).unwrap();
+        let graph = model.graph.as_mut().unwrap();
+        let node = graph
+            .node
+            .iter_mut()
+            .filter(|n| n.op_type == op)
+            .nth(1)
+            .unwrap();
+        node.attribute.retain(|a| a.name != attr);
+        let mut a = AttributeProto::new();
+        (a.name, a.ints) = (attr.into(), value);
+        a.type_ = AttributeType::INTS.into();
+        node.attribute.push(a);
+        let node_name = node.name.clone();
+        let path = dir.join(format!("refused-{op}.onnx"));
+        std::fs::write(&path, model.write_to_bytes().unwrap()).unwrap();
+        let e = bql_interop::onnx::import(&path, (28, 28, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&node_name) && e.contains(message), "{op}: {e}");
     }
 }

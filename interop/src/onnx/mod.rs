@@ -36,13 +36,16 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use bql_model::bits::BitMatrix;
-use bql_model::layers::{Dense, DenseOutput, Layer};
+use bql_model::layers::{Conv2d, Dense, DenseOutput, Flatten, Layer, MapShape, MaxPool2d};
 use bql_model::semantics::AccumulatorKind;
 use bql_model::{InputEncoding, Network, PixelTable, PIXEL_TABLE_LIMIT};
 use onnx_protobuf::{ModelProto, NodeProto, TensorProto};
 use protobuf::Message;
 
 use crate::error::{Error, Result};
+
+mod layout;
+use layout::{Layout, Structural};
 
 /// A constant tensor of the graph, as f32 values with its dimensions.
 #[derive(Debug, Clone)]
@@ -249,9 +252,11 @@ impl<'a> Graph<'a> {
                 constants.insert(n.output.first().cloned().unwrap_or_default(), folded);
             }
         }
+        // A node continues the chain of its first input that is not a constant (`Gather` takes
+        // its table first).
         let mut consumers: HashMap<&str, Vec<&NodeProto>> = HashMap::new();
         for n in &g.node {
-            if let Some(first) = n.input.first() {
+            if let Some(first) = n.input.iter().find(|i| !constants.contains_key(i.as_str())) {
                 consumers.entry(first.as_str()).or_default().push(n);
             }
         }
@@ -289,6 +294,12 @@ fn attr_f(node: &NodeProto, name: &str) -> Option<f32> {
 }
 fn attr_i(node: &NodeProto, name: &str) -> Option<i64> {
     node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
+}
+fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    node.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .map(|a| a.ints.clone())
 }
 fn attr_s(node: &NodeProto, name: &str) -> Option<String> {
     node.attribute
@@ -436,53 +447,92 @@ fn batchnorm(g: &Graph<'_>, node: &NodeProto) -> Result<Step> {
 struct Segment<'a> {
     steps: Vec<Step>,
     sign: Option<Sign>,
-    /// A multi-bit `Quant` that ends the input's steps (before the first `MatMul` only).
+    /// A multi-bit `Quant` that ends the input's steps (before the first weights only).
     quant: Option<InputQuant>,
-    /// The node that ended the segment: the next `MatMul`, a `TopK` or `ArgMax`, or none (the
-    /// graph's output).
+    /// A `Gather` of 256 operands indexed by the pixels (the input only): a pixel table.
+    table: Option<PixelTable>,
+    /// Nodes that move values (after the sign, or on the input), in order.
+    structure: Vec<Structural>,
+    /// The node that ended the segment: the next `MatMul` or `Conv`, a `TopK` or `ArgMax`, or
+    /// none (the graph's output).
     end: Option<&'a NodeProto>,
 }
 
+/// A `Gather` of a 256-value constant by the pixels, as a pixel table.
+fn gather_table(g: &Graph<'_>, node: &NodeProto) -> Result<PixelTable> {
+    let data = g.constant(node, 0)?;
+    let ok = data.values.len() == 256
+        && attr_i(node, "axis").unwrap_or(0) == 0
+        && data
+            .values
+            .iter()
+            .all(|v| v.fract() == 0.0 && v.abs() <= f32::from(PIXEL_TABLE_LIMIT));
+    if !ok {
+        return Err(bad(node, format!("a table of {} operands: bql's pixel tables hold 256 integers within +-{PIXEL_TABLE_LIMIT}", data.values.len())));
+    }
+    Ok(PixelTable(std::array::from_fn(|p| data.values[p] as i16)))
+}
+
 /// Follows the chain from `tensor`, collecting elementwise steps up to a sign (whose output,
-/// after steps that must map it to exactly -1 and +1, continues to the next `MatMul`), a
-/// `MatMul`, a `TopK`/`ArgMax` or the graph's end.
-fn segment<'a>(g: &Graph<'a>, mut tensor: String) -> Result<Segment<'a>> {
-    let mut steps = Vec::new();
-    let mut sign_found: Option<Sign> = None;
+/// after steps that must map it to exactly -1 and +1, and nodes that move values, continues to
+/// the next `MatMul` or `Conv`), a `TopK`/`ArgMax` or the graph's end. `input`: the segment
+/// starts at the graph's input.
+fn segment<'a>(g: &Graph<'a>, mut tensor: String, input: bool) -> Result<Segment<'a>> {
+    let mut seg = Segment {
+        steps: Vec::new(),
+        sign: None,
+        quant: None,
+        table: None,
+        structure: Vec::new(),
+        end: None,
+    };
     let mut after_sign = Vec::new();
-    let mut quant = None;
     loop {
         let Some(node) = g.next(&tensor)? else {
             break;
         };
-        if quant.is_some() && !matches!(node.op_type.as_str(), "MatMul" | "Reshape" | "Flatten") {
-            return Err(bad(node, "follows the input's Quant; only a MatMul may"));
+        let op = node.op_type.as_str();
+        let moves = matches!(op, "Reshape" | "Flatten" | "Transpose" | "Pad" | "MaxPool");
+        if (seg.quant.is_some() || seg.table.is_some())
+            && !moves
+            && !matches!(op, "MatMul" | "Conv")
+        {
+            return Err(bad(
+                node,
+                "follows the input's Quant or table; only weights may",
+            ));
         }
-        match node.op_type.as_str() {
-            "MatMul" | "TopK" | "ArgMax" => {
-                check_bipolar(sign_found.as_ref(), &after_sign, node)?;
-                return Ok(Segment {
-                    steps,
-                    sign: sign_found,
-                    quant,
-                    end: Some(node),
-                });
+        match op {
+            "MatMul" | "Conv" | "TopK" | "ArgMax" => {
+                check_bipolar(seg.sign.as_ref(), &after_sign, node)?;
+                seg.end = Some(node);
+                return Ok(seg);
             }
-            "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity" => {}
-            "Cast" if sign_found.is_some() && attr_i(node, "to") == Some(1) => {}
-            "Mul" | "Div" | "Add" | "Sub" if sign_found.is_some() => {
+            "MaxPool" if seg.sign.is_none() => {
+                return Err(bad(node, "pools values that are not signs; bql pools bits"));
+            }
+            _ if moves && (seg.sign.is_some() || input) => {
+                seg.structure.push(Structural::of(g, node)?)
+            }
+            "Reshape" if seg.steps.is_empty() => seg.structure.push(Structural::of(g, node)?),
+            "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity"
+                if !moves || seg.sign.is_none() => {}
+            "Cast" if seg.sign.is_some() && attr_i(node, "to") == Some(1) => {}
+            "Cast" if input && attr_i(node, "to") == Some(7) && seg.steps.is_empty() => {}
+            "Gather" if input && seg.steps.is_empty() => seg.table = Some(gather_table(g, node)?),
+            "Mul" | "Div" | "Add" | "Sub" if seg.sign.is_some() => {
                 after_sign.push(elementwise(g, node)?)
             }
-            _ if sign_found.is_some() => {
-                return Err(bad(node, "expected a MatMul after a sign"));
+            _ if seg.sign.is_some() => {
+                return Err(bad(node, "expected weights (MatMul, Conv) after a sign"));
             }
-            "Mul" | "Div" | "Add" | "Sub" => steps.push(elementwise(g, node)?),
-            "BatchNormalization" => steps.push(batchnorm(g, node)?),
-            "MultiThreshold" => sign_found = Some(sign(g, node)?),
-            "GreaterOrEqual" => sign_found = Some(greater_or_equal(g, node)?),
-            "BipolarQuant" => sign_found = Some(bipolar_quant(g, node)?),
-            "Quant" => quant = Some(InputQuant::of(g, node)?),
-            _ => return Err(bad(node, "is not supported in a binarized MLP")),
+            "Mul" | "Div" | "Add" | "Sub" => seg.steps.push(elementwise(g, node)?),
+            "BatchNormalization" => seg.steps.push(batchnorm(g, node)?),
+            "MultiThreshold" => seg.sign = Some(sign(g, node)?),
+            "GreaterOrEqual" => seg.sign = Some(greater_or_equal(g, node)?),
+            "BipolarQuant" => seg.sign = Some(bipolar_quant(g, node)?),
+            "Quant" => seg.quant = Some(InputQuant::of(g, node)?),
+            _ => return Err(bad(node, "is not supported in a binarized network")),
         }
         tensor = node
             .output
@@ -490,24 +540,13 @@ fn segment<'a>(g: &Graph<'a>, mut tensor: String) -> Result<Segment<'a>> {
             .cloned()
             .ok_or_else(|| bad(node, "has no output"))?;
     }
-    if sign_found.is_some() {
+    if seg.sign.is_some() || seg.quant.is_some() || seg.table.is_some() {
         return Err(Error::unsupported(format!(
-            "{}: the graph ends after a sign, without a last MatMul",
+            "{}: the graph ends without a last MatMul",
             g.name
         )));
     }
-    if let Some(q) = quant {
-        return Err(Error::unsupported(format!(
-            "{}: the graph ends after a Quant ({q:?}) without a MatMul",
-            g.name
-        )));
-    }
-    Ok(Segment {
-        steps,
-        sign: None,
-        quant: None,
-        end: None,
-    })
+    Ok(seg)
 }
 
 /// The steps after a sign must turn its two outputs into exactly -1 and +1, the binary values
@@ -709,15 +748,16 @@ fn check_scores(
     Ok(())
 }
 
-/// A hidden layer from its `MatMul` weights and the segment after it.
-fn hidden_layer(
-    mm: &NodeProto,
-    mut weights: BitMatrix,
+/// The thresholds of a hidden layer (`weights` rows are its outputs) from the segment after
+/// its weights; outputs whose firing set falls with the accumulator get negated weights.
+fn thresholds(
+    node: &NodeProto,
+    weights: &mut BitMatrix,
     a: Accumulator,
     seg: &Segment<'_>,
     s: &Sign,
     rounding_sensitive: &mut usize,
-) -> Result<Dense> {
+) -> Result<Vec<i64>> {
     let m = weights.rows();
     let widths = seg
         .steps
@@ -726,14 +766,14 @@ fn hidden_layer(
         .chain([s.thresholds.len()]);
     if let Some(w) = widths.into_iter().find(|&w| w != 1 && w != m) {
         return Err(bad(
-            mm,
+            node,
             format!("a constant after it has {w} values for {m} outputs"),
         ));
     }
     let mut thresholds = Vec::with_capacity(m);
     for j in 0..m {
         let rule = threshold_of(a, |acc| fires::<f32>(&seg.steps, s, j, a, acc))
-            .ok_or_else(|| bad(mm, format!("output {j}'s firing set is not a threshold")))?;
+            .ok_or_else(|| bad(node, format!("output {j}'s firing set is not a threshold")))?;
         if threshold_of(a, |acc| fires::<f64>(&seg.steps, s, j, a, acc)) != Some(rule) {
             *rounding_sensitive += 1;
         }
@@ -746,11 +786,7 @@ fn hidden_layer(
         }
         thresholds.push(t);
     }
-    Ok(Dense {
-        weights,
-        accumulator: a.kind,
-        output: DenseOutput::Threshold(thresholds),
-    })
+    Ok(thresholds)
 }
 
 /// True for a positive power of two, whose products f32 computes exactly.
@@ -763,6 +799,13 @@ fn power_of_two(v: f32) -> bool {
 /// `Quant` a pixel table of its integer levels (times its scale, a power of two so that the
 /// graph's float sums stay exact).
 fn input_encoding(seg: &Segment<'_>, name: &str) -> Result<(InputEncoding, AccumulatorKind, f32)> {
+    if let (None, Some(table)) = (&seg.sign, seg.table) {
+        return Ok((
+            InputEncoding::Table(table),
+            AccumulatorKind::SignedPixelSum,
+            1.0,
+        ));
+    }
     match (&seg.sign, seg.quant) {
         (Some(s), _) => Ok((
             InputEncoding::Binary {
@@ -802,8 +845,145 @@ fn input_encoding(seg: &Segment<'_>, name: &str) -> Result<(InputEncoding, Accum
     }
 }
 
-/// Imports the ONNX file at `path` (FINN-ONNX, or bql's own export); `input` is (height, width,
-/// channels) of its images.
+/// A layer with weights, its thresholds still zero.
+enum Weighted {
+    Dense(BitMatrix),
+    Conv(Conv2d),
+}
+
+/// The importer's state between layers with weights.
+struct Walk<'g, 'a> {
+    g: &'g Graph<'a>,
+    layout: Layout,
+    layers: Vec<Layer>,
+    /// A `Pad` waiting for its `Conv`.
+    pad: Option<(Vec<i64>, f32)>,
+    rounding_sensitive: usize,
+}
+
+impl Walk<'_, '_> {
+    fn refuse(&self, m: String) -> Error {
+        Error::unsupported(format!("{}: {m}", self.g.name))
+    }
+
+    /// A new layout; flattening a map after a layer adds bql's flatten.
+    fn set_layout(&mut self, new: Layout) {
+        if let (Some(map), None, false) = (self.layout.map(), new.map(), self.layers.is_empty()) {
+            self.layers.push(Layer::Flatten(Flatten { input: map }));
+        }
+        self.layout = new;
+    }
+
+    /// Follows the nodes that move values; pools and flattens become bql layers.
+    fn apply(&mut self, structure: &[Structural]) -> Result<()> {
+        for st in structure {
+            match st {
+                Structural::Reshape(dims) => {
+                    let new = layout::reshape(self.layout, dims, &self.g.name)
+                        .map_err(|m| self.refuse(m))?;
+                    self.set_layout(new);
+                }
+                Structural::Flatten(1) => self.set_layout(layout::flatten(self.layout)),
+                Structural::Flatten(axis) => {
+                    return Err(self.refuse(format!(
+                        "Flatten from axis {axis}; bql flattens from axis 1"
+                    )))
+                }
+                Structural::Transpose(perm) => {
+                    self.layout = layout::transpose(self.layout, perm).ok_or_else(|| {
+                        self.refuse(format!(
+                            "Transpose {perm:?} of {:?}: only NHWC <-> NCHW",
+                            self.layout
+                        ))
+                    })?;
+                }
+                Structural::Pad(..) if self.pad.is_some() => {
+                    return Err(self.refuse("two Pads in a row".into()))
+                }
+                Structural::Pad(p, v) => self.pad = Some((p.clone(), *v)),
+                Structural::MaxPool(k) => self.pool(*k)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn pool(&mut self, kernel: usize) -> Result<()> {
+        let Some(map) = self.layout.map() else {
+            return Err(self.refuse(format!("MaxPool of {:?}", self.layout)));
+        };
+        let pool = MaxPool2d { input: map, kernel };
+        pool.check()
+            .map_err(|e| self.refuse(format!("MaxPool: {e}")))?;
+        self.layers.push(Layer::MaxPool2d(pool));
+        self.layout = match self.layout {
+            Layout::Nhwc(_) => Layout::Nhwc(pool.output()),
+            _ => Layout::Nchw(pool.output()),
+        };
+        Ok(())
+    }
+
+    /// The layer of a `MatMul` or `Conv`, its fan-in and its weights' scale.
+    fn weighted(
+        &mut self,
+        node: &NodeProto,
+        kind: AccumulatorKind,
+    ) -> Result<(Weighted, usize, Option<Constant>)> {
+        match (node.op_type.as_str(), self.layout) {
+            ("Conv", Layout::Nchw(map)) => {
+                let (conv, scale) = layout::conv(self.g, node, map, self.pad.take(), kind)?;
+                let n = conv.window_len();
+                self.layout = Layout::Nchw(conv.output());
+                Ok((Weighted::Conv(conv), n, scale))
+            }
+            ("MatMul", Layout::Vector(_) | Layout::VectorChw(_)) if self.pad.is_none() => {
+                let n = self.layout.len();
+                let (rows, scale) = matmul_weights(self.g, node, n)?;
+                let mut weights = BitMatrix::zeros(rows.rows(), n);
+                for o in 0..rows.rows() {
+                    for r in 0..n {
+                        weights.set(o, layout::matmul_column(self.layout, r), rows.get(o, r));
+                    }
+                }
+                self.layout = Layout::Vector(weights.rows());
+                Ok((Weighted::Dense(weights), n, scale))
+            }
+            (op, layout) => Err(bad(
+                node,
+                format!("{op} on {layout:?} (a pending Pad: {})", self.pad.is_some()),
+            )),
+        }
+    }
+}
+
+/// The layout of the graph's image input: a flat vector `[N, H*W*C]` in bql's `(y, x, c)` order,
+/// or a map `[N, C, H, W]`.
+fn input_layout(
+    model: &ModelProto,
+    input: &str,
+    (h, w, c): (usize, usize, usize),
+) -> Result<Layout> {
+    let rank = model
+        .graph
+        .input
+        .iter()
+        .find(|i| i.name == input)
+        .and_then(|i| i.type_.tensor_type().shape.as_ref().map(|s| s.dim.len()));
+    let map = MapShape {
+        height: h,
+        width: w,
+        channels: c,
+    };
+    match rank {
+        Some(4) => Ok(Layout::Nchw(map)),
+        Some(2) | None => Ok(Layout::Vector(map.len())),
+        Some(r) => Err(Error::unsupported(format!(
+            "the image input has rank {r}; bql reads [N, H*W*C] or [N, C, H, W]"
+        ))),
+    }
+}
+
+/// Imports the ONNX file at `path` (FINN-ONNX, QONNX, or bql's own export); `input` is
+/// (height, width, channels) of its images.
 pub fn import(path: &Path, input: (usize, usize, usize)) -> Result<Imported> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
@@ -824,30 +1004,32 @@ pub fn import(path: &Path, input: (usize, usize, usize)) -> Result<Imported> {
         )));
     };
     let (h, w, c) = input;
-    let seg = segment(&g, first.to_string())?;
-    let (encoding, first_kind, mut input_scale) = input_encoding(&seg, &name)?;
-    let mut a = Accumulator {
-        kind: first_kind,
-        n: h * w * c,
+    let seg = segment(&g, first.to_string(), true)?;
+    let (encoding, mut kind, mut input_scale) = input_encoding(&seg, &name)?;
+    let mut walk = Walk {
+        g: &g,
+        layout: input_layout(&model, first, input)?,
+        layers: Vec::new(),
+        pad: None,
+        rounding_sensitive: 0,
     };
-    let mut layers = Vec::new();
-    let mut rounding_sensitive = 0;
+    walk.apply(&seg.structure)?;
     let mut next = seg.end;
     loop {
-        let Some(mm) = next.filter(|n| n.op_type == "MatMul") else {
+        let Some(node) = next.filter(|n| matches!(n.op_type.as_str(), "MatMul" | "Conv")) else {
             return Err(Error::unsupported(format!(
-                "{name}: expected a MatMul after the thresholds"
+                "{name}: expected a MatMul or Conv after the thresholds"
             )));
         };
-        let (weights, weight_scale) = matmul_weights(&g, mm, a.n)?;
-        let m = weights.rows();
-        let out = mm
+        let (layer, n, weight_scale) = walk.weighted(node, kind)?;
+        let a = Accumulator { kind, n };
+        let out = node
             .output
             .first()
             .cloned()
-            .ok_or_else(|| bad(mm, "has no output"))?;
-        let mut seg = segment(&g, out)?;
-        // The MatMul's exact result is the dot product times these scales (powers of two).
+            .ok_or_else(|| bad(node, "has no output"))?;
+        let mut seg = segment(&g, out, false)?;
+        // The weights' exact result is the dot product times these scales (powers of two).
         let scalar = |v: f32| Constant {
             dims: vec![],
             values: vec![v],
@@ -859,23 +1041,41 @@ pub fn import(path: &Path, input: (usize, usize, usize)) -> Result<Imported> {
         seg.steps
             .splice(0..0, scales.into_iter().flatten().map(Step::Mul));
         input_scale = 1.0;
-        let Some(s) = &seg.sign else {
-            check_scores(&seg.steps, a, seg.end, &g)?;
-            layers.push(Layer::Dense(Dense {
-                weights,
-                accumulator: a.kind,
-                output: DenseOutput::Scores,
-            }));
-            break;
-        };
-        let layer = hidden_layer(mm, weights, a, &seg, s, &mut rounding_sensitive)?;
-        layers.push(Layer::Dense(layer));
-        a = Accumulator {
-            kind: AccumulatorKind::Popcount,
-            n: m,
-        };
+        let rs = &mut walk.rounding_sensitive;
+        match (layer, &seg.sign) {
+            (Weighted::Dense(weights), None) => {
+                check_scores(&seg.steps, a, seg.end, &g)?;
+                walk.layers.push(Layer::Dense(Dense {
+                    weights,
+                    accumulator: kind,
+                    output: DenseOutput::Scores,
+                }));
+                break;
+            }
+            (Weighted::Conv(_), None) => {
+                return Err(bad(
+                    node,
+                    "the last layer is a convolution; bql's last layer is dense",
+                ))
+            }
+            (Weighted::Dense(mut weights), Some(s)) => {
+                let t = thresholds(node, &mut weights, a, &seg, s, rs)?;
+                walk.layers.push(Layer::Dense(Dense {
+                    weights,
+                    accumulator: kind,
+                    output: DenseOutput::Threshold(t),
+                }));
+            }
+            (Weighted::Conv(mut conv), Some(s)) => {
+                conv.thresholds = thresholds(node, &mut conv.weights, a, &seg, s, rs)?;
+                walk.layers.push(Layer::Conv2d(conv));
+            }
+        }
+        walk.apply(&seg.structure)?;
+        kind = AccumulatorKind::Popcount;
         next = seg.end;
     }
+    let (layers, rounding_sensitive) = (walk.layers, walk.rounding_sensitive);
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
