@@ -510,6 +510,48 @@ fn a_bnn_pynq_network_imports_and_simulates_bit_exact() {
     );
 }
 
+/// CNV-W1A1 imports with its shape from config.h and reports CIFAR-10 accuracy under both
+/// rules; `bql gen` refuses its pixel table with a message that says why.
+#[test]
+fn bnn_pynq_cnv_imports_and_its_table_input_is_refused_by_gen_for_now() {
+    let shared = root().join("../shared");
+    let params = shared.join("third-party/bnn-pynq/bnn/params/cifar10/cnvW1A1");
+    let cifar = shared.join("data/cifar10-jpeg-test-1k");
+    if !params.is_dir() || !cifar.is_dir() {
+        eprintln!("SKIPPED: ../shared is absent (a user's clone has none; see the README)");
+        return;
+    }
+    let out = tmp("cnv").join("cnv.bqm");
+    let dataset = format!("cifar10:{}", cifar.display());
+    let v = json(&[
+        "import",
+        "bnn-pynq",
+        params.to_str().unwrap(),
+        "--dataset",
+        &dataset,
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(v["images"], 1000);
+    assert!(v["accuracy_source_rule"].as_f64().unwrap() > 0.7, "{v}");
+    assert_eq!(v["predictions_differing"], 0, "{v}");
+    let gen = bql(&[
+        "gen",
+        "--model",
+        out.to_str().unwrap(),
+        "--board",
+        "ulx3s",
+        "--out",
+        tmp("cnv-gen").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&gen.stderr);
+    assert!(
+        !gen.status.success() && err.contains("pixel table"),
+        "{err}"
+    );
+}
+
 /// Post-training quantization end to end: a float model, binarized with re-estimated BatchNorm
 /// statistics (its float graph and integer fold then agree on every image), and QAT from it.
 #[test]
