@@ -24,9 +24,14 @@ pub struct Args {
     /// pseudo-terminal) and run against it.
     #[arg(long)]
     sim: bool,
-    /// Baud rate (default: the board's).
+    /// Baud rate (default: the fastest the board's USB-serial bridge and the design clock share,
+    /// as `bql gen` chose it).
     #[arg(long)]
     baud: Option<u32>,
+    /// Design clock in MHz of the bitstream on the board (as given to `bql gen`/`bql build`):
+    /// its plan and its UART rate.
+    #[arg(long)]
+    clock: Option<f64>,
     /// Clocks per UART bit of the simulated board (default: the board's real divisor).
     #[arg(long)]
     divisor: Option<usize>,
@@ -58,12 +63,13 @@ pub fn run(a: Args) -> Result<()> {
     let b = crate::gen::load_board(&a.board)?;
     let opts = bql_hdl_gen::Options {
         uart_divisor: a.divisor,
+        clock_mhz: a.clock,
         ..Default::default()
     };
     let design = bql_hdl_gen::generate_with(&net, &b, &opts)
         .with_context(|| format!("planning {source} for {}", b.file.name))?;
     let info = design.link.info;
-    let baud = a.baud.unwrap_or(b.file.baud);
+    let baud = a.baud.unwrap_or(b.file.baud_at(design.clock_mhz));
     let writes = memory_writes(&net, &design.plan);
     let mut sim_board = None;
     let port = if a.sim {

@@ -70,8 +70,12 @@ pub struct BoardFile {
     pub target_mhz: f64,
     /// Pin file next to the board file (`.pcf` or `.lpf`).
     pub pin_file: String,
-    /// UART baud rate of the host link.
-    pub baud: u32,
+    /// The USB-serial bridge of the host link.
+    pub bridge: Bridge,
+    /// A lower limit than the bridge's own, for a board whose UART path cannot take the
+    /// bridge's top rate (an external adapter, long wires).
+    #[serde(default)]
+    pub max_baud: Option<u32>,
     /// The LEDs light on a low level.
     #[serde(default)]
     pub led_active_low: bool,
@@ -85,13 +89,82 @@ pub struct BoardFile {
     pub pins: std::collections::BTreeMap<String, String>,
 }
 
+/// USB-serial bridges and the rates their baud generators make (FTDI AN_120, "Aliasing VCP
+/// Baud Rates": a base clock divided by `n + k/8`, `n >= 2`, or the special divisors 0 and 1,
+/// which give the base clock and two thirds of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bridge {
+    /// FTDI FT2232H (iCEBreaker, HX8K and ECP5 evaluation boards): 12 MHz base, up to
+    /// 12 Mbaud (DS_FT2232H).
+    Ft2232h,
+    /// FTDI FT232H: the same baud generator as the FT2232H.
+    Ft232h,
+    /// FTDI FT231X (ULX3S): 3 MHz base, up to 3 Mbaud (DS_FT231X).
+    Ft231x,
+    /// An external adapter on header pins, assumed to generate rates like an FT232R (3 MHz
+    /// base, up to 3 Mbaud); limit it with `max_baud`.
+    External,
+}
+
+impl Bridge {
+    /// Base clock of the baud generator and top rate, in Hz.
+    fn base_and_max(self) -> (f64, u32) {
+        match self {
+            Bridge::Ft2232h | Bridge::Ft232h => (12e6, 12_000_000),
+            Bridge::Ft231x | Bridge::External => (3e6, 3_000_000),
+        }
+    }
+
+    /// Every rate the generator makes, from the fastest, down to 1/16 of its base clock.
+    pub fn rates(self) -> Vec<f64> {
+        let (base, _) = self.base_and_max();
+        let mut r = vec![base, base / 1.5];
+        r.extend((16..=128).map(|eighths| base * 8.0 / eighths as f64));
+        r
+    }
+
+    /// Chip name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bridge::Ft2232h => "FT2232H",
+            Bridge::Ft232h => "FT232H",
+            Bridge::Ft231x => "FT231X",
+            Bridge::External => "external USB-serial adapter",
+        }
+    }
+}
+
 impl BoardFile {
-    /// Clocks per UART bit at a design clock of `clock_mhz`, when the baud rate divides it
-    /// within 2 %.
+    /// The top rate of this board's link.
+    pub fn max_baud(&self) -> u32 {
+        let (_, bridge_max) = self.bridge.base_and_max();
+        self.max_baud.map_or(bridge_max, |m| m.min(bridge_max))
+    }
+
+    /// The fastest baud rate of the link at a design clock of `clock_mhz`: a rate the bridge
+    /// makes, within the board's limit, whose bit is an integer number (>= 4) of design clocks
+    /// within 0.5 % (both ends then sample the tenth bit of a byte within 5 % of its middle).
+    /// With that divisor.
+    pub fn link_at(&self, clock_mhz: f64) -> Option<(u32, usize)> {
+        let max = f64::from(self.max_baud());
+        self.bridge.rates().into_iter().filter(|&r| r <= max + 0.5).find_map(|rate| {
+            let exact = clock_mhz * 1e6 / rate;
+            let div = exact.round();
+            ((div - exact).abs() / exact <= 0.005 && div >= 4.0)
+                .then_some((rate.round() as u32, div as usize))
+        })
+    }
+
+    /// The baud rate at a design clock of `clock_mhz` (see [`BoardFile::link_at`]); 0 when no
+    /// rate fits.
+    pub fn baud_at(&self, clock_mhz: f64) -> u32 {
+        self.link_at(clock_mhz).map_or(0, |(b, _)| b)
+    }
+
+    /// Clocks per UART bit at a design clock of `clock_mhz`.
     pub fn uart_divisor_at(&self, clock_mhz: f64) -> Option<usize> {
-        let exact = clock_mhz * 1e6 / self.baud as f64;
-        let div = exact.round();
-        ((div - exact).abs() / exact <= 0.02 && div >= 4.0).then_some(div as usize)
+        self.link_at(clock_mhz).map(|(_, d)| d)
     }
 }
 
@@ -234,4 +307,33 @@ pub fn list(dir: &Path) -> Result<Vec<Board>> {
         .collect();
     ids.sort();
     ids.iter().map(|id| load(dir, id)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board(id: &str) -> BoardFile {
+        find(id, None).unwrap().file
+    }
+
+    /// The fastest rate each bridge makes that the design clock divides within 0.5 %.
+    #[test]
+    fn each_link_runs_at_the_fastest_rate_its_bridge_and_clock_share() {
+        let icebreaker = board("icebreaker");
+        assert_eq!(icebreaker.link_at(12.0), Some((3_000_000, 4)));
+        assert_eq!(icebreaker.link_at(24.0), Some((6_000_000, 4)));
+        assert_eq!(icebreaker.link_at(48.0), Some((12_000_000, 4)));
+        // 36 MHz: 9 Mbaud is no FT2232H rate (12 MHz / 1.333); 6 Mbaud is, 6 clocks per bit.
+        assert_eq!(icebreaker.link_at(36.0), Some((6_000_000, 6)));
+        let ulx3s = board("ulx3s");
+        assert_eq!(ulx3s.max_baud(), 3_000_000);
+        // 25 MHz: 3 MHz x 8 / 22 = 1.0909 Mbaud against 25 MHz / 23 (0.36 % apart).
+        assert_eq!(ulx3s.link_at(25.0), Some((1_090_909, 23)));
+        assert_eq!(ulx3s.link_at(48.0), Some((3_000_000, 16)));
+        let upduino = board("upduino");
+        assert_eq!(upduino.link_at(12.0), Some((1_000_000, 12)), "the adapter's limit");
+        // A clock no rate fits within 0.5 % with at least 4 clocks per bit.
+        assert_eq!(icebreaker.link_at(1.0), None);
+    }
 }

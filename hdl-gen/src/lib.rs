@@ -71,7 +71,7 @@ pub fn link_interval(net: &Network, board: &board::Board, clock_mhz: f64) -> usi
     let image = blocks::link::image_bytes(net.input.len(), net.input.encoding);
     let bits = 10 * (image + bql_protocol::OVERHEAD) as u64;
     let clock_hz = (clock_mhz * 1e6).round() as u64;
-    (clock_hz * bits).div_ceil(board.file.baud.max(1) as u64) as usize
+    (clock_hz * bits).div_ceil(board.file.baud_at(clock_mhz).max(1) as u64) as usize
 }
 
 /// The generator's passes, in order.
@@ -330,9 +330,11 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
         }
         None => board.file.uart_divisor_at(clock_mhz).ok_or_else(|| {
             Error::invalid(format!(
-                "{}: {} baud is not within 2 % of an integer divisor (>= 4) of the {clock_mhz} MHz \
-                 clock",
-                board.file.id, board.file.baud
+                "{}: no rate of its {} (up to {} baud) is within 0.5 % of an integer divisor (>= 4) \
+                 of the {clock_mhz} MHz clock; choose another --clock",
+                board.file.id,
+                board.file.bridge.name(),
+                board.file.max_baud()
             ))
         })?,
     };
@@ -535,9 +537,10 @@ pub fn report(
     if let Some(floor) = plan.link_interval {
         let _ = writeln!(
             s,
-            "link: {} baud delivers an image every {floor} cycles at {} MHz; planned no faster \
-             (--ignore-link plans for the device's full speed)",
-            board.file.baud,
+            "link: {} baud ({}) delivers an image every {floor} cycles at {} MHz; planned no \
+             faster (--ignore-link plans for the device's full speed)",
+            board.file.baud_at(pll.map_or(board.file.clock_mhz, |p| p.out_mhz)),
+            board.file.bridge.name(),
             pll.map_or(board.file.clock_mhz, |p| p.out_mhz)
         );
     }
