@@ -148,12 +148,16 @@ impl BoardFile {
     /// With that divisor.
     pub fn link_at(&self, clock_mhz: f64) -> Option<(u32, usize)> {
         let max = f64::from(self.max_baud());
-        self.bridge.rates().into_iter().filter(|&r| r <= max + 0.5).find_map(|rate| {
-            let exact = clock_mhz * 1e6 / rate;
-            let div = exact.round();
-            ((div - exact).abs() / exact <= 0.005 && div >= 4.0)
-                .then_some((rate.round() as u32, div as usize))
-        })
+        self.bridge
+            .rates()
+            .into_iter()
+            .filter(|&r| r <= max + 0.5)
+            .find_map(|rate| {
+                let exact = clock_mhz * 1e6 / rate;
+                let div = exact.round();
+                ((div - exact).abs() / exact <= 0.005 && div >= 4.0)
+                    .then_some((rate.round() as u32, div as usize))
+            })
     }
 
     /// The baud rate at a design clock of `clock_mhz` (see [`BoardFile::link_at`]); 0 when no
@@ -332,7 +336,11 @@ mod tests {
         assert_eq!(ulx3s.link_at(25.0), Some((1_090_909, 23)));
         assert_eq!(ulx3s.link_at(48.0), Some((3_000_000, 16)));
         let upduino = board("upduino");
-        assert_eq!(upduino.link_at(12.0), Some((1_000_000, 12)), "the adapter's limit");
+        assert_eq!(
+            upduino.link_at(12.0),
+            Some((1_000_000, 12)),
+            "the adapter's limit"
+        );
         // A clock no rate fits within 0.5 % with at least 4 clocks per bit.
         assert_eq!(icebreaker.link_at(1.0), None);
     }

@@ -539,7 +539,9 @@ pub fn report(
             s,
             "link: {} baud ({}) delivers an image every {floor} cycles at {} MHz; planned no \
              faster (--ignore-link plans for the device's full speed)",
-            board.file.baud_at(pll.map_or(board.file.clock_mhz, |p| p.out_mhz)),
+            board
+                .file
+                .baud_at(pll.map_or(board.file.clock_mhz, |p| p.out_mhz)),
             board.file.bridge.name(),
             pll.map_or(board.file.clock_mhz, |p| p.out_mhz)
         );
