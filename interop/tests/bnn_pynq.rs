@@ -347,3 +347,34 @@ fn cnv_with_a_wrong_input_shape_or_damaged_shapes_is_refused() {
     let e = bnn_pynq::import(&src, None, 10).unwrap_err();
     assert!(e.to_string().contains("L2"), "{e}");
 }
+
+/// FINN's CIFAR-10 sample (`cifar10-test-data-class3.npz`, an original test image of class 3,
+/// uint8 `(1, 3, 32, 32)`): CNV classifies it 3, under both rules. numpy reads the file and
+/// interleaves the planes into bql's `(y, x, c)` order.
+#[test]
+fn cnv_classifies_finns_sample_image_as_class_3() {
+    let Some(bnn) = bnn() else { return };
+    let npz = root().join("../shared/third-party/finn/cifar10-test-data-class3.npz");
+    let Some(python) = numpy_python() else { return };
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import sys, numpy as np; a = np.load(sys.argv[1])['arr_0'][0]; \
+             sys.stdout.buffer.write(a.transpose(1, 2, 0).astype(np.uint8).tobytes())",
+        ])
+        .arg(&npz)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout.len(), 32 * 32 * 3);
+    let src = Sources::find(&bnn.join("params/cifar10/cnvW1A1"), None).unwrap();
+    let imported = bnn_pynq::import(&src, None, 10).unwrap();
+    let scores = Engine::new(&imported.network).scores(&out.stdout);
+    assert_eq!(bql_model::semantics::argmax(&scores), Some(3), "{scores:?}");
+    let wide: Vec<i64> = scores.iter().map(|&s| i64::from(s)).collect();
+    assert_eq!(imported.source_class(&wide), 3, "{scores:?}");
+}
