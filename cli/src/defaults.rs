@@ -111,6 +111,12 @@ pub fn load_split(
 }
 
 /// Checks that a dataset's images match a network's input size.
+/// The reference's accuracy of `net` on `data`.
+pub fn accuracy(net: &Network, data: &Dataset) -> f64 {
+    let (_, pred) = bql_model::reference::Engine::new(net).scores_batch(&data.pixels);
+    data.count_correct(&pred) as f64 / data.len().max(1) as f64
+}
+
 pub fn check_fits(net: &Network, data: &Dataset) -> Result<()> {
     if data.image_len() != net.input.len() {
         anyhow::bail!(

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use bql_model::dataset::Split;
-use bql_model::reference::Engine;
 use bql_train::FloatCheckpoint;
 
 use crate::defaults;
@@ -32,11 +31,6 @@ pub struct Args {
     json: bool,
 }
 
-fn accuracy(net: &bql_model::Network, data: &bql_model::dataset::Dataset) -> f64 {
-    let (_, pred) = Engine::new(net).scores_batch(&data.pixels);
-    data.count_correct(&pred) as f64 / data.len().max(1) as f64
-}
-
 pub fn run(a: Args) -> Result<()> {
     anyhow::ensure!(a.calibrate > 0, "--calibrate needs at least one image");
     let checkpoint = FloatCheckpoint::load(&a.checkpoint)?;
@@ -58,8 +52,8 @@ pub fn run(a: Args) -> Result<()> {
         .with_context(|| format!("quantizing {}", a.checkpoint.display()))?;
     bql_model::format::save(&q.network, &a.out)
         .with_context(|| format!("saving {}", a.out.display()))?;
-    let uncalibrated = accuracy(&q.uncalibrated, &test);
-    let binarized = accuracy(&q.network, &test);
+    let uncalibrated = defaults::accuracy(&q.uncalibrated, &test);
+    let binarized = defaults::accuracy(&q.network, &test);
     if a.json {
         println!(
             "{}",

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use bql_model::dataset::Split;
-use bql_model::reference::Engine;
 
 use crate::defaults;
 
@@ -29,11 +28,6 @@ pub struct Args {
     json: bool,
 }
 
-fn accuracy(net: &bql_model::Network, data: &bql_model::dataset::Dataset) -> f64 {
-    let (_, pred) = Engine::new(net).scores_batch(&data.pixels);
-    data.count_correct(&pred) as f64 / data.len().max(1) as f64
-}
-
 pub fn run(a: Args) -> Result<()> {
     let (net, source) = defaults::load_model(a.model.as_deref())?;
     let (mut train, dir) = defaults::load_split(a.dataset.as_deref(), Split::Train, None)?;
@@ -45,8 +39,8 @@ pub fn run(a: Args) -> Result<()> {
         train.truncate(n);
         rest
     });
-    let before = accuracy(&net, &test);
-    let validation_before = validation.as_ref().map(|v| accuracy(&net, v));
+    let before = defaults::accuracy(&net, &test);
+    let validation_before = validation.as_ref().map(|v| defaults::accuracy(&net, v));
     let layers = net.layers.len();
     let recalibrated = bql_model::calibrate::reestimate_batchnorm(&net, &train, &|l| {
         eprintln!(
@@ -68,8 +62,10 @@ pub fn run(a: Args) -> Result<()> {
             .into(),
         );
     }
-    let after = accuracy(&recalibrated, &test);
-    let validation_after = validation.as_ref().map(|v| accuracy(&recalibrated, v));
+    let after = defaults::accuracy(&recalibrated, &test);
+    let validation_after = validation
+        .as_ref()
+        .map(|v| defaults::accuracy(&recalibrated, v));
     bql_model::format::save(&recalibrated, &a.out)
         .with_context(|| format!("saving {}", a.out.display()))?;
     if a.json {

@@ -189,6 +189,17 @@ fn numpy_python() -> Option<PathBuf> {
     }
 }
 
+/// The standard output of a command that must succeed.
+fn stdout_of(mut cmd: std::process::Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Per image, the source's last-layer accumulators and class, from scripts/bnn-pynq-numpy.py:
 /// an independent NumPy execution written from finn-hlslib's semantics.
 fn numpy_run(
@@ -204,20 +215,13 @@ fn numpy_run(
     } else {
         "mnist"
     };
-    let out = std::process::Command::new(python)
-        .arg(root().join("scripts/bnn-pynq-numpy.py"))
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(root().join("scripts/bnn-pynq-numpy.py"))
         .arg(bnn.join(format!("params/{set}/{net}")))
         .arg(bnn.join(format!("src/network/{net}/hw/config.h")))
         .arg(images)
-        .args([count.to_string(), stride.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+        .args([count.to_string(), stride.to_string()]);
+    String::from_utf8_lossy(&stdout_of(cmd))
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
@@ -356,24 +360,18 @@ fn cnv_classifies_finns_sample_image_as_class_3() {
     let Some(bnn) = bnn() else { return };
     let npz = root().join("../shared/third-party/finn/cifar10-test-data-class3.npz");
     let Some(python) = numpy_python() else { return };
-    let out = std::process::Command::new(python)
-        .args([
-            "-c",
-            "import sys, numpy as np; a = np.load(sys.argv[1])['arr_0'][0]; \
-             sys.stdout.buffer.write(a.transpose(1, 2, 0).astype(np.uint8).tobytes())",
-        ])
-        .arg(&npz)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.stdout.len(), 32 * 32 * 3);
+    let mut cmd = std::process::Command::new(python);
+    cmd.args([
+        "-c",
+        "import sys, numpy as np; a = np.load(sys.argv[1])['arr_0'][0]; \
+         sys.stdout.buffer.write(a.transpose(1, 2, 0).astype(np.uint8).tobytes())",
+    ])
+    .arg(&npz);
+    let image = stdout_of(cmd);
+    assert_eq!(image.len(), 32 * 32 * 3);
     let src = Sources::find(&bnn.join("params/cifar10/cnvW1A1"), None).unwrap();
     let imported = bnn_pynq::import(&src, None, 10).unwrap();
-    let scores = Engine::new(&imported.network).scores(&out.stdout);
+    let scores = Engine::new(&imported.network).scores(&image);
     assert_eq!(bql_model::semantics::argmax(&scores), Some(3), "{scores:?}");
     let wide: Vec<i64> = scores.iter().map(|&s| i64::from(s)).collect();
     assert_eq!(imported.source_class(&wide), 3, "{scores:?}");
