@@ -4,20 +4,12 @@ one line per image: the class and the scores. Used by the tests of `bql export o
 
 usage: onnx-run.py MODEL.onnx IMAGES-idx3-ubyte[.gz] [LIMIT]
 """
-import gzip
-import struct
 import sys
 
 import numpy as np
+from bql_idx import read_idx
 import onnx
 import onnxruntime
-
-
-def read_idx(path):
-    data = (gzip.open if path.endswith(".gz") else open)(path, "rb").read()
-    count = struct.unpack(">I", data[4:8])[0]
-    dims = data[3]
-    return np.frombuffer(data[4 + 4 * dims :], np.uint8).reshape(count, -1)
 
 
 def main():

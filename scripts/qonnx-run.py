@@ -5,11 +5,10 @@ and the scores. Used by the tests of `bql export onnx --flavour qonnx`.
 
 usage: qonnx-run.py MODEL.onnx IMAGES-idx[.gz] [LIMIT]
 """
-import gzip
-import struct
 import sys
 
 import numpy as np
+from bql_idx import read_idx
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core import onnx_exec
 from qonnx.core.onnx_exec import execute_onnx
@@ -20,13 +19,6 @@ from qonnx.transformation.infer_shapes import InferShapes
 # IR version 14; onnxruntime 1.30 reads up to 13. The nodes are opset 13, so IR 10 is enough.
 _make_model = onnx_exec.qonnx_make_model
 onnx_exec.qonnx_make_model = lambda graph, **kw: _make_model(graph, ir_version=10, **kw)
-
-
-def read_idx(path):
-    data = (gzip.open if path.endswith(".gz") else open)(path, "rb").read()
-    count = struct.unpack(">I", data[4:8])[0]
-    dims = data[3]
-    return np.frombuffer(data[4 + 4 * dims :], np.uint8).reshape(count, -1)
 
 
 def main():

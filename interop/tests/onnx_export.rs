@@ -14,16 +14,22 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn python() -> Option<PathBuf> {
+/// The `.venv` Python when it can import `modules` (`make deps` installs them), or None and a
+/// SKIPPED line.
+fn venv_python(modules: &str) -> Option<PathBuf> {
     let python = root().join(".venv/bin/python");
     let ok = std::process::Command::new(&python)
-        .args(["-c", "import numpy, onnx, onnxruntime"])
+        .args(["-c", &format!("import {modules}")])
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("SKIPPED: numpy, onnx and onnxruntime are not in .venv; run `make deps`");
+        eprintln!("SKIPPED: {modules} not importable from .venv; run `make deps`");
     }
     ok.then_some(python)
+}
+
+fn python() -> Option<PathBuf> {
+    venv_python("numpy, onnx, onnxruntime")
 }
 
 /// Exports `net`, runs it in onnxruntime on the IDX file `images` (holding `pixels`), and
@@ -154,17 +160,8 @@ fn every_shipped_mlp_round_trips_through_onnx() {
     }
 }
 
-/// The `.venv` Python with qonnx (`make deps`), or None and a SKIPPED line.
 fn qonnx_python() -> Option<PathBuf> {
-    let python = root().join(".venv/bin/python");
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import qonnx.core.onnx_exec"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("SKIPPED: qonnx is not in .venv; run `make deps`");
-    }
-    ok.then_some(python)
+    venv_python("qonnx.core.onnx_exec")
 }
 
 fn write_qonnx(net: &Network, name: &str) -> PathBuf {
