@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bql_protocol::{
     crc16_update, encode_request, parse_result, Code, Decoded, Decoder, Frame, InferResult, Info,
-    Op, Status, CRC_INIT, PING_MAGIC,
+    Op, Status, CRC_INIT, OVERHEAD, PING_MAGIC,
 };
 
 use crate::error::{Error, ErrorKind, Result};
@@ -36,6 +36,10 @@ pub struct MemoryWrite {
 /// Counters of what happened on the link.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LinkStats {
+    /// Request frames sent (retransmissions included).
+    pub frames_sent: u64,
+    /// Response frames that passed their CRC.
+    pub frames_received: u64,
     /// Request bytes sent (frames included).
     pub bytes_sent: u64,
     /// Response bytes received.
@@ -63,10 +67,18 @@ pub struct LinkStats {
 /// Timing and retry policy.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
-    /// Wait this long for an answer before sending again.
+    /// Wait at most this long for an answer before sending again. The client waits less once
+    /// it has measured the link: three times the longest recent round trip, but at least
+    /// `min_timeout`.
     pub timeout: Duration,
-    /// Send a request at most this many times.
+    /// The shortest wait for an answer.
+    pub min_timeout: Duration,
+    /// Give a request up when the board stayed silent (not a byte back) for this many full
+    /// timeouts, or refused it this many times in a row for another reason than a CRC error.
     pub attempts: u32,
+    /// Give a request up after this many attempts in all, even while the board keeps answering
+    /// that the request arrived damaged (a noisy but working link).
+    pub noisy_attempts: u32,
     /// Inferences in flight.
     pub window: usize,
     /// Re-handshakes allowed in a row without a result (a stream that keeps making progress
@@ -78,7 +90,9 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             timeout: Duration::from_millis(300),
+            min_timeout: Duration::from_millis(20),
             attempts: 8,
+            noisy_attempts: 256,
             // Two frame slots plus one inference in the core keep the line busy without ever
             // overflowing the board's slots.
             window: bql_protocol::SLOTS + 1,
@@ -109,6 +123,14 @@ pub struct Client<T: Transport> {
     pub stats: LinkStats,
     info: Option<Info>,
     loaded: Option<(Vec<MemoryWrite>, u16)>,
+    /// The longest recent round trip of a request answered at its first attempt, and the
+    /// longest recent time per bit of such an exchange (both decaying).
+    rtt: Option<(Duration, Duration)>,
+    /// Words per `WRITE`: halved when writes need retries, doubled back after clean ones.
+    write_words: Option<usize>,
+    /// Some byte arrived since the last request was sent: the board is alive, even if its
+    /// answers arrive damaged.
+    heard: bool,
 }
 
 impl<T: Transport> Client<T> {
@@ -122,7 +144,36 @@ impl<T: Transport> Client<T> {
             stats: LinkStats::default(),
             info: None,
             loaded: None,
+            rtt: None,
+            write_words: None,
+            heard: false,
         }
+    }
+
+    /// How long to wait for an answer: three times the longest recent round trip, and at least
+    /// the time in which the board abandons a damaged frame (so that a retransmission is not
+    /// swallowed by it), within the policy's bounds; the full timeout until a round trip was
+    /// measured. The bit time comes from measured exchanges, so a simulated board slower than
+    /// its nominal rate gets longer waits.
+    fn wait_time(&self) -> Duration {
+        match self.rtt {
+            Some((rtt, bit)) => (rtt * 3)
+                .max(bit * (bql_protocol::ABANDON_BITS as u32 + 1_000))
+                .clamp(self.policy.min_timeout, self.policy.timeout),
+            None => self.policy.timeout,
+        }
+    }
+
+    /// A round trip of a request answered at its first attempt (Karn's rule: a retransmitted
+    /// request's answer could belong to either transmission) that carried `bytes` bytes both
+    /// ways.
+    fn observe_rtt(&mut self, rtt: Duration, bytes: usize) {
+        let bit = rtt / (10 * bytes.max(1)) as u32;
+        let decay = |d: Duration| d.mul_f64(0.95);
+        self.rtt = Some(match self.rtt {
+            Some((r, b)) => (rtt.max(decay(r)), bit.max(decay(b))),
+            None => (rtt, bit),
+        });
     }
 
     /// The transport.
@@ -143,6 +194,8 @@ impl<T: Transport> Client<T> {
     fn send(&mut self, op: Op, seq: u8, payload: &[u8]) -> Result<usize> {
         let f = encode_request(op as u8, seq, payload);
         self.stats.bytes_sent += f.len() as u64;
+        self.stats.frames_sent += 1;
+        self.heard = false;
         self.t.send(&f)?;
         Ok(f.len())
     }
@@ -155,7 +208,10 @@ impl<T: Transport> Client<T> {
         loop {
             while let Some(d) = self.dec.next_frame() {
                 match d {
-                    Decoded::Frame(f) => return Ok(Some(f)),
+                    Decoded::Frame(f) => {
+                        self.stats.frames_received += 1;
+                        return Ok(Some(f));
+                    }
                     Decoded::BadCrc => self.stats.bad_frames += 1,
                 }
             }
@@ -163,16 +219,33 @@ impl<T: Transport> Client<T> {
             if now >= deadline {
                 // A frame still incomplete after a long silence is a false start in garbage (a
                 // sync byte with a made-up length); a short wait says nothing about it.
-                if quiet && timeout >= self.policy.timeout / 2 {
+                if quiet && timeout >= self.policy.min_timeout {
                     self.dec.skip_stalled();
                 }
                 return Ok(None);
             }
             let n = self.t.recv(&mut buf, deadline - now)?;
             quiet &= n == 0;
+            self.heard |= n > 0;
             self.stats.bytes_received += n as u64;
             self.dec.push(&buf[..n]);
         }
+    }
+
+    /// How long the board may stay completely silent before a request is given up: `attempts`
+    /// full timeouts, however short the measured waits have become.
+    fn silence_limit(&self) -> Duration {
+        self.policy.timeout * self.policy.attempts
+    }
+
+    /// After a request that got nothing back at all: bytes that are never a sync byte, as many as
+    /// the longest frame, so that a frame the board is still waiting to complete (its length
+    /// byte damaged, or bytes lost) completes and fails its CRC now, instead of swallowing the
+    /// retransmission. In the board's hunt for a sync byte they are skipped.
+    fn flush_board(&mut self) -> Result<()> {
+        let longest = self.info.map_or(64, |i| i.max_payload as usize) + OVERHEAD;
+        self.stats.bytes_sent += longest as u64;
+        self.t.send(&vec![0u8; longest])
     }
 
     /// Drops whatever is buffered or still arriving (before a handshake).
@@ -185,14 +258,26 @@ impl<T: Transport> Client<T> {
 
     /// One request and its answer, with retries. Returns the payload of an `Ok` answer.
     pub fn request(&mut self, op: Op, payload: &[u8]) -> Result<Vec<u8>> {
+        self.request_counted(op, payload, u32::MAX).map(|(p, _)| p)
+    }
+
+    /// [`Client::request`] with at most `budget` attempts, and the number of attempts it took.
+    fn request_counted(&mut self, op: Op, payload: &[u8], budget: u32) -> Result<(Vec<u8>, u32)> {
         let seq = self.next_seq();
         let mut last = String::from("no answer");
-        for attempt in 0..self.policy.attempts {
-            if attempt > 0 {
+        let (mut refusals, mut attempts) = (0u32, 0u32);
+        let mut silent = Duration::ZERO;
+        let budget = budget.min(self.policy.noisy_attempts);
+        while refusals < self.policy.attempts && silent < self.silence_limit() && attempts < budget
+        {
+            if attempts > 0 {
                 self.stats.retransmissions += 1;
             }
+            attempts += 1;
+            let sent = Instant::now();
             self.send(op, seq, payload)?;
-            let deadline = Instant::now() + self.policy.timeout;
+            let deadline = sent + self.wait_time();
+            let (mut damaged, mut refused) = (false, false);
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let Some(f) = self.receive(left)? else { break };
@@ -201,10 +286,18 @@ impl<T: Transport> Client<T> {
                     continue;
                 }
                 match Code::from_byte(f.head) {
-                    Some(Code::Ok) => return Ok(f.payload),
+                    Some(Code::Ok) => {
+                        if attempts == 1 {
+                            let bytes = payload.len() + f.payload.len() + 2 * OVERHEAD;
+                            self.observe_rtt(sent.elapsed(), bytes);
+                        }
+                        return Ok((f.payload, attempts));
+                    }
                     Some(c) => {
                         self.stats.error_codes += 1;
                         last = format!("{} (code {:#04x})", c.describe(), f.head);
+                        damaged = c == Code::BadCrc;
+                        refused = !damaged;
                         break;
                     }
                     None => {
@@ -212,6 +305,15 @@ impl<T: Transport> Client<T> {
                         continue;
                     }
                 }
+            }
+            // The board reporting a damaged request, or any byte arriving at all, proves the link
+            // works: only a long silence and repeated refusals count towards giving up.
+            refusals = if refused { refusals + 1 } else { 0 };
+            if damaged || self.heard {
+                silent = Duration::ZERO;
+            } else {
+                silent += sent.elapsed();
+                self.flush_board()?;
             }
         }
         let kind = if last == "no answer" {
@@ -222,10 +324,9 @@ impl<T: Transport> Client<T> {
         Err(Error::new(
             kind,
             format!(
-                "{op:?} to {}: {last} after {} attempts ({} ms each). Is the board programmed \
-                 with a bql bitstream, and is the baud rate right?",
+                "{op:?} to {}: {last} after {attempts} attempts (up to {} ms each). Is the board \
+                 programmed with a bql bitstream, and is the baud rate right?",
                 self.t.describe(),
-                self.policy.attempts,
                 self.policy.timeout.as_millis()
             ),
         ))
@@ -321,27 +422,68 @@ impl<T: Transport> Client<T> {
         Err(Error::new(ErrorKind::LoadFailed, last))
     }
 
-    fn load_once(&mut self, writes: &[MemoryWrite], info: &Info, per: usize) -> Result<u16> {
+    fn load_once(&mut self, writes: &[MemoryWrite], info: &Info, max: usize) -> Result<u16> {
         let p = self.request(Op::Clear, &[])?;
         check_sum(&p, CRC_INIT)?;
         let mut sum = CRC_INIT;
+        let mut per = self.write_words.unwrap_or(max).clamp(1, max);
+        let mut clean = 0u32;
         for w in writes {
-            for (i, chunk) in w.words.chunks(per).enumerate() {
-                let addr = w.addr as usize + i * per;
+            let mut i = 0;
+            while i < w.words.len() {
+                let chunk = &w.words[i..(i + per).min(w.words.len())];
+                let addr = w.addr as usize + i;
                 let payload = bql_protocol::write_payload(
                     w.sel,
                     addr as u16,
                     chunk,
                     info.word_bytes as usize,
                 );
-                for &b in &payload {
-                    sum = crc16_update(sum, b);
+                let after = payload.iter().fold(sum, |s, &b| crc16_update(s, b));
+                match self.write(&payload, sum, after, chunk.len() > 1)? {
+                    Some(attempts) => {
+                        (sum, i) = (after, i + chunk.len());
+                        (per, clean) = next_write_size(per, max, attempts, clean);
+                    }
+                    None => (per, clean) = (chunk.len() / 2, 0),
                 }
-                let p = self.request(Op::Write, &payload)?;
-                check_sum(&p, sum)?;
             }
         }
+        self.write_words = Some(per);
         Ok(sum)
+    }
+
+    /// One `WRITE` that moves the board's load checksum from `before` to `after`. Returns the
+    /// attempts it took, or `None` when it kept failing and the board did not apply it: then
+    /// the caller splits it (`splittable`: more than one word), since shorter frames are likelier
+    /// to arrive whole on a noisy link.
+    fn write(
+        &mut self,
+        payload: &[u8],
+        before: u16,
+        after: u16,
+        splittable: bool,
+    ) -> Result<Option<u32>> {
+        const SPLIT_AFTER: u32 = 4;
+        let budget = if splittable { SPLIT_AFTER } else { u32::MAX };
+        match self.request_counted(Op::Write, payload, budget) {
+            Ok((p, attempts)) => {
+                check_sum(&p, after)?;
+                Ok(Some(attempts))
+            }
+            Err(e) if splittable && matches!(e.kind, ErrorKind::Timeout | ErrorKind::Refused) => {
+                // Applied with only its answers lost, or not applied at all: the checksum says.
+                match self.status()?.load_checksum {
+                    s if s == after => Ok(Some(SPLIT_AFTER)),
+                    s if s == before => Ok(None),
+                    s => Err(Error::new(
+                        ErrorKind::LoadFailed,
+                        format!("load checksum {s:04x} from the board, {before:04x} or {after:04x} expected"),
+                    )),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Makes sure the board still holds what [`Client::load`] put there; reloads when a reset
@@ -374,6 +516,8 @@ impl<T: Transport> Client<T> {
             first_sent: Instant,
             last_sent: Instant,
             attempts: u32,
+            /// Time without any byte from the board since this request's last answer.
+            silent: Duration,
         }
         let mut pending: BTreeMap<u8, Pending> = BTreeMap::new();
         let mut next = 0usize;
@@ -392,13 +536,15 @@ impl<T: Transport> Client<T> {
                         first_sent: now,
                         last_sent: now,
                         attempts: 1,
+                        silent: Duration::ZERO,
                     },
                 );
                 next += 1;
             }
+            let timeout = self.wait_time();
             let oldest = pending.values().map(|p| p.last_sent).min();
             let wait = oldest
-                .map(|t| (t + self.policy.timeout).saturating_duration_since(Instant::now()))
+                .map(|t| (t + timeout).saturating_duration_since(Instant::now()))
                 .unwrap_or_default();
             let mut resend: Vec<u8> = Vec::new();
             let mut force_recover = false;
@@ -416,6 +562,10 @@ impl<T: Transport> Client<T> {
                                 force_recover = true;
                             }
                             Some(InferResult { class, scores, .. }) => {
+                                if p.attempts == 1 {
+                                    let bytes = images[p.index].len() + f.payload.len();
+                                    self.observe_rtt(p.last_sent.elapsed(), bytes + 2 * OVERHEAD);
+                                }
                                 let r = Received {
                                     class,
                                     scores,
@@ -434,27 +584,42 @@ impl<T: Transport> Client<T> {
                             }
                         }
                     }
-                    (Some(_), Some(_)) => {
+                    (Some(_), Some(code)) => {
                         self.stats.error_codes += 1;
+                        if code == Code::BadCrc {
+                            // Damaged on the way, but the board is there.
+                            if let Some(p) = pending.get_mut(&f.seq) {
+                                p.silent = Duration::ZERO;
+                            }
+                        }
                         resend.push(f.seq);
                     }
                     _ => self.stats.ignored += 1,
                 },
                 None => {
                     let now = Instant::now();
-                    resend.extend(
-                        pending
-                            .iter()
-                            .filter(|(_, p)| now.duration_since(p.last_sent) >= self.policy.timeout)
-                            .map(|(s, _)| *s),
-                    );
+                    if !self.heard {
+                        self.flush_board()?;
+                    }
+                    for (s, p) in pending.iter_mut() {
+                        if now.duration_since(p.last_sent) >= timeout {
+                            // Bytes that arrived damaged still show a live board.
+                            p.silent = if self.heard {
+                                Duration::ZERO
+                            } else {
+                                p.silent + now.duration_since(p.last_sent)
+                            };
+                            resend.push(*s);
+                        }
+                    }
                 }
             }
+            let (limit, most) = (self.silence_limit(), self.policy.noisy_attempts);
             if force_recover
                 || resend.iter().any(|s| {
                     pending
                         .get(s)
-                        .is_some_and(|p| p.attempts >= self.policy.attempts)
+                        .is_some_and(|p| p.silent >= limit || p.attempts >= most)
                 })
             {
                 // Retries ran out: is the board still there, and does it still hold the model?
@@ -475,7 +640,7 @@ impl<T: Transport> Client<T> {
                 self.recover(expected)?;
                 resend = pending.keys().copied().collect();
                 for p in pending.values_mut() {
-                    p.attempts = 0;
+                    (p.attempts, p.silent) = (0, Duration::ZERO);
                 }
             }
             for seq in resend {
@@ -489,6 +654,18 @@ impl<T: Transport> Client<T> {
             }
         }
         Ok(())
+    }
+}
+
+/// Words per `WRITE` after one that took `attempts`: halved when it needed more than two (a
+/// shorter frame is more likely to arrive whole on a noisy link), doubled back towards `max`
+/// after 8 clean ones in a row. Returns the size and the count of clean writes.
+fn next_write_size(per: usize, max: usize, attempts: u32, clean: u32) -> (usize, u32) {
+    match attempts {
+        1 if clean + 1 >= 8 => ((per * 2).min(max), 0),
+        1 => (per, clean + 1),
+        2 => (per, 0),
+        _ => ((per / 2).max(1), 0),
     }
 }
 

@@ -285,3 +285,38 @@ fn a_dead_link_ends_in_a_timeout() {
     assert_eq!(e.kind, bql_host_driver::ErrorKind::Timeout, "{e}");
     assert!(injected.total() > 0);
 }
+
+/// A bad cable: 0.2 % of the bytes dropped, 0.2 % flipped and 0.2 % duplicated, both
+/// directions, from the load on (the rate at which a WRITE used to fail 8 times in a row and stop
+/// the run). The client splits WRITE frames while they keep arriving damaged, keeps retrying while
+/// the board answers at all, and waits a few measured round trips (at least the board's
+/// abandon time) instead of the full timeout: the run completes with every result right.
+#[test]
+fn a_noisy_link_at_two_per_mille_per_fault_kind() {
+    let started = std::time::Instant::now();
+    let (r, injected) = stream(
+        20,
+        Some(kind(11, |c| {
+            c.flip = 0.002;
+            c.drop = 0.002;
+            c.duplicate = 0.002;
+        })),
+    );
+    let s = r.unwrap_or_else(|e| panic!("{injected:?} injected: the run stopped: {e}"));
+    assert_eq!(
+        (s.images, s.mismatches),
+        (20, 0),
+        "{:?}",
+        s.first_mismatches
+    );
+    eprintln!(
+        "0.2 %: {injected:?} injected; {} frames sent, {} retransmissions, {} damaged requests \
+         reported, {} damaged responses; {:.1} s",
+        s.link.frames_sent,
+        s.link.retransmissions,
+        s.link.error_codes,
+        s.link.bad_frames,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(injected.dropped > 0 && injected.flipped > 0 && injected.duplicated > 0);
+}

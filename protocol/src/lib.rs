@@ -25,6 +25,10 @@ pub const SYNC_REQUEST: u8 = 0xB5;
 pub const SYNC_RESPONSE: u8 = 0x5B;
 /// Bytes of framing around a payload: sync, op/code, seq, two length bytes, two CRC bytes.
 pub const OVERHEAD: usize = 7;
+
+/// Bit times of silence after which the board abandons an incomplete request frame (a frame
+/// whose length byte was damaged, or that lost bytes) and hunts for the next sync byte.
+pub const ABANDON_BITS: usize = 10_240;
 /// Payload of a `PING` response.
 pub const PING_MAGIC: [u8; 4] = [b'B', b'Q', b'L', VERSION];
 /// Initial value of the CRC register (also the load checksum after reset or `CLEAR`).

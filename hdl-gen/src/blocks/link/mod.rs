@@ -129,7 +129,7 @@ pub(crate) fn sat_inc(counter: &Sig) -> Stmt {
 pub fn modules(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Vec<Module> {
     let g = Geometry::new(p, ifc);
     let parts = vec![
-        receiver::module(&g, 10_240 * p.divisor),
+        receiver::module(&g, bql_protocol::ABANDON_BITS * p.divisor),
         slots::module(&g),
         executor::module(&g, &p.valid_sels),
         transmitter::module(ifc, &p.info),
