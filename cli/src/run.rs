@@ -55,6 +55,14 @@ pub fn memory_writes(net: &bql_model::Network, plan: &bql_hdl_gen::plan::Plan) -
         .collect()
 }
 
+/// Fractions of request frames the board reported damaged and of response frames that failed
+/// their CRC here: the link's measured frame error rates.
+fn damage_rates(l: &bql_host_driver::LinkStats) -> (f64, f64) {
+    let up = l.error_codes as f64 / l.frames_sent.max(1) as f64;
+    let down = l.bad_frames as f64 / (l.frames_received + l.bad_frames).max(1) as f64;
+    (up, down)
+}
+
 pub fn run(a: Args) -> Result<()> {
     let (net, source) = defaults::load_model(a.common.model.as_deref())?;
     let limit = a.common.limit.or(Some(100));
@@ -157,6 +165,8 @@ pub fn run(a: Args) -> Result<()> {
                 "expected_inferences_per_s": expected, "bound": bound, "baud": baud,
                 "simulated_cycles": sim_cycles, "simulated_inferences_per_s": simulated,
                 "link": summary.link, "first_mismatches": summary.first_mismatches,
+                "request_frames_damaged": damage_rates(&summary.link).0,
+                "response_frames_damaged": damage_rates(&summary.link).1,
             })
         );
     } else {
@@ -215,6 +225,18 @@ pub fn run(a: Args) -> Result<()> {
                 "  link faults         {} retransmissions, {} bad frames, {} error codes, {} \
                  re-handshakes, {} reloads",
                 l.retransmissions, l.bad_frames, l.error_codes, l.rehandshakes, l.reloads
+            );
+            let (up, down) = damage_rates(l);
+            println!(
+                "  link quality        {:.2} % of request frames arrived damaged at the board, \
+                 {:.2} % of response frames here{}",
+                100.0 * up,
+                100.0 * down,
+                if up + down > 0.05 {
+                    ": check the cable and the baud rate, or try --baud lower"
+                } else {
+                    ""
+                }
             );
         }
     }
