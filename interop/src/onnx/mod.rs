@@ -515,8 +515,8 @@ fn segment<'a>(g: &Graph<'a>, mut tensor: String, input: bool) -> Result<Segment
                 seg.structure.push(Structural::of(g, node)?)
             }
             "Reshape" if seg.steps.is_empty() => seg.structure.push(Structural::of(g, node)?),
-            "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity"
-                if !moves || seg.sign.is_none() => {}
+            // Before the sign, shape-only nodes leave a vector's values where they are.
+            "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity" => {}
             "Cast" if seg.sign.is_some() && attr_i(node, "to") == Some(1) => {}
             "Cast" if input && attr_i(node, "to") == Some(7) && seg.steps.is_empty() => {}
             "Gather" if input && seg.steps.is_empty() => seg.table = Some(gather_table(g, node)?),
