@@ -147,8 +147,7 @@ fn onnx_run(a: OnnxArgs) -> Result<()> {
         .with_context(|| format!("importing {}", a.file.display()))?;
     let net = &imported.network;
     let (data, dir) = save_and_load_test(net, &a.common)?;
-    let (_, predicted) = Engine::new(net).scores_batch(&data.pixels);
-    let acc = data.count_correct(&predicted) as f64 / data.len().max(1) as f64;
+    let acc = defaults::accuracy(net, &data);
     if a.common.json {
         println!(
             "{}",
