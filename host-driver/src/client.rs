@@ -131,6 +131,8 @@ pub struct Client<T: Transport> {
     /// Some byte arrived since the last request was sent: the board is alive, even if its
     /// answers arrive damaged.
     heard: bool,
+    /// Sequence numbers of the inferences in flight (at most the window, so others remain).
+    busy: std::collections::BTreeSet<u8>,
 }
 
 impl<T: Transport> Client<T> {
@@ -147,6 +149,7 @@ impl<T: Transport> Client<T> {
             rtt: None,
             write_words: None,
             heard: false,
+            busy: Default::default(),
         }
     }
 
@@ -186,9 +189,16 @@ impl<T: Transport> Client<T> {
         &mut self.t
     }
 
+    /// The next sequence number that no inference in flight holds: after a recovery (its
+    /// reload can take hundreds of requests) the 8-bit numbers wrap around, and a request must
+    /// never share its number with an unanswered inference, whose late answer it would take.
     fn next_seq(&mut self) -> u8 {
-        self.seq = self.seq.wrapping_add(1);
-        self.seq
+        loop {
+            self.seq = self.seq.wrapping_add(1);
+            if !self.busy.contains(&self.seq) {
+                return self.seq;
+            }
+        }
     }
 
     fn send(&mut self, op: Op, seq: u8, payload: &[u8]) -> Result<usize> {
@@ -509,6 +519,17 @@ impl<T: Transport> Client<T> {
         &mut self,
         images: &[Vec<u8>],
         expected: &Info,
+        done: impl FnMut(usize, Received),
+    ) -> Result<()> {
+        let r = self.stream_inner(images, expected, done);
+        self.busy.clear();
+        r
+    }
+
+    fn stream_inner(
+        &mut self,
+        images: &[Vec<u8>],
+        expected: &Info,
         mut done: impl FnMut(usize, Received),
     ) -> Result<()> {
         struct Pending {
@@ -529,6 +550,7 @@ impl<T: Transport> Client<T> {
                 self.stats.infer_frame_bytes += n as u64;
                 self.stats.infer_payload_bytes += images[next].len() as u64;
                 let now = Instant::now();
+                self.busy.insert(seq);
                 pending.insert(
                     seq,
                     Pending {
@@ -573,6 +595,7 @@ impl<T: Transport> Client<T> {
                                 };
                                 let index = p.index;
                                 pending.remove(&f.seq);
+                                self.busy.remove(&f.seq);
                                 done(index, r);
                                 // Progress: the board is alive and loaded; only re-handshakes in
                                 // a row without a result count towards giving up.
@@ -686,4 +709,47 @@ fn check_sum(payload: &[u8], want: u16) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line to nowhere.
+    struct Nowhere;
+
+    impl Transport for Nowhere {
+        fn send(&mut self, _: &[u8]) -> Result<()> {
+            Ok(())
+        }
+        fn recv(&mut self, _: &mut [u8], _: Duration) -> Result<usize> {
+            Ok(0)
+        }
+        fn line_rate(&self) -> Option<f64> {
+            None
+        }
+        fn describe(&self) -> String {
+            "nowhere".into()
+        }
+    }
+
+    /// After a wrap-around, numbers held by inferences in flight are skipped.
+    #[test]
+    fn sequence_numbers_in_flight_are_never_handed_out_again() {
+        let mut c = Client::new(Nowhere);
+        c.busy.extend([3u8, 4, 200]);
+        let handed: Vec<u8> = (0..600).map(|_| c.next_seq()).collect();
+        assert!(handed.iter().all(|s| ![3, 4, 200].contains(s)));
+        assert_eq!(&handed[..3], &[1, 2, 5]);
+    }
+
+    #[test]
+    fn write_frames_halve_on_trouble_and_grow_back_after_clean_runs() {
+        assert_eq!(next_write_size(16, 64, 4, 3), (8, 0));
+        assert_eq!(next_write_size(1, 64, 9, 0), (1, 0));
+        assert_eq!(next_write_size(16, 64, 2, 5), (16, 0));
+        assert_eq!(next_write_size(16, 64, 1, 6), (16, 7));
+        assert_eq!(next_write_size(16, 64, 1, 7), (32, 0));
+        assert_eq!(next_write_size(48, 64, 1, 7), (64, 0));
+    }
 }
