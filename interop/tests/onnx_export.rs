@@ -263,29 +263,16 @@ fn a_quant_input_becomes_the_pixel_table_qonnx_computes() {
     let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
     let images = root().join("data/slice/mnist/t10k-images-idx3-ubyte.gz");
     let pixels = &data.pixels[..100 * data.image_len()];
-    let out = std::process::Command::new(&python)
-        .arg(root().join("scripts/qonnx-run.py"))
-        .args([path.as_os_str(), images.as_os_str(), "100".as_ref()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let name = "CNV-style input";
+    assert_runner_agrees(
+        &python,
+        "qonnx-run.py",
+        &path,
+        &imported,
+        name,
+        &images,
+        pixels,
     );
-    let (scores, classes) = Engine::new(&imported).scores_batch(pixels);
-    for (i, line) in String::from_utf8_lossy(&out.stdout).lines().enumerate() {
-        let v: Vec<f64> = line
-            .split_whitespace()
-            .map(|v| v.parse().unwrap())
-            .collect();
-        assert_eq!(v[0] as usize, classes[i], "image {i}");
-        let ours: Vec<f64> = scores[i * 10..(i + 1) * 10]
-            .iter()
-            .map(|&s| f64::from(s))
-            .collect();
-        assert_eq!(&v[1..], &ours[..], "image {i}");
-    }
 }
 
 /// Convolutional models export and import back to the same layers, in both flavours: the
