@@ -295,10 +295,12 @@ pub fn run(a: Args) -> Result<()> {
             &data.pixels[i * n..(i + 1) * n],
         ) {
             Ok(Some(f)) => eprintln!(
-                "first difference: layer {} neuron {}: hardware {}, reference {} \
-                 (waveform: {})",
+                "first difference: layer {} {}: hardware {}, reference {} (waveform: {})",
                 f.layer,
-                f.neuron,
+                match f.position {
+                    Some((y, x, c)) => format!("output pixel (row {y}, column {x}) channel {c}"),
+                    None => format!("neuron {}", f.neuron),
+                },
                 f.hardware,
                 f.reference,
                 f.vcd.display()

@@ -22,6 +22,7 @@ pub mod blocks {
     pub mod inbuf;
     pub mod link;
     pub mod mvtu;
+    pub mod pool;
     pub mod tree;
     pub mod uart;
 }
@@ -371,6 +372,12 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
         modules.insert(l.mvtu_name(), blocks::mvtu::module(l));
         if l.input == plan::InputMode::Buffer {
             modules.insert(l.inbuf_name(), blocks::inbuf::module(l));
+        }
+        if let Some((c, k)) = l.conv.and_then(|c| c.pool.map(|k| (c, k))) {
+            modules.insert(
+                l.pool_name(),
+                blocks::pool::module(&l.pool_name(), c.output, l.pe, k),
+            );
         }
     }
     let last = plan.layers.last().expect("planned layers");

@@ -1,7 +1,7 @@
 //! Memory images: the weights and thresholds of each layer in the layout of its MVTU, as
 //! `$readmemh` files and as words for the run-time write port.
 
-use bql_model::layers::DenseOutput;
+use bql_model::layers::Layer;
 use bql_model::Network;
 
 use crate::plan::{LayerPlan, OutputKind};
@@ -12,11 +12,13 @@ pub type Word = Vec<bool>;
 /// The weight words of layer `l`: word `nf * SF + sf`, PE `p` at bits `[p*S, p*S + S)`, lane `j`
 /// = weight (neuron `nf * P + p`, input `sf * S + j`); padding positions are 0.
 pub fn weight_words(net: &Network, l: &LayerPlan) -> Vec<Word> {
-    let d = net.layers[l.index]
-        .as_dense()
-        .expect("planned layers are dense");
+    let matrix = match &net.layers[l.index] {
+        Layer::Dense(d) => &d.weights,
+        Layer::Conv2d(c) => &c.weights,
+        other => unreachable!("planned layer {} is a {}", l.index, other.kind_name()),
+    };
     let (p, s) = (l.pe, l.simd);
-    let mut words = Vec::with_capacity(l.cycles());
+    let mut words = Vec::with_capacity(l.weight_depth());
     for nf in 0..l.nf() {
         for sf in 0..l.sf() {
             let mut w = vec![false; p * s];
@@ -28,7 +30,7 @@ pub fn weight_words(net: &Network, l: &LayerPlan) -> Vec<Word> {
                 for j in 0..s {
                     let input = sf * s + j;
                     if input < l.inputs {
-                        w[pe * s + j] = d.weights.get(neuron, input);
+                        w[pe * s + j] = matrix.get(neuron, input);
                     }
                 }
             }
@@ -45,10 +47,7 @@ pub fn threshold_words(net: &Network, l: &LayerPlan) -> Vec<Word> {
     if l.output == OutputKind::Scores {
         return Vec::new();
     }
-    let d = net.layers[l.index]
-        .as_dense()
-        .expect("planned layers are dense");
-    let DenseOutput::Threshold(t) = &d.output else {
+    let Some(t) = net.layers[l.index].thresholds() else {
         return Vec::new();
     };
     let tw = l.threshold_width();

@@ -1,7 +1,7 @@
 //! The folding planner: chooses P (processing elements) and S (SIMD lanes) for every layer so
 //! that the layers' cycle counts are balanced and the design fits the device.
 
-use bql_model::layers::Layer;
+use bql_model::layers::{Layer, MapShape};
 use bql_model::semantics::AccumulatorKind;
 use bql_model::Network;
 use serde::Serialize;
@@ -59,6 +59,84 @@ pub struct LayerPlan {
     /// the width of that buffer's words (the next layer's S). This layer then packs its P
     /// result bits per neuron fold into such words instead of keeping an M-bit output vector.
     pub stream_out: Option<usize>,
+    /// The geometry of a convolution (`None` for dense layers): the MVTU then runs its folds
+    /// once per output position, reading each position's window from its input buffer.
+    pub conv: Option<ConvPlan>,
+    /// The layer reads a feature map or a flattened one: its input must be a buffer that its
+    /// producer fills pixel by pixel ([`InputMode::Buffer`]).
+    pub map_input: bool,
+}
+
+/// Height, width and channels of a feature map in a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MapDims {
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+    /// Channels.
+    pub channels: usize,
+}
+
+impl MapDims {
+    fn of(m: MapShape) -> MapDims {
+        MapDims {
+            height: m.height,
+            width: m.width,
+            channels: m.channels,
+        }
+    }
+
+    /// Positions (rows x columns).
+    pub fn positions(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// Values in the map.
+    pub fn len(&self) -> usize {
+        self.positions() * self.channels
+    }
+
+    /// True when the map holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A convolution layer's geometry (docs/semantics.md 9), with the max-pool that follows it, if
+/// any, done on its output stream (docs/hardware.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ConvPlan {
+    /// The input map.
+    pub input: MapDims,
+    /// Kernel size k.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding rows above and columns left of the map.
+    pub pad_top: usize,
+    /// Padding columns left of the map.
+    pub pad_left: usize,
+    /// The value of a padded binary operand (8-bit layers pad with pixel 0).
+    pub pad_bit: bool,
+    /// The output map of the convolution.
+    pub output: MapDims,
+    /// The window of the max-pool applied to the output stream.
+    pub pool: Option<usize>,
+}
+
+impl ConvPlan {
+    /// The map the layer hands on: the pooled output, or the output.
+    pub fn emitted(&self) -> MapDims {
+        match self.pool {
+            Some(k) => MapDims {
+                height: self.output.height / k,
+                width: self.output.width / k,
+                channels: self.output.channels,
+            },
+            None => self.output,
+        }
+    }
 }
 
 /// Where a layer's input vector lives while the layer reads it, one S-lane slice per cycle.
@@ -100,9 +178,25 @@ impl LayerPlan {
     pub fn sf(&self) -> usize {
         self.inputs.div_ceil(self.simd)
     }
-    /// Cycles per input, `NF * SF`.
+    /// Cycles per image: `NF * SF` per output position.
     pub fn cycles(&self) -> usize {
+        self.positions() * self.weight_depth()
+    }
+    /// Output positions per image (1 for a dense layer).
+    pub fn positions(&self) -> usize {
+        self.conv.map_or(1, |c| c.output.positions())
+    }
+    /// Words of the weight memory, `NF * SF`.
+    pub fn weight_depth(&self) -> usize {
         self.nf() * self.sf()
+    }
+    /// Words of one half of the input buffer: the input map in words of S channels of a pixel
+    /// (a convolution), or the SF folds of the input vector.
+    pub fn in_words(&self) -> usize {
+        match &self.conv {
+            Some(c) => c.input.positions() * c.input.channels.div_ceil(self.simd),
+            None => self.sf(),
+        }
     }
     /// Lanes `P * S`.
     pub fn lanes(&self) -> usize {
@@ -148,13 +242,21 @@ impl LayerPlan {
     pub fn word_width(&self) -> usize {
         self.simd * if self.pixel_input { 8 } else { 1 }
     }
+    /// The model layer whose output this layer hands on: its own, or its pool's.
+    pub fn emitted_layer(&self) -> usize {
+        self.index + usize::from(self.conv.is_some_and(|c| c.pool.is_some()))
+    }
+    /// Module name of the max-pool on the output stream.
+    pub fn pool_name(&self) -> String {
+        format!("layer{}_pool", self.index)
+    }
     /// Module name of the input buffer ([`InputMode::Buffer`]).
     pub fn inbuf_name(&self) -> String {
         format!("layer{}_inbuf", self.index)
     }
-    /// Address width of the input buffer: a half-select bit above the fold counter's width.
+    /// Address width of the input buffer: a half-select bit above the word index.
     pub fn inbuf_addr_width(&self) -> usize {
-        1 + crate::ir::bits_for(self.sf() - 1)
+        1 + crate::ir::bits_for(self.in_words() - 1)
     }
     /// Threshold memory image file.
     pub fn thresholds_file(&self) -> String {
@@ -258,27 +360,41 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
         OutputKind::Threshold => memory_blocks(dev, l.pe * l.threshold_width(), l.nf()),
         OutputKind::Scores => (0, 0),
     };
+    let (conv_lut, conv_ff) = conv_logic(l);
     let mut est = Estimate {
-        lut,
-        ff,
+        lut: lut + family_luts(dev, conv_lut),
+        ff: ff + conv_ff,
         bram_bits: tbits + in_ram.0,
         bram_blocks: tblocks + in_ram.1,
         ..Default::default()
     };
     match l.mem {
         MemKind::BlockRam => {
-            let (bits, blocks) = memory_blocks(dev, l.lanes(), l.cycles());
+            let (bits, blocks) = memory_blocks(dev, l.lanes(), l.weight_depth());
             est.bram_bits += bits;
             est.bram_blocks += blocks;
         }
         MemKind::Spram => {
-            est.spram_blocks = spram_blocks(l.lanes(), l.cycles());
+            est.spram_blocks = spram_blocks(l.lanes(), l.weight_depth());
             est.spram_bits = est.spram_blocks * SPRAM_SHAPE.0 * SPRAM_SHAPE.1;
             // The shared read/write address costs a mux per address bit.
             est.lut += 14;
         }
     }
     est
+}
+
+/// LUT4s and flip-flops a convolution adds to its MVTU: the window's counters and address, the
+/// padded-operand mux, and the max-pool's partial results (a pooled row and a pixel).
+fn conv_logic(l: &LayerPlan) -> (usize, usize) {
+    let Some(c) = &l.conv else { return (0, 0) };
+    let coord = crate::ir::bits_for(c.input.height.max(c.input.width) + 2 * c.kernel) + 1;
+    let addr = l.inbuf_addr_width();
+    let counters = 6 * coord + addr;
+    let pool = c
+        .pool
+        .map_or(0, |k| (c.output.width / k + 1) * c.output.channels);
+    (3 * counters + l.word_width() + pool, counters + pool + 4)
 }
 
 /// SPRAM primitives for a `width x depth` memory.
@@ -330,29 +446,107 @@ fn top_estimate(dev: &Device) -> Estimate {
 }
 
 fn layer_template(net: &Network) -> Result<Vec<LayerPlan>> {
-    let last = net.layers.len() - 1;
-    net.layers
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let Some(d) = l.as_dense() else {
-                return Err(Error::unsupported(format!("layer {i} ({}) has no hardware block yet", l.kind_name())));
-            };
-            Ok(LayerPlan {
-                index: i,
-                inputs: d.inputs(),
-                outputs: d.outputs(),
-                pe: 1,
-                simd: 1,
-                pixel_input: matches!(l, Layer::Dense(d) if d.accumulator == AccumulatorKind::SignedPixelSum),
-                output: if i == last { OutputKind::Scores } else { OutputKind::Threshold },
-                mem: MemKind::BlockRam,
-                overlap: false,
-                input: InputMode::Register,
-                stream_out: None,
-            })
-        })
-        .collect()
+    let mut plans: Vec<LayerPlan> = Vec::new();
+    let mut after_map = false;
+    for (i, layer) in net.layers.iter().enumerate() {
+        match layer {
+            Layer::Dense(d) => {
+                plans.push(weight_layer(
+                    i,
+                    d.inputs(),
+                    d.outputs(),
+                    d.accumulator,
+                    None,
+                    after_map,
+                ));
+                after_map = false;
+            }
+            Layer::Conv2d(c) => {
+                plans.push(weight_layer(
+                    i,
+                    c.window_len(),
+                    c.out_channels(),
+                    c.accumulator,
+                    Some(conv_plan(c)),
+                    true,
+                ));
+                after_map = true;
+            }
+            Layer::MaxPool2d(p) => {
+                let fused = match plans.last_mut().and_then(|l| l.conv.as_mut()) {
+                    Some(c) if c.pool.is_none() && net.layers[i - 1].as_conv().is_some() => c,
+                    _ => {
+                        return Err(Error::unsupported(format!(
+                            "layer {i} (maxpool2d) does not follow a convolution directly: the \
+                         hardware pools a convolution's output stream"
+                        )))
+                    }
+                };
+                fused.pool = Some(p.kernel);
+            }
+            Layer::Flatten(_) => {}
+            other => {
+                return Err(Error::unsupported(format!(
+                    "layer {i} ({}) has no hardware block yet",
+                    other.kind_name()
+                )))
+            }
+        }
+    }
+    if let Some(last) = plans.last_mut() {
+        last.output = OutputKind::Scores;
+    }
+    Ok(plans)
+}
+
+/// The template of a layer with weights (model layer `index`), P = S = 1.
+fn weight_layer(
+    index: usize,
+    inputs: usize,
+    outputs: usize,
+    accumulator: AccumulatorKind,
+    conv: Option<ConvPlan>,
+    map_input: bool,
+) -> LayerPlan {
+    LayerPlan {
+        index,
+        inputs,
+        outputs,
+        pe: 1,
+        simd: 1,
+        pixel_input: accumulator == AccumulatorKind::SignedPixelSum,
+        output: OutputKind::Threshold,
+        mem: MemKind::BlockRam,
+        overlap: false,
+        input: InputMode::Register,
+        stream_out: None,
+        conv,
+        map_input,
+    }
+}
+
+fn conv_plan(c: &bql_model::layers::Conv2d) -> ConvPlan {
+    let (pad_top, pad_left) = c.pad_before();
+    ConvPlan {
+        input: MapDims::of(c.input),
+        kernel: c.kernel,
+        stride: c.stride,
+        pad_top,
+        pad_left,
+        pad_bit: c.pad_bit(),
+        output: MapDims::of(c.output()),
+        pool: None,
+    }
+}
+
+/// Whether P and S suit a layer: a convolution's P divides its output channels (its output
+/// stream has no padding bits between pixels) and its S divides its input channels (each fold
+/// reads S channels of one pixel).
+pub fn fold_suits(l: &LayerPlan, p: usize, s: usize) -> bool {
+    match &l.conv {
+        Some(c) => c.output.channels % p == 0 && c.input.channels % s == 0,
+        None => true,
+    }
 }
 
 /// Memory kinds a device offers for weights.
@@ -375,7 +569,7 @@ fn candidates(n: usize, cap: usize) -> Vec<usize> {
 /// The input mode of layer `l` after `prev` (`None` for the first layer, fed by the input
 /// loader), with or without input buffers.
 pub fn input_mode(l: &LayerPlan, prev: Option<&LayerPlan>, buffers: bool) -> InputMode {
-    let buffer_ok = buffers
+    let buffer_ok = (buffers || l.map_input)
         && match prev {
             // The loader writes one beat of min(S, 64, N) pixels per word.
             None => l.simd <= 64 && l.simd <= l.inputs,
@@ -388,6 +582,11 @@ pub fn input_mode(l: &LayerPlan, prev: Option<&LayerPlan>, buffers: bool) -> Inp
     } else {
         InputMode::Register
     }
+}
+
+/// Whether a layer may take its input in `mode`: a layer reading a map needs its buffer.
+pub fn mode_allowed(l: &LayerPlan, mode: InputMode) -> bool {
+    !l.map_input || mode == InputMode::Buffer
 }
 
 /// Sets every layer's input mode (and its producer's packing) from the folds.
@@ -455,9 +654,10 @@ fn drain(l: &LayerPlan) -> usize {
     l.tree().latency() + 4
 }
 
-/// Whether a layer should overlap its next input with its drain.
+/// Whether a layer should overlap its next input with its drain (never a convolution: its
+/// positions follow each other without a drain, and its output streams into a buffer).
 pub fn wants_overlap(l: &LayerPlan) -> bool {
-    drain(l) * 20 > l.cycles()
+    l.conv.is_none() && drain(l) * 20 > l.cycles()
 }
 
 /// What the planner's search needs besides the options.
@@ -563,13 +763,27 @@ fn plan_within(
 /// `--fold` triples must name a layer and lie within its shape and the link's address space.
 fn check_overrides(template: &[LayerPlan], overrides: &[(usize, usize, usize)]) -> Result<()> {
     for &(i, p, s) in overrides {
-        let l = template
-            .get(i)
-            .ok_or_else(|| Error::invalid(format!("--fold {i}:{p}:{s}: there is no layer {i}")))?;
+        let l = template.iter().find(|l| l.index == i).ok_or_else(|| {
+            Error::invalid(format!(
+                "--fold {i}:{p}:{s}: layer {i} is not a layer with weights (those are {})",
+                template
+                    .iter()
+                    .map(|l| l.index.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
         if p == 0 || s == 0 || p > l.outputs || s > l.inputs {
             return Err(Error::invalid(format!(
                 "--fold {i}:{p}:{s}: P must be 1..={} and S 1..={} for layer {i}",
                 l.outputs, l.inputs
+            )));
+        }
+        if let (Some(c), false) = (&l.conv, fold_suits(l, p, s)) {
+            return Err(Error::invalid(format!(
+                "--fold {i}:{p}:{s}: layer {i} is a convolution: P must divide its {} output \
+                 channels and S its {} input channels",
+                c.output.channels, c.input.channels
             )));
         }
         let depth = l.outputs.div_ceil(p) * l.inputs.div_ceil(s);
@@ -600,7 +814,9 @@ fn layer_choices(t: &LayerPlan, overrides: &[(usize, usize, usize)], dev: &Devic
                     continue;
                 }
             }
-            if t.outputs.div_ceil(p) * t.inputs.div_ceil(s) > bql_protocol::MAX_MEMORY_WORDS {
+            if t.outputs.div_ceil(p) * t.inputs.div_ceil(s) > bql_protocol::MAX_MEMORY_WORDS
+                || !fold_suits(t, p, s)
+            {
                 continue;
             }
             for mem in mem_kinds(dev) {
@@ -643,7 +859,13 @@ fn choose_with(
     let fronts: Vec<Vec<&Choice>> = options
         .iter()
         .enumerate()
-        .map(|(i, opts)| pareto_front(i, opts, target, buffers, dev))
+        .map(|(i, opts)| {
+            let feeds_map = options
+                .get(i + 1)
+                .and_then(|o| o.first())
+                .is_some_and(|c| c.1.map_input);
+            pareto_front(i, opts, target, buffers, feeds_map, dev)
+        })
         .collect();
     if fronts.iter().any(Vec::is_empty) {
         return None;
@@ -666,17 +888,27 @@ fn choose_with(
 }
 
 /// Layer `i`'s choices within `target` cycles that no other beats on logic, block RAM and SPRAM.
+/// Where a feature map passes between two layers the producer's P must divide the consumer's
+/// S, so choices with another such P or S are not compared (`feeds_map`: the next layer reads
+/// this one's map).
 fn pareto_front<'a>(
     i: usize,
     opts: &'a [Choice],
     target: usize,
     buffers: bool,
+    feeds_map: bool,
     dev: &Device,
 ) -> Vec<&'a Choice> {
+    let key = |l: &LayerPlan| {
+        (
+            if l.map_input { l.simd } else { 0 },
+            if feeds_map { l.pe } else { 0 },
+        )
+    };
     let assumed = |l: &LayerPlan| {
         let mode = match i {
             0 => input_mode(l, None, buffers),
-            _ if buffers => InputMode::Buffer,
+            _ if buffers || l.map_input => InputMode::Buffer,
             _ => InputMode::Register,
         };
         mode.index()
@@ -688,7 +920,9 @@ fn pareto_front<'a>(
         let e = &o.2[assumed(&o.1)];
         let dominated = front.iter().any(|f| {
             let g = &f.2[assumed(&f.1)];
-            g.bram_blocks <= e.bram_blocks && g.spram_blocks <= e.spram_blocks
+            key(&f.1) == key(&o.1)
+                && g.bram_blocks <= e.bram_blocks
+                && g.spram_blocks <= e.spram_blocks
         });
         if !dominated {
             front.push(o);
@@ -720,6 +954,9 @@ fn search(
     }
     for (_, l, est) in fronts[i].iter().copied() {
         let mode = input_mode(l, chosen.last(), ctx.buffers);
+        if !mode_allowed(l, mode) {
+            continue;
+        }
         let e = est[mode.index()];
         chosen.push(LayerPlan {
             input: mode,
@@ -762,8 +999,13 @@ fn does_not_fit(options: &[Vec<Choice>], dev: &Device, net: &Network, lut_budget
         .map(|o| {
             o.iter()
                 .filter(|(_, l, _)| l.mem == MemKind::BlockRam)
-                .min_by_key(|(_, _, e)| {
-                    let e = &e[InputMode::Register.index()];
+                .min_by_key(|(_, l, e)| {
+                    let mode = if l.map_input {
+                        InputMode::Buffer
+                    } else {
+                        InputMode::Register
+                    };
+                    let e = &e[mode.index()];
                     (e.bram_blocks, e.lut)
                 })
                 .expect("options")

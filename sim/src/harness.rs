@@ -70,11 +70,11 @@ pub fn config_writes(
     use bql_hdl_gen::memfiles::{threshold_words, weight_words};
     use bql_hdl_gen::plan::MemKind;
     let mut writes = Vec::new();
-    for l in &plan.layers {
+    for (stage, l) in plan.layers.iter().enumerate() {
         if all || l.mem == MemKind::Spram {
             for (addr, data) in weight_words(net, l).into_iter().enumerate() {
                 writes.push(ConfigWrite {
-                    sel: 2 * l.index,
+                    sel: 2 * stage,
                     addr,
                     data,
                 });
@@ -83,7 +83,7 @@ pub fn config_writes(
         if all {
             for (addr, data) in threshold_words(net, l).into_iter().enumerate() {
                 writes.push(ConfigWrite {
-                    sel: 2 * l.index + 1,
+                    sel: 2 * stage + 1,
                     addr,
                     data,
                 });

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bql_hdl_gen::Design;
+use bql_model::layers::Shape;
 use bql_model::reference::{Engine, LayerOutput};
 use bql_model::Network;
 
@@ -20,8 +21,11 @@ use crate::verilator::{driver, stimulus, verilate, Job};
 pub struct Localized {
     /// Layer index.
     pub layer: usize,
-    /// Neuron (output) index in that layer.
+    /// Neuron (output) index in that layer: for a feature map, the value's index in `(y, x, c)`
+    /// order.
     pub neuron: usize,
+    /// For a feature map: the output pixel's row and column and the channel.
+    pub position: Option<(usize, usize, usize)>,
     /// The hardware's value (a bit as 0/1, or a score).
     pub hardware: i64,
     /// The reference's value.
@@ -74,41 +78,40 @@ pub fn localize(
         .map_err(|e| crate::Error::io(format!("cannot run {}", exe.display()), e))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let reference = Engine::new(net).trace(pixels);
-    // Each layer's output of the replayed image: a whole vector (`L`), or the words it wrote
-    // into the next layer's buffer (`W`), in order.
-    let mut outputs: Vec<Option<Vec<bool>>> = vec![None; layers.len()];
+    // Each tap's output of the replayed image: a whole vector (`L`), or the words it wrote into
+    // the next layer's buffer (`W`), in order.
+    let mut outputs: Vec<Option<Vec<bool>>> = vec![None; taps.len()];
     for line in text.lines() {
         let mut p = line.split_whitespace();
         let kind = p.next();
         if kind != Some("L") && kind != Some("W") {
             continue;
         }
-        let (Some(layer), Some(hex)) = (p.next().and_then(|l| l.parse::<usize>().ok()), p.next())
+        let (Some(tap), Some(hex)) = (p.next().and_then(|l| l.parse::<usize>().ok()), p.next())
         else {
             return Err(crate::Error::bad_output(format!("bad layer line {line:?}")));
         };
         let mut bits = hex_bits(hex)
             .ok_or_else(|| crate::Error::bad_output(format!("bad hex in {line:?}")))?;
-        let Some(slot) = outputs.get_mut(layer) else {
+        let Some(slot) = outputs.get_mut(tap) else {
             return Err(crate::Error::bad_output(format!(
-                "no layer {layer} in {line:?}"
+                "no tap {tap} in {line:?}"
             )));
         };
         match (kind, slot) {
             (Some("L"), slot @ None) => *slot = Some(bits),
             (Some("W"), slot) => {
-                let word = taps[layer].width;
-                bits.resize(word, false);
+                bits.resize(taps[tap].width, false);
                 slot.get_or_insert_with(Vec::new).extend(bits);
             }
             _ => {}
         }
     }
-    for (layer, bits) in outputs.into_iter().enumerate() {
+    for (tap, bits) in taps.iter().zip(outputs) {
         let Some(bits) = bits else { continue };
-        let l = &layers[layer];
-        let diff = match &reference[layer] {
-            LayerOutput::Bits(words) => (0..l.outputs).find_map(|o| {
+        let l = &layers[tap.stage];
+        let diff = match &reference[tap.layer] {
+            LayerOutput::Bits(words) => (0..net.layers[tap.layer].output_len()).find_map(|o| {
                 let r = (words[o / 64] >> (o % 64)) & 1 == 1;
                 let h = bits.get(o).copied().unwrap_or(false);
                 (r != h).then_some((o, h as i64, r as i64))
@@ -130,9 +133,18 @@ pub fn localize(
             }
         };
         if let Some((neuron, hardware, reference)) = diff {
+            let position = match net.layers[tap.layer].output_shape() {
+                Shape::Map(m) => Some((
+                    neuron / m.channels / m.width,
+                    neuron / m.channels % m.width,
+                    neuron % m.channels,
+                )),
+                Shape::Vector(_) => None,
+            };
             return Ok(Some(Localized {
-                layer,
+                layer: tap.layer,
                 neuron,
+                position,
                 hardware,
                 reference,
                 vcd,

@@ -76,7 +76,8 @@ pub(crate) fn driver(ifc: &CoreInterface, score_bits: usize, taps: &[Tap], vcd: 
     // The taps name the generator's own signals (its manifest, `taps.json`).
     let taps_code: String = taps
         .iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(i, t)| {
             let (condition, letter) = match &t.kind {
                 TapKind::Vector { valid, taken } => (
                     format!(
@@ -88,7 +89,7 @@ pub(crate) fn driver(ifc: &CoreInterface, score_bits: usize, taps: &[Tap], vcd: 
             };
             format!(
                 "if ({condition}) {{ printf(\"{letter} {l} \"); {p} printf(\"\\n\"); }}\n        ",
-                l = t.layer,
+                l = i,
                 p = print_internal(&t.data, t.width)
             )
         })

@@ -34,7 +34,7 @@ pub struct CoreInterface {
 pub fn memory_shape(layers: &[LayerPlan], sel: usize) -> Option<(usize, usize)> {
     let l = layers.get(sel / 2)?;
     if sel % 2 == 0 {
-        Some((l.lanes(), l.cycles()))
+        Some((l.lanes(), l.weight_depth()))
     } else if l.output == OutputKind::Threshold {
         Some((l.pe * l.threshold_width(), l.nf()))
     } else {
@@ -80,8 +80,10 @@ const ARGMAX_READY: &str = "argmax_in_ready";
 /// A signal inside `bql_core` that a debug simulation may read, for mismatch localization.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Tap {
-    /// Layer index.
+    /// The model layer whose output the tap carries (a convolution's pool, when it has one).
     pub layer: usize,
+    /// The position of the MVTU in the plan.
+    pub stage: usize,
     /// How the layer hands its output on.
     pub kind: TapKind,
     /// The data signal (`l0_out_vec` or `l0_out_data`).
@@ -116,7 +118,8 @@ pub fn taps(plan: &Plan) -> Vec<Tap> {
         .enumerate()
         .map(|(i, l)| match l.stream_out {
             Some(word) => Tap {
-                layer: i,
+                layer: l.emitted_layer(),
+                stage: i,
                 kind: TapKind::Words {
                     strobe: net(i, "out_we"),
                 },
@@ -124,7 +127,8 @@ pub fn taps(plan: &Plan) -> Vec<Tap> {
                 width: word,
             },
             None => Tap {
-                layer: i,
+                layer: l.emitted_layer(),
+                stage: i,
                 kind: TapKind::Vector {
                     valid: net(i, "out_valid"),
                     taken: if i + 1 < n {

@@ -20,7 +20,7 @@ pub fn module(l: &LayerPlan) -> Module {
         "{}: layer {} input buffer, 2 halves of {} words x {w} bits (block RAM).",
         l.inbuf_name(),
         l.index,
-        l.sf()
+        l.in_words()
     ));
     let clk = md.input("clk", 1);
     let rst = md.input("rst", 1);

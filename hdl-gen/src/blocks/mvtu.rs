@@ -17,7 +17,7 @@
 use crate::board::SPRAM_SHAPE;
 use crate::ir::bits_for;
 use crate::ir::{e, s, BinOp, Expr, Item, Module, Sig, Stmt};
-use crate::plan::{InputMode, LayerPlan, MemKind, OutputKind};
+use crate::plan::{ConvPlan, InputMode, LayerPlan, MemKind, OutputKind};
 
 /// Width of one input element (1 bit, or 8 for pixels).
 pub fn elem_width(l: &LayerPlan) -> usize {
@@ -74,6 +74,19 @@ struct Control {
     accept: Sig,
     draining: Sig,
     final_in_flight: Sig,
+    /// A convolution's last output position (`None` for dense layers).
+    last_pos: Option<Sig>,
+}
+
+impl Control {
+    /// The last fold of the image: of the last neuron fold, at the last position.
+    fn image_end(&self) -> Expr {
+        let fold = e::and(self.last_sf.e(), self.last_nf.e());
+        match &self.last_pos {
+            Some(p) => e::and(fold, p.e()),
+            None => fold,
+        }
+    }
 }
 
 /// The pipeline tags at the accumulate (`acc_*`) and commit (`fin_*`) stages.
@@ -123,7 +136,7 @@ fn ports(md: &mut Module, l: &LayerPlan, d: &Dims) {
     if l.input == InputMode::Buffer {
         // The input buffer holds the vector as SF words; word `sf` arrives a cycle after its
         // address, with the weight word of the same fold.
-        md.output("in_rd_addr", d.sf_w);
+        md.output("in_rd_addr", l.inbuf_addr_width() - 1);
         md.input("in_rd_data", d.s * d.ew);
     } else {
         md.input("in_vec", d.n * d.ew);
@@ -170,15 +183,21 @@ fn control(md: &mut Module, l: &LayerPlan, d: &Dims) -> Control {
         InputMode::Hold => Some(md.wire("in_buf", d.n * d.ew, in_vec.e())),
         InputMode::Register => Some(md.reg("in_buf", d.n * d.ew)),
         InputMode::Buffer => {
-            md.push(Item::Assign(e::r("in_rd_addr"), sf.e()));
+            if l.conv.is_none() {
+                md.push(Item::Assign(e::r("in_rd_addr"), sf.e()));
+            }
             None
         }
     };
+    let last_pos = l.conv.as_ref().map(|_| md.net("last_pos", 1));
     let draining = md.net("draining", 1);
     let final_in_flight = md.net("final_in_flight", 1);
     let last_sf = md.wire("last_sf", 1, sf.is((d.sf - 1) as u64));
     let last_nf = md.wire("last_nf", 1, nf.is((d.nf - 1) as u64));
-    let last_fold = || e::and(last_sf.e(), last_nf.e());
+    let last_fold = || match &last_pos {
+        Some(p) => e::and(e::and(last_sf.e(), last_nf.e()), p.e()),
+        None => e::and(last_sf.e(), last_nf.e()),
+    };
     let (in_ready_w, advance) = if l.overlap {
         // Overlapped: the next input is accepted as soon as the last fold has been issued; the
         // last fold of an image waits (stalls) while the previous result still occupies
@@ -199,7 +218,14 @@ fn control(md: &mut Module, l: &LayerPlan, d: &Dims) -> Control {
         // The previous result must have been taken (or its last word written, and the next
         // buffer half be free) before a new input starts.
         let out_clear = if l.stream_out.is_some() {
-            e::and(e::lnot(e::r("out_we")), e::r("out_free"))
+            let written = e::and(e::lnot(e::r("out_we")), e::r("out_free"));
+            if l.conv.is_some_and(|c| c.pool.is_some()) {
+                // The pool's last group is a cycle behind the last result: until its word is
+                // written, `out_free` still speaks of the half being finished.
+                e::and(written, e::lnot(e::r("pool_valid")))
+            } else {
+                written
+            }
         } else {
             e::lnot(e::r("out_valid"))
         };
@@ -225,17 +251,25 @@ fn control(md: &mut Module, l: &LayerPlan, d: &Dims) -> Control {
         on_accept.push(in_buf.as_ref().expect("registered input").set(in_vec.e()));
     }
     on_accept.extend([busy.set_k(1), nf.set_k(0), sf.set_k(0)]);
+    let fold_done = match &last_pos {
+        // A convolution starts the next position after its last neuron fold.
+        Some(p) => vec![
+            sf.set_k(0),
+            s::when_else(
+                last_nf.e(),
+                vec![nf.set_k(0), s::when(p.e(), vec![busy.set_k(0)])],
+                vec![nf.inc()],
+            ),
+        ],
+        None => vec![
+            sf.set_k(0),
+            nf.inc(),
+            s::when(last_nf.e(), vec![busy.set_k(0)]),
+        ],
+    };
     let step = s::when(
         advance.e(),
-        vec![s::when_else(
-            last_sf.e(),
-            vec![
-                sf.set_k(0),
-                nf.inc(),
-                s::when(last_nf.e(), vec![busy.set_k(0)]),
-            ],
-            vec![sf.inc()],
-        )],
+        vec![s::when_else(last_sf.e(), fold_done, vec![sf.inc()])],
     );
     md.push(Item::Always(
         "clk".into(),
@@ -254,6 +288,7 @@ fn control(md: &mut Module, l: &LayerPlan, d: &Dims) -> Control {
         accept,
         draining,
         final_in_flight,
+        last_pos,
     }
 }
 
@@ -319,19 +354,224 @@ fn weights(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Sig {
         }
     };
     md.push(Item::Always("clk".into(), mem_stmts));
-    let not_last = e::lnot(e::and(ctl.last_sf.e(), ctl.last_nf.e()));
+    let last = e::and(ctl.last_sf.e(), ctl.last_nf.e());
+    let step = if l.conv.is_some() {
+        // Every output position reads the weights from the start.
+        s::when(
+            ctl.advance.e(),
+            vec![s::when_else(last, vec![waddr.set_k(0)], vec![waddr.inc()])],
+        )
+    } else {
+        s::when(e::and(ctl.advance.e(), e::lnot(last)), vec![waddr.inc()])
+    };
     md.push(Item::Always(
         "clk".into(),
         vec![s::when_else(
             ctl.accept.e(),
             vec![waddr.set_k(0)],
-            vec![s::when(
-                e::and(ctl.advance.e(), not_last),
-                vec![waddr.inc()],
-            )],
+            vec![step],
         )],
     ));
     wword
+}
+
+/// A convolution's window (docs/hardware.md): output position `(oy, ox)` reads, fold by fold,
+/// the words of its `k x k` window from the input buffer in the weights' `(ky, kx, c)` order;
+/// the words of one window row are consecutive, so the address counts up and jumps by a map row
+/// at each window row's end, with no multiplier. Addresses are counted modulo the address width
+/// (a padded position's address is not used); with same padding the input coordinates are
+/// tracked too, and a position outside the map reads as the pad bit (or pixel 0). Returns the
+/// slice for the fold, a cycle after its address, with its weight word.
+fn window(md: &mut Module, l: &LayerPlan, c: &ConvPlan, ctl: &Control) -> Sig {
+    let cw_n = c.input.channels / l.simd;
+    let (k, st) = (c.kernel, c.stride);
+    let fw = l.inbuf_addr_width() - 1;
+    md.push(Item::Comment(format!(
+        "window: {k}x{k} stride {st} over a {}x{}x{} map, {cw_n} word(s) per pixel",
+        c.input.height, c.input.width, c.input.channels
+    )));
+    let modw = |v: i64| e::k(fw, v.rem_euclid(1 << fw) as u64);
+    let row = (c.input.width * cw_n) as i64;
+    let origin = -((c.pad_top as i64) * row + (c.pad_left * cw_n) as i64);
+    let ox = md.reg("ox", bits_for(c.output.width - 1));
+    let oy = md.reg("oy", bits_for(c.output.height - 1));
+    let kx = md.reg("kx", bits_for(k - 1));
+    let cw = md.reg("cw", bits_for(cw_n - 1));
+    let [addr, rowstart, base, linebase] =
+        ["rd_addr", "rowstart", "base", "linebase"].map(|n| md.reg(n, fw));
+    let last_ox = md.wire("last_ox", 1, ox.is((c.output.width - 1) as u64));
+    let last_oy = md.wire("last_oy", 1, oy.is((c.output.height - 1) as u64));
+    let last_cw = md.wire("last_cw", 1, cw.is((cw_n - 1) as u64));
+    let row_end = md.wire("row_end", 1, e::and(kx.is((k - 1) as u64), last_cw.e()));
+    md.push(Item::Assign(
+        e::r("last_pos"),
+        e::and(last_ox.e(), last_oy.e()),
+    ));
+    md.push(Item::Assign(e::r("in_rd_addr"), addr.e()));
+    let jump = |to: &Sig, from: &Sig, by: i64| {
+        let target = e::add(from.e(), modw(by));
+        vec![to.set(target.clone()), addr.set(target)]
+    };
+    let start = [
+        addr.clone(),
+        rowstart.clone(),
+        base.clone(),
+        linebase.clone(),
+    ]
+    .map(|r| r.set(modw(origin)));
+    let next_column = {
+        let mut v = vec![
+            ox.inc(),
+            base.set(e::add(base.e(), modw(st as i64 * cw_n as i64))),
+        ];
+        v.extend(jump(&rowstart, &base, st as i64 * cw_n as i64));
+        v
+    };
+    let next_line = {
+        let mut v = vec![
+            ox.set_k(0),
+            oy.inc(),
+            linebase.set(e::add(linebase.e(), modw(st as i64 * row))),
+            base.set(e::add(linebase.e(), modw(st as i64 * row))),
+        ];
+        v.extend(jump(&rowstart, &linebase, st as i64 * row));
+        v
+    };
+    let window_done = vec![
+        kx.set_k(0),
+        cw.set_k(0),
+        s::when_else(
+            ctl.last_nf.e(),
+            vec![s::when_else(last_ox.e(), next_line, next_column)],
+            vec![rowstart.set(base.e()), addr.set(base.e())],
+        ),
+    ];
+    let mut in_window = vec![s::when_else(
+        last_cw.e(),
+        vec![
+            cw.set_k(0),
+            s::when_else(row_end.e(), vec![kx.set_k(0)], vec![kx.inc()]),
+        ],
+        vec![cw.inc()],
+    )];
+    in_window.push(s::when_else(
+        row_end.e(),
+        jump(&rowstart, &rowstart, row),
+        vec![addr.inc()],
+    ));
+    let mut on_accept = vec![ox.set_k(0), oy.set_k(0), kx.set_k(0), cw.set_k(0)];
+    on_accept.extend(start);
+    md.push(Item::Always(
+        "clk".into(),
+        vec![s::when_else(
+            ctl.accept.e(),
+            on_accept,
+            vec![s::when(
+                ctl.advance.e(),
+                vec![s::when_else(ctl.last_sf.e(), window_done, in_window)],
+            )],
+        )],
+    ));
+    let word_w = l.word_width();
+    if c.pad_top == 0 && c.pad_left == 0 && !padded_after(c) {
+        return md.wire("in_word", word_w, e::r("in_rd_data"));
+    }
+    let in_map = coordinates(md, c, ctl, &last_cw, &row_end, &last_ox);
+    let pad_d = md.reg("pad_d", 1);
+    md.push(Item::Always(
+        "clk".into(),
+        vec![pad_d.set(e::lnot(in_map.e()))],
+    ));
+    let pad_word = if c.pad_bit && !l.pixel_input {
+        e::k(word_w, (1u64 << word_w).wrapping_sub(1))
+    } else {
+        e::k(word_w, 0)
+    };
+    md.wire(
+        "in_word",
+        word_w,
+        e::mux(pad_d.e(), pad_word, e::r("in_rd_data")),
+    )
+}
+
+/// Whether a convolution's windows reach past the bottom or right edge of its map.
+fn padded_after(c: &ConvPlan) -> bool {
+    let past = |out: usize, pad: usize, len: usize| (out - 1) * c.stride + c.kernel > pad + len;
+    past(c.output.height, c.pad_top, c.input.height)
+        || past(c.output.width, c.pad_left, c.input.width)
+}
+
+/// The input coordinates `(iy, ix)` of the current fold, tracked like the address; returns
+/// `inside`: the position lies in the map.
+fn coordinates(
+    md: &mut Module,
+    c: &ConvPlan,
+    ctl: &Control,
+    last_cw: &Sig,
+    row_end: &Sig,
+    last_ox: &Sig,
+) -> Sig {
+    let span = c.input.height.max(c.input.width) + 2 * c.kernel;
+    let cb = bits_for(span) + 1;
+    let kc = |v: i64| e::k(cb, v.rem_euclid(1 << cb) as u64);
+    let st = c.stride as i64;
+    let [ix, iy, ix0, iy0] = ["ix", "iy", "ix0", "iy0"].map(|n| md.reg(n, cb));
+    let (left, top) = (-(c.pad_left as i64), -(c.pad_top as i64));
+    let on_accept = vec![
+        ix.set(kc(left)),
+        ix0.set(kc(left)),
+        iy.set(kc(top)),
+        iy0.set(kc(top)),
+    ];
+    let window_done = s::when_else(
+        ctl.last_nf.e(),
+        vec![s::when_else(
+            last_ox.e(),
+            vec![
+                ix0.set(kc(left)),
+                ix.set(kc(left)),
+                iy0.set(e::add(iy0.e(), kc(st))),
+                iy.set(e::add(iy0.e(), kc(st))),
+            ],
+            vec![
+                ix0.set(e::add(ix0.e(), kc(st))),
+                ix.set(e::add(ix0.e(), kc(st))),
+                iy.set(iy0.e()),
+            ],
+        )],
+        vec![ix.set(ix0.e()), iy.set(iy0.e())],
+    );
+    let in_window = s::when(
+        last_cw.e(),
+        vec![s::when_else(
+            row_end.e(),
+            vec![ix.set(ix0.e()), iy.inc()],
+            vec![ix.inc()],
+        )],
+    );
+    md.push(Item::Always(
+        "clk".into(),
+        vec![s::when_else(
+            ctl.accept.e(),
+            on_accept,
+            vec![s::when(
+                ctl.advance.e(),
+                vec![s::when_else(
+                    ctl.last_sf.e(),
+                    vec![window_done],
+                    vec![in_window],
+                )],
+            )],
+        )],
+    ));
+    md.wire(
+        "in_map",
+        1,
+        e::and(
+            e::lt(ix.e(), ix.k(c.input.width as u64)),
+            e::lt(iy.e(), iy.k(c.input.height as u64)),
+        ),
+    )
 }
 
 /// The input slice for this fold, from the zero-padded input vector (or the input buffer's
@@ -340,6 +580,9 @@ fn input_slice(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Sig {
     let (s_, ew) = (d.s, d.ew);
     let padded = d.sf * s_ * ew;
     if l.input == InputMode::Buffer {
+        if let Some(c) = &l.conv {
+            return window(md, l, c, ctl);
+        }
         return md.wire("in_word", s_ * ew, e::r("in_rd_data"));
     }
     let in_buf = Sig::new("in_buf", d.n * ew);
@@ -381,7 +624,7 @@ fn pipeline_tags(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Tag
             ctl.advance.e(),
             ctl.sf.is(0),
             ctl.last_sf.e(),
-            e::and(ctl.last_sf.e(), ctl.last_nf.e()),
+            ctl.image_end(),
             ctl.nf.e(),
         ]),
     );
@@ -517,7 +760,7 @@ fn processing_elements(
     }
     md.push(Item::Always("clk".into(), acc_stmts));
     match l.stream_out {
-        Some(ww) => stream_output(md, out.stream_bits, ww, d, tags),
+        Some(ww) => stream_output(md, l, out.stream_bits, ww, d, tags),
         None => vector_output(md, out.commit, out.finish_moves, tags),
     }
 }
@@ -704,20 +947,48 @@ fn vector_output(md: &mut Module, commit: Vec<Stmt>, finish_moves: Vec<Stmt>, ta
 /// Results packed into words of `ww` bits for the next layer's input buffer: fold `nf`'s P bits
 /// are chunk `nf mod (ww / P)` of word `nf * P / ww`; a word is written when its last chunk
 /// arrives or the last fold ends it (its remaining chunks are 0, the next layer's padding).
-fn stream_output(md: &mut Module, bits: Vec<Expr>, ww: usize, d: &Dims, tags: &Tags) {
+fn stream_output(
+    md: &mut Module,
+    l: &LayerPlan,
+    bits: Vec<Expr>,
+    ww: usize,
+    d: &Dims,
+    tags: &Tags,
+) {
     let (p, nf) = (d.p, d.nf);
     let chunks = ww / p;
     md.push(Item::Comment(format!(
         "results: {p} bits per fold, packed {chunks} folds to a {ww}-bit word of the next layer's buffer"
     )));
-    let commit = md.wire("commit", 1, e::and(tags.fin_valid.e(), tags.fin_last.e()));
-    md.wire("unused_fin_final", 1, tags.fin_final.e());
-    let fold_bits = md.wire(
-        "fold_bits",
-        p,
-        Expr::Concat(bits.into_iter().rev().collect()),
-    );
-    let fold_is_last = md.wire("fold_is_last", 1, tags.fin_nf.is((nf - 1) as u64));
+    let fin = e::and(tags.fin_valid.e(), tags.fin_last.e());
+    let concat = |bits: Vec<Expr>| Expr::Concat(bits.into_iter().rev().collect());
+    let (commit, fold_bits, fold_is_last) = match l.conv.as_ref() {
+        // A convolution's pixels follow each other into the same words until its map ends.
+        Some(c) => {
+            let results = md.wire("results", 1, fin);
+            let result_bits = md.wire("result_bits", p, concat(bits));
+            md.wire("unused_fin_nf", d.nf_w, tags.fin_nf.e());
+            match c.pool {
+                Some(k) => {
+                    // The pool knows where its map ends.
+                    md.wire("unused_fin_final", 1, tags.fin_final.e());
+                    pooled(md, l, c.output, k, &results, &result_bits)
+                }
+                None => (
+                    results,
+                    result_bits,
+                    md.wire("fold_is_last", 1, tags.fin_final.e()),
+                ),
+            }
+        }
+        None => {
+            let commit = md.wire("commit", 1, fin);
+            md.wire("unused_fin_final", 1, tags.fin_final.e());
+            let fold_bits = md.wire("fold_bits", p, concat(bits));
+            let last = md.wire("fold_is_last", 1, tags.fin_nf.is((nf - 1) as u64));
+            (commit, fold_bits, last)
+        }
+    };
     let (word, word_done) = if chunks == 1 {
         (vec![fold_bits.e()], md.wire("word_done", 1, e::k(1, 1)))
     } else {
@@ -741,6 +1012,39 @@ fn stream_output(md: &mut Module, bits: Vec<Expr>, ww: usize, d: &Dims, tags: &T
             ),
         ],
     ));
+}
+
+/// The pool of a convolution's output stream (`layer<i>_pool`): returns its groups' strobe,
+/// bits and image end, which the words are packed from.
+fn pooled(
+    md: &mut Module,
+    l: &LayerPlan,
+    map: crate::plan::MapDims,
+    k: usize,
+    results: &Sig,
+    result_bits: &Sig,
+) -> (Sig, Sig, Sig) {
+    let p = l.pe;
+    let (valid, bits, last) = (
+        md.net("pool_valid", 1),
+        md.net("pool_bits", p),
+        md.net("pool_last", 1),
+    );
+    let module = crate::blocks::pool::module(&l.pool_name(), map, p, k);
+    md.push(Item::Instance {
+        module: module.name,
+        name: "pool".into(),
+        conns: vec![
+            ("clk".into(), e::r("clk")),
+            ("rst".into(), e::r("rst")),
+            ("in_valid".into(), results.e()),
+            ("in_bits".into(), result_bits.e()),
+            ("out_valid".into(), valid.e()),
+            ("out_bits".into(), bits.e()),
+            ("out_last".into(), last.e()),
+        ],
+    });
+    (valid, bits, last)
 }
 
 /// Several folds to a word: earlier chunks wait in `held_chunks` until the word is done. Returns
