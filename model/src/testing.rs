@@ -132,6 +132,29 @@ fn random_bits(rng: &mut Rng, rows: usize, cols: usize) -> BitMatrix {
     BitMatrix::from_bools(rows, cols, &bools)
 }
 
+/// New random weights and thresholds for every layer of `net` (same shapes, same kinds): another
+/// model for the same hardware.
+pub fn reweight(net: &mut Network, seed: u64) {
+    let mut rng = Rng(seed);
+    for layer in &mut net.layers {
+        match layer {
+            Layer::Conv2d(c) => {
+                let (rows, cols) = (c.out_channels(), c.window_len());
+                c.weights = random_bits(&mut rng, rows, cols);
+                c.thresholds = random_thresholds(&mut rng, c.accumulator, cols, rows);
+            }
+            Layer::Dense(d) => {
+                let (rows, cols) = (d.outputs(), d.inputs());
+                d.weights = random_bits(&mut rng, rows, cols);
+                if let DenseOutput::Threshold(t) = &mut d.output {
+                    *t = random_thresholds(&mut rng, d.accumulator, cols, rows);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// A random convolution over `input`, or `None` when no kernel fits.
 fn random_conv(rng: &mut Rng, input: MapShape, accumulator: AccumulatorKind) -> Option<Conv2d> {
     let kernel = rng.range(1, 5) as usize;

@@ -4,12 +4,12 @@
 mod common;
 
 use bql_model::bits;
-use bql_model::layers::{Conv2d, Dense, DenseOutput, Layer};
+use bql_model::layers::{Conv2d, Dense, Layer};
 use bql_model::reference::{Engine, LayerOutput};
 use bql_model::semantics::BatchNorm;
 use bql_model::testing::{random_cnn, random_pixels, Rng};
 use bql_model::{FloatLayer, InputEncoding, Network, PixelTable};
-use common::oracle::{conv_accs, dense_accs, naive_trace, operands};
+use common::oracle::{conv_accs, naive_trace, operands};
 use proptest::prelude::*;
 
 /// Compares every layer's output of the reference with the oracle on `images` random images.
@@ -50,39 +50,6 @@ fn check(net: &bql_model::Network, seed: u64, images: usize) -> Result<(), TestC
     Ok(())
 }
 
-/// Sets every threshold to an accumulator value that image `pixels` produces (at a random
-/// position for convolutions), or one above it, layer after layer, so that an off-by-one in any
-/// comparison, window or padding changes an output bit.
-fn thresholds_on_the_boundary(net: &mut Network, pixels: &[u8], rng: &mut Rng) {
-    for l in 0..net.layers.len() {
-        let x = if l == 0 {
-            operands(net, pixels)
-        } else {
-            naive_trace(net, pixels)[l - 1].clone()
-        };
-        let accs = match &net.layers[l] {
-            Layer::Conv2d(c) => {
-                let all = conv_accs(c, &x);
-                all[rng.range(0, all.len() as i64 - 1) as usize].clone()
-            }
-            Layer::Dense(d) if !net.layers[l].is_scores() => dense_accs(d, &x),
-            _ => continue,
-        };
-        let thresholds = match &mut net.layers[l] {
-            Layer::Conv2d(c) => &mut c.thresholds,
-            Layer::Dense(Dense {
-                output: DenseOutput::Threshold(t),
-                ..
-            }) => t,
-            _ => unreachable!(),
-        };
-        for (t, a) in thresholds.iter_mut().zip(accs) {
-            *t = a + (rng.next_u64() & 1) as i64;
-        }
-    }
-    net.validate().unwrap();
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -98,7 +65,7 @@ proptest! {
     fn reference_matches_the_oracle_on_threshold_boundaries(seed in any::<u64>()) {
         let mut net = random_cnn(seed);
         let pixels = random_pixels(seed ^ 0x55, 1, net.input.len());
-        thresholds_on_the_boundary(&mut net, &pixels, &mut Rng(seed));
+        common::cnn_thresholds_on_the_boundary(&mut net, &pixels, &mut Rng(seed));
         check(&net, seed ^ 0x55, 2)?;
     }
 
@@ -114,7 +81,7 @@ proptest! {
             net.float = None;
             net.validate().unwrap();
             let pixels = random_pixels(seed ^ 0x55, 1, net.input.len());
-            thresholds_on_the_boundary(&mut net, &pixels, &mut Rng(seed));
+            common::cnn_thresholds_on_the_boundary(&mut net, &pixels, &mut Rng(seed));
             check(&net, seed ^ 0x55, 2)?;
         }
     }

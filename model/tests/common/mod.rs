@@ -84,4 +84,78 @@ pub fn thresholds_on_the_boundary(net: &mut Network, pixels: &[u8], rng: &mut Rn
     }
     net.validate().unwrap();
 }
+/// Sets every threshold to an accumulator value that image `pixels` produces (at a random
+/// position for convolutions), or one above it, layer after layer, so that an off-by-one in any
+/// comparison, window or padding changes an output bit.
+pub fn cnn_thresholds_on_the_boundary(net: &mut Network, pixels: &[u8], rng: &mut Rng) {
+    use bql_model::layers::{Dense, DenseOutput, Layer};
+    for l in 0..net.layers.len() {
+        let x = if l == 0 {
+            oracle::operands(net, pixels)
+        } else {
+            oracle::naive_trace(net, pixels)[l - 1].clone()
+        };
+        let accs = match &net.layers[l] {
+            Layer::Conv2d(c) => {
+                let all = oracle::conv_accs(c, &x);
+                all[rng.range(0, all.len() as i64 - 1) as usize].clone()
+            }
+            Layer::Dense(d) if !net.layers[l].is_scores() => oracle::dense_accs(d, &x),
+            _ => continue,
+        };
+        let thresholds = match &mut net.layers[l] {
+            Layer::Conv2d(c) => &mut c.thresholds,
+            Layer::Dense(Dense {
+                output: DenseOutput::Threshold(t),
+                ..
+            }) => t,
+            _ => unreachable!(),
+        };
+        for (t, a) in thresholds.iter_mut().zip(accs) {
+            *t = a + (rng.next_u64() & 1) as i64;
+        }
+    }
+    net.validate().unwrap();
+}
+
+/// A random folding of a CNN that the hardware takes: a convolution's P divides its output
+/// channels and its S its input channels, and where a map passes on, the consumer's S is a
+/// multiple of the producer's P. Dense layers not fed by a map get P up to `max_p`, S up to
+/// `max_s`.
+pub fn random_cnn_folds(
+    net: &Network,
+    rng: &mut Rng,
+    max_p: usize,
+    max_s: usize,
+) -> Vec<(usize, usize, usize)> {
+    use bql_model::layers::Layer;
+    let divisors = |n: usize| (1..=n).filter(|d| n % d == 0).collect::<Vec<_>>();
+    let pick = |rng: &mut Rng, v: &[usize]| v[rng.range(0, v.len() as i64 - 1) as usize];
+    let mut folds = Vec::new();
+    let mut producer_p: Option<usize> = None;
+    for (i, l) in net.layers.iter().enumerate() {
+        let (p, s) = match l {
+            Layer::Conv2d(c) => {
+                let ss: Vec<usize> = divisors(c.input.channels)
+                    .into_iter()
+                    .filter(|s| producer_p.is_none_or(|p| s % p == 0))
+                    .collect();
+                (pick(rng, &divisors(c.out_channels())), pick(rng, &ss))
+            }
+            Layer::Dense(d) => {
+                let p = rng.range(1, d.outputs().min(max_p) as i64) as usize;
+                let s = match producer_p {
+                    Some(pp) => pp * rng.range(1, (d.inputs() / pp).clamp(1, 8) as i64) as usize,
+                    None => rng.range(1, d.inputs().min(max_s) as i64) as usize,
+                };
+                (p, s)
+            }
+            _ => continue,
+        };
+        producer_p = matches!(l, Layer::Conv2d(_)).then_some(p);
+        folds.push((i, p, s));
+    }
+    folds
+}
+
 pub mod oracle;

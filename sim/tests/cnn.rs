@@ -1,0 +1,156 @@
+//! Convolutional networks in hardware, cycle by cycle in Verilator: random CNN shapes with
+//! random folds and many weight sets, and the shipped MNIST CNN on the committed slice, give
+//! exactly the reference's scores and classes.
+
+use std::path::PathBuf;
+
+use bql_hdl_gen::board;
+use bql_hdl_gen::plan::{ConvPlan, Plan};
+use bql_model::dataset::{Dataset, Split};
+use bql_model::reference::Engine;
+use bql_model::testing::{random_cnn, random_pixels, reweight};
+use bql_model::Network;
+use bql_sim::harness::config_writes;
+
+#[path = "../../model/tests/common/mod.rs"]
+mod common;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The window edge cases a plan's convolutions exercise.
+#[derive(Default, Debug)]
+struct Edges {
+    /// Windows that reach above or left of the map (padded first rows and columns).
+    before: usize,
+    /// Windows that reach below or right of the map (padded last rows and columns).
+    after: usize,
+    /// Pools that drop a last row or column.
+    dropped: usize,
+    /// Strides above 1.
+    strided: usize,
+    /// Several words per pixel (S below the channels).
+    split_pixels: usize,
+    /// First convolutions on 8-bit pixels.
+    pixel_inputs: usize,
+}
+
+impl Edges {
+    fn count(&mut self, plan: &Plan) {
+        for l in &plan.layers {
+            let Some(c): Option<&ConvPlan> = l.conv.as_ref() else {
+                continue;
+            };
+            let reach = |out: usize| (out - 1) * c.stride + c.kernel;
+            self.before += usize::from(c.pad_top > 0 || c.pad_left > 0);
+            self.after += usize::from(
+                reach(c.output.height) > c.input.height + c.pad_top
+                    || reach(c.output.width) > c.input.width + c.pad_left,
+            );
+            self.dropped += usize::from(
+                c.pool
+                    .is_some_and(|k| c.output.height % k != 0 || c.output.width % k != 0),
+            );
+            self.strided += usize::from(c.stride > 1);
+            self.split_pixels += usize::from(l.simd < c.input.channels);
+            self.pixel_inputs += usize::from(l.pixel_input);
+        }
+    }
+}
+
+/// Runs `images` random images of `net` through `built` and compares every score.
+fn compare(
+    net: &Network,
+    design: &bql_hdl_gen::Design,
+    built: &bql_sim::verilator::Built,
+    dir: &std::path::Path,
+    pixels: &[u8],
+    what: &str,
+) {
+    let len = net.input.len();
+    let images = pixels.len() / len;
+    let writes = config_writes(net, &design.plan, true);
+    let max = (design.plan.cycles_per_inference as u64 + 1000) * (images as u64 + 10);
+    let job = bql_sim::verilator::Job {
+        writes: &writes,
+        pixels,
+        image_len: len,
+        max_cycles: max,
+    };
+    let batch = bql_sim::verilator::run(built, job, dir).unwrap();
+    let engine = Engine::new(net);
+    assert_eq!(batch.results.len(), images, "{what}: results");
+    for (i, r) in batch.results.iter().enumerate() {
+        let want = engine.predict(&pixels[i * len..(i + 1) * len]);
+        assert_eq!(r.scores, want.scores, "{what} image {i}");
+        assert_eq!(r.class, want.class, "{what} image {i}");
+    }
+}
+
+/// Twelve random CNN shapes (inputs 3-20 rows and columns with 1 or 3 channels, binary or 8-bit;
+/// 1-3 convolutions with kernels 1-5, strides 1-2, valid or same padding with either pad bit,
+/// 1-70 channels, maybe pooled; dense layers after the flatten), each with a random folding and
+/// built once; five weight sets per shape are then loaded through the run-time write port, each
+/// with its thresholds on the boundary of the first image at a random output position.
+#[test]
+fn random_cnns_with_many_weight_sets_match_the_reference() {
+    let b = board::load(&root().join("constraints"), "ulx3s").unwrap();
+    let tool = bql_sim::tools::verilator(&root()).unwrap();
+    let mut edges = Edges::default();
+    for shape in 0..12u64 {
+        let first = random_cnn(0xc0ff_ee00 + shape);
+        let mut rng = common::Rng(77 + shape);
+        let folds = common::random_cnn_folds(&first, &mut rng, 12, 40);
+        let design = bql_hdl_gen::generate(&first, &b, &folds).unwrap_or_else(|e| {
+            panic!(
+                "shape {shape} ({}), folds {folds:?}: {e}",
+                first.arch_string()
+            )
+        });
+        edges.count(&design.plan);
+        let dir = std::env::temp_dir().join(format!("bql-cnn-{}-{shape}", std::process::id()));
+        design.write(&dir).unwrap();
+        let built = bql_sim::verilator::build(&tool, &design, &dir, first.classes()).unwrap();
+        for set in 0..5u64 {
+            let mut net = first.clone();
+            reweight(&mut net, rng.next_u64());
+            let len = net.input.len();
+            let pixels = random_pixels(rng.next_u64(), 3, len);
+            common::cnn_thresholds_on_the_boundary(&mut net, &pixels[..len], &mut rng);
+            let what = format!(
+                "shape {shape} ({}, folds {folds:?}) set {set}",
+                net.arch_string()
+            );
+            compare(&net, &design, &built, &dir, &pixels, &what);
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    assert!(
+        edges.before >= 2
+            && edges.after >= 2
+            && edges.dropped >= 1
+            && edges.strided >= 1
+            && edges.split_pixels >= 1
+            && edges.pixel_inputs >= 2
+            && edges.pixel_inputs <= 10,
+        "window edge cases exercised: {edges:?}"
+    );
+}
+
+/// The shipped MNIST CNN as planned for the iCEBreaker (its big layers in SPRAM, loaded through
+/// the write port) on 200 slice images: every score equal, and results at the planned interval.
+#[test]
+fn mnist_cnn_on_the_slice_matches_the_reference_on_icebreaker() {
+    let net = bql_model::format::load(&root().join("models/mnist-cnn.bqm")).unwrap();
+    let mut data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+    data.truncate(200);
+    let b = board::load(&root().join("constraints"), "icebreaker").unwrap();
+    let design = bql_hdl_gen::generate(&net, &b, &[]).unwrap();
+    let dir = std::env::temp_dir().join(format!("bql-cnn-mnist-{}", std::process::id()));
+    design.write(&dir).unwrap();
+    let tool = bql_sim::tools::verilator(&root()).unwrap();
+    let built = bql_sim::verilator::build(&tool, &design, &dir, net.classes()).unwrap();
+    compare(&net, &design, &built, &dir, &data.pixels, "mnist-cnn");
+    std::fs::remove_dir_all(&dir).ok();
+}
