@@ -67,6 +67,32 @@ fn default_model_on_mnist_images_matches_the_reference() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Three random CNNs (see `bql_model::testing::random_cnn`) with random folding: Icarus as a
+/// second opinion on the convolution, window and pool logic.
+#[test]
+fn random_cnns_match_the_reference() {
+    for seed in [3u64, 11, 29] {
+        let mut net = bql_model::testing::random_cnn(seed);
+        let mut rng = common::Rng(seed);
+        let folds = common::random_cnn_folds(&net, &mut rng, 8, 32);
+        let len = net.input.len();
+        let images = 2;
+        let pixels = common::random_pixels(seed, images, len);
+        common::cnn_thresholds_on_the_boundary(&mut net, &pixels[..len], &mut rng);
+        let data = Dataset {
+            height: net.input.height,
+            width: net.input.width,
+            channels: net.input.channels,
+            pixels,
+            labels: vec![0; images],
+        };
+        let dir =
+            std::env::temp_dir().join(format!("bql-icarus-cnn-{}-{seed}", std::process::id()));
+        check(true, &net, "ulx3s", &folds, &data, images, &dir);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(10))]
 

@@ -99,4 +99,23 @@ proptest! {
         let r = generate_and_lint(&net, "ulx3s", &folds, &format!("rand{fold_seed}"));
         prop_assert!(r.is_ok(), "{}\nfolds {:?}, arch {}", r.unwrap_err(), folds, net.arch_string());
     }
+
+    /// Random CNNs (see `bql_model::testing::random_cnn`) with random foldings.
+    #[test]
+    fn random_cnns_with_random_folding_are_lint_clean(seed in any::<u64>()) {
+        let net = bql_model::testing::random_cnn(seed);
+        let mut rng = common::Rng(seed ^ 0xf01d);
+        let folds = common::random_cnn_folds(&net, &mut rng, 16, 64);
+        let r = generate_and_lint(&net, "ulx3s", &folds, &format!("cnn{seed}"));
+        prop_assert!(r.is_ok(), "{}\nfolds {:?}, arch {}", r.unwrap_err(), folds, net.arch_string());
+    }
+}
+
+/// The MNIST CNN on the boards it fits: lint-clean.
+#[test]
+fn mnist_cnn_is_lint_clean() {
+    let net = bql_model::format::load(&root().join("models/mnist-cnn.bqm")).unwrap();
+    for board_id in ["icebreaker", "ulx3s"] {
+        generate_and_lint(&net, board_id, &[], &format!("cnn-{board_id}")).unwrap();
+    }
 }
