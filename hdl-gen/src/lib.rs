@@ -296,13 +296,6 @@ pub fn link_params(
 pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Result<Design> {
     net.validate()
         .map_err(|e| Error::invalid(format!("invalid model: {e}")))?;
-    if let bql_model::InputEncoding::Table(_) = net.input.encoding {
-        return Err(Error::unsupported(
-            "the model's input is a pixel table (a fixed-point first layer, as in BNN-PYNQ's \
-             CNV): the hardware takes binary or 8-bit pixel input so far"
-                .into(),
-        ));
-    }
     // Pass 1: plan, for the design clock.
     let pll = match opts.clock_mhz {
         Some(f) if (f - board.file.clock_mhz).abs() > 1e-6 => {

@@ -3,7 +3,7 @@
 
 use bql_model::layers::{Layer, MapShape};
 use bql_model::semantics::AccumulatorKind;
-use bql_model::Network;
+use bql_model::{InputEncoding, Network};
 use serde::Serialize;
 
 use crate::blocks::tree::Tree;
@@ -44,8 +44,12 @@ pub struct LayerPlan {
     pub pe: usize,
     /// SIMD lanes per PE (S).
     pub simd: usize,
-    /// The layer's input is 8-bit pixels (first layer of a u8 model).
+    /// The layer's input is 8-bit pixels (first layer of a u8 model), or a pixel table's signed
+    /// operands (`table_input`).
     pub pixel_input: bool,
+    /// The layer's input is a pixel table's operands, 9-bit two's complement (docs/semantics.md
+    /// 2): the input loader looks every pixel up.
+    pub table_input: bool,
     /// Threshold bits or scores.
     pub output: OutputKind,
     /// Memory for weights.
@@ -238,9 +242,17 @@ impl LayerPlan {
     pub fn weights_file(&self) -> String {
         format!("layer{}_weights.hex", self.index)
     }
-    /// Width of one input word (one fold's slice): S lanes of 1 or 8 bits.
+    /// Width of one input element: a bit, an 8-bit pixel or a 9-bit table operand.
+    pub fn elem_width(&self) -> usize {
+        match (self.pixel_input, self.table_input) {
+            (false, _) => 1,
+            (true, false) => 8,
+            (true, true) => 9,
+        }
+    }
+    /// Width of one input word (one fold's slice): S elements.
     pub fn word_width(&self) -> usize {
-        self.simd * if self.pixel_input { 8 } else { 1 }
+        self.simd * self.elem_width()
     }
     /// The model layer whose output this layer hands on: its own, or its pool's.
     pub fn emitted_layer(&self) -> usize {
@@ -320,7 +332,7 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
         LUT_PER_BINARY_LANE
     };
     let aw = l.acc_width();
-    let ew = if l.pixel_input { 8 } else { 1 };
+    let ew = l.elem_width();
     let n = l.inputs * ew;
     let pe = l.pe * (2 * aw + 2);
     let out = match l.output {
@@ -496,6 +508,9 @@ fn layer_template(net: &Network) -> Result<Vec<LayerPlan>> {
     if let Some(last) = plans.last_mut() {
         last.output = OutputKind::Scores;
     }
+    if let (Some(first), InputEncoding::Table(_)) = (plans.first_mut(), net.input.encoding) {
+        first.table_input = true;
+    }
     Ok(plans)
 }
 
@@ -515,6 +530,7 @@ fn weight_layer(
         pe: 1,
         simd: 1,
         pixel_input: accumulator == AccumulatorKind::SignedPixelSum,
+        table_input: false,
         output: OutputKind::Threshold,
         mem: MemKind::BlockRam,
         overlap: false,

@@ -210,11 +210,7 @@ fn loader(
     input_len: usize,
 ) {
     let (k, beats) = (ifc.pixels_per_beat, ifc.beats);
-    let ew = if matches!(encoding, InputEncoding::U8) {
-        8
-    } else {
-        1
-    };
+    let ew = plan.layers[0].elem_width();
     md.push(Item::Comment(format!(
         "input loader: {beats} beat(s) of {k} pixels per image"
     )));
@@ -236,6 +232,10 @@ fn loader(
     let take = md.wire("take_beat", 1, e::and(e::r("in_valid"), ready.e()));
     let is_last = md.wire("is_last_beat", 1, beat.is((beats - 1) as u64));
     let pixels = Sig::new("in_pixels", k * 8);
+    let operands = match encoding {
+        InputEncoding::Table(t) => table_lookups(md, &t, &pixels, k),
+        _ => Vec::new(),
+    };
     let beat_value = |n: usize| match encoding {
         InputEncoding::Binary { threshold } => Expr::Concat(
             (0..n)
@@ -252,7 +252,7 @@ fn loader(
                 .collect(),
         ),
         InputEncoding::U8 => pixels.slice(n * 8 - 1, 0),
-        InputEncoding::Table(_) => unreachable!("generate_with refuses pixel tables"),
+        InputEncoding::Table(_) => Expr::Concat(operands[..n].iter().rev().map(Sig::e).collect()),
     };
     match &vector {
         None => {
@@ -304,6 +304,26 @@ fn loader(
         "clk".into(),
         vec![s::when_else(e::r("rst"), on_reset, running)],
     ));
+}
+
+/// The table's operand of each of the beat's `k` pixels (9-bit two's complement), looked up by
+/// a tree of 2:1 muxes over the pixel's bits, which synthesis folds into logic.
+fn table_lookups(
+    md: &mut Module,
+    table: &bql_model::PixelTable,
+    pixels: &Sig,
+    k: usize,
+) -> Vec<Sig> {
+    let values: Vec<Expr> = (0..256)
+        .map(|p| e::k(9, (i64::from(table.0[p])).rem_euclid(1 << 9) as u64))
+        .collect();
+    (0..k)
+        .map(|j| {
+            let pixel = md.wire(&format!("pixel{j}"), 8, pixels.slice(j * 8 + 7, j * 8));
+            let value = crate::blocks::mvtu::mux_tree(&values, &pixel, 8);
+            md.wire(&format!("pixel{j}_operand"), 9, value)
+        })
+        .collect()
 }
 
 /// Layer `i`: its MVTU instance, its input (the previous vector, or an input buffer fed by the

@@ -19,13 +19,9 @@ use crate::ir::bits_for;
 use crate::ir::{e, s, BinOp, Expr, Item, Module, Sig, Stmt};
 use crate::plan::{ConvPlan, InputMode, LayerPlan, MemKind, OutputKind};
 
-/// Width of one input element (1 bit, or 8 for pixels).
+/// Width of one input element (1 bit, 8 for pixels, 9 for table operands).
 pub fn elem_width(l: &LayerPlan) -> usize {
-    if l.pixel_input {
-        8
-    } else {
-        1
-    }
+    l.elem_width()
 }
 
 /// The layer's sizes, computed once.
@@ -771,10 +767,15 @@ fn lanes(md: &mut Module, l: &LayerPlan, d: &Dims, pe: usize, wword: &Sig, in_wo
     let s_ = d.s;
     let name = format!("pe{pe}_terms");
     if l.pixel_input {
+        let ew = l.elem_width();
         let parts = (0..s_)
             .rev()
             .map(|j| {
-                let pos = Expr::Concat(vec![e::k(1, 0), in_word.slice(j * 8 + 7, j * 8)]);
+                // A pixel is a non-negative 9-bit term; a table operand is one already.
+                let pos = match ew {
+                    9 => in_word.slice(j * 9 + 8, j * 9),
+                    _ => Expr::Concat(vec![e::k(1, 0), in_word.slice(j * 8 + 7, j * 8)]),
+                };
                 let neg = Expr::Bin(BinOp::Sub, Box::new(e::k(9, 0)), Box::new(pos.clone()));
                 e::mux(wword.bit(pe * s_ + j), pos, neg)
             })
@@ -888,7 +889,7 @@ fn route(out: &mut Results, l: &LayerPlan, d: &Dims, pe: usize, result: &Sig, ta
 }
 
 /// `words[sel]` as a balanced tree of 2:1 muxes on the bits of `sel` (`bits` wide).
-fn mux_tree(words: &[Expr], sel: &Sig, bits: usize) -> Expr {
+pub(crate) fn mux_tree(words: &[Expr], sel: &Sig, bits: usize) -> Expr {
     if words.len() == 1 || bits == 0 {
         return words[0].clone();
     }
