@@ -368,18 +368,20 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
         0
     };
     let ff = in_ff + out + work + l.pe * aw + tree_ff + l.lanes() + 40;
-    let (tbits, tblocks) = match l.output {
-        OutputKind::Threshold => memory_blocks(dev, l.pe * l.threshold_width(), l.nf()),
-        OutputKind::Scores => (0, 0),
+    let thresholds = match l.output {
+        OutputKind::Threshold => inferred_memory(dev, l.pe * l.threshold_width(), l.nf()),
+        OutputKind::Scores => Estimate::default(),
     };
     let (conv_lut, conv_ff) = conv_logic(l);
-    let mut est = Estimate {
-        lut: lut + family_luts(dev, conv_lut),
-        ff: ff + conv_ff,
-        bram_bits: tbits + in_ram.0,
-        bram_blocks: tblocks + in_ram.1,
-        ..Default::default()
-    };
+    let mut est = thresholds
+        + pool_estimate(l, dev)
+        + Estimate {
+            lut: lut + family_luts(dev, conv_lut),
+            ff: ff + conv_ff,
+            bram_bits: in_ram.0,
+            bram_blocks: in_ram.1,
+            ..Default::default()
+        };
     match l.mem {
         MemKind::BlockRam => {
             let (bits, blocks) = memory_blocks(dev, l.lanes(), l.weight_depth());
@@ -396,17 +398,65 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
     est
 }
 
-/// LUT4s and flip-flops a convolution adds to its MVTU: the window's counters and address, the
-/// padded-operand mux, and the max-pool's partial results (a pooled row and a pixel).
+/// LUT4s and flip-flops a convolution adds to its MVTU: the window's counters and address, and
+/// the padded-operand mux.
 fn conv_logic(l: &LayerPlan) -> (usize, usize) {
     let Some(c) = &l.conv else { return (0, 0) };
     let coord = crate::ir::bits_for(c.input.height.max(c.input.width) + 2 * c.kernel) + 1;
     let addr = l.inbuf_addr_width();
-    let counters = 6 * coord + addr;
-    let pool = c
-        .pool
-        .map_or(0, |k| (c.output.width / k + 1) * c.output.channels);
-    (3 * counters + l.word_width() + pool, counters + pool + 4)
+    let counters = 6 * coord + 4 * addr;
+    (3 * counters + l.word_width(), counters + 4)
+}
+
+/// The max-pool on a convolution's output: counters, the pixel's ring, and the pooled row in
+/// flip-flops or in block RAM (see `blocks::pool`).
+fn pool_estimate(l: &LayerPlan, dev: &Device) -> Estimate {
+    let Some((c, k)) = l.conv.and_then(|c| c.pool.map(|k| (c, k))) else {
+        return Estimate::default();
+    };
+    let (entries, bits) = crate::blocks::pool::ring_size(c.output, l.pe, k);
+    let pixel = c.output.channels;
+    let row = if crate::blocks::pool::ring_in_ram(c.output, l.pe, k) {
+        let (bits, blocks) = memory_blocks(dev, l.pe, entries);
+        Estimate {
+            lut: 3 * l.pe + 20,
+            ff: 4 * l.pe + 20,
+            bram_bits: bits,
+            bram_blocks: blocks,
+            ..Default::default()
+        }
+    } else {
+        Estimate {
+            lut: l.pe,
+            ff: bits + l.pe,
+            ..Default::default()
+        }
+    };
+    row + Estimate {
+        lut: family_luts(dev, 2 * pixel.min(l.pe * 2) + 40),
+        ff: pixel + 30,
+        ..Default::default()
+    }
+}
+
+/// A memory left to synthesis: yosys builds one of fewer than 8 words from flip-flops and
+/// multiplexers (measured with yosys 0.23's `synth_ice40`: 4 words x 112 bits took 560
+/// flip-flops, 8 words took 7 block RAMs), a deeper one from block RAM.
+fn inferred_memory(dev: &Device, width: usize, depth: usize) -> Estimate {
+    if depth < 8 {
+        Estimate {
+            lut: family_luts(dev, width * depth.div_ceil(2)),
+            ff: width * (depth + 1),
+            ..Default::default()
+        }
+    } else {
+        let (bram_bits, bram_blocks) = memory_blocks(dev, width, depth);
+        Estimate {
+            bram_bits,
+            bram_blocks,
+            ..Default::default()
+        }
+    }
 }
 
 /// SPRAM primitives for a `width x depth` memory.

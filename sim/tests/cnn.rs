@@ -34,6 +34,9 @@ struct Edges {
     split_pixels: usize,
     /// First convolutions on 8-bit pixels.
     pixel_inputs: usize,
+    /// Pools keeping their pooled row in block RAM, and in flip-flops.
+    ram_rings: usize,
+    register_rings: usize,
 }
 
 impl Edges {
@@ -55,6 +58,13 @@ impl Edges {
             self.strided += usize::from(c.stride > 1);
             self.split_pixels += usize::from(l.simd < c.input.channels);
             self.pixel_inputs += usize::from(l.pixel_input);
+            if let Some(k) = c.pool {
+                if bql_hdl_gen::blocks::pool::ring_in_ram(c.output, l.pe, k) {
+                    self.ram_rings += 1;
+                } else {
+                    self.register_rings += 1;
+                }
+            }
         }
     }
 }
@@ -98,7 +108,13 @@ fn random_cnns_with_many_weight_sets_match_the_reference() {
     let b = board::load(&root().join("constraints"), "ulx3s").unwrap();
     let tool = bql_sim::tools::verilator(&root()).unwrap();
     let mut edges = Edges::default();
-    for shape in 0..12u64 {
+    // Twelve shapes, then further seeds only until two pools with their row in block RAM
+    // (wide maps, many channels: rarer among small random shapes) have been run too.
+    let mut simulated = 0;
+    for shape in 0..500u64 {
+        if simulated >= 12 && edges.ram_rings >= 2 {
+            break;
+        }
         let first = random_cnn(0xc0ff_ee00 + shape);
         let mut rng = common::Rng(77 + shape);
         let folds = common::random_cnn_folds(&first, &mut rng, 12, 40);
@@ -108,6 +124,12 @@ fn random_cnns_with_many_weight_sets_match_the_reference() {
                 first.arch_string()
             )
         });
+        let mut these = Edges::default();
+        these.count(&design.plan);
+        if simulated >= 12 && these.ram_rings == 0 {
+            continue;
+        }
+        simulated += 1;
         edges.count(&design.plan);
         let dir = std::env::temp_dir().join(format!("bql-cnn-{}-{shape}", std::process::id()));
         design.write(&dir).unwrap();
@@ -133,7 +155,9 @@ fn random_cnns_with_many_weight_sets_match_the_reference() {
             && edges.strided >= 1
             && edges.split_pixels >= 1
             && edges.pixel_inputs >= 2
-            && edges.pixel_inputs <= 10,
+            && edges.pixel_inputs <= 10
+            && edges.ram_rings >= 2
+            && edges.register_rings >= 1,
         "window edge cases exercised: {edges:?}"
     );
 }

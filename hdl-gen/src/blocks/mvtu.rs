@@ -216,9 +216,9 @@ fn control(md: &mut Module, l: &LayerPlan, d: &Dims) -> Control {
         let out_clear = if l.stream_out.is_some() {
             let written = e::and(e::lnot(e::r("out_we")), e::r("out_free"));
             if l.conv.is_some_and(|c| c.pool.is_some()) {
-                // The pool's last group is a cycle behind the last result: until its word is
-                // written, `out_free` still speaks of the half being finished.
-                e::and(written, e::lnot(e::r("pool_valid")))
+                // The pool's last group is a cycle or two behind the last result: until its
+                // word is written, `out_free` still speaks of the half being finished.
+                e::and(written, e::lnot(e::r("pool_pending")))
             } else {
                 written
             }
@@ -1026,10 +1026,11 @@ fn pooled(
     result_bits: &Sig,
 ) -> (Sig, Sig, Sig) {
     let p = l.pe;
-    let (valid, bits, last) = (
+    let (valid, bits, last, pending) = (
         md.net("pool_valid", 1),
         md.net("pool_bits", p),
         md.net("pool_last", 1),
+        md.net("pool_pending", 1),
     );
     let module = crate::blocks::pool::module(&l.pool_name(), map, p, k);
     md.push(Item::Instance {
@@ -1043,6 +1044,7 @@ fn pooled(
             ("out_valid".into(), valid.e()),
             ("out_bits".into(), bits.e()),
             ("out_last".into(), last.e()),
+            ("pending".into(), pending.e()),
         ],
     });
     (valid, bits, last)

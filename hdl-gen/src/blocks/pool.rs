@@ -51,16 +51,16 @@ pub fn module(name: &str, input: MapDims, p: usize, k: usize) -> Module {
     let rst = md.input("rst", 1);
     let in_valid = md.input("in_valid", 1);
     let in_bits = md.input("in_bits", p);
-    let out_valid = md.output_reg("out_valid", 1);
-    let out_bits = md.output_reg("out_bits", p);
-    let out_last = md.output_reg("out_last", 1);
+    md.output_reg("out_valid", 1);
+    md.output_reg("out_bits", p);
+    md.output_reg("out_last", 1);
+    md.output("pending", 1);
     let grp = md.reg("grp", bits_for(g - 1));
     let x = md.reg("x", bits_for(input.width - 1));
     let y = md.reg("y", bits_for(input.height - 1));
     let dx = md.reg("dx", bits_for(k - 1));
     let dy = md.reg("dy", bits_for(k - 1));
     let hrow = md.reg("hrow", g * p);
-    let vrow = md.reg("vrow", pw * g * p);
     let last_grp = md.wire("last_grp", 1, grp.is((g - 1) as u64));
     let last_x = md.wire("last_x", 1, x.is((input.width - 1) as u64));
     let last_y = md.wire("last_y", 1, y.is((input.height - 1) as u64));
@@ -74,7 +74,7 @@ pub fn module(name: &str, input: MapDims, p: usize, k: usize) -> Module {
             below(&y, ph * k, input.height),
         ),
     );
-    // The window row so far (OR over dx) and the window so far (OR over dy), for this group.
+    // The window row so far (OR over dx), for this group.
     let hnew = md.wire(
         "hnew",
         p,
@@ -84,36 +84,32 @@ pub fn module(name: &str, input: MapDims, p: usize, k: usize) -> Module {
             in_bits.e(),
         ),
     );
-    let vnew = md.wire(
-        "vnew",
-        p,
-        e::bin(
-            BinOp::Or,
-            e::mux(dy.is(0), e::k(p, 0), vrow.slice(p - 1, 0)),
-            hnew.e(),
-        ),
-    );
-    let window_done = md.wire("window_done", 1, e::and(last_dx.e(), last_dy.e()));
     let image_done = md.wire(
         "image_done",
         1,
         e::and(
             e::and(x.is((pw * k - 1) as u64), y.is((ph * k - 1) as u64)),
-            last_grp.e(),
+            e::and(last_grp.e(), last_dy.e()),
         ),
     );
-    let pool = vec![
-        rotate(&hrow, hnew.e(), p),
-        s::when(
-            last_dx.e(),
-            vec![
-                rotate(&vrow, vnew.e(), p),
-                out_valid.set(last_dy.e()),
-                out_bits.set(vnew.e()),
-                out_last.set(e::and(window_done.e(), image_done.e())),
-            ],
-        ),
-    ];
+    let row_done = md.wire(
+        "row_done",
+        1,
+        e::and(e::and(in_valid.e(), in_window.e()), last_dx.e()),
+    );
+    let rows = Rows {
+        hnew,
+        row_done,
+        first_row: md.wire("first_row", 1, dy.is(0)),
+        last_row: last_dy.clone(),
+        image_done,
+    };
+    let pending = if ring_in_ram(input, p, k) {
+        ram_ring(&mut md, &rows, pw * g, p)
+    } else {
+        register_ring(&mut md, &rows, pw * g, p)
+    };
+    md.push(Item::Assign(e::r("pending"), pending));
     let next_pixel = vec![s::when_else(
         last_x.e(),
         vec![
@@ -128,7 +124,7 @@ pub fn module(name: &str, input: MapDims, p: usize, k: usize) -> Module {
         vec![x.inc(), wrapping(&dx, last_dx.e())],
     )];
     let step = vec![
-        s::when(in_window.e(), pool),
+        s::when(in_window.e(), vec![rotate(&hrow, rows.hnew.e(), p)]),
         wrapping(&grp, last_grp.e()),
         s::when(last_grp.e(), next_pixel),
     ];
@@ -137,20 +133,153 @@ pub fn module(name: &str, input: MapDims, p: usize, k: usize) -> Module {
         vec![s::when_else(
             rst.e(),
             vec![
-                out_valid.set_k(0),
-                out_last.set_k(0),
                 grp.set_k(0),
                 x.set_k(0),
                 y.set_k(0),
                 dx.set_k(0),
                 dy.set_k(0),
             ],
-            vec![
-                out_valid.set_k(0),
-                out_last.set_k(0),
-                s::when(in_valid.e(), step),
-            ],
+            vec![s::when(in_valid.e(), step)],
         )],
     ));
     md
+}
+
+/// A ring of at least this many entries, and bits, lives in block RAM.
+const RAM_RING_ENTRIES: usize = 8;
+const RAM_RING_BITS: usize = 128;
+
+/// Whether the pool of `input` (streamed in groups of `p` bits, window `k`) keeps its pooled
+/// row in block RAM (else in flip-flops): the row's entries and bits.
+pub fn ring_in_ram(input: MapDims, p: usize, k: usize) -> bool {
+    let entries = input.width / k * (input.channels / p);
+    entries >= RAM_RING_ENTRIES && entries * p >= RAM_RING_BITS
+}
+
+/// The pooled row's size: `(entries, bits)`.
+pub fn ring_size(input: MapDims, p: usize, k: usize) -> (usize, usize) {
+    let entries = input.width / k * (input.channels / p);
+    (entries, entries * p)
+}
+
+/// What the vertical part of the pool gets from the horizontal one.
+struct Rows {
+    /// The window row's OR for the current group.
+    hnew: Sig,
+    /// A window row of a group completes in this cycle.
+    row_done: Sig,
+    /// ... in the window's first row (nothing to OR with yet).
+    first_row: Sig,
+    /// ... in its last row (the window is complete).
+    last_row: Sig,
+    /// ... and it is the image's last pooled group.
+    image_done: Sig,
+}
+
+/// The window rows' ORs in a ring of flip-flops; returns `pending` (a group not yet out).
+fn register_ring(md: &mut Module, r: &Rows, entries: usize, p: usize) -> Expr {
+    let vrow = md.reg("vrow", entries * p);
+    let vnew = md.wire(
+        "vnew",
+        p,
+        e::bin(
+            BinOp::Or,
+            e::mux(r.first_row.e(), e::k(p, 0), vrow.slice(p - 1, 0)),
+            r.hnew.e(),
+        ),
+    );
+    let (out_valid, out_bits, out_last) = outputs(p);
+    md.push(Item::Always(
+        "clk".into(),
+        vec![s::when_else(
+            e::r("rst"),
+            vec![out_valid.set_k(0), out_last.set_k(0)],
+            vec![
+                out_valid.set(e::and(r.row_done.e(), r.last_row.e())),
+                out_last.set(e::and(r.row_done.e(), r.image_done.e())),
+                s::when(
+                    r.row_done.e(),
+                    vec![rotate(&vrow, vnew.e(), p), out_bits.set(vnew.e())],
+                ),
+            ],
+        )],
+    ));
+    out_valid.e()
+}
+
+/// The window rows' ORs in a block-RAM ring read one cycle ahead: a completed window row reads
+/// its entry (the oldest), the next cycle ORs it in and writes it back (a ring of two or more
+/// entries never reads the entry being written). Returns `pending`.
+fn ram_ring(md: &mut Module, r: &Rows, entries: usize, p: usize) -> Expr {
+    let aw = bits_for(entries - 1);
+    md.push(Item::Memory {
+        name: "vmem".into(),
+        width: p,
+        depth: entries,
+        init: None,
+        block_ram: true,
+    });
+    let ptr = md.reg("vptr", aw);
+    let head = md.reg("vhead", p);
+    let [b_valid, b_first, b_emit, b_last] =
+        ["b_valid", "b_first", "b_emit", "b_last"].map(|n| md.reg(n, 1));
+    let b_hnew = md.reg("b_hnew", p);
+    let b_ptr = md.reg("b_ptr", aw);
+    let vnew = md.wire(
+        "vnew",
+        p,
+        e::bin(
+            BinOp::Or,
+            e::mux(b_first.e(), e::k(p, 0), head.e()),
+            b_hnew.e(),
+        ),
+    );
+    let (out_valid, out_bits, out_last) = outputs(p);
+    md.push(Item::Always(
+        "clk".into(),
+        vec![
+            head.set(Expr::MemRead("vmem".into(), Box::new(ptr.e()))),
+            s::when(
+                b_valid.e(),
+                vec![Stmt::MemWrite("vmem".into(), b_ptr.e(), vnew.e())],
+            ),
+            out_bits.set(vnew.e()),
+            b_hnew.set(r.hnew.e()),
+            b_first.set(r.first_row.e()),
+            b_emit.set(r.last_row.e()),
+            b_last.set(r.image_done.e()),
+            b_ptr.set(ptr.e()),
+        ],
+    ));
+    md.push(Item::Always(
+        "clk".into(),
+        vec![s::when_else(
+            e::r("rst"),
+            vec![
+                b_valid.set_k(0),
+                out_valid.set_k(0),
+                out_last.set_k(0),
+                ptr.set_k(0),
+            ],
+            vec![
+                b_valid.set(r.row_done.e()),
+                out_valid.set(e::and(b_valid.e(), b_emit.e())),
+                out_last.set(e::and(b_valid.e(), b_last.e())),
+                s::when(
+                    r.row_done.e(),
+                    vec![wrapping(&ptr, ptr.is((entries - 1) as u64))],
+                ),
+            ],
+        )],
+    ));
+    e::bin(BinOp::LogicOr, b_valid.e(), out_valid.e())
+}
+
+/// The module's output registers.
+fn outputs(p: usize) -> (Sig, Sig, Sig) {
+    (
+        Sig::new("out_valid", 1),
+        Sig::new("out_bits", p),
+        Sig::new("out_last", 1),
+    )
 }

@@ -18,7 +18,7 @@ pub static FAMILY: FamilyDef = FamilyDef {
     // A logic cell pairs one LUT4 with one flip-flop, and after packing about nine in ten
     // flip-flops still needed a cell of their own (0.82-0.92 on three place-and-route runs of
     // generated designs); counted as one in one, since the flip-flop estimate runs low.
-    logic_cells: |lut, ff| lut + ff,
+    logic_cells: |lut, ff| lut + ff * 4 / 5,
     synth: |d| {
         if d.spram_blocks > 0 {
             "synth_ice40 -spram"
