@@ -50,11 +50,28 @@ impl Serial {
 }
 
 impl Transport for Serial {
+    /// Writes every byte. A full output buffer (a slow reader: the simulated board, or a
+    /// board busy for a moment) only delays the write, up to two seconds beyond the bytes' own
+    /// transmission time; the bytes already written are never sent twice.
     fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        self.port
-            .write_all(bytes)
-            .and_then(|_| self.port.flush())
-            .map_err(|e| Error::new(ErrorKind::Io, format!("{}: write failed: {e}", self.path)))
+        let fail = |e: std::io::Error| {
+            Error::new(ErrorKind::Io, format!("{}: write failed: {e}", self.path))
+        };
+        let airtime = bytes.len() as f64 * 10.0 / self.baud.max(1) as f64;
+        let deadline = std::time::Instant::now() + Duration::from_secs_f64(airtime + 2.0);
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match self.port.write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
+                    ) && std::time::Instant::now() < deadline => {}
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        self.port.flush().map_err(fail)
     }
 
     fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {

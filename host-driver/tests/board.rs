@@ -320,3 +320,44 @@ fn a_noisy_link_at_two_per_mille_per_fault_kind() {
     );
     assert!(injected.dropped > 0 && injected.flipped > 0 && injected.duplicated > 0);
 }
+
+/// The MNIST CNN's iCEBreaker design over the simulated UART: its SPRAM layers loaded by the
+/// host, ten images streamed, every result checked against the reference.
+#[test]
+fn the_mnist_cnn_streams_through_the_uart_bit_exact() {
+    let net = bql_model::format::load(&root().join("models/mnist-cnn.bqm")).unwrap();
+    let b = bql_hdl_gen::board::load(&root().join("constraints"), "icebreaker").unwrap();
+    let design = bql_hdl_gen::generate(&net, &b, &[]).unwrap();
+    let dir = root().join("target/bql-tests/board-icebreaker-cnn");
+    design.write(&dir).unwrap();
+    let writes: Vec<MemoryWrite> = bql_sim::harness::memory_images(&net, &design.plan, false)
+        .into_iter()
+        .map(|(sel, words)| MemoryWrite {
+            sel: sel as u8,
+            addr: 0,
+            words,
+        })
+        .collect();
+    let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+    let images = 10;
+    let tool = bql_sim::tools::verilator(&root()).unwrap();
+    let board = SimBoard::start(&tool, &design, &dir, None).unwrap();
+    let serial = Serial::open(board.path.to_str().unwrap(), 3_000_000).unwrap();
+    let mut c = Client::new(serial);
+    let r = run::run(
+        &mut c,
+        &net,
+        &design.link.info,
+        Some(&writes),
+        &data.pixels[..images * data.image_len()],
+        &data.labels[..images],
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(r.images, images);
+    assert_eq!(
+        r.mismatches, 0,
+        "first mismatches: {:?}",
+        r.first_mismatches
+    );
+}
