@@ -28,8 +28,8 @@ PY
 step info info && show info '"model {} ({}), {} weight bits, {} MACs".format(d["model"], d["arch"], d["weight_bits"], d["macs"])'
 step eval eval && show eval '"accuracy {:.2f} % on {} images ({}), {} disagreements with the float graph".format(100*d["accuracy"], d["images"], d["dataset"], d.get("float_disagreements"))'
 step bench bench && show bench '"reference {:.0f} images/s vs f32 GEMM {:.0f}: {:.1f}x".format(d["images_per_s"], d["f32_images_per_s"], d["speedup_vs_f32"])'
-# The binarized CNN (models/mnist-cnn.bqm, 8-bit first layer) next to the MLP, in software; its
-# hardware is the CNN hardware issue's work.
+# The binarized CNN (models/mnist-cnn.bqm, 8-bit first layer) next to the MLP, in software here
+# and in hardware further down.
 step info-cnn info --model models/mnist-cnn.bqm && show info-cnn '"model {} ({}), {} weight bits, {} MACs".format(d["model"], d["arch"], d["weight_bits"], d["macs"])'
 step eval-cnn eval --model models/mnist-cnn.bqm && show eval-cnn '"accuracy {:.2f} % on {} images ({}), {} disagreements with the float graph".format(100*d["accuracy"], d["images"], d["dataset"], d.get("float_disagreements"))'
 step bench-cnn bench --model models/mnist-cnn.bqm --limit 2000 && show bench-cnn '"reference {:.0f} images/s vs f32 im2col + GEMM {:.0f}: {:.1f}x, {:.1f} binary MACs/cycle/core ({} kernel)".format(d["images_per_s"], d["f32_images_per_s"], d["speedup_vs_f32"], d["macs_per_cycle_per_core"] or 0, d["kernel"])'
@@ -40,6 +40,13 @@ step build build --board icebreaker || fail=1
 show build '"iCEBreaker bitstream {}: Fmax {:.1f} MHz (target {:.0f}), logic cells {} of {}, {:.0f} s".format(d["bitstream"], d["fmax_mhz"], d["target_mhz"], d["util"]["lut"][0], d["util"]["lut"][1], d["total_seconds"])'
 step run run --sim --board icebreaker --limit 100 || fail=1
 show run '"{} images over the UART, {} mismatches, {:.0f} inferences/s, protocol efficiency {:.1f} %".format(d["images"], d["mismatches"], d["inferences_per_s"], 100*d["protocol_efficiency"])'
+# The CNN in hardware: generated, simulated and built for the iCEBreaker.
+cnn=(--model models/mnist-cnn.bqm --board icebreaker)
+step gen-cnn gen "${cnn[@]}" --out build/icebreaker-cnn && cat build/icebreaker-cnn/report.txt
+step sim-cnn sim "${cnn[@]}" --limit 200 || fail=1
+show sim-cnn '"CNN: {} images, {} mismatches, {:.0f} cycles/inference (planned {}), {:.2f} Mcycles/s in Verilator".format(d["images"], d["mismatches"], d["interval_cycles"], d["planned_interval_cycles"], d["sim_mcycles_per_s"])'
+step build-cnn build "${cnn[@]}" --out build/icebreaker-cnn || fail=1
+show build-cnn '"CNN iCEBreaker bitstream {}: Fmax {:.1f} MHz (target {:.0f}), logic cells {} of {}, {:.0f} s".format(d["bitstream"], d["fmax_mhz"], d["target_mhz"], d["util"]["lut"][0], d["util"]["lut"][1], d["total_seconds"])'
 # ECP5 in WebAssembly (nextpnr-ecp5 is not in Debian). The planner folds the design down to the
 # rate at which the ULX3S's 1 Mbaud UART delivers images (`--ignore-link` fills the device).
 step build-ecp5 build --board ulx3s || fail=1
@@ -51,6 +58,7 @@ def j(n):
     except Exception: return None
 rows = []
 e, b, s, r, bu, be = j("eval"), j("bench"), j("sim"), j("run"), j("build"), j("build-ecp5")
+sc, bcn = j("sim-cnn"), j("build-cnn")
 ec, bc = j("eval-cnn"), j("bench-cnn")
 if e: rows.append(("MLP accuracy (reference, %d images)" % e["images"], "%.2f %%" % (100 * e["accuracy"])))
 if b: rows.append(("MLP reference vs f32 GEMM", "%.1fx" % b["speedup_vs_f32"]))
@@ -64,7 +72,10 @@ if r:
     rows.append(("run over UART: images / mismatches", "%d / %d" % (r["images"], r["mismatches"])))
     rows.append(("run: protocol efficiency", "%.1f %%" % (100 * r["protocol_efficiency"])))
     rows.append(("run: expected at %d baud" % r["baud"], "%.0f inferences/s (%s-bound)" % (r["expected_inferences_per_s"], r["bound"])))
-for name, x in (("iCEBreaker", bu), ("ULX3S", be)):
+if sc:
+    rows.append(("CNN sim: images / mismatches", "%d / %d" % (sc["images"], sc["mismatches"])))
+    rows.append(("CNN sim: cycles per inference (planned)", "%.0f (%d)" % (sc["interval_cycles"], sc["planned_interval_cycles"])))
+for name, x in (("iCEBreaker", bu), ("iCEBreaker CNN", bcn), ("ULX3S", be)):
     if x:
         rows.append((name + " build: Fmax / target", "%.1f / %.0f MHz" % (x["fmax_mhz"], x["target_mhz"])))
         rows.append((name + " build: logic", "%d of %d" % tuple(x["util"]["lut"])))
