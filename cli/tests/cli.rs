@@ -15,7 +15,12 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// `bql sim` builds in `build/sim-<board>` under the project root: one at a time per process.
+static SIM_FOLDER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn json(args: &[&str]) -> serde_json::Value {
+    let _sim = (args.first() == Some(&"sim"))
+        .then(|| SIM_FOLDER.lock().unwrap_or_else(|e| e.into_inner()));
     let out = bql(args);
     assert!(
         out.status.success(),
@@ -512,7 +517,7 @@ fn a_bnn_pynq_network_imports_and_simulates_bit_exact() {
 /// CNV-W1A1 imports with its shape from config.h and reports CIFAR-10 accuracy under both
 /// rules; `bql gen` refuses its pixel table with a message that says why.
 #[test]
-fn bnn_pynq_cnv_imports_and_generates_for_the_ulx3s() {
+fn bnn_pynq_cnv_imports_generates_and_simulates_bit_exact_on_the_ulx3s() {
     let shared = root().join("../shared");
     let params = shared.join("third-party/bnn-pynq/bnn/params/cifar10/cnvW1A1");
     let cifar = shared.join("data/cifar10-jpeg-test-1k");
@@ -547,6 +552,21 @@ fn bnn_pynq_cnv_imports_and_generates_for_the_ulx3s() {
     ]);
     // Six convolutions and three dense layers, each an MVTU.
     assert_eq!(g["layers"].as_array().map(Vec::len), Some(9), "{g}");
+    // Twenty CIFAR-10 images through the generated design in Verilator: every score compared.
+    let v = json(&[
+        "sim",
+        "--model",
+        out.to_str().unwrap(),
+        "--board",
+        "ulx3s",
+        "--dataset",
+        &dataset,
+        "--limit",
+        "20",
+        "--json",
+    ]);
+    assert_eq!(v["images"], 20, "{v}");
+    assert_eq!(v["mismatches"], 0, "{v}");
 }
 
 /// Post-training quantization end to end: a float model, binarized with re-estimated BatchNorm
