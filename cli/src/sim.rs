@@ -22,6 +22,12 @@ pub struct Args {
     /// Load every memory through the run-time write port (not only SPRAM).
     #[arg(long)]
     load_all: bool,
+    /// Fix a layer's folding, as for `bql gen`: LAYER:P:S (repeatable).
+    #[arg(long = "fold", value_name = "L:P:S")]
+    fold: Vec<String>,
+    /// Simulate the plan for the device's full speed (as `bql gen --ignore-link`).
+    #[arg(long)]
+    ignore_link: bool,
     /// Serve the whole top level (UART included) on a pseudo-terminal instead: a host program
     /// (`bql run --port PATH`) talks to it as to a board. Runs until interrupted.
     #[arg(long)]
@@ -63,7 +69,16 @@ fn prepare(a: &Args, default_limit: usize, prefix: &str) -> Result<Prepared> {
     let (data, data_dir) = defaults::load_split(a.common.dataset.as_deref(), Split::Test, limit)?;
     defaults::check_fits(&net, &data)?;
     let b = crate::gen::load_board(&a.board)?;
-    let design = bql_hdl_gen::generate(&net, &b, &[])
+    let opts = bql_hdl_gen::Options {
+        folds: a
+            .fold
+            .iter()
+            .map(|f| crate::gen::parse_fold(f))
+            .collect::<Result<Vec<_>>>()?,
+        ignore_link: a.ignore_link,
+        ..Default::default()
+    };
+    let design = bql_hdl_gen::generate_with(&net, &b, &opts)
         .with_context(|| format!("generating {source} for {}", b.file.name))?;
     let dir = defaults::project_root()
         .join("build")

@@ -1,6 +1,6 @@
 //! The `bql` binary end to end on the committed MNIST slice and the embedded default model.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn bql(args: &[&str]) -> Output {
@@ -495,21 +495,27 @@ fn a_bnn_pynq_network_imports_and_simulates_bit_exact() {
     assert_eq!(v["images"], 1000);
     assert!(v["accuracy_source_rule"].as_f64().unwrap() > 0.97, "{v}");
     assert!(v["accuracy_bql_argmax"].as_f64().unwrap() > 0.97, "{v}");
+    simulates_bit_exact_on_the_ulx3s(&out, "mnist-slice", 100);
+}
+
+/// `bql sim` of `model` on the ULX3S plan: `images` images of `dataset`, every score equal.
+fn simulates_bit_exact_on_the_ulx3s(model: &Path, dataset: &str, images: usize) {
+    let limit = images.to_string();
     let s = json(&[
         "sim",
         "--model",
-        out.to_str().unwrap(),
+        model.to_str().unwrap(),
         "--board",
         "ulx3s",
         "--dataset",
-        "mnist-slice",
+        dataset,
         "--limit",
-        "100",
+        &limit,
         "--json",
     ]);
     assert_eq!(
         (s["images"].as_u64(), s["mismatches"].as_u64()),
-        (Some(100), Some(0)),
+        (Some(images as u64), Some(0)),
         "{s}"
     );
 }
@@ -553,20 +559,7 @@ fn bnn_pynq_cnv_imports_generates_and_simulates_bit_exact_on_the_ulx3s() {
     // Six convolutions and three dense layers, each an MVTU.
     assert_eq!(g["layers"].as_array().map(Vec::len), Some(9), "{g}");
     // Twenty CIFAR-10 images through the generated design in Verilator: every score compared.
-    let v = json(&[
-        "sim",
-        "--model",
-        out.to_str().unwrap(),
-        "--board",
-        "ulx3s",
-        "--dataset",
-        &dataset,
-        "--limit",
-        "20",
-        "--json",
-    ]);
-    assert_eq!(v["images"], 20, "{v}");
-    assert_eq!(v["mismatches"], 0, "{v}");
+    simulates_bit_exact_on_the_ulx3s(&out, &dataset, 20);
 }
 
 /// Post-training quantization end to end: a float model, binarized with re-estimated BatchNorm

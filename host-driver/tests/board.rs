@@ -27,6 +27,19 @@ struct Setup {
     data: Dataset,
 }
 
+/// The host's writes that load `net` into a design of `plan`: every memory (`all`) or the SPRAM
+/// ones.
+fn memory_writes(net: &Network, plan: &bql_hdl_gen::plan::Plan, all: bool) -> Vec<MemoryWrite> {
+    bql_sim::harness::memory_images(net, plan, all)
+        .into_iter()
+        .map(|(sel, words)| MemoryWrite {
+            sel: sel as u8,
+            addr: 0,
+            words,
+        })
+        .collect()
+}
+
 /// The default model's iCEBreaker design (real UART divisor), built once per test process.
 fn setup() -> &'static Setup {
     static S: OnceLock<Setup> = OnceLock::new();
@@ -36,14 +49,7 @@ fn setup() -> &'static Setup {
         let design = bql_hdl_gen::generate(&net, &b, &[]).unwrap();
         let dir = root().join("target/bql-tests/board-icebreaker");
         design.write(&dir).unwrap();
-        let writes = bql_sim::harness::memory_images(&net, &design.plan, true)
-            .into_iter()
-            .map(|(sel, words)| MemoryWrite {
-                sel: sel as u8,
-                addr: 0,
-                words,
-            })
-            .collect();
+        let writes = memory_writes(&net, &design.plan, true);
         let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
         Setup {
             net,
@@ -330,14 +336,7 @@ fn the_mnist_cnn_streams_through_the_uart_bit_exact() {
     let design = bql_hdl_gen::generate(&net, &b, &[]).unwrap();
     let dir = root().join("target/bql-tests/board-icebreaker-cnn");
     design.write(&dir).unwrap();
-    let writes: Vec<MemoryWrite> = bql_sim::harness::memory_images(&net, &design.plan, false)
-        .into_iter()
-        .map(|(sel, words)| MemoryWrite {
-            sel: sel as u8,
-            addr: 0,
-            words,
-        })
-        .collect();
+    let writes = memory_writes(&net, &design.plan, false);
     let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
     let images = 10;
     let tool = bql_sim::tools::verilator(&root()).unwrap();

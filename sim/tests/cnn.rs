@@ -178,3 +178,52 @@ fn mnist_cnn_on_the_slice_matches_the_reference_on_icebreaker() {
     compare(&net, &design, &built, &dir, &data.pixels, "mnist-cnn");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A deliberately corrupted CNN design: one threshold of the first convolution moved to the end
+/// of its range in the generated design, so that its channel never (or always) fires. The
+/// simulation must disagree with the reference, and the localization must name the first layer
+/// whose map the hardware hands on (the pool after that convolution), an output pixel, and that
+/// channel, and write a waveform.
+#[test]
+fn a_corrupted_conv_threshold_is_localized_to_a_pixel_and_channel() {
+    use bql_model::layers::Layer;
+    use bql_model::reference::LayerOutput;
+    let net = bql_model::format::load(&root().join("models/mnist-cnn.bqm")).unwrap();
+    let mut data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+    data.truncate(1);
+    let channel = 5;
+    // Flip the channel the opposite way to what its pooled output shows at most positions.
+    let pooled = match &Engine::new(&net).trace(&data.pixels)[1] {
+        LayerOutput::Bits(w) => w.clone(),
+        LayerOutput::Scores(_) => unreachable!("a pool emits bits"),
+    };
+    let channels = 32;
+    let positions = 12 * 12;
+    let fired = (0..positions)
+        .filter(|p| {
+            (pooled[(p * channels + channel) / 64] >> ((p * channels + channel) % 64)) & 1 == 1
+        })
+        .count();
+    let mut bad = net.clone();
+    let Layer::Conv2d(c) = &mut bad.layers[0] else {
+        unreachable!("mnist-cnn starts with a convolution")
+    };
+    let (lo, hi) = c.accumulator.threshold_range(c.window_len());
+    c.thresholds[channel] = if fired * 2 > positions { hi } else { lo };
+    let b = board::load(&root().join("constraints"), "icebreaker").unwrap();
+    let design = bql_hdl_gen::generate(&bad, &b, &[]).unwrap();
+    let dir = std::env::temp_dir().join(format!("bql-cnn-corrupt-{}", std::process::id()));
+    design.write(&dir).unwrap();
+    let tool = bql_sim::tools::verilator(&root()).unwrap();
+    let writes = config_writes(&bad, &design.plan, false);
+    let found = bql_sim::localize::localize(&tool, &net, &design, &dir, &writes, &data.pixels)
+        .unwrap()
+        .expect("a layer differs");
+    assert_eq!(found.layer, 1, "{found:?}");
+    let (y, x, c) = found.position.expect("a map position");
+    assert_eq!(c, channel, "{found:?}");
+    assert!(y < 12 && x < 12, "{found:?}");
+    assert_eq!(found.neuron, (y * 12 + x) * channels + c);
+    assert!(std::fs::metadata(&found.vcd).unwrap().len() > 1000);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -457,17 +457,7 @@ fn window(md: &mut Module, l: &LayerPlan, c: &ConvPlan, ctl: &Control) -> Sig {
     ));
     let mut on_accept = vec![ox.set_k(0), oy.set_k(0), kx.set_k(0), cw.set_k(0)];
     on_accept.extend(start);
-    md.push(Item::Always(
-        "clk".into(),
-        vec![s::when_else(
-            ctl.accept.e(),
-            on_accept,
-            vec![s::when(
-                ctl.advance.e(),
-                vec![s::when_else(ctl.last_sf.e(), window_done, in_window)],
-            )],
-        )],
-    ));
+    md.push(fold_steps(ctl, on_accept, window_done, in_window));
     let word_w = l.word_width();
     if c.pad_top == 0 && c.pad_left == 0 && !padded_after(c) {
         return md.wire("in_word", word_w, e::r("in_rd_data"));
@@ -487,6 +477,27 @@ fn window(md: &mut Module, l: &LayerPlan, c: &ConvPlan, ctl: &Control) -> Sig {
         "in_word",
         word_w,
         e::mux(pad_d.e(), pad_word, e::r("in_rd_data")),
+    )
+}
+
+/// A register block of the window: `on_accept` when an image starts, then at each fold
+/// `window_done` after a window's last fold, `in_window` after the others.
+fn fold_steps(
+    ctl: &Control,
+    on_accept: Vec<Stmt>,
+    window_done: Vec<Stmt>,
+    in_window: Vec<Stmt>,
+) -> Item {
+    Item::Always(
+        "clk".into(),
+        vec![s::when_else(
+            ctl.accept.e(),
+            on_accept,
+            vec![s::when(
+                ctl.advance.e(),
+                vec![s::when_else(ctl.last_sf.e(), window_done, in_window)],
+            )],
+        )],
     )
 }
 
@@ -545,20 +556,11 @@ fn coordinates(
             vec![ix.inc()],
         )],
     );
-    md.push(Item::Always(
-        "clk".into(),
-        vec![s::when_else(
-            ctl.accept.e(),
-            on_accept,
-            vec![s::when(
-                ctl.advance.e(),
-                vec![s::when_else(
-                    ctl.last_sf.e(),
-                    vec![window_done],
-                    vec![in_window],
-                )],
-            )],
-        )],
+    md.push(fold_steps(
+        ctl,
+        on_accept,
+        vec![window_done],
+        vec![in_window],
     ));
     md.wire(
         "in_map",
