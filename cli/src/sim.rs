@@ -292,7 +292,12 @@ pub fn run(a: Args) -> Result<()> {
             "  steady-state interval {interval:.1} cycles per image (planned {}, ideal {:.1})",
             design.plan.cycles_per_inference, design.plan.ideal_cycles
         );
-        println!("  at {mhz} MHz           {ips:.0} inferences/s");
+        println!(
+            "  at {} MHz            {:.0} inferences/s (the design clock; at the board's target \
+             of {mhz} MHz through its PLL: {ips:.0})",
+            design.clock_mhz,
+            design.clock_mhz * 1e6 / interval
+        );
         println!(
             "  simulator            {} cycles in {:.2} s: {mcps:.2} Mcycles/s",
             batch.cycles, batch.seconds
