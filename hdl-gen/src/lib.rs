@@ -358,21 +358,7 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
                 .join(", ")
         ),
     ];
-    let mut modules = BTreeMap::new();
-    for l in &plan.layers {
-        let t = l.tree();
-        modules.insert(t.name(), t.module());
-        modules.insert(l.mvtu_name(), blocks::mvtu::module(l));
-        if l.input == plan::InputMode::Buffer {
-            modules.insert(l.inbuf_name(), blocks::inbuf::module(l));
-        }
-        if let Some((c, k)) = l.conv.and_then(|c| c.pool.map(|k| (c, k))) {
-            modules.insert(
-                l.pool_name(),
-                blocks::pool::module(&l.pool_name(), c.output, l.pe, k),
-            );
-        }
-    }
+    let mut modules = layer_modules(&plan);
     let last = plan.layers.last().expect("planned layers");
     let ifc = blocks::core::interface(&plan, net.input.len());
     let am = blocks::argmax::module(last.outputs, ifc.score_width, ifc.scores_signed);
@@ -464,6 +450,26 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
         clock_mhz,
         pll,
     })
+}
+
+/// Every layer's modules: its adder tree, MVTU, input buffer and pool, by name.
+fn layer_modules(plan: &plan::Plan) -> BTreeMap<String, ir::Module> {
+    let mut modules = BTreeMap::new();
+    for l in &plan.layers {
+        let t = l.tree();
+        modules.insert(t.name(), t.module());
+        modules.insert(l.mvtu_name(), blocks::mvtu::module(l));
+        if l.input == plan::InputMode::Buffer {
+            modules.insert(l.inbuf_name(), blocks::inbuf::module(l));
+        }
+        if let Some((c, k)) = l.conv.and_then(|c| c.pool.map(|k| (c, k))) {
+            modules.insert(
+                l.pool_name(),
+                blocks::pool::module(&l.pool_name(), c.output, l.pe, k),
+            );
+        }
+    }
+    modules
 }
 
 /// The plan table a person reads.
