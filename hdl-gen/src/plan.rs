@@ -1060,35 +1060,44 @@ fn candidate_intervals(options: &[Vec<Choice>], floor: usize) -> Vec<usize> {
 /// The error for a model that does not fit even fully folded: the smallest design (most
 /// folded) and what it lacks.
 fn does_not_fit(options: &[Vec<Choice>], dev: &Device, net: &Network, lut_budget: usize) -> Error {
-    let mut smallest: Vec<LayerPlan> = options
-        .iter()
-        .map(|o| {
-            o.iter()
-                .filter(|(_, l, _)| l.mem == MemKind::BlockRam)
-                .min_by_key(|(_, l, e)| {
-                    let mode = if l.map_input {
-                        InputMode::Buffer
-                    } else {
-                        InputMode::Register
-                    };
-                    let e = &e[mode.index()];
-                    (e.bram_blocks, e.lut)
-                })
-                .expect("options")
-                .1
-                .clone()
-        })
-        .collect();
-    set_modes(&mut smallest, false);
-    let p = finish(smallest, dev, net);
+    // The fewest LUTs and the fewest block RAMs come from different foldings (many lanes can
+    // need fewer memory blocks): each shortfall is reported for the design that minimizes it.
+    let smallest = |by_lut: bool| {
+        let mut layers: Vec<LayerPlan> = options
+            .iter()
+            .map(|o| {
+                o.iter()
+                    .filter(|(_, l, _)| l.mem == MemKind::BlockRam)
+                    .min_by_key(|(_, l, e)| {
+                        let mode = if l.map_input {
+                            InputMode::Buffer
+                        } else {
+                            InputMode::Register
+                        };
+                        let e = &e[mode.index()];
+                        if by_lut {
+                            (e.lut, e.bram_blocks)
+                        } else {
+                            (e.bram_blocks, e.lut)
+                        }
+                    })
+                    .expect("options")
+                    .1
+                    .clone()
+            })
+            .collect();
+        set_modes(&mut layers, false);
+        finish(layers, dev, net)
+    };
+    let (p, fewest_luts) = (smallest(false), smallest(true));
     let mut short = Vec::new();
-    if p.estimate.lut > lut_budget {
+    if fewest_luts.estimate.lut > lut_budget {
         short.push(format!(
             "LUTs: needs about {} of the {} usable ({} on the device), short by {}",
-            p.estimate.lut,
+            fewest_luts.estimate.lut,
             lut_budget,
             dev.luts,
-            p.estimate.lut - lut_budget
+            fewest_luts.estimate.lut - lut_budget
         ));
     }
     if p.estimate.bram_blocks > dev.bram_blocks {
