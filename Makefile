@@ -4,7 +4,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 BQL := target/release/bql
 
-.PHONY: deps build demo test lint fmt mnist bench sim serve run flash bitstream train-default train-cnn clean
+.PHONY: deps build demo test lint fmt mnist bench sim serve run flash bitstream train-default train-cnn cnn-report clean
 
 deps:
 	@scripts/deps.sh
@@ -47,6 +47,11 @@ bitstream: build
 
 bench: build
 	$(BQL) bench --repeat 11
+
+# The CNN hardware figures: mnist-cnn on the iCEBreaker, CNV-W1A1 at full ULX3S speed (needs
+# ../shared; CNV_BUILD=1 adds its long ECP5 build).
+cnn-report: build
+	@scripts/cnn-hardware.sh
 
 # Reproduces models/default.bqm (see docs/training.md).
 train-default: build mnist

@@ -270,6 +270,7 @@ pub fn run(a: Args) -> Result<()> {
                 "first_latency_cycles": first, "interval_cycles": interval,
                 "planned_interval_cycles": design.plan.cycles_per_inference,
                 "ideal_cycles": design.plan.ideal_cycles, "clock_mhz": mhz,
+                "design_clock_mhz": design.clock_mhz,
                 "inferences_per_s": ips, "sim_cycles": batch.cycles, "sim_seconds": batch.seconds,
                 "sim_mcycles_per_s": mcps, "build_seconds": build_s, "build_cached": built.cached,
             })
