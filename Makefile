@@ -4,7 +4,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 BQL := target/release/bql
 
-.PHONY: deps build demo test lint fmt mnist bench sim serve run flash bitstream train-default train-cnn cnn-report clean
+.PHONY: deps build demo test lint fmt mnist bench sim serve run flash bitstream train-default train-cnn cnn-report lanes clean
 
 deps:
 	@scripts/deps.sh
@@ -47,6 +47,10 @@ bitstream: build
 
 bench: build
 	$(BQL) bench --repeat 11
+
+# LUT4 per XNOR-popcount lane on iCE40 (yosys slope between 16 and 32 PEs of 64 lanes).
+lanes: build
+	@scripts/lanes.sh
 
 # The CNN hardware figures: mnist-cnn on the iCEBreaker, CNV-W1A1 at full ULX3S speed (needs
 # ../shared; CNV_BUILD=1 adds its long ECP5 build).
