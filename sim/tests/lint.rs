@@ -51,37 +51,37 @@ fn generate_and_lint(
     }
 }
 
-#[test]
-fn default_model_is_lint_clean_on_every_board_it_fits() {
-    let net = bql_model::format::load(&root().join("models/default.bqm")).unwrap();
+/// Lints `model` on every board it fits; on the others its refusal must be a clear "does not
+/// fit" that names block RAM and the shortfall (the HX8K has no SPRAM). Returns how many linted.
+fn lint_on_every_board_it_fits(model: &str) -> usize {
+    let net = bql_model::format::load(&root().join("models").join(model)).unwrap();
     let mut linted = 0;
     for b in board::list(&root().join("constraints")).unwrap() {
+        let id = &b.file.id;
         match bql_hdl_gen::generate(&net, &b, &[]) {
             Ok(_) => {
-                generate_and_lint(&net, &b.file.id, &[], &b.file.id).unwrap();
+                generate_and_lint(&net, id, &[], &format!("{model}-{id}")).unwrap();
                 linted += 1;
             }
             Err(e) => {
-                // The HX8K has no SPRAM: 334 kbit of weights exceed its 128 kbit of EBR. The
-                // refusal must say so, with numbers.
-                assert_eq!(
-                    e.kind(),
-                    bql_hdl_gen::ErrorKind::DoesNotFit,
-                    "{}: {e}",
-                    b.file.id
-                );
+                assert_eq!(e.kind(), bql_hdl_gen::ErrorKind::DoesNotFit, "{id}: {e}");
                 let m = e.to_string();
                 assert!(
                     m.contains("block RAM") && m.contains("short by"),
-                    "{}: {m}",
-                    b.file.id
+                    "{id}: {m}"
                 );
-                assert_eq!(b.file.family, board::Family::Ice40, "{}: {m}", b.file.id);
+                assert_eq!(b.file.family, board::Family::Ice40, "{id}: {m}");
             }
         }
     }
+    linted
+}
+
+#[test]
+fn default_model_is_lint_clean_on_every_board_it_fits() {
+    // The HX8K refuses it: 334 kbit of weights exceed its 128 kbit of EBR.
     assert!(
-        linted >= 4,
+        lint_on_every_board_it_fits("default.bqm") >= 4,
         "the ECP5 boards and the UP5K boards (with SPRAM) take the default model"
     );
 }
@@ -111,31 +111,11 @@ proptest! {
     }
 }
 
-/// The MNIST CNN on every board it fits: lint-clean; on the others a clear refusal (the HX8K has
-/// no SPRAM for its 581 kbit of weights).
+/// The MNIST CNN on every board it fits: lint-clean; the HX8K refuses its 581 kbit of weights.
 #[test]
 fn mnist_cnn_is_lint_clean_on_every_board_it_fits() {
-    let net = bql_model::format::load(&root().join("models/mnist-cnn.bqm")).unwrap();
-    let mut linted = 0;
-    for b in board::list(&root().join("constraints")).unwrap() {
-        match bql_hdl_gen::generate(&net, &b, &[]) {
-            Ok(_) => {
-                generate_and_lint(&net, &b.file.id, &[], &format!("cnn-{}", b.file.id)).unwrap();
-                linted += 1;
-            }
-            Err(e) => {
-                assert_eq!(
-                    e.kind(),
-                    bql_hdl_gen::ErrorKind::DoesNotFit,
-                    "{}: {e}",
-                    b.file.id
-                );
-                assert!(e.to_string().contains("short by"), "{}: {e}", b.file.id);
-            }
-        }
-    }
     assert!(
-        linted >= 4,
+        lint_on_every_board_it_fits("mnist-cnn.bqm") >= 4,
         "the ECP5 boards and the UP5K boards take the CNN"
     );
 }

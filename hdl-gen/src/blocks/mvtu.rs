@@ -19,11 +19,6 @@ use crate::ir::bits_for;
 use crate::ir::{e, s, BinOp, Expr, Item, Module, Sig, Stmt};
 use crate::plan::{ConvPlan, InputMode, LayerPlan, MemKind, OutputKind};
 
-/// Width of one input element (1 bit, 8 for pixels, 9 for table operands).
-pub fn elem_width(l: &LayerPlan) -> usize {
-    l.elem_width()
-}
-
 /// The layer's sizes, computed once.
 struct Dims {
     n: usize,
@@ -50,7 +45,7 @@ impl Dims {
             s: l.simd,
             nf,
             sf,
-            ew: elem_width(l),
+            ew: l.elem_width(),
             aw: l.acc_width(),
             tw: l.threshold_width(),
             addr_w: bits_for(nf * sf - 1),
@@ -769,7 +764,7 @@ fn lanes(md: &mut Module, l: &LayerPlan, d: &Dims, pe: usize, wword: &Sig, in_wo
     let s_ = d.s;
     let name = format!("pe{pe}_terms");
     if l.pixel_input {
-        let ew = l.elem_width();
+        let ew = d.ew;
         let parts = (0..s_)
             .rev()
             .map(|j| {
