@@ -152,8 +152,8 @@ const RAM_RING_BITS: usize = 128;
 /// Whether the pool of `input` (streamed in groups of `p` bits, window `k`) keeps its pooled
 /// row in block RAM (else in flip-flops): the row's entries and bits.
 pub fn ring_in_ram(input: MapDims, p: usize, k: usize) -> bool {
-    let entries = input.width / k * (input.channels / p);
-    entries >= RAM_RING_ENTRIES && entries * p >= RAM_RING_BITS
+    let (entries, bits) = ring_size(input, p, k);
+    entries >= RAM_RING_ENTRIES && bits >= RAM_RING_BITS
 }
 
 /// The pooled row's size: `(entries, bits)`.
