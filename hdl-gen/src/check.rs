@@ -426,11 +426,60 @@ impl Checker<'_> {
                 }
                 Ok(())
             }
+            Item::Cell { primitive, model } => self.cell(primitive, model),
             Item::Comment(_)
             | Item::Wire(..)
             | Item::Reg(..)
             | Item::RegInit(..)
             | Item::Memory { .. } => Ok(()),
+        }
+    }
+
+    /// A cell's model drives its nets; the primitive reads its inputs and must drive exactly
+    /// what the model drives.
+    fn cell(&mut self, primitive: &Item, model: &[(Expr, Expr)]) -> Result<(), CheckError> {
+        let Item::Primitive {
+            name,
+            inputs,
+            outputs,
+            ..
+        } = primitive
+        else {
+            return Err(self.fail(
+                CheckKind::BadConnection,
+                "cell",
+                "a cell holds a vendor primitive".into(),
+            ));
+        };
+        for (_, e) in inputs {
+            self.expr(e)?;
+        }
+        for (l, r) in model {
+            let w = self.expr(r)?;
+            self.drive(l, w)?;
+        }
+        let mut modelled: Vec<&Expr> = model.iter().map(|(l, _)| l).collect();
+        for (port, e) in outputs {
+            match modelled.iter().position(|l| *l == e) {
+                Some(i) => {
+                    modelled.swap_remove(i);
+                }
+                None => {
+                    return Err(self.fail(
+                        CheckKind::BadConnection,
+                        name,
+                        format!("output {port} has no assignment in the cell's model"),
+                    ))
+                }
+            }
+        }
+        match modelled.first() {
+            Some(l) => Err(self.fail(
+                CheckKind::BadConnection,
+                name,
+                format!("the model drives {l:?}, which the primitive does not"),
+            )),
+            None => Ok(()),
         }
     }
 

@@ -80,6 +80,11 @@ pub fn outline(m: &Module, design: &BTreeMap<String, Module>) -> String {
             Item::Primitive { module, name, .. } => {
                 let _ = writeln!(s, "  primitive {name}: {module}");
             }
+            Item::Cell { primitive, .. } => {
+                if let Item::Primitive { module, name, .. } = primitive.as_ref() {
+                    let _ = writeln!(s, "  cell {name}: {module} (with a simulation model)");
+                }
+            }
             Item::Always(clk, body) => {
                 let _ = writeln!(
                     s,
@@ -141,6 +146,16 @@ fn drivers(m: &Module, design: &BTreeMap<String, Module>) -> BTreeMap<String, Ve
                 }
             }
             Item::Primitive { name, outputs, .. } => {
+                for (port, e) in outputs {
+                    for n in targets(e) {
+                        add(n, format!("{name}.{port}"));
+                    }
+                }
+            }
+            Item::Cell { primitive, .. } => {
+                let Item::Primitive { name, outputs, .. } = primitive.as_ref() else {
+                    continue;
+                };
                 for (port, e) in outputs {
                     for n in targets(e) {
                         add(n, format!("{name}.{port}"));

@@ -386,6 +386,16 @@ pub enum Item {
         /// Output port connections (each drives its net).
         outputs: Vec<(String, Expr)>,
     },
+    /// A vendor cell for synthesis with its behavioural model for simulation: printed as
+    /// `` `ifdef SYNTHESIS `` (yosys defines it) the primitive, else the model's assignments.
+    /// The model drives exactly the primitive's outputs; a test runs the primitive's vendor
+    /// model against it (the popcount compressors' CCU2C cells).
+    Cell {
+        /// The primitive ([`Item::Primitive`]).
+        primitive: Box<Item>,
+        /// `assign lhs = rhs;` per output.
+        model: Vec<(Expr, Expr)>,
+    },
 }
 
 /// A Verilog module.

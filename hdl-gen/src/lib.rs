@@ -18,6 +18,7 @@ pub mod blocks {
     //! Hardware blocks, one module each.
     pub mod argmax;
     pub mod clock;
+    pub mod compressor;
     pub mod core;
     pub mod inbuf;
     pub mod link;

@@ -6,7 +6,7 @@ use bql_model::semantics::AccumulatorKind;
 use bql_model::{InputEncoding, Network};
 use serde::Serialize;
 
-use crate::blocks::tree::Tree;
+use crate::blocks::tree::{Popcount, Tree};
 use crate::board::{Device, SPRAM_SHAPE};
 use crate::error::{Error, Result};
 
@@ -69,6 +69,8 @@ pub struct LayerPlan {
     /// The layer reads a feature map or a flattened one: its input must be a buffer that its
     /// producer fills pixel by pixel ([`InputMode::Buffer`]).
     pub map_input: bool,
+    /// How the PEs count their lanes (set for the device's family).
+    pub popcount: Popcount,
 }
 
 /// Height, width and channels of a feature map in a plan.
@@ -214,6 +216,7 @@ impl LayerPlan {
             term_width: if self.pixel_input { 9 } else { 1 },
             signed: self.pixel_input,
             stride: crate::blocks::tree::STRIDE,
+            kind: self.popcount,
         }
     }
     /// Accumulator width.
@@ -588,6 +591,7 @@ fn weight_layer(
         stream_out: None,
         conv,
         map_input,
+        popcount: Popcount::Adders,
     }
 }
 
@@ -788,7 +792,10 @@ fn plan_within(
     cells: bool,
     floor: usize,
 ) -> Result<Plan> {
-    let template = layer_template(net)?;
+    let mut template = layer_template(net)?;
+    for t in &mut template {
+        t.popcount = Popcount::for_layer(dev.family, t.pixel_input);
+    }
     check_overrides(&template, overrides)?;
     let lut_budget = (dev.luts as f64 * dev.lut_fill) as usize;
     let options: Vec<Vec<Choice>> = template

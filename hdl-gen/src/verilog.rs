@@ -151,24 +151,43 @@ pub fn module(m: &Module) -> String {
                 out.push_str(&named_list(conns.iter().map(|(p, e)| (p, expr(e)))));
                 out.push_str("\n    );\n");
             }
-            Item::Primitive {
-                module,
-                name,
-                params,
-                inputs,
-                outputs,
+            Item::Primitive { .. } => primitive(&mut out, item),
+            Item::Cell {
+                primitive: cell,
+                model,
             } => {
-                let _ = writeln!(out, "    {module} #(");
-                out.push_str(&named_list(params.iter().map(|(n, v)| (n, v.clone()))));
-                let _ = writeln!(out, "\n    ) {name} (");
-                let conns = inputs.iter().chain(outputs);
-                out.push_str(&named_list(conns.map(|(p, e)| (p, expr(e)))));
-                out.push_str("\n    );\n");
+                out.push_str("`ifdef SYNTHESIS\n");
+                primitive(&mut out, cell);
+                out.push_str("`else\n");
+                for (l, r) in model {
+                    let _ = writeln!(out, "    assign {} = {};", expr(l), expr(r));
+                }
+                out.push_str("`endif\n");
             }
         }
     }
     out.push_str("endmodule\n\n`default_nettype wire\n");
     out
+}
+
+/// A vendor primitive's instance with its parameters.
+fn primitive(out: &mut String, item: &Item) {
+    let Item::Primitive {
+        module,
+        name,
+        params,
+        inputs,
+        outputs,
+    } = item
+    else {
+        unreachable!("the checking pass admits only primitives in cells")
+    };
+    let _ = writeln!(out, "    {module} #(");
+    out.push_str(&named_list(params.iter().map(|(n, v)| (n, v.clone()))));
+    let _ = writeln!(out, "\n    ) {name} (");
+    let conns = inputs.iter().chain(outputs);
+    out.push_str(&named_list(conns.map(|(p, e)| (p, expr(e)))));
+    out.push_str("\n    );\n");
 }
 
 /// `.name(value)` entries, one per line, comma-separated (ports or parameters).

@@ -735,16 +735,21 @@ fn processing_elements(
     let mut out = Results::default();
     for pe in 0..d.p {
         md.push(Item::Comment(format!("PE {pe}")));
-        let terms = lanes(md, l, d, pe, wword, in_word);
-        let count = md.net(&format!("pe{pe}_count"), l.tree().out_width());
+        let tree = l.tree();
+        let operands = if tree.takes_operands() {
+            let weights = wword.slice(pe * d.s + d.s - 1, pe * d.s);
+            vec![("x".into(), in_word.e()), ("w".into(), weights)]
+        } else {
+            vec![("terms".into(), lanes(md, l, d, pe, wword, in_word).e())]
+        };
+        let count = md.net(&format!("pe{pe}_count"), tree.out_width());
+        let mut conns = vec![("clk".into(), e::r("clk"))];
+        conns.extend(operands);
+        conns.push(("sum".into(), count.e()));
         md.push(Item::Instance {
-            module: l.tree().name(),
+            module: tree.name(),
             name: format!("pe{pe}_tree"),
-            conns: vec![
-                ("clk".into(), e::r("clk")),
-                ("terms".into(), terms.e()),
-                ("sum".into(), count.e()),
-            ],
+            conns,
         });
         let (acc, update) = accumulator(md, l, d, pe, &count, tags);
         acc_stmts.push(update);

@@ -6,7 +6,32 @@
 //! cell pairs one LUT with one flip-flop: a 392-lane popcount had 1,184 pipeline flip-flops for
 //! 973 LUTs. Three short adders in a row are still far faster than the boards' 12-25 MHz clocks.
 
-use crate::ir::{e, Expr, Item, Module, Stmt};
+use serde::Serialize;
+
+use crate::blocks::compressor::CarryTree;
+use crate::ir::{bits_for, e, Expr, Item, Module, Stmt};
+
+/// How a binary layer's PEs count their lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Popcount {
+    /// XOR terms into a pipelined tree of adders, mapped by yosys (iCE40, and 8-bit layers).
+    Adders,
+    /// ECP5 carry cells with the lanes' XORs inside their propagate terms
+    /// ([`crate::blocks::compressor`]): cheaper per lane than what yosys maps on the ECP5.
+    CarryCells,
+}
+
+impl Popcount {
+    /// The counter for a family's binary layers of `lanes` lanes.
+    pub fn for_layer(family: crate::board::Family, pixel_input: bool) -> Popcount {
+        if family == crate::board::Family::Ecp5 && !pixel_input {
+            Popcount::CarryCells
+        } else {
+            Popcount::Adders
+        }
+    }
+}
 
 /// Shape of an adder tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +44,8 @@ pub struct Tree {
     pub signed: bool,
     /// Adder levels per register stage.
     pub stride: usize,
+    /// Adders or carry cells (binary lanes only).
+    pub kind: Popcount,
 }
 
 /// Adder levels between pipeline registers in generated trees.
@@ -27,7 +54,26 @@ pub const STRIDE: usize = 3;
 impl Tree {
     /// Pipeline latency in cycles: one per registered level.
     pub fn latency(&self) -> usize {
-        self.levels().div_ceil(self.stride.max(1))
+        match self.carry_tree() {
+            Some(t) => t.latency(),
+            None => self.levels().div_ceil(self.stride.max(1)),
+        }
+    }
+
+    /// The carry-cell compressor, when the tree is one.
+    pub fn carry_tree(&self) -> Option<CarryTree> {
+        self.uses_carry_cells()
+            .then(|| CarryTree::new(self.terms, self.stride))
+    }
+
+    /// Carry cells need two lanes or more; a single lane is its own count.
+    fn uses_carry_cells(&self) -> bool {
+        self.kind == Popcount::CarryCells && self.terms >= 2
+    }
+
+    /// True when the module takes the lanes' two operands (`x`, `w`) rather than XOR terms.
+    pub fn takes_operands(&self) -> bool {
+        self.uses_carry_cells()
     }
 
     /// Adder levels.
@@ -43,12 +89,18 @@ impl Tree {
 
     /// Width of the sum.
     pub fn out_width(&self) -> usize {
-        self.term_width + self.levels()
+        if self.uses_carry_cells() {
+            bits_for(self.terms)
+        } else {
+            self.term_width + self.levels()
+        }
     }
 
     /// Module name, e.g. `popcount_64` or `adder_tree_16x9s`.
     pub fn name(&self) -> String {
-        if self.term_width == 1 && !self.signed {
+        if let Some(t) = self.carry_tree() {
+            t.name()
+        } else if self.term_width == 1 && !self.signed {
             format!("popcount_{}", self.terms)
         } else {
             format!(
@@ -62,6 +114,9 @@ impl Tree {
 
     /// Builds the module: input `terms` (flat, term `i` at bits `[i*w +: w]`), output `sum`.
     pub fn module(&self) -> Module {
+        if let Some(t) = self.carry_tree() {
+            return t.module();
+        }
         let mut m = Module::new(self.name());
         m.doc.push(format!(
             "{}: sum of {} {}-bit {} terms, {} pipeline stage(s).",

@@ -1,0 +1,512 @@
+//! XNOR-popcount compressors built from ECP5 carry cells (CCU2C), the lanes inside the adders.
+//!
+//! A CCU2C half is one adder bit whose propagate term is a free 4-input function `P(A, B, C, D)`
+//! and whose generate term is the same table's 2-input corner `G(A, B) = P(A, B, 0, 0)`:
+//! `S = P ^ CIN`, `COUT = P ? CIN : G`. Adding operand bits `a = f(A, B)` and `b = g(C, D)` with
+//! `g(0, 0) = 0` takes `P = f ^ g` (then `G = f`, which equals `a & b` whenever `P = 0`). So a
+//! lane, `x ^ w`, fits into an operand as `f = A ^ B` with no LUT of its own: the bit-0 halves of
+//! the lowest adders take two lanes each. A lane also enters as a chain's carry-in through an
+//! *inject* half (`C` tied high so `P = 0`, `G = A ^ B`), which costs a half that a chain of odd
+//! length would waste anyway.
+//!
+//! The tree is chosen by a small search over the lane count (each node: an optional carry-in
+//! lane and two balanced children), minimizing halves, then depth; registers follow every
+//! `stride` levels of adders and the root, and operands that reach a node from fewer registers
+//! are delayed to match. Costs for 64 lanes: see docs/hardware.md "Popcount compressors".
+//!
+//! Simulation runs each cell's behavioural model (`ifdef SYNTHESIS` picks the primitive for
+//! yosys); a test runs the vendor model of CCU2C against it.
+
+use std::collections::HashMap;
+
+use crate::ir::{bits_for, e, Expr, Item, Module, Sig, Stmt};
+
+/// How a node's lanes are split: a lane, or an adder of two parts with an optional carry-in
+/// lane.
+#[derive(Debug, Clone)]
+enum Shape {
+    Lane,
+    Add {
+        left: Box<Shape>,
+        right: Box<Shape>,
+        carry_in: bool,
+        lanes: usize,
+    },
+}
+
+impl Shape {
+    fn lanes(&self) -> usize {
+        match self {
+            Shape::Lane => 1,
+            Shape::Add { lanes, .. } => *lanes,
+        }
+    }
+}
+
+/// Halves of one adder node: the inject half, one per sum bit, rounded up to whole cells.
+fn node_halves(lanes: usize, carry_in: bool) -> usize {
+    (usize::from(carry_in) + bits_for(lanes)).next_multiple_of(2)
+}
+
+/// Search memo: (lanes, depth budget) -> (halves, depth, shape).
+type Memo = HashMap<(usize, usize), Option<(usize, usize, Shape)>>;
+
+/// The cheapest shape for `n` lanes no deeper than `budget` adder levels: (halves, depth,
+/// shape). Splits tried: balanced, and a part of `2^k - 1` or `2^k` lanes (their counts fill
+/// their widths, so no half carries a zero operand).
+fn best(n: usize, budget: usize, memo: &mut Memo) -> Option<(usize, usize, Shape)> {
+    if n == 1 {
+        return Some((0, 0, Shape::Lane));
+    }
+    if budget == 0 {
+        return None;
+    }
+    if let Some(b) = memo.get(&(n, budget)) {
+        return b.clone();
+    }
+    let mut choice: Option<(usize, usize, Shape)> = None;
+    for carry_in in [false, true] {
+        let rest = n - usize::from(carry_in);
+        if rest < 2 {
+            continue;
+        }
+        for l in split_sizes(rest) {
+            let (Some((lh, ld, ls)), Some((rh, rd, rs))) =
+                (best(l, budget - 1, memo), best(rest - l, budget - 1, memo))
+            else {
+                continue;
+            };
+            let halves = lh + rh + node_halves(n, carry_in);
+            let depth = 1 + ld.max(rd);
+            if choice
+                .as_ref()
+                .is_none_or(|(h, d, _)| (halves, depth) < (*h, *d))
+            {
+                let shape = Shape::Add {
+                    left: Box::new(ls),
+                    right: Box::new(rs),
+                    carry_in,
+                    lanes: n,
+                };
+                choice = Some((halves, depth, shape));
+            }
+        }
+    }
+    memo.insert((n, budget), choice.clone());
+    choice
+}
+
+/// Sizes of the larger part when `rest` lanes split in two.
+fn split_sizes(rest: usize) -> Vec<usize> {
+    let mut sizes = vec![rest.div_ceil(2)];
+    let mut p = 2;
+    while p - 1 < rest {
+        for l in [p - 1, p] {
+            if l < rest && 2 * l >= rest && !sizes.contains(&l) {
+                sizes.push(l);
+            }
+        }
+        p *= 2;
+    }
+    sizes
+}
+
+/// A popcount of `lanes` XNOR lanes in CCU2C cells.
+#[derive(Debug, Clone)]
+pub struct CarryTree {
+    lanes: usize,
+    stride: usize,
+    shape: Shape,
+    halves: usize,
+}
+
+impl CarryTree {
+    /// The cheapest tree for `lanes` (>= 2), registered every `stride` adder levels.
+    pub fn new(lanes: usize, stride: usize) -> CarryTree {
+        assert!(lanes >= 2, "a carry tree needs two lanes");
+        // One level more than a balanced binary tree.
+        let budget = bits_for(lanes - 1) + 1;
+        let (halves, _, shape) =
+            best(lanes, budget, &mut HashMap::new()).expect("a balanced tree fits the budget");
+        CarryTree {
+            lanes,
+            stride: stride.max(1),
+            shape,
+            halves,
+        }
+    }
+
+    /// CCU2C halves (each a LUT4's worth of a slice: TRELLIS_COMB cells after packing).
+    pub fn halves(&self) -> usize {
+        self.halves
+    }
+
+    /// Module name.
+    pub fn name(&self) -> String {
+        format!("popcount_ccu2c_{}", self.lanes)
+    }
+
+    /// Width of the count.
+    pub fn out_width(&self) -> usize {
+        bits_for(self.lanes)
+    }
+
+    /// Pipeline registers on the way from the lanes to the count.
+    pub fn latency(&self) -> usize {
+        self.stages(&self.shape, true).1
+    }
+
+    /// (depth, register stages at the output) of a node.
+    fn stages(&self, shape: &Shape, root: bool) -> (usize, usize) {
+        match shape {
+            Shape::Lane => (0, 0),
+            Shape::Add { left, right, .. } => {
+                let (ld, ls) = self.stages(left, false);
+                let (rd, rs) = self.stages(right, false);
+                let depth = 1 + ld.max(rd);
+                (
+                    depth,
+                    ls.max(rs) + usize::from(self.registered(depth, root)),
+                )
+            }
+        }
+    }
+
+    fn registered(&self, depth: usize, root: bool) -> bool {
+        root || depth.is_multiple_of(self.stride)
+    }
+
+    /// Builds the module: inputs `x`, `w` (lanes), output `sum` = popcount(`x ^ w`).
+    pub fn module(&self) -> Module {
+        let mut m = Module::new(self.name());
+        m.doc.push(format!(
+            "{}: popcount of {} XNOR lanes (x ^ w) in {} CCU2C halves, {} pipeline stage(s).",
+            self.name(),
+            self.lanes,
+            self.halves,
+            self.latency()
+        ));
+        m.input("clk", 1);
+        let x = m.input("x", self.lanes);
+        let w = m.input("w", self.lanes);
+        let sum = m.output("sum", self.out_width());
+        let mut b = Builder {
+            m,
+            x,
+            w,
+            regs: Vec::new(),
+            lane_delays: HashMap::new(),
+            nodes: 0,
+            unused: Vec::new(),
+        };
+        let root = b.node(self, &self.shape, 0, true);
+        let Value::Number { sig, .. } = root.value else {
+            unreachable!("the root of a tree of two or more lanes is an adder")
+        };
+        b.m.push(Item::Assign(sum.e(), sig.e()));
+        let unused = Expr::Concat(b.unused.clone());
+        let width = b.unused.len();
+        b.m.wire("unused_chain_bits", width, unused);
+        let regs = std::mem::take(&mut b.regs);
+        b.m.push(Item::Always("clk".into(), regs));
+        b.m
+    }
+}
+
+/// A node's output: a lane (its index), or a number held in a signal.
+enum Value {
+    Lane(usize),
+    Number { sig: Sig },
+}
+
+/// A built node: its value, depth and register stages.
+struct Built {
+    value: Value,
+    depth: usize,
+    stage: usize,
+}
+
+/// One operand of an adder half.
+#[derive(Clone)]
+enum Operand {
+    Zero,
+    Bit(Expr),
+    Lane(Expr, Expr),
+}
+
+impl Operand {
+    /// The operand's function of its two inputs (`A, B` or `C, D`).
+    fn value(&self, a: bool, b: bool) -> bool {
+        match self {
+            Operand::Zero => false,
+            Operand::Bit(_) => a,
+            Operand::Lane(..) => a ^ b,
+        }
+    }
+
+    /// The two inputs it drives.
+    fn inputs(&self) -> [Expr; 2] {
+        match self {
+            Operand::Zero => [e::k(1, 0), e::k(1, 0)],
+            Operand::Bit(b) => [b.clone(), e::k(1, 0)],
+            Operand::Lane(x, w) => [x.clone(), w.clone()],
+        }
+    }
+}
+
+/// One half of a CCU2C: an adder bit of two operands, or a lane injected as the carry.
+#[derive(Clone)]
+enum Half {
+    Add(Operand, Operand),
+    Inject(Expr, Expr),
+}
+
+impl Half {
+    /// The 16-entry table, index `D C B A`.
+    fn init(&self) -> u16 {
+        (0..16u16)
+            .filter(|i| {
+                let bit = |k: u16| (i >> k) & 1 == 1;
+                match self {
+                    Half::Add(a, b) => a.value(bit(0), bit(1)) ^ b.value(bit(2), bit(3)),
+                    Half::Inject(..) => !bit(2) && !bit(3) && bit(0) ^ bit(1),
+                }
+            })
+            .fold(0, |t, i| t | 1 << i)
+    }
+
+    /// Inputs A, B, C, D.
+    fn inputs(&self) -> [Expr; 4] {
+        match self {
+            Half::Add(a, b) => {
+                let ([a0, a1], [b0, b1]) = (a.inputs(), b.inputs());
+                [a0, a1, b0, b1]
+            }
+            Half::Inject(x, w) => [x.clone(), w.clone(), e::k(1, 1), e::k(1, 0)],
+        }
+    }
+}
+
+/// `table[inputs]` as logic (the cell model's LUT), `inputs[0]` the least significant index bit.
+fn lut(table: &[bool], inputs: &[Expr]) -> Expr {
+    let Some((top, rest)) = inputs.split_last() else {
+        return e::k(1, u64::from(table[0]));
+    };
+    let (lo, hi) = table.split_at(table.len() / 2);
+    if let Expr::Const { value, .. } = top {
+        return lut(if *value == 1 { hi } else { lo }, rest);
+    }
+    let complement: Vec<bool> = lo.iter().map(|b| !b).collect();
+    if lo == hi {
+        lut(lo, rest)
+    } else if hi == complement.as_slice() {
+        match lut(lo, rest) {
+            Expr::Const { value: 0, .. } => top.clone(),
+            Expr::Const { .. } => e::not(top.clone()),
+            low => e::bin(crate::ir::BinOp::Xor, top.clone(), low),
+        }
+    } else {
+        e::mux(top.clone(), lut(hi, rest), lut(lo, rest))
+    }
+}
+
+fn table(init: u16, entries: usize) -> Vec<bool> {
+    (0..entries).map(|i| init >> i & 1 == 1).collect()
+}
+
+struct Builder {
+    m: Module,
+    x: Sig,
+    w: Sig,
+    regs: Vec<Stmt>,
+    lane_delays: HashMap<(usize, usize), (Expr, Expr)>,
+    nodes: usize,
+    unused: Vec<Expr>,
+}
+
+impl Builder {
+    fn node(&mut self, tree: &CarryTree, shape: &Shape, first: usize, root: bool) -> Built {
+        let Shape::Add {
+            left,
+            right,
+            carry_in,
+            lanes,
+        } = shape
+        else {
+            return Built {
+                value: Value::Lane(first),
+                depth: 0,
+                stage: 0,
+            };
+        };
+        let l = self.node(tree, left, first, false);
+        let r = self.node(tree, right, first + left.lanes(), false);
+        let depth = 1 + l.depth.max(r.depth);
+        let stage = l.stage.max(r.stage);
+        let k = self.nodes;
+        self.nodes += 1;
+        let mut halves = Vec::new();
+        if *carry_in {
+            let (x, w) = self.lane(first + left.lanes() + right.lanes(), stage);
+            halves.push(Half::Inject(x, w));
+        }
+        let width = bits_for(*lanes);
+        let (a, b) = (self.operands(&l, stage), self.operands(&r, stage));
+        for j in 0..width {
+            let pick = |ops: &[Operand]| ops.get(j).cloned().unwrap_or(Operand::Zero);
+            halves.push(Half::Add(pick(&a), pick(&b)));
+        }
+        if halves.len() % 2 == 1 {
+            halves.push(Half::Add(Operand::Zero, Operand::Zero));
+        }
+        let s = self.chain(k, &halves);
+        let sum_bits: Vec<Expr> = (0..width)
+            .rev()
+            .map(|j| s.bit(j + usize::from(*carry_in)))
+            .collect();
+        if *carry_in {
+            self.unused.push(s.bit(0));
+        }
+        if halves.len() > width + usize::from(*carry_in) {
+            self.unused.push(s.bit(halves.len() - 1));
+        }
+        let sum = self
+            .m
+            .wire(&format!("n{k}_sum"), width, Expr::Concat(sum_bits));
+        let value = if tree.registered(depth, root) {
+            let q = self.m.reg(&format!("n{k}_q"), width);
+            self.regs.push(q.set(sum.e()));
+            Value::Number { sig: q }
+        } else {
+            Value::Number { sig: sum }
+        };
+        Built {
+            value,
+            depth,
+            stage: stage + usize::from(tree.registered(depth, root)),
+        }
+    }
+
+    /// Lane `i`'s inputs delayed by `stage` registers.
+    fn lane(&mut self, i: usize, stage: usize) -> (Expr, Expr) {
+        if stage == 0 {
+            return (self.x.bit(i), self.w.bit(i));
+        }
+        if let Some(d) = self.lane_delays.get(&(i, stage)) {
+            return d.clone();
+        }
+        let (px, pw) = self.lane(i, stage - 1);
+        let x = self.m.reg(&format!("x{i}_d{stage}"), 1);
+        let w = self.m.reg(&format!("w{i}_d{stage}"), 1);
+        self.regs.push(x.set(px));
+        self.regs.push(w.set(pw));
+        let d = (x.e(), w.e());
+        self.lane_delays.insert((i, stage), d.clone());
+        d
+    }
+
+    /// A child's value as operand bits at register stage `stage`.
+    fn operands(&mut self, child: &Built, stage: usize) -> Vec<Operand> {
+        match &child.value {
+            Value::Lane(i) => {
+                let (x, w) = self.lane(*i, stage);
+                vec![Operand::Lane(x, w)]
+            }
+            Value::Number { sig } => {
+                let mut sig = sig.clone();
+                for t in child.stage..stage {
+                    let d = self
+                        .m
+                        .reg(&format!("{}_d{}", sig.name(), t + 1), sig.width());
+                    self.regs.push(d.set(sig.e()));
+                    sig = d;
+                }
+                (0..sig.width()).map(|j| Operand::Bit(sig.bit(j))).collect()
+            }
+        }
+    }
+
+    /// The CCU2C cells of node `k`'s chain; returns the wire of every half's sum output.
+    fn chain(&mut self, k: usize, halves: &[Half]) -> Sig {
+        let cells = halves.len() / 2;
+        let s = self.m.net(&format!("n{k}_s"), halves.len());
+        let co = self.m.net(&format!("n{k}_co"), cells);
+        for (c, pair) in halves.chunks(2).enumerate() {
+            let cin = if c == 0 { e::k(1, 0) } else { co.bit(c - 1) };
+            self.cell(k, c, pair, cin, (&s, &co));
+        }
+        self.unused.push(co.bit(cells - 1));
+        s
+    }
+
+    /// One CCU2C: the primitive for synthesis, its model for simulation.
+    fn cell(&mut self, k: usize, c: usize, pair: &[Half], cin: Expr, nets: (&Sig, &Sig)) {
+        let (s, co) = nets;
+        let (init0, init1) = (pair[0].init(), pair[1].init());
+        let (in0, in1) = (pair[0].inputs(), pair[1].inputs());
+        let mut inputs = vec![("CIN".to_string(), cin.clone())];
+        for (half, ins) in [(0, &in0), (1, &in1)] {
+            for (port, x) in ["A", "B", "C", "D"].iter().zip(ins.iter()) {
+                inputs.push((format!("{port}{half}"), x.clone()));
+            }
+        }
+        let outputs = vec![
+            ("S0".to_string(), s.bit(2 * c)),
+            ("S1".to_string(), s.bit(2 * c + 1)),
+            ("COUT".to_string(), co.bit(c)),
+        ];
+        let p = |init: u16, ins: &[Expr; 4]| lut(&table(init, 16), ins);
+        let g = |init: u16, ins: &[Expr; 4]| lut(&table(init, 4), &ins[..2]);
+        let xor = |a: Expr, b: Expr| e::bin(crate::ir::BinOp::Xor, a, b);
+        // The carry between the halves, inside the cell.
+        let mid = e::mux(p(init0, &in0), cin.clone(), g(init0, &in0));
+        let model = vec![
+            (s.bit(2 * c), xor(p(init0, &in0), cin)),
+            (s.bit(2 * c + 1), xor(p(init1, &in1), mid.clone())),
+            (co.bit(c), e::mux(p(init1, &in1), mid, g(init1, &in1))),
+        ];
+        let primitive = Item::Primitive {
+            module: "CCU2C".into(),
+            name: format!("n{k}_cell{c}"),
+            params: vec![
+                ("INIT0".into(), format!("16'h{init0:04x}")),
+                ("INIT1".into(), format!("16'h{init1:04x}")),
+                ("INJECT1_0".into(), "\"NO\"".into()),
+                ("INJECT1_1".into(), "\"NO\"".into()),
+            ],
+            inputs,
+            outputs,
+        };
+        self.m.push(Item::Cell {
+            primitive: Box::new(primitive),
+            model,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lane_halves_encode_the_xor_of_two_lanes() {
+        let h = Half::Add(
+            Operand::Lane(e::k(1, 0), e::k(1, 0)),
+            Operand::Lane(e::k(1, 0), e::k(1, 0)),
+        );
+        assert_eq!(h.init(), 0x6996);
+        let exit = Half::Add(Operand::Zero, Operand::Zero);
+        assert_eq!(exit.init(), 0);
+        let inject = Half::Inject(e::k(1, 0), e::k(1, 0));
+        assert_eq!(inject.init(), 0x0006);
+    }
+
+    #[test]
+    fn trees_cost_about_two_halves_per_lane() {
+        for n in [2, 3, 7, 16, 64, 100, 1024] {
+            let t = CarryTree::new(n, 3);
+            assert!(t.halves() <= 2 * n + 2, "{n} lanes: {} halves", t.halves());
+            assert!(t.latency() >= 1);
+        }
+    }
+}
