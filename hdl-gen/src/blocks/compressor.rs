@@ -173,7 +173,7 @@ impl CarryTree {
     }
 
     fn registered(&self, depth: usize, root: bool) -> bool {
-        root || depth.is_multiple_of(self.stride)
+        root || depth % self.stride == 0
     }
 
     /// Builds the module: inputs `x`, `w` (lanes), output `sum` = popcount(`x ^ w`).
