@@ -1,0 +1,139 @@
+//! The ECP5 carry-cell popcount compressors count right in both of their forms: the behavioural
+//! cell model that simulations run, and the CCU2C primitives that yosys builds, simulated with
+//! yosys's own model of the cell (its `ecp5/cells_sim.v`). Icarus runs each tree on random
+//! lanes and compares every count with a plain loop over the lanes in the testbench.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bql_hdl_gen::blocks::compressor::CarryTree;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// yosys's ECP5 simulation library, next to the yosys that the synthesis checks use.
+fn ecp5_cells() -> PathBuf {
+    let yosys = bql_sim::tools::yosys(&root()).expect("yosys (make deps installs it)");
+    let program = std::fs::canonicalize(&yosys.program).unwrap_or(yosys.program);
+    let share = program
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("share/yosys/ecp5/cells_sim.v"))
+        .filter(|p| p.is_file());
+    share.unwrap_or_else(|| {
+        panic!(
+            "yosys's ECP5 cell library (share/yosys/ecp5/cells_sim.v) is not next to {}: \
+             install Debian's yosys (make deps)",
+            program.display()
+        )
+    })
+}
+
+/// A testbench: `vectors` random lane words, each count checked `latency` cycles later.
+fn testbench(t: &CarryTree, lanes: usize, vectors: usize, seed: u32) -> String {
+    let (lat, ow) = (t.latency(), t.out_width());
+    let words = lanes.div_ceil(32);
+    format!(
+        r#"`timescale 1ns/1ps
+module tb;
+    reg clk = 0;
+    reg [{top}:0] x, w;
+    wire [{otop}:0] sum;
+    reg [{otop}:0] want [0:{vectors}];
+    integer i, k, errors, seed, count;
+    {name} dut (.clk(clk), .x(x), .w(w), .sum(sum));
+    always #5 clk = ~clk;
+    initial begin
+        errors = 0;
+        seed = {seed};
+        for (i = 0; i < {vectors} + {lat}; i = i + 1) begin
+            for (k = 0; k < {words}; k = k + 1) begin
+                x[k * 32 +: 32] = $random(seed);
+                w[k * 32 +: 32] = $random(seed);
+            end
+            count = 0;
+            for (k = 0; k < {lanes}; k = k + 1) count = count + (x[k] ^ w[k]);
+            if (i < {vectors}) want[i] = count;
+            #1;
+            if ({lat} == 0 || i >= {lat}) begin
+                if (sum !== want[i - {lat}]) begin
+                    errors = errors + 1;
+                    $display("BAD vector %0d: %0d, expected %0d", i - {lat}, sum, want[i - {lat}]);
+                end
+            end
+            @(posedge clk);
+            #1;
+        end
+        $display("DONE %0d vectors, %0d errors", {vectors}, errors);
+        $finish;
+    end
+endmodule
+"#,
+        top = words * 32 - 1,
+        otop = ow - 1,
+        name = t.name(),
+    )
+}
+
+/// Runs `t` in Icarus (with the vendor cell model when `primitives`); returns the output.
+fn run(t: &CarryTree, lanes: usize, primitives: bool, dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let rtl = bql_hdl_gen::verilog::module(&t.module());
+    std::fs::write(dir.join("tree.v"), rtl).unwrap();
+    std::fs::write(dir.join("tb.v"), testbench(t, lanes, 400, 7 + lanes as u32)).unwrap();
+    let iverilog = bql_sim::tools::iverilog().expect("iverilog (make deps installs it)");
+    let mut cmd = iverilog.command();
+    cmd.current_dir(dir)
+        .args(["-g2012", "-o", "tb.vvp", "tb.v", "tree.v"]);
+    if primitives {
+        let cells = ecp5_cells();
+        cmd.arg("-DSYNTHESIS")
+            .arg(format!("-I{}", cells.parent().unwrap().display()))
+            .arg(&cells);
+    }
+    let out = cmd.output().expect("iverilog runs");
+    assert!(
+        out.status.success(),
+        "iverilog: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("vvp")
+        .current_dir(dir)
+        .args(["-n", "tb.vvp"])
+        .output()
+        .expect("vvp runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn carry_trees_count_right_in_the_model_and_in_the_vendor_cells() {
+    let base = root().join("build/test-compressor");
+    let mut checked = 0;
+    for (lanes, stride) in [
+        (2, 3),
+        (3, 1),
+        (5, 3),
+        (14, 3),
+        (31, 2),
+        (64, 3),
+        (100, 1),
+        (257, 3),
+    ] {
+        let t = CarryTree::new(lanes, stride);
+        for primitives in [false, true] {
+            let dir = base.join(format!(
+                "l{lanes}s{stride}{}",
+                if primitives { "p" } else { "m" }
+            ));
+            let out = run(&t, lanes, primitives, &dir);
+            assert!(
+                out.contains("DONE 400 vectors, 0 errors"),
+                "{lanes} lanes, stride {stride}, {}: {out}",
+                if primitives { "CCU2C cells" } else { "model" }
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 16);
+}
