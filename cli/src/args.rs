@@ -49,6 +49,11 @@ pub struct DesignArgs {
     /// board's UART delivers images, since faster lanes would only wait for the link.
     #[arg(long)]
     pub ignore_link: bool,
+    /// How binary layers count their lanes: `carry-cells` (the ECP5 default: lanes inside the
+    /// CCU2C carry cells' propagate terms) or `adders` (the iCE40 default: an adder tree that
+    /// yosys maps; on the ECP5 for comparison).
+    #[arg(long, value_name = "KIND", value_parser = ["adders", "carry-cells"])]
+    pub popcount: Option<String>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

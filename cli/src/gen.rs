@@ -67,6 +67,11 @@ pub fn design(a: &Args) -> Result<Generated> {
         },
         ignore_link: a.ignore_link,
         clock_mhz: a.clock,
+        popcount: match a.popcount.as_deref() {
+            Some("adders") => Some(bql_hdl_gen::blocks::tree::Popcount::Adders),
+            Some(_) => Some(bql_hdl_gen::blocks::tree::Popcount::CarryCells),
+            None => None,
+        },
         ..Default::default()
     };
     let design = bql_hdl_gen::generate_with(&net, &b, &opts)

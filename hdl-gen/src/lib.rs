@@ -64,6 +64,9 @@ pub struct Options {
     /// board's UART can deliver images ([`link_interval`]): lanes beyond that rate would idle
     /// behind the link and only cost logic, place-and-route time and power.
     pub ignore_link: bool,
+    /// How binary layers count their lanes; `None`: the family's default (carry cells on the
+    /// ECP5, adders on the iCE40).
+    pub popcount: Option<blocks::tree::Popcount>,
 }
 
 /// Cycles of a `clock_mhz` design clock between two images that the board's UART can deliver
@@ -315,7 +318,7 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     };
     let clock_mhz = pll.as_ref().map_or(board.file.clock_mhz, |p| p.out_mhz);
     let floor = (!opts.ignore_link).then(|| link_interval(net, board, clock_mhz));
-    let plan = plan::plan(net, &board.device, &opts.folds, floor)?;
+    let plan = plan::plan_counting(net, &board.device, &opts.folds, floor, opts.popcount)?;
     let divisor = match opts.uart_divisor {
         Some(d) if d >= 4 => d,
         Some(d) => {

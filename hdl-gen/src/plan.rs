@@ -752,7 +752,27 @@ pub fn plan(
     overrides: &[(usize, usize, usize)],
     floor: Option<usize>,
 ) -> Result<Plan> {
-    let mut p = plan_floored(net, dev, overrides, floor)?;
+    plan_counting(net, dev, overrides, floor, None)
+}
+
+/// [`plan`] with the binary layers' lane counter chosen (`None`: the family's default,
+/// [`Popcount::for_layer`]). Carry cells exist on the ECP5 only.
+pub fn plan_counting(
+    net: &Network,
+    dev: &Device,
+    overrides: &[(usize, usize, usize)],
+    floor: Option<usize>,
+    popcount: Option<Popcount>,
+) -> Result<Plan> {
+    if popcount == Some(Popcount::CarryCells) && dev.family != crate::board::Family::Ecp5 {
+        return Err(Error::invalid(format!(
+            "--popcount carry-cells builds on ECP5 carry cells (CCU2C); the {} is an {} device: \
+             use --popcount adders",
+            dev.name,
+            dev.family.def().name
+        )));
+    }
+    let mut p = plan_floored(net, dev, overrides, floor, popcount)?;
     p.link_interval = floor;
     Ok(p)
 }
@@ -762,11 +782,12 @@ fn plan_floored(
     dev: &Device,
     overrides: &[(usize, usize, usize)],
     floor: Option<usize>,
+    popcount: Option<Popcount>,
 ) -> Result<Plan> {
     let floor = floor.unwrap_or(0);
-    match plan_within(net, dev, overrides, true, floor) {
+    match plan_within(net, dev, overrides, true, floor, popcount) {
         Err(e) if e.kind() == crate::ErrorKind::DoesNotFit => {
-            let mut p = plan_within(net, dev, overrides, false, floor)?;
+            let mut p = plan_within(net, dev, overrides, false, floor, popcount)?;
             let budget = (dev.luts as f64 * dev.lut_fill) as usize;
             let cells = p.estimate.cells(dev.family);
             p.logic_overfull = Some(format!(
@@ -791,10 +812,16 @@ fn plan_within(
     overrides: &[(usize, usize, usize)],
     cells: bool,
     floor: usize,
+    popcount: Option<Popcount>,
 ) -> Result<Plan> {
     let mut template = layer_template(net)?;
     for t in &mut template {
-        t.popcount = Popcount::for_layer(dev.family, t.pixel_input);
+        let default = Popcount::for_layer(dev.family, t.pixel_input);
+        t.popcount = if t.pixel_input {
+            Popcount::Adders
+        } else {
+            popcount.unwrap_or(default)
+        };
     }
     check_overrides(&template, overrides)?;
     let lut_budget = (dev.luts as f64 * dev.lut_fill) as usize;
