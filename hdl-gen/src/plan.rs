@@ -329,8 +329,12 @@ fn family_luts(dev: &Device, lut: usize) -> usize {
 /// (the producer's output register and its own copy, or its input buffer), so that the
 /// estimate follows the layer's [`InputMode`]; the last layer also counts its score vector.
 pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
+    // Carry-cell popcounts are counted exactly, in LUT sites of the family (not calibrated).
+    let carry_sites = l.tree().carry_tree().map_or(0, |t| l.pe * t.halves());
     let lane = if l.pixel_input {
         LUT_PER_PIXEL_LANE
+    } else if carry_sites > 0 {
+        0.0
     } else {
         LUT_PER_BINARY_LANE
     };
@@ -354,10 +358,11 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
             memory_blocks(dev, l.word_width(), 1 << l.inbuf_addr_width()),
         ),
     };
-    let lut = family_luts(
-        dev,
-        (l.lanes() as f64 * lane) as usize + in_lut + pe + out + 40,
-    );
+    let lut = carry_sites
+        + family_luts(
+            dev,
+            (l.lanes() as f64 * lane) as usize + in_lut + pe + out + 40,
+        );
     let tree_ff = l.pe * l.simd * ew / crate::blocks::tree::STRIDE; // about one register per term
                                                                     // An overlapped layer keeps earlier folds' results in a work register of M results.
     let result_width = if l.output == OutputKind::Scores {
