@@ -56,8 +56,16 @@ impl Tree {
     pub fn latency(&self) -> usize {
         match self.carry_tree() {
             Some(t) => t.latency(),
-            None => self.levels().div_ceil(self.stride.max(1)),
+            None => (1..=self.levels()).filter(|&l| self.registered(l)).count(),
         }
+    }
+
+    /// Whether adder level `level` (1-based) ends in registers: the first level (the memory
+    /// read, the lanes' XOR and one adder were the UP5K's critical path at 48 MHz), then every
+    /// `stride` levels, and the last.
+    fn registered(&self, level: usize) -> bool {
+        let stride = self.stride.max(1);
+        level == 1 || (level - 1) % stride == 0 || level == self.levels()
     }
 
     /// The carry-cell compressor, when the tree is one.
@@ -143,7 +151,7 @@ impl Tree {
             for (j, pair) in cur.chunks(2).enumerate() {
                 let w = pair[0].1 + 1;
                 let n = format!("l{level}_{j}");
-                let registered = level % self.stride.max(1) == 0 || level == self.levels();
+                let registered = self.registered(level);
                 let ext = |name: &str, from: usize| {
                     if self.signed {
                         e::sext(name, from, w)

@@ -6,8 +6,9 @@
 //! command asks the transmitter for a reply through a valid/ready handshake whose fields are
 //! registers (`p_*`).
 //!
-//! It reads the slot memory one byte per two cycles (`x_wait`): the address goes out, the byte
-//! comes back registered.
+//! It reads the slot memory one byte per three cycles (`x_wait`): the address goes out, the
+//! byte comes back registered by the memory and is registered again here (`x_q`), so that no
+//! decision starts at the memory's output (that path held the UP5K below 48 MHz).
 
 use bql_protocol::{Code, Info, Op, CRC_INIT, MAX_IN_FLIGHT, PING_MAGIC};
 
@@ -24,6 +25,16 @@ const X_WHDR: u64 = 3;
 const X_WDATA: u64 = 4;
 const X_IMG: u64 = 5;
 
+/// The commands the decode state tells apart, in the bit order of `x_op_is`.
+const DECODED_OPS: [Op; 6] = [
+    Op::Ping,
+    Op::Info,
+    Op::Status,
+    Op::Clear,
+    Op::Write,
+    Op::Infer,
+];
+
 /// Everything the executor's statements refer to.
 struct Ex {
     g: Geometry,
@@ -33,7 +44,9 @@ struct Ex {
     slot: Sig,
     ptr: Sig,
     wait: Sig,
+    /// The slot byte, registered from the memory's output `buf_q`.
     buf_q: Sig,
+    byte_in: Sig,
     /// The receiver's slot descriptors: op, seq, len, stat of slots 0 and 1.
     slots: Vec<[Sig; 4]>,
     full: [Sig; 2],
@@ -48,6 +61,10 @@ struct Ex {
     wseq: Sig,
     wseq_valid: Sig,
     elem: Sig,
+    /// `x_e < input_len` and `x_e == elements`, kept in step with the element counter (its
+    /// 16-bit compares fed the image path's enables: below 48 MHz on the UP5K).
+    elem_in_range: Sig,
+    elem_at_end: Sig,
     lane: Sig,
     bit: Option<(Sig, Sig)>,
     beat: Sig,
@@ -57,6 +74,16 @@ struct Ex {
     len: Sig,
     stat: Sig,
     len_img: Sig,
+    /// The descriptor decoded as it is registered: one bit per command of [`DECODED_OPS`], the
+    /// status is not OK, the `WRITE` repeats the last executed one (the decode state's chain of
+    /// 8-bit compares held the UP5K below 48 MHz).
+    op_is: Sig,
+    stat_bad: Sig,
+    retransmit: Sig,
+    /// `x_ptr == x_len` a cycle late: a byte step raises `x_wait` for the cycle after it moves
+    /// the pointer, so the flag is current whenever a byte could be taken (the 16-bit compare
+    /// in the write enable's logic held the UP5K below 48 MHz).
+    at_end: Sig,
     write_len_ok: Sig,
     sel_ok: Sig,
     push: Sig,
@@ -66,7 +93,7 @@ struct Ex {
 pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
     let mut m = Module::new("bql_executor");
     m.doc.push(
-        "bql_executor: runs the frame slots in order; reads a slot byte per two cycles.".into(),
+        "bql_executor: runs the frame slots in order; reads a slot byte per three cycles.".into(),
     );
     let x = declare(&mut m, g);
     descriptor(&mut m, &x);
@@ -113,7 +140,13 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
     let rx_commit = m.input("rx_commit", 1);
     let w_slot = m.input("w_slot", 1);
     let core_in_ready = m.input("core_in_ready", 1);
-    let mut steps = vec![x.wait.set_k(0)];
+    let mut steps = vec![
+        x.buf_q.set(x.byte_in.e()),
+        s::when(
+            e::lnot(x.wait.is(0)),
+            vec![x.wait.set(e::sub(x.wait.e(), x.wait.k(1)))],
+        ),
+    ];
     for (i, full) in x.full.iter().enumerate() {
         steps.push(s::when(
             e::and(rx_commit.e(), w_slot.is(i as u64)),
@@ -126,7 +159,7 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
                 x.state.is(X_IDLE),
                 vec![
                     x.ptr.set_k(0),
-                    x.wait.set_k(1),
+                    x.wait.set_k(2),
                     s::when(
                         e::mux(x.slot.e(), x.full[1].e(), x.full[0].e()),
                         vec![x.state.set_k(X_DECODE)],
@@ -187,8 +220,9 @@ fn declare(m: &mut Module, g: &Geometry) -> Ex {
         state: m.reg("x_state", bits_for(X_IMG as usize)),
         slot: m.reg("x_slot", 1),
         ptr: m.reg("x_ptr", 16),
-        wait: m.reg("x_wait", 1),
-        buf_q: m.input("buf_q", 8),
+        wait: m.reg("x_wait", 2),
+        buf_q: m.reg("x_q", 8),
+        byte_in: m.input("buf_q", 8),
         slots: slot_ins,
         full: [m.output_reg("s_full0", 1), m.output_reg("s_full1", 1)],
         reply: [
@@ -208,6 +242,8 @@ fn declare(m: &mut Module, g: &Geometry) -> Ex {
         wseq: m.reg("wseq", 8),
         wseq_valid: m.reg("wseq_valid", 1),
         elem: m.reg("x_e", 16),
+        elem_in_range: m.reg("x_e_in_range", 1),
+        elem_at_end: m.reg("x_e_at_end", 1),
         lane: m.reg("x_k", kw),
         bit: g
             .binary_input
@@ -219,6 +255,10 @@ fn declare(m: &mut Module, g: &Geometry) -> Ex {
         len: m.reg("x_len", 16),
         stat: m.reg("x_stat", 8),
         len_img: m.reg("x_len_img", 1),
+        op_is: m.reg("x_op_is", DECODED_OPS.len()),
+        stat_bad: m.reg("x_stat_bad", 1),
+        retransmit: m.reg("x_retransmit", 1),
+        at_end: m.reg("x_at_end", 1),
         write_len_ok: m.reg("x_write_len_ok", 1),
         sel_ok: m.net("x_sel_ok", 1),
         push: m.output("x_push", 1),
@@ -244,7 +284,23 @@ fn descriptor(m: &mut Module, x: &Ex) {
         regs.push(reg.set(sel.e()));
         selected.push(sel);
     }
-    let len_sel = &selected[2];
+    let (op_sel, seq_sel, len_sel, stat_sel) =
+        (&selected[0], &selected[1], &selected[2], &selected[3]);
+    let op_bits = DECODED_OPS
+        .iter()
+        .rev()
+        .map(|&o| op_sel.is(o as u64))
+        .collect();
+    regs.push(x.op_is.set(Expr::Concat(op_bits)));
+    regs.push(
+        x.stat_bad
+            .set(e::ne(stat_sel.e(), stat_sel.k(Code::Ok as u64))),
+    );
+    regs.push(
+        x.retransmit
+            .set(e::and(x.wseq_valid.e(), e::eq(x.wseq.e(), seq_sel.e()))),
+    );
+    regs.push(x.at_end.set(e::eq(x.ptr.e(), x.len.e())));
     regs.push(x.len_img.set(len_sel.is(x.g.image_bytes as u64)));
     let wb = x.g.word_bytes;
     let at_least_header = e::lnot(e::lt(len_sel.e(), len_sel.k(3)));
@@ -286,9 +342,9 @@ fn reply(x: &Ex, kind: u64, code: Code, len: usize) -> Vec<Stmt> {
     v
 }
 
-/// Moves to the next slot byte (it arrives after a cycle of `x_wait`).
+/// Moves to the next slot byte (it arrives in `x_q` after two cycles of `x_wait`).
 fn next_byte(x: &Ex) -> Vec<Stmt> {
-    vec![x.ptr.inc(), x.wait.set_k(1)]
+    vec![x.ptr.inc(), x.wait.set_k(2)]
 }
 
 fn decode(x: &Ex) -> Vec<Stmt> {
@@ -300,14 +356,20 @@ fn decode(x: &Ex) -> Vec<Stmt> {
                 reply(x, K_ERR, Code::BadLength, 1),
             ),
             (
-                e::and(x.wseq_valid.e(), e::eq(x.wseq.e(), x.seq.e())),
+                x.retransmit.e(),
                 // A retransmitted WRITE: acknowledged, not executed twice.
                 reply(x, K_CHECK, Code::Ok, 2),
             ),
         ],
         vec![x.state.set_k(X_WHDR)],
     );
-    let mut start_image = vec![x.elem.set_k(0), x.lane.set_k(0), x.state.set_k(X_IMG)];
+    let mut start_image = vec![
+        x.elem.set_k(0),
+        x.elem_in_range.set_k(u64::from(x.g.input_len > 0)),
+        x.elem_at_end.set_k(u64::from(x.g.elements == 0)),
+        x.lane.set_k(0),
+        x.state.set_k(X_IMG),
+    ];
     if let Some((bit, _)) = &x.bit {
         start_image.push(bit.set_k(0));
     }
@@ -329,10 +391,13 @@ fn decode(x: &Ex) -> Vec<Stmt> {
     ];
     refused.extend(free(x));
     let mut v = vec![p_seq.set(x.seq.e()), p_op.set(x.op.e())];
-    let op = |o: Op| x.op.is(o as u64);
+    let op = |o: Op| {
+        let bit = DECODED_OPS.iter().position(|&d| d == o);
+        x.op_is.bit(bit.expect("a decoded command"))
+    };
     v.extend(s::chain(
         vec![
-            (e::ne(x.stat.e(), x.stat.k(Code::Ok as u64)), refused),
+            (x.stat_bad.e(), refused),
             (op(Op::Ping), reply(x, K_PING, Code::Ok, PING_MAGIC.len())),
             (op(Op::Info), reply(x, K_INFO, Code::Ok, Info::LEN)),
             (
@@ -356,11 +421,12 @@ fn write_header(x: &Ex) -> Vec<Stmt> {
         v
     };
     vec![s::when(
-        e::lnot(x.wait.e()),
+        x.wait.is(0),
         s::chain(
             vec![
                 (
-                    x.ptr.is(0),
+                    // The header's three bytes: the pointer's low bits suffice.
+                    e::eq(x.ptr.slice(1, 0), e::k(2, 0)),
                     vec![s::when_else(
                         x.sel_ok.e(),
                         then_next(vec![x.sel.set(x.buf_q.e()), crc_byte.clone()]),
@@ -368,7 +434,7 @@ fn write_header(x: &Ex) -> Vec<Stmt> {
                     )],
                 ),
                 (
-                    x.ptr.is(1),
+                    e::eq(x.ptr.slice(1, 0), e::k(2, 1)),
                     then_next(vec![
                         s::set(x.addr.slice(7, 0), x.buf_q.e()),
                         crc_byte.clone(),
@@ -405,8 +471,8 @@ fn write_data(x: &Ex) -> Vec<Stmt> {
     s::chain(
         vec![
             (x.we.e(), vec![x.we.set_k(0), x.addr.inc()]),
-            (e::eq(x.ptr.e(), x.len.e()), done),
-            (e::lnot(x.wait.e()), byte),
+            (x.at_end.e(), done),
+            (x.wait.is(0), byte),
         ],
         vec![],
     )
@@ -419,7 +485,17 @@ fn image(x: &Ex, core_in_ready: &Sig) -> Vec<Stmt> {
     let kk = g.pixels_per_beat;
     let ew = g.elem_width;
     let beat_w = kk * ew;
-    let in_range = e::lt(x.elem.e(), e::k(16, g.input_len as u64));
+    let in_range = x.elem_in_range.e();
+    // After this step the counter holds elem + 1.
+    let count = vec![
+        x.elem.inc(),
+        x.elem_in_range.set(e::and(
+            x.elem_in_range.e(),
+            e::lnot(x.elem.is(g.input_len.saturating_sub(1) as u64)),
+        )),
+        x.elem_at_end
+            .set(x.elem.is(g.elements.saturating_sub(1) as u64)),
+    ];
     let shift_in = |elem: Expr| -> Expr {
         if beat_w == ew {
             elem
@@ -428,15 +504,14 @@ fn image(x: &Ex, core_in_ready: &Sig) -> Vec<Stmt> {
         }
     };
     let advance = |elem: Expr| -> Vec<Stmt> {
-        vec![
-            x.beat.set(shift_in(elem)),
-            x.elem.inc(),
-            s::when_else(
-                x.lane.is((kk - 1) as u64),
-                vec![x.lane.set_k(0), x.beat_valid.set_k(1)],
-                vec![x.lane.inc()],
-            ),
-        ]
+        let mut v = vec![x.beat.set(shift_in(elem))];
+        v.extend(count.clone());
+        v.push(s::when_else(
+            x.lane.is((kk - 1) as u64),
+            vec![x.lane.set_k(0), x.beat_valid.set_k(1)],
+            vec![x.lane.inc()],
+        ));
+        v
     };
     let fill = match &x.bit {
         Some((bit, byte)) => {
@@ -461,14 +536,14 @@ fn image(x: &Ex, core_in_ready: &Sig) -> Vec<Stmt> {
             )));
             vec![s::when_else(
                 bit.is(0),
-                vec![s::when(e::lnot(x.wait.e()), first)],
+                vec![s::when(x.wait.is(0), first)],
                 rest,
             )]
         }
         None => {
             let mut step = next_byte(x);
             step.extend(advance(e::mux(in_range, x.buf_q.e(), e::k(8, 0))));
-            vec![s::when(e::lnot(x.wait.e()), step)]
+            vec![s::when(x.wait.is(0), step)]
         }
     };
     let mut image_done = vec![x.state.set_k(X_IDLE)];
@@ -479,7 +554,7 @@ fn image(x: &Ex, core_in_ready: &Sig) -> Vec<Stmt> {
             core_in_ready.e(),
             vec![
                 x.beat_valid.set_k(0),
-                s::when(x.elem.is(g.elements as u64), image_done),
+                s::when(x.elem_at_end.e(), image_done),
             ],
         )],
         fill,

@@ -28,15 +28,24 @@ struct Regs {
     op: Sig,
     seq: Sig,
     len: Sig,
+    /// `len - 1` and `len > slot`, registered with the length's high byte: the payload's end
+    /// and the verdict then need no subtractor or comparator of their own (a 16-bit
+    /// subtract-and-compare was the UP5K's critical path at 48 MHz).
+    last_idx: Sig,
+    too_long: Sig,
     idx: Sig,
     crc: Sig,
-    crc_lo: Sig,
+    /// The CRC's low byte matched (checked as it arrives, so the frame's last byte meets an
+    /// 8-bit compare instead of a 16-bit one: the UP5K's 48 MHz).
+    crc_lo_ok: Sig,
     drop: Sig,
     timer: Sig,
     w_slot: Sig,
     crc_errors: Sig,
     overflows: Sig,
     timeouts: Sig,
+    /// Bytes per slot.
+    slot: usize,
 }
 
 /// Builds `bql_link_rx` for frame slots of `g.slot` bytes; `timeout` clocks of silence abandon
@@ -58,15 +67,18 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
         op: m.reg("r_op", 8),
         seq: m.reg("r_seq", 8),
         len: m.reg("r_len", 16),
+        last_idx: m.reg("r_last_idx", 16),
+        too_long: m.reg("r_too_long", 1),
         idx: m.reg("r_idx", 16),
         crc: m.reg("r_crc", 16),
-        crc_lo: m.reg("r_crc_lo", 8),
+        crc_lo_ok: m.reg("r_crc_lo_ok", 1),
         drop: m.reg("r_drop", 1),
         timer: m.reg("r_timer", tw),
         w_slot: m.output_reg("w_slot", 1),
         crc_errors: m.output_reg("crc_errors", 8),
         overflows: m.output_reg("overflows", 8),
         timeouts: m.output_reg("timeouts", 8),
+        slot: g.slot,
     };
     let descriptors: Vec<[Sig; 4]> = (0..2)
         .map(|i| {
@@ -84,7 +96,7 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
     let crc_ok = m.wire(
         "r_crc_ok",
         1,
-        e::eq(Expr::Concat(vec![rx_data.e(), r.crc_lo.e()]), r.crc.e()),
+        e::and(r.crc_lo_ok.e(), e::eq(rx_data.e(), r.crc.slice(15, 8))),
     );
     let w_full = m.wire("w_full", 1, e::mux(r.w_slot.e(), full[1].e(), full[0].e()));
     let commit = e::and(
@@ -100,7 +112,7 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
             e::lnot(crc_ok.e()),
             e::k(8, Code::BadCrc as u64),
             e::mux(
-                e::bin(crate::ir::BinOp::Gt, r.len.e(), e::k(16, g.slot as u64)),
+                r.too_long.e(),
                 e::k(8, Code::BadLength as u64),
                 e::k(8, Code::Ok as u64),
             ),
@@ -181,6 +193,7 @@ fn on_byte(
     descriptors: &[[Sig; 4]],
 ) -> Vec<Stmt> {
     let byte_crc = r.crc.set(crc_next.e());
+    let new_len = Expr::Concat(vec![rx_data.e(), r.len.slice(7, 0)]);
     let header = |field: Stmt, next: u64| vec![field, byte_crc.clone(), r.state.set_k(next)];
     s::chain(
         vec![
@@ -205,6 +218,12 @@ fn on_byte(
                 r.state.is(R_LEN1),
                 vec![
                     s::set(r.len.slice(15, 8), rx_data.e()),
+                    r.last_idx.set(e::sub(new_len.clone(), e::k(16, 1))),
+                    r.too_long.set(e::bin(
+                        crate::ir::BinOp::Gt,
+                        new_len,
+                        e::k(16, r.slot as u64),
+                    )),
                     byte_crc.clone(),
                     r.idx.set_k(0),
                     s::when_else(
@@ -223,14 +242,17 @@ fn on_byte(
                     byte_crc,
                     r.idx.inc(),
                     s::when(
-                        e::eq(r.idx.e(), e::sub(r.len.e(), r.len.k(1))),
+                        e::eq(r.idx.e(), r.last_idx.e()),
                         vec![r.state.set_k(R_CRC0)],
                     ),
                 ],
             ),
             (
                 r.state.is(R_CRC0),
-                vec![r.crc_lo.set(rx_data.e()), r.state.set_k(R_CRC1)],
+                vec![
+                    r.crc_lo_ok.set(e::eq(rx_data.e(), r.crc.slice(7, 0))),
+                    r.state.set_k(R_CRC1),
+                ],
             ),
         ],
         frame_end(r, crc_ok, verdict, descriptors),

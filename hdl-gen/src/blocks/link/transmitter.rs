@@ -1,8 +1,9 @@
 //! `bql_link_tx`: frames one response at a time, results first. A result is taken from the core
 //! (`t_pop`) only when its last byte has gone out; a reply is taken from the executor through
-//! its valid/ready handshake when no result waits. The byte to send is registered (`t_byte`,
-//! valid with `t_byte_ok` a cycle after the index moves): the reply's byte multiplexers and the
-//! CRC step were the design's critical path.
+//! its valid/ready handshake when no result waits. The byte to send is registered twice (the
+//! payload byte in `t_payload_q`, then `t_byte`, valid with `t_byte_ok` two cycles after the
+//! index moves): the reply's byte multiplexers and the CRC step were the design's critical path,
+//! and the payload multiplexers alone held the UP5K below 48 MHz.
 
 use bql_protocol::{Code, Info, CRC_INIT, MAX_IN_FLIGHT, PING_MAGIC};
 
@@ -27,6 +28,7 @@ struct Tx {
     crc: Sig,
     byte: Sig,
     byte_ok: Sig,
+    byte_wait: Sig,
     results: Sig,
     led_toggle: Sig,
 }
@@ -53,6 +55,7 @@ pub fn module(ifc: &CoreInterface, info: &Info) -> Module {
         crc: m.reg("t_crc", 16),
         byte: m.output_reg("t_byte", 8),
         byte_ok: m.reg("t_byte_ok", 1),
+        byte_wait: m.reg("t_byte_wait", 1),
         results: m.reg("results", 16),
         led_toggle: m.output_reg("led_toggle", 1),
     };
@@ -76,7 +79,8 @@ pub fn module(ifc: &CoreInterface, info: &Info) -> Module {
         e::and(e::lnot(t.active.e()), e::lnot(core_valid.e())),
     ));
     let start_reply = m.wire("start_reply", 1, e::and(reply_valid.e(), reply_ready.e()));
-    let payload = payload_byte(&mut m, ifc, info, &t);
+    let payload_byte = payload_byte(&mut m, ifc, info, &t);
+    let payload = m.reg("t_payload_q", 8);
     let byte_at = mux_chain(
         vec![
             (t.idx.is(0), e::k(8, bql_protocol::SYNC_RESPONSE as u64)),
@@ -92,8 +96,13 @@ pub fn module(ifc: &CoreInterface, info: &Info) -> Module {
     m.push(Item::Always(
         clk.name().into(),
         vec![
+            payload.set(payload_byte.e()),
             t.byte.set(byte_at),
-            t.byte_ok.set(e::and(t.active.e(), e::lnot(fire.e()))),
+            t.byte_wait.set(e::and(t.active.e(), e::lnot(fire.e()))),
+            t.byte_ok.set(e::and(
+                t.byte_wait.e(),
+                e::and(t.active.e(), e::lnot(fire.e())),
+            )),
         ],
     ));
     let crc_next = m.net("t_crc_next", 16);
