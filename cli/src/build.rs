@@ -90,8 +90,12 @@ fn print_report(
 ) -> Result<()> {
     let stat = std::fs::read_to_string(dir.join("yosys-stat.txt")).unwrap_or_default();
     let def = b.file.family.def();
-    let (lut_cell, ff_cells) = (def.lut_cell, def.ff_cells);
-    let luts = report::yosys_cells(&stat, lut_cell);
+    let luts: u64 = def
+        .lut_cells
+        .iter()
+        .map(|(cell, sites)| sites * report::yosys_cells(&stat, cell))
+        .sum();
+    let ff_cells = def.ff_cells;
     let ffs: u64 = ff_cells.iter().map(|c| report::yosys_cells(&stat, c)).sum();
     let est = &design.plan.estimate;
     let lut_error = if luts > 0 {
@@ -117,7 +121,7 @@ fn print_report(
         .collect();
     let svg_path = dir.join("report.svg");
     let footer = format!(
-        "{}: Fmax {:.1} MHz (target {:.1}); {} LUT4 / {} FF after synthesis; {:.0} inferences/s",
+        "{}: Fmax {:.1} MHz (target {:.1}); {} LUT4 sites / {} FF after synthesis; {:.0} inferences/s",
         r.board,
         r.fmax_mhz,
         r.target_mhz,
@@ -187,7 +191,7 @@ fn print_report(
         );
     }
     println!(
-        "  yosys: {luts} LUT4, {ffs} FF; planner estimate {} LUT4 ({:+.1} %), {} FF",
+        "  yosys: {luts} LUT4 sites (a CCU2C fills two), {ffs} FF; planner estimate {} LUT4 ({:+.1} %), {} FF",
         est.lut,
         100.0 * lut_error,
         est.ff

@@ -26,7 +26,7 @@ pub static FAMILY: FamilyDef = FamilyDef {
     bitstream: "bql_top.bit",
     nextpnr: bql_locate::programs::NEXTPNR_ECP5,
     pack: bql_locate::programs::ECPPACK,
-    lut_cell: "LUT4",
+    lut_cells: &[("LUT4", 1), ("CCU2C", 2)],
     ff_cells: &["TRELLIS_FF"],
     pll_range: "3.125-400 MHz",
     pll,

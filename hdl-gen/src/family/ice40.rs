@@ -31,7 +31,7 @@ pub static FAMILY: FamilyDef = FamilyDef {
     bitstream: "bql_top.bin",
     nextpnr: bql_locate::programs::NEXTPNR_ICE40,
     pack: bql_locate::programs::ICEPACK,
-    lut_cell: "SB_LUT4",
+    lut_cells: &[("SB_LUT4", 1)],
     ff_cells: &[
         "SB_DFF",
         "SB_DFFE",

@@ -62,8 +62,9 @@ pub struct FamilyDef {
     pub nextpnr: bql_locate::Spec,
     /// The bitstream packer.
     pub pack: bql_locate::Spec,
-    /// yosys's LUT4 cell name, for the build report.
-    pub lut_cell: &'static str,
+    /// yosys's cells that take LUT4 sites, with the sites each takes (an ECP5 CCU2C fills two),
+    /// for the build report.
+    pub lut_cells: &'static [(&'static str, u64)],
     /// yosys's flip-flop cell names.
     pub ff_cells: &'static [&'static str],
     /// The PLL's output range, for messages.
