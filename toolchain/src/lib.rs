@@ -171,6 +171,9 @@ pub fn steps(design: &Design, b: &Board, tools: &Tools, target_mhz: f64) -> Vec<
         "1".into(),
         "--report".into(),
         files::REPORT.into(),
+        // A missed target is bql's to report (with the achieved Fmax and a bitstream withheld),
+        // not an exit status whose message is the last line of the log.
+        "--timing-allow-fail".into(),
     ]);
     vec![
         Step {
