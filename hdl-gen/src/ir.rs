@@ -355,9 +355,10 @@ pub enum Item {
         depth: usize,
         /// Hex file (relative to the simulation/synthesis working folder) to load at start.
         init: Option<String>,
-        /// Kept in block RAM however small (`(* ram_style = "block" *)`): yosys would build
-        /// a memory of a few hundred bits from flip-flops and multiplexers.
-        block_ram: bool,
+        /// yosys's `ram_style`: `"block"` keeps a memory of a few hundred bits in block RAM
+        /// (yosys would build it from flip-flops and multiplexers), `"huge"` puts it in UP5K
+        /// SPRAM (yosys's cost model otherwise prefers 16 EBR for a 4 x 16384 memory).
+        ram_style: Option<&'static str>,
     },
     /// `assign lhs = rhs;`
     Assign(Expr, Expr),
@@ -483,12 +484,23 @@ impl Module {
     }
     /// Declares a memory without an initial image.
     pub fn memory(&mut self, name: &str, width: usize, depth: usize) -> Mem {
+        self.memory_styled(name, width, depth, None)
+    }
+
+    /// [`Module::memory`] with yosys's `ram_style` attribute.
+    pub fn memory_styled(
+        &mut self,
+        name: &str,
+        width: usize,
+        depth: usize,
+        ram_style: Option<&'static str>,
+    ) -> Mem {
         self.items.push(Item::Memory {
             name: name.into(),
             width,
             depth,
             init: None,
-            block_ram: false,
+            ram_style,
         });
         Mem {
             name: name.into(),

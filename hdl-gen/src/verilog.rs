@@ -124,10 +124,10 @@ pub fn module(m: &Module) -> String {
                 width,
                 depth,
                 init,
-                block_ram,
+                ram_style,
             } => {
-                if *block_ram {
-                    let _ = writeln!(out, "    (* ram_style = \"block\" *)");
+                if let Some(style) = ram_style {
+                    let _ = writeln!(out, "    (* ram_style = \"{style}\" *)");
                 }
                 let _ = writeln!(out, "    reg {}{name} [0:{}];", range(*width), depth - 1);
                 if let Some(f) = init {

@@ -18,7 +18,7 @@ fn counter() -> Module {
         width: 4,
         depth: 16,
         init: None,
-        block_ram: false,
+        ram_style: None,
     });
     m.output_reg("last", 4);
     m.push(Item::Always(

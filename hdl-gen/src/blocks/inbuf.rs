@@ -45,7 +45,7 @@ pub fn module(l: &LayerPlan) -> Module {
         width: w,
         depth: 1 << aw,
         init: None,
-        block_ram: true,
+        ram_style: Some("block"),
     });
     md.push(Item::Always(
         clk.name().into(),

@@ -308,7 +308,7 @@ fn weights(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Sig {
                 width: p * s_,
                 depth: d.nf * d.sf,
                 init: Some(l.weights_file()),
-                block_ram: false,
+                ram_style: None,
             });
             vec![
                 s::when(
@@ -327,7 +327,7 @@ fn weights(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Sig {
             md.push(Item::Comment(format!(
                 "SPRAM: loaded at run time through wmem_we ({depth} words)"
             )));
-            let mem = md.memory("wmem", p * s_, depth);
+            let mem = md.memory_styled("wmem", p * s_, depth, Some("huge"));
             let port = md.wire(
                 "wmem_port_addr",
                 pw,
@@ -678,7 +678,7 @@ fn thresholds(md: &mut Module, l: &LayerPlan, d: &Dims, tags: &Tags) -> Option<S
         width: p * tw,
         depth: nf,
         init: Some(l.thresholds_file()),
-        block_ram: false,
+        ram_style: None,
     });
     let tword = md.reg("tword", p * tw);
     let raddr = md.wire("thr_raddr", d.nf_w, tags.acc_nf.clone());

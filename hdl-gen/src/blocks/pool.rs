@@ -217,7 +217,7 @@ fn ram_ring(md: &mut Module, r: &Rows, entries: usize, p: usize) -> Expr {
         width: p,
         depth: entries,
         init: None,
-        block_ram: true,
+        ram_style: Some("block"),
     });
     let ptr = md.reg("vptr", aw);
     let head = md.reg("vhead", p);
