@@ -784,20 +784,9 @@ pub fn plan_counting(
             dev.family.def().name
         )));
     }
-    let mut p = plan_floored(net, dev, overrides, floor, popcount)?;
-    p.link_interval = floor;
-    Ok(p)
-}
-
-fn plan_floored(
-    net: &Network,
-    dev: &Device,
-    overrides: &[(usize, usize, usize)],
-    floor: Option<usize>,
-    popcount: Option<Popcount>,
-) -> Result<Plan> {
+    let link_interval = floor;
     let floor = floor.unwrap_or(0);
-    match plan_within(net, dev, overrides, true, floor, popcount) {
+    let mut plan = match plan_within(net, dev, overrides, true, floor, popcount) {
         Err(e) if e.kind() == crate::ErrorKind::DoesNotFit => {
             let mut p = plan_within(net, dev, overrides, false, floor, popcount)?;
             let budget = (dev.luts as f64 * dev.lut_fill) as usize;
@@ -811,10 +800,12 @@ fn plan_floored(
                 dev.luts,
                 cells.saturating_sub(budget)
             ));
-            Ok(p)
+            p
         }
-        r => r,
-    }
+        r => r?,
+    };
+    plan.link_interval = link_interval;
+    Ok(plan)
 }
 
 /// [`plan`] with the logic budget on logic cells (`cells`) or on LUT4s alone.
