@@ -48,7 +48,8 @@ bitstream: build
 bench: build
 	$(BQL) bench --repeat 11
 
-# LUT4 per XNOR-popcount lane on iCE40 (yosys slope between 16 and 32 PEs of 64 lanes).
+# Logic per XNOR-popcount lane on iCE40 and ECP5, bql's counters beside the behavioural baseline
+# (yosys slope between 16 and 32 PEs of 64 lanes; about 5 minutes).
 lanes: build
 	@scripts/lanes.sh
 
