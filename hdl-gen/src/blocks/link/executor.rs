@@ -42,6 +42,8 @@ struct Ex {
     rst: Sig,
     state: Sig,
     slot: Sig,
+    /// The current slot is to be freed next cycle ([`free`]).
+    free_pending: Sig,
     ptr: Sig,
     wait: Sig,
     /// The slot byte, registered from the memory's output `buf_q`.
@@ -103,12 +105,17 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
         &x.buf_q,
         &x.load_crc_next,
     ));
+    // Checked on the memory's byte as it is registered into `x_q`, so that the write header's
+    // decision reads a flip-flop.
     let sel_ok = valid_sels
         .iter()
-        .map(|&v| e::eq(x.buf_q.e(), e::k(8, v as u64)))
+        .map(|&v| e::eq(x.byte_in.e(), e::k(8, v as u64)))
         .reduce(e::or)
         .unwrap_or(e::k(1, 0));
-    m.push(Item::Assign(x.sel_ok.e(), sel_ok));
+    m.push(Item::Always(
+        x.clk.name().into(),
+        vec![x.sel_ok.set(sel_ok)],
+    ));
     let fifo_w = bits_for(MAX_IN_FLIGHT - 1) + 1;
     let inflight = m.input("inflight", fifo_w);
     m.push(Item::Assign(
@@ -153,6 +160,7 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
             vec![full.set_k(1)],
         ));
     }
+    steps.push(apply_free(&x));
     steps.extend(s::chain(
         vec![
             (
@@ -161,7 +169,10 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
                     x.ptr.set_k(0),
                     x.wait.set_k(2),
                     s::when(
-                        e::mux(x.slot.e(), x.full[1].e(), x.full[0].e()),
+                        e::and(
+                            e::lnot(x.free_pending.e()),
+                            e::mux(x.slot.e(), x.full[1].e(), x.full[0].e()),
+                        ),
                         vec![x.state.set_k(X_DECODE)],
                     ),
                 ],
@@ -183,6 +194,7 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
             vec![
                 x.state.set_k(X_IDLE),
                 x.slot.set_k(0),
+                x.free_pending.set_k(0),
                 x.full[0].set_k(0),
                 x.full[1].set_k(0),
                 x.we.set_k(0),
@@ -219,6 +231,7 @@ fn declare(m: &mut Module, g: &Geometry) -> Ex {
         rst,
         state: m.reg("x_state", bits_for(X_IMG as usize)),
         slot: m.reg("x_slot", 1),
+        free_pending: m.reg("x_free_pending", 1),
         ptr: m.reg("x_ptr", 16),
         wait: m.reg("x_wait", 2),
         buf_q: m.reg("x_q", 8),
@@ -260,7 +273,7 @@ fn declare(m: &mut Module, g: &Geometry) -> Ex {
         retransmit: m.reg("x_retransmit", 1),
         at_end: m.reg("x_at_end", 1),
         write_len_ok: m.reg("x_write_len_ok", 1),
-        sel_ok: m.net("x_sel_ok", 1),
+        sel_ok: m.reg("x_sel_ok", 1),
         push: m.output("x_push", 1),
     }
 }
@@ -317,16 +330,27 @@ fn descriptor(m: &mut Module, x: &Ex) {
     m.push(Item::Always(x.clk.name().into(), regs));
 }
 
-/// Frees the current slot (clears its full flag, moves to the other one).
+/// Frees the current slot a cycle later (clears its full flag, moves to the other one): the
+/// many states that free it made the slot's enable the UP5K's critical path at 48 MHz. The idle
+/// state waits for a pending free, so a slot is never taken twice.
 fn free(x: &Ex) -> Vec<Stmt> {
-    vec![
-        s::when_else(
-            x.slot.e(),
-            vec![x.full[1].set_k(0)],
-            vec![x.full[0].set_k(0)],
-        ),
-        x.slot.inc(),
-    ]
+    vec![x.free_pending.set_k(1)]
+}
+
+/// The deferred half of [`free`].
+fn apply_free(x: &Ex) -> Stmt {
+    s::when(
+        x.free_pending.e(),
+        vec![
+            s::when_else(
+                x.slot.e(),
+                vec![x.full[1].set_k(0)],
+                vec![x.full[0].set_k(0)],
+            ),
+            x.slot.inc(),
+            x.free_pending.set_k(0),
+        ],
+    )
 }
 
 /// Asks for a reply of `kind` with `code` and `len` payload bytes, and frees the slot.

@@ -44,6 +44,9 @@ struct Regs {
     crc_errors: Sig,
     overflows: Sig,
     timeouts: Sig,
+    /// A frame just ended with a CRC error, or was dropped (counted next cycle).
+    bad_crc: Sig,
+    dropped: Sig,
     /// Bytes per slot.
     slot: usize,
 }
@@ -78,6 +81,8 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
         crc_errors: m.output_reg("crc_errors", 8),
         overflows: m.output_reg("overflows", 8),
         timeouts: m.output_reg("timeouts", 8),
+        bad_crc: m.reg("r_bad_crc", 1),
+        dropped: m.reg("r_dropped", 1),
         slot: g.slot,
     };
     let descriptors: Vec<[Sig; 4]> = (0..2)
@@ -160,8 +165,20 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
                 r.crc_errors.set_k(0),
                 r.overflows.set_k(0),
                 r.timeouts.set_k(0),
+                r.bad_crc.set_k(0),
+                r.dropped.set_k(0),
             ],
             vec![
+                // The error counters count a frame's end a cycle later (a frame's last byte
+                // into a counter's enable was the UP5K's critical path at 48 MHz).
+                s::when(
+                    r.bad_crc.e(),
+                    vec![sat_inc(&r.crc_errors), r.bad_crc.set_k(0)],
+                ),
+                s::when(
+                    r.dropped.e(),
+                    vec![sat_inc(&r.overflows), r.dropped.set_k(0)],
+                ),
                 s::when_else(
                     e::or(rx_valid.e(), r.state.is(R_HUNT)),
                     vec![r.timer.set_k(0)],
@@ -263,8 +280,8 @@ fn on_byte(
 fn frame_end(r: &Regs, crc_ok: &Sig, verdict: &Sig, descriptors: &[[Sig; 4]]) -> Vec<Stmt> {
     let mut v = vec![
         r.state.set_k(R_HUNT),
-        s::when(e::lnot(crc_ok.e()), vec![sat_inc(&r.crc_errors)]),
-        s::when(r.drop.e(), vec![sat_inc(&r.overflows)]),
+        r.bad_crc.set(e::lnot(crc_ok.e())),
+        r.dropped.set(r.drop.e()),
         s::when(e::lnot(r.drop.e()), vec![r.w_slot.inc()]),
     ];
     for (i, [op, seq, len, stat]) in descriptors.iter().enumerate() {
