@@ -54,6 +54,10 @@ pub struct DesignArgs {
     /// yosys maps; on the ECP5 for comparison).
     #[arg(long, value_name = "KIND", value_parser = ["adders", "carry-cells"])]
     pub popcount: Option<String>,
+    /// The host link: `uart` (the board's USB-serial bridge) or `spi` (the iCEBreaker's FTDI
+    /// channel A in MPSSE mode, SCK up to 30 MHz; see docs/links.md for the wiring).
+    #[arg(long, value_name = "LINK", default_value = "uart", value_parser = ["uart", "spi"])]
+    pub link: String,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

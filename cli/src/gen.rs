@@ -49,6 +49,11 @@ pub struct Generated {
     pub out: PathBuf,
 }
 
+/// The link a `--link` value names (clap has checked it).
+pub fn link_kind(name: &str) -> bql_hdl_gen::LinkKind {
+    bql_hdl_gen::LinkKind::parse(name).unwrap_or_default()
+}
+
 /// The design `a` describes, and its output folder.
 pub fn design(a: &Args) -> Result<Generated> {
     let (net, source) = defaults::load_model(a.model.as_deref())?;
@@ -72,6 +77,7 @@ pub fn design(a: &Args) -> Result<Generated> {
             Some(_) => Some(bql_hdl_gen::blocks::tree::Popcount::CarryCells),
             None => None,
         },
+        link: link_kind(&a.link),
         ..Default::default()
     };
     let design = bql_hdl_gen::generate_with(&net, &b, &opts)

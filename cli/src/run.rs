@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use bql_host_driver::{run as hrun, Client, MemoryWrite, Serial};
+use bql_hdl_gen::blocks::link::Link;
+use bql_host_driver::spi::SimSpiBus;
+use bql_host_driver::{run as hrun, Client, MemoryWrite, Serial, Spi, Transport};
 use bql_model::dataset::Split;
 
 use crate::args::ModelData;
@@ -17,13 +19,18 @@ pub struct Args {
     /// Board (see `bql boards`): its plan, its UART rate.
     #[arg(long, default_value = "icebreaker")]
     board: String,
-    /// Serial port of the board (e.g. /dev/ttyUSB1).
-    #[arg(long, conflicts_with = "sim", required_unless_present = "sim")]
+    /// Serial port of the board (e.g. /dev/ttyUSB1). With `--link spi`: the FT2232H's serial
+    /// number (default: the first FT2232H), or the socket of `bql sim --serve --link spi`.
+    #[arg(long, conflicts_with = "sim")]
     port: Option<String>,
     /// Start the simulated board (the generated top level in Verilator behind a
-    /// pseudo-terminal) and run against it.
+    /// pseudo-terminal, or an SPI socket) and run against it.
     #[arg(long)]
     sim: bool,
+    /// The host link: `uart` (the USB-serial bridge) or `spi` (the iCEBreaker's FTDI channel A
+    /// in MPSSE mode, SCK up to 30 MHz; the bitstream must be built with `--link spi`).
+    #[arg(long, value_name = "LINK", default_value = "uart", value_parser = ["uart", "spi"])]
+    link: String,
     /// Baud rate (default: the fastest the board's USB-serial bridge and the design clock share,
     /// as `bql gen` chose it).
     #[arg(long)]
@@ -55,6 +62,45 @@ pub fn memory_writes(net: &bql_model::Network, plan: &bql_hdl_gen::plan::Plan) -
         .collect()
 }
 
+/// The simulated board's folder for `board` and its link (a UART and an SPI board may run side
+/// by side).
+pub fn sim_board_dir(board: &str, link: Link) -> PathBuf {
+    let name = match link {
+        Link::Uart { .. } => format!("board-{board}"),
+        Link::Spi { .. } => format!("board-{board}-spi"),
+    };
+    defaults::project_root().join("build").join(name)
+}
+
+/// The link's rate, for messages.
+pub fn describe_link(link: Link) -> String {
+    match link {
+        Link::Uart { divisor } => format!("{divisor} clocks per UART bit"),
+        Link::Spi { sck_hz } => format!("SPI, SCK {:.1} MHz", sck_hz as f64 / 1e6),
+    }
+}
+
+/// Opens the transport to the board: `port` (a serial port, an SPI socket or an FT2232H serial
+/// number) over `link`.
+fn open_transport(link: Link, port: Option<&str>, baud: u32) -> Result<Box<dyn Transport>> {
+    Ok(match (link, port) {
+        (Link::Uart { .. }, Some(p)) => Box::new(Serial::open(p, baud)?),
+        (Link::Uart { .. }, None) => bail!("give --port PATH (the board's serial port) or --sim"),
+        (Link::Spi { sck_hz }, Some(p)) if is_socket(p) => Box::new(Spi::new(SimSpiBus::connect(
+            std::path::Path::new(p),
+            sck_hz,
+        )?)),
+        (Link::Spi { sck_hz }, serial) => Box::new(Spi::new(
+            bql_host_driver::mpsse::MpsseBus::open(serial, sck_hz)?,
+        )),
+    })
+}
+
+fn is_socket(path: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
+}
+
 /// Fractions of request frames the board reported damaged and of response frames that failed
 /// their CRC here: the link's measured frame error rates.
 fn damage_rates(l: &bql_host_driver::LinkStats) -> (f64, f64) {
@@ -72,6 +118,7 @@ pub fn run(a: Args) -> Result<()> {
     let opts = bql_hdl_gen::Options {
         uart_divisor: a.divisor,
         clock_mhz: a.clock,
+        link: crate::gen::link_kind(&a.link),
         ..Default::default()
     };
     let design = bql_hdl_gen::generate_with(&net, &b, &opts)
@@ -81,30 +128,29 @@ pub fn run(a: Args) -> Result<()> {
     let writes = memory_writes(&net, &design.plan);
     let mut sim_board = None;
     let port = if a.sim {
-        let dir = defaults::project_root()
-            .join("build")
-            .join(format!("board-{}", a.board));
+        let dir = sim_board_dir(&a.board, design.link.link);
         design.write(&dir)?;
         let tool = bql_sim::tools::verilator(&defaults::project_root())?;
         eprintln!(
             "starting the simulated {} (Verilator build in {}) ...",
             b.file.name,
-            dir.join("verilator-board").display()
+            dir.display()
         );
         let sb = bql_sim::serve::SimBoard::start(&tool, &design, &dir, None)?;
         let p = sb.path.display().to_string();
         eprintln!(
-            "simulated board on {p} ({} clocks per UART bit{})",
-            sb.divisor,
+            "simulated board on {p} ({}{})",
+            describe_link(sb.link),
             if sb.cached { ", cached build" } else { "" }
         );
         sim_board = Some(sb);
-        p
+        Some(p)
     } else {
-        a.port.clone().context("give --port PATH or --sim")?
+        a.port.clone()
     };
-    let serial = Serial::open(&port, baud)?;
-    let mut client = Client::new(serial);
+    let transport = open_transport(design.link.link, port.as_deref(), baud)?;
+    let port = transport.describe();
+    let mut client = Client::new(transport);
     client.policy.window = a.window.max(1);
     let cycles_before = match sim_board.as_mut() {
         Some(sb) => Some(sb.cycles()?),
@@ -141,8 +187,19 @@ pub fn run(a: Args) -> Result<()> {
     };
     // What the line and the design allow at the board's real rate.
     let clock_hz = b.file.clock_mhz * 1e6;
-    let up = (info.image_bytes as f64 + bql_protocol::OVERHEAD as f64) * 10.0 / baud as f64;
-    let down = (info.result_bytes() as f64 + bql_protocol::OVERHEAD as f64) * 10.0 / baud as f64;
+    // Line bits per second and per byte: 8N1 over the UART, 8 SCK periods over SPI.
+    let (line_bps, bits_per_byte, line_name) = match design.link.link {
+        Link::Uart { .. } => (baud as f64, 10.0, format!("{baud} baud")),
+        Link::Spi { sck_hz } => (
+            sck_hz as f64,
+            8.0,
+            format!("SCK {:.1} MHz", sck_hz as f64 / 1e6),
+        ),
+    };
+    let frame_time =
+        |payload: f64| (payload + bql_protocol::OVERHEAD as f64) * bits_per_byte / line_bps;
+    let up = frame_time(info.image_bytes as f64);
+    let down = frame_time(info.result_bytes() as f64);
     let compute = design.plan.cycles_per_inference as f64 / clock_hz;
     let expected = 1.0 / up.max(down).max(compute);
     let bound = if up >= down.max(compute) {
@@ -163,6 +220,7 @@ pub fn run(a: Args) -> Result<()> {
                 "protocol_efficiency": summary.protocol_efficiency,
                 "latency_ms": summary.latency_ms, "load_seconds": summary.load_seconds,
                 "expected_inferences_per_s": expected, "bound": bound, "baud": baud,
+                "link_kind": a.link, "line_bits_per_s": line_bps,
                 "simulated_cycles": sim_cycles, "simulated_inferences_per_s": simulated,
                 "link": summary.link, "first_mismatches": summary.first_mismatches,
                 "request_frames_damaged": damage_rates(&summary.link).0,
@@ -199,9 +257,9 @@ pub fn run(a: Args) -> Result<()> {
         );
         if let Some(u) = summary.link_utilization {
             println!(
-                "  link utilization    {:.1} % of {baud} baud{}",
+                "  link utilization    {:.1} % of {line_name}{}",
                 100.0 * u,
-                if a.sim {
+                if a.sim && a.link == "uart" {
                     " (nominal: a pseudo-terminal has no baud rate)"
                 } else {
                     ""
@@ -209,14 +267,15 @@ pub fn run(a: Args) -> Result<()> {
             );
         }
         println!(
-            "  expected at {baud} baud and {} MHz: {expected:.0} inferences/s ({bound}-bound)",
+            "  expected at {line_name} and {} MHz: {expected:.0} inferences/s ({bound}-bound)",
             b.file.clock_mhz
         );
         if let (Some(c), Some(s)) = (sim_cycles, simulated) {
             println!(
-                "  simulated           {c} cycles at {} clocks per bit = {s:.0} inferences/s at \
-                 {} MHz (includes cycles spent waiting for this host)",
-                design.link.divisor, b.file.clock_mhz
+                "  simulated           {c} cycles ({}) = {s:.0} inferences/s at {} MHz \
+                 (includes cycles spent waiting for this host)",
+                describe_link(design.link.link),
+                b.file.clock_mhz
             );
         }
         let l = &summary.link;
@@ -233,7 +292,7 @@ pub fn run(a: Args) -> Result<()> {
                 100.0 * up,
                 100.0 * down,
                 if up + down > 0.05 {
-                    ": check the cable and the baud rate, or try --baud lower"
+                    ": check the cable and the rate (--baud lower for a UART)"
                 } else {
                     ""
                 }

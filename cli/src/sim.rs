@@ -32,12 +32,17 @@ pub struct Args {
     /// (`bql run --port PATH`) talks to it as to a board. Runs until interrupted.
     #[arg(long)]
     serve: bool,
-    /// With --serve: also make a symlink to the terminal here.
-    #[arg(long, default_value = "build/sim-uart")]
-    link: PathBuf,
+    /// With --serve: also make a symlink to the terminal here (UART), or the socket (SPI).
+    /// Default: build/sim-uart, build/sim-spi.sock.
+    #[arg(long, value_name = "PATH")]
+    at: Option<PathBuf>,
     /// With --serve: clocks per UART bit (default: the board's real divisor).
     #[arg(long)]
     divisor: Option<usize>,
+    /// With --serve: the link the simulated board exposes: `uart` (a pseudo-terminal) or `spi`
+    /// (a Unix socket carrying SPI transactions, at the board's real SCK).
+    #[arg(long, value_name = "LINK", default_value = "uart", value_parser = ["uart", "spi"])]
+    link: String,
     /// Simulator: verilator, or icarus for a short second opinion on the same RTL (first 20
     /// images unless --limit).
     #[arg(long, value_enum, default_value_t = Simulator::Verilator)]
@@ -156,38 +161,40 @@ fn serve(a: &Args) -> Result<()> {
     let b = crate::gen::load_board(&a.board)?;
     let opts = bql_hdl_gen::Options {
         uart_divisor: a.divisor,
+        link: crate::gen::link_kind(&a.link),
         ..Default::default()
     };
     let design = bql_hdl_gen::generate_with(&net, &b, &opts)
         .with_context(|| format!("generating {source} for {}", b.file.name))?;
     let root = defaults::project_root();
-    let dir = root.join("build").join(format!("board-{}", a.board));
+    let dir = crate::run::sim_board_dir(&a.board, design.link.link);
     design.write(&dir)?;
     let tool = bql_sim::tools::verilator(&root)?;
-    eprintln!(
-        "building the board simulator in {} ...",
-        dir.join("verilator-board").display()
-    );
-    let link = if a.link.is_absolute() {
-        a.link.clone()
-    } else {
-        root.join(&a.link)
-    };
+    eprintln!("building the board simulator in {} ...", dir.display());
+    let at = a.at.clone().unwrap_or_else(|| {
+        PathBuf::from(if a.link == "spi" {
+            "build/sim-spi.sock"
+        } else {
+            "build/sim-uart"
+        })
+    });
+    let link = if at.is_absolute() { at } else { root.join(at) };
     let mut sb = bql_sim::serve::SimBoard::start(&tool, &design, &dir, Some(&link))?;
     println!(
-        "simulated {} serving on {} (symlink {}), {} clocks per UART bit",
+        "simulated {} serving on {} (link {}), {}",
         b.file.name,
         sb.path.display(),
         link.display(),
-        sb.divisor
+        crate::run::describe_link(sb.link)
     );
     println!(
         "design {} (architecture hash {:016x}); weights in block RAM come from {source}, SPRAM          layers must be loaded by the host",
         design.digest(),
         design.link.info.arch_hash
     );
+    let spi = if a.link == "spi" { " --link spi" } else { "" };
     println!(
-        "try: bql run --port {} --board {}    (Ctrl-C stops the board)",
+        "try: bql run --port {}{spi} --board {}    (Ctrl-C stops the board)",
         link.display(),
         a.board
     );

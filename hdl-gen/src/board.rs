@@ -85,8 +85,25 @@ pub struct BoardFile {
     pub pll_pad: bool,
     /// openFPGALoader's name for the board (`-b`).
     pub loader_board: String,
+    /// The SPI host link, when the board has one (pins `spi_sck`, `spi_cs_n`, `spi_mosi`,
+    /// `spi_miso`).
+    #[serde(default)]
+    pub spi: Option<SpiLink>,
     /// Named pins (clock, UART, LEDs).
     pub pins: std::collections::BTreeMap<String, String>,
+}
+
+/// An SPI host link: an FTDI channel in MPSSE mode drives SCK (`60 MHz / (2 (1 + n))`,
+/// FTDI AN_108, clock divide-by-5 off) into the FPGA.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct SpiLink {
+    /// The fastest SCK the board's wiring takes, MHz (30 for the FT2232H's MPSSE).
+    pub max_sck_mhz: f64,
+}
+
+/// The SCK rates an FTDI H-series MPSSE makes, Hz, fastest first, down to 1 MHz.
+pub fn mpsse_sck_rates() -> impl Iterator<Item = u64> {
+    (0u64..30).map(|n| 60_000_000 / (2 * (1 + n)))
 }
 
 /// USB-serial bridges and the rates their baud generators make (FTDI AN_120, "Aliasing VCP
@@ -164,6 +181,18 @@ impl BoardFile {
     /// rate fits.
     pub fn baud_at(&self, clock_mhz: f64) -> u32 {
         self.link_at(clock_mhz).map_or(0, |(b, _)| b)
+    }
+
+    /// The SCK of the SPI link at a design clock of `clock_mhz`, Hz: the fastest MPSSE rate
+    /// within the board's limit and [`crate::blocks::spi::MAX_SCK_PER_CLOCK`] design clocks.
+    /// `None` when the board has no SPI link.
+    pub fn sck_at(&self, clock_mhz: f64) -> Option<u64> {
+        let spi = self.spi?;
+        let limit = 1e6
+            * spi
+                .max_sck_mhz
+                .min(crate::blocks::spi::MAX_SCK_PER_CLOCK * clock_mhz);
+        mpsse_sck_rates().find(|&r| r as f64 <= limit + 0.5)
     }
 
     /// Clocks per UART bit at a design clock of `clock_mhz`.

@@ -408,6 +408,24 @@ impl Checker<'_> {
                 self.mark_read(clk, 0, 0);
                 self.stmts(index, body)
             }
+            Item::AlwaysReset {
+                clock,
+                reset,
+                on_reset,
+                body,
+            } => {
+                for (what, name) in [("clock", clock), ("reset", reset)] {
+                    let w = self.plain(name)?;
+                    self.one_bit(what, &Expr::Ref(name.clone()), w)?;
+                    self.mark_read(name, 0, 0);
+                }
+                let split = [Stmt::If(
+                    Expr::Ref(reset.clone()),
+                    on_reset.clone(),
+                    body.clone(),
+                )];
+                self.stmts(index, &split)
+            }
             Item::Instance {
                 module,
                 name,

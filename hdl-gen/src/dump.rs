@@ -93,6 +93,19 @@ pub fn outline(m: &Module, design: &BTreeMap<String, Module>) -> String {
                 );
                 blocks += 1;
             }
+            Item::AlwaysReset {
+                clock,
+                reset,
+                on_reset,
+                body,
+            } => {
+                let _ = writeln!(
+                    s,
+                    "  always #{blocks} @(posedge {clock} or posedge {reset}): {} statements",
+                    count(on_reset) + count(body)
+                );
+                blocks += 1;
+            }
             Item::Assign(..) | Item::Comment(_) => {}
         }
     }
@@ -121,7 +134,7 @@ fn drivers(m: &Module, design: &BTreeMap<String, Module>) -> BTreeMap<String, Ve
     for item in &m.items {
         match item {
             Item::Assign(l, _) => targets(l).into_iter().for_each(|n| add(n, "assign".into())),
-            Item::Always(_, body) => {
+            Item::Always(_, body) | Item::AlwaysReset { body, .. } => {
                 let mut names = Vec::new();
                 assigned(body, &mut names);
                 for n in names {

@@ -364,6 +364,19 @@ pub enum Item {
     Assign(Expr, Expr),
     /// `always @(posedge clock)` with statements.
     Always(String, Vec<Stmt>),
+    /// `always @(posedge clock or posedge reset)`: `on_reset` while `reset` is high, else
+    /// `body`. Only for a domain whose clock stops: the SPI slave's shift registers, realigned
+    /// by the chip select between transactions (no clock edge comes while it is high).
+    AlwaysReset {
+        /// Clock.
+        clock: String,
+        /// Asynchronous reset, active high.
+        reset: String,
+        /// Statements while the reset is high.
+        on_reset: Vec<Stmt>,
+        /// Statements on a clock edge.
+        body: Vec<Stmt>,
+    },
     /// A module instance.
     Instance {
         /// Module name.

@@ -24,6 +24,7 @@ pub mod blocks {
     pub mod link;
     pub mod mvtu;
     pub mod pool;
+    pub mod spi;
     pub mod tree;
     pub mod uart;
 }
@@ -67,16 +68,82 @@ pub struct Options {
     /// How binary layers count their lanes; `None`: the family's default (carry cells on the
     /// ECP5, adders on the iCE40).
     pub popcount: Option<blocks::tree::Popcount>,
+    /// The host link: the board's UART (the default) or its SPI link.
+    pub link: LinkKind,
 }
 
-/// Cycles of a `clock_mhz` design clock between two images that the board's UART can deliver
-/// at its baud rate (an `INFER` frame of 8N1 bytes): the interval below which a faster core
-/// only waits.
-pub fn link_interval(net: &Network, board: &board::Board, clock_mhz: f64) -> usize {
+/// Which of a board's host links a design uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LinkKind {
+    /// The USB-serial bridge's UART.
+    #[default]
+    Uart,
+    /// SPI from the FTDI's MPSSE channel (boards with an `[spi]` section).
+    Spi,
+}
+
+impl LinkKind {
+    /// Parses `uart` or `spi`.
+    pub fn parse(name: &str) -> Option<LinkKind> {
+        match name {
+            "uart" => Some(LinkKind::Uart),
+            "spi" => Some(LinkKind::Spi),
+            _ => None,
+        }
+    }
+}
+
+/// The link of `kind` on `board` at a design clock of `clock_mhz`; `uart_divisor` overrides the
+/// UART's clocks per bit (simulation). An error names what the board lacks.
+pub fn link_for(
+    board: &board::Board,
+    kind: LinkKind,
+    clock_mhz: f64,
+    uart_divisor: Option<usize>,
+) -> Result<blocks::link::Link> {
+    use blocks::link::Link;
+    let f = &board.file;
+    match (kind, uart_divisor) {
+        (LinkKind::Spi, _) => f
+            .sck_at(clock_mhz)
+            .map(|sck_hz| Link::Spi { sck_hz })
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "{}: no SPI host link (its board file has no [spi] section); use --link uart",
+                    f.id
+                ))
+            }),
+        (LinkKind::Uart, Some(d)) if d >= 4 => Ok(Link::Uart { divisor: d }),
+        (LinkKind::Uart, Some(d)) => Err(Error::invalid(format!(
+            "a UART divisor of {d} clocks per bit is too small; use 4 or more"
+        ))),
+        (LinkKind::Uart, None) => f
+            .uart_divisor_at(clock_mhz)
+            .map(|divisor| Link::Uart { divisor })
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "{}: no rate of its {} (up to {} baud) is within 0.5 % of an integer divisor \
+                     (>= 4) of the {clock_mhz} MHz clock; choose another --clock",
+                    f.id,
+                    f.bridge.name(),
+                    f.max_baud()
+                ))
+            }),
+    }
+}
+
+/// Cycles of a `clock_mhz` design clock between two images that the board's link of `kind`
+/// can deliver (an `INFER` frame: 8N1 bytes over the UART, 8 SCK periods a byte over SPI): the
+/// interval below which a faster core only waits.
+pub fn link_interval(net: &Network, board: &board::Board, clock_mhz: f64, kind: LinkKind) -> usize {
     let image = blocks::link::image_bytes(net.input.len(), net.input.encoding);
-    let bits = 10 * (image + bql_protocol::OVERHEAD) as u64;
+    let frame = (image + bql_protocol::OVERHEAD) as u64;
     let clock_hz = (clock_mhz * 1e6).round() as u64;
-    (clock_hz * bits).div_ceil(board.file.baud_at(clock_mhz).max(1) as u64) as usize
+    let (bits, rate) = match kind {
+        LinkKind::Uart => (10 * frame, u64::from(board.file.baud_at(clock_mhz))),
+        LinkKind::Spi => (8 * frame, board.file.sck_at(clock_mhz).unwrap_or(0)),
+    };
+    (clock_hz * bits).div_ceil(rate.max(1)) as usize
 }
 
 /// The generator's passes, in order.
@@ -267,7 +334,8 @@ pub fn link_params(
     net: &Network,
     plan: &plan::Plan,
     board: &board::Board,
-    divisor: usize,
+    link: blocks::link::Link,
+    clock_mhz: f64,
     clk_locked_port: bool,
 ) -> blocks::link::LinkParams {
     use blocks::link;
@@ -275,8 +343,16 @@ pub fn link_params(
     let image_bytes = link::image_bytes(net.input.len(), net.input.encoding);
     let word_bytes = link::word_bytes(&ifc);
     let sels = 2 * plan.layers.len();
+    let link_pins: &[&str] = match link {
+        link::Link::Uart { .. } => &["uart_rx", "uart_tx"],
+        link::Link::Spi { .. } => &["spi_sck", "spi_cs_n", "spi_mosi", "spi_miso"],
+    };
+    let pin = |name: &str| board.file.pins.get(name);
+    let red_led = pin("led_red").is_some_and(|red| link_pins.iter().all(|l| pin(l) != Some(red)));
     link::LinkParams {
-        divisor,
+        link,
+        clock_hz: (clock_mhz * 1e6).round() as u64,
+        red_led,
         info: bql_protocol::Info {
             arch_hash: bql_protocol::arch_hash(&arch_description(net, plan)),
             image_bytes: image_bytes as u16,
@@ -317,26 +393,10 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
         _ => None,
     };
     let clock_mhz = pll.as_ref().map_or(board.file.clock_mhz, |p| p.out_mhz);
-    let floor = (!opts.ignore_link).then(|| link_interval(net, board, clock_mhz));
+    let floor = (!opts.ignore_link).then(|| link_interval(net, board, clock_mhz, opts.link));
     let plan = plan::plan_counting(net, &board.device, &opts.folds, floor, opts.popcount)?;
-    let divisor = match opts.uart_divisor {
-        Some(d) if d >= 4 => d,
-        Some(d) => {
-            return Err(Error::invalid(format!(
-                "a UART divisor of {d} clocks per bit is too small; use 4 or more"
-            )))
-        }
-        None => board.file.uart_divisor_at(clock_mhz).ok_or_else(|| {
-            Error::invalid(format!(
-                "{}: no rate of its {} (up to {} baud) is within 0.5 % of an integer divisor (>= 4) \
-                 of the {clock_mhz} MHz clock; choose another --clock",
-                board.file.id,
-                board.file.bridge.name(),
-                board.file.max_baud()
-            ))
-        })?,
-    };
-    let link = link_params(net, &plan, board, divisor, pll.is_some());
+    let kind = link_for(board, opts.link, clock_mhz, opts.uart_divisor)?;
+    let link = link_params(net, &plan, board, kind, clock_mhz, pll.is_some());
     let image_bytes = link.info.image_bytes as usize;
     if image_bytes > u16::MAX as usize / 2 || link.info.max_payload as usize > 32_768 {
         return Err(Error::unsupported(format!(
@@ -369,18 +429,22 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     modules.insert(am.name.clone(), am);
     let core = blocks::core::module(&plan, net.input.encoding, net.input.len(), &header);
     modules.insert(core.name.clone(), core);
-    for md in [
-        blocks::uart::rx(divisor),
-        blocks::uart::tx(divisor),
-        blocks::uart::crc16_step(),
-    ]
-    .into_iter()
-    .chain(blocks::link::modules(&link, &ifc, &header))
-    {
+    let physical = match kind {
+        blocks::link::Link::Uart { divisor } => {
+            vec![blocks::uart::rx(divisor), blocks::uart::tx(divisor)]
+        }
+        blocks::link::Link::Spi { .. } => vec![blocks::spi::module()],
+    };
+    let top = blocks::link::modules(&link, &ifc, &header);
+    if let (Some(p), Some(t)) = (&pll, top.last()) {
+        let md = blocks::clock::module(board, p, t, &header);
         modules.insert(md.name.clone(), md);
     }
-    if let Some(p) = &pll {
-        let md = blocks::clock::module(board, p, &header);
+    for md in physical
+        .into_iter()
+        .chain([blocks::uart::crc16_step()])
+        .chain(top)
+    {
         modules.insert(md.name.clone(), md);
     }
     // Pass 3: check every module (widths, names, drivers, uses) before anything is printed.
@@ -390,7 +454,7 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
         Some(Pass::Plan) => {
             files.insert(
                 "dump/plan.txt".to_string(),
-                report(&plan, net, board, pll.as_ref()),
+                report(&plan, net, board, pll.as_ref(), kind),
             );
             let json = serde_json::to_string_pretty(&plan)
                 .map_err(|e| Error::invalid(format!("cannot encode the plan: {e}")))?;
@@ -437,7 +501,10 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     }))
     .map_err(|e| Error::invalid(format!("cannot encode plan: {e}")))?;
     files.insert("plan.json".into(), plan_json);
-    files.insert("report.txt".into(), report(&plan, net, board, pll.as_ref()));
+    files.insert(
+        "report.txt".into(),
+        report(&plan, net, board, pll.as_ref(), kind),
+    );
     // The pin file travels with the design (and so is part of its digest).
     files.insert(board.file.pin_file.clone(), board.pins.clone());
     let taps = blocks::core::taps(&plan);
@@ -482,6 +549,7 @@ pub fn report(
     net: &Network,
     board: &board::Board,
     pll: Option<&family::Pll>,
+    link: blocks::link::Link,
 ) -> String {
     use std::fmt::Write;
     let mut s = String::new();
@@ -545,15 +613,21 @@ pub fn report(
         plan.cycles_per_inference as f64 / plan.ideal_cycles
     );
     if let Some(floor) = plan.link_interval {
+        let clock_mhz = pll.map_or(board.file.clock_mhz, |p| p.out_mhz);
+        let line = match link {
+            blocks::link::Link::Uart { .. } => format!(
+                "{} baud ({})",
+                board.file.baud_at(clock_mhz),
+                board.file.bridge.name()
+            ),
+            blocks::link::Link::Spi { sck_hz } => {
+                format!("SPI at SCK {:.1} MHz (FTDI MPSSE)", sck_hz as f64 / 1e6)
+            }
+        };
         let _ = writeln!(
             s,
-            "link: {} baud ({}) delivers an image every {floor} cycles at {} MHz; planned no \
+            "link: {line} delivers an image every {floor} cycles at {clock_mhz} MHz; planned no \
              faster (--ignore-link plans for the device's full speed)",
-            board
-                .file
-                .baud_at(pll.map_or(board.file.clock_mhz, |p| p.out_mhz)),
-            board.file.bridge.name(),
-            pll.map_or(board.file.clock_mhz, |p| p.out_mhz)
         );
     }
     match pll {

@@ -142,6 +142,24 @@ pub fn module(m: &Module) -> String {
                 stmts(&mut out, body, 2);
                 out.push_str("    end\n");
             }
+            Item::AlwaysReset {
+                clock,
+                reset,
+                on_reset,
+                body,
+            } => {
+                let _ = writeln!(
+                    out,
+                    "    always @(posedge {clock} or posedge {reset}) begin"
+                );
+                let split = [Stmt::If(
+                    Expr::Ref(reset.clone()),
+                    on_reset.clone(),
+                    body.clone(),
+                )];
+                stmts(&mut out, &split, 2);
+                out.push_str("    end\n");
+            }
             Item::Instance {
                 module,
                 name,

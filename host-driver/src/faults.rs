@@ -59,11 +59,34 @@ impl FaultCounts {
 /// A board reset the wrapper can trigger.
 pub type ResetFn = Box<dyn FnMut() + Send>;
 
+/// A small seeded generator (splitmix64): fault runs are reproducible.
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `p`.
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+}
+
 /// The wrapper.
 pub struct Faulty<T: Transport> {
     inner: T,
     cfg: FaultConfig,
-    state: u64,
+    rng: Rng,
     reset: Option<ResetFn>,
     /// What was injected so far.
     pub injected: FaultCounts,
@@ -77,24 +100,19 @@ impl<T: Transport> Faulty<T> {
         Faulty {
             inner,
             cfg,
-            state: cfg.seed ^ 0x9E37_79B9_7F4A_7C15,
+            rng: Rng::new(cfg.seed),
             reset,
             injected: FaultCounts::default(),
             armed: true,
         }
     }
 
-    /// splitmix64.
     fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.rng.next()
     }
 
     fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
+        self.rng.chance(p)
     }
 
     fn damage(&mut self, bytes: &[u8]) -> Vec<u8> {

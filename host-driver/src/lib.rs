@@ -8,6 +8,8 @@
 //!   retries, resynchronization, re-handshake and reload after a board reset.
 //! - [`run`]: a whole run: encode images, stream them, compare each result with the software
 //!   reference, and the statistics of the run.
+//! - [`spi`]: the SPI link: the byte stream over SPI transactions, the simulated board's socket
+//!   bus and transaction-level fault injection; [`mpsse`]: an FTDI channel as the SPI master.
 //! - [`faults`]: a transport wrapper that drops, flips, duplicates, delays and inserts bytes and
 //!   resets the board, for the fault-injection tests.
 //! - [`flash`]: programming a board with openFPGALoader or iceprog.
@@ -21,9 +23,12 @@ pub mod client;
 mod error;
 pub mod faults;
 pub mod flash;
+pub mod mpsse;
 pub mod run;
+pub mod spi;
 pub mod transport;
 
 pub use client::{Client, LinkStats, MemoryWrite, Policy, Received};
 pub use error::{Error, ErrorKind, Result};
+pub use spi::Spi;
 pub use transport::{Serial, Transport};

@@ -97,3 +97,21 @@ impl Transport for Serial {
         format!("{} at {} baud", self.path, self.baud)
     }
 }
+
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        (**self).send(bytes)
+    }
+
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        (**self).recv(buf, timeout)
+    }
+
+    fn line_rate(&self) -> Option<f64> {
+        (**self).line_rate()
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}

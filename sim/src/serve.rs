@@ -1,5 +1,7 @@
-//! The simulated board: the whole `bql_top` (UART receiver and transmitter included) in
-//! Verilator, behind a pseudo-terminal. A host program opens the terminal like a serial port.
+//! The simulated board: the whole `bql_top` (its link included) in Verilator. A UART design
+//! sits behind a pseudo-terminal, which a host program opens like a serial port; an SPI design
+//! behind a Unix socket that carries transactions (`spi_board.cpp`; the host driver's
+//! `SimSpiBus` talks to it).
 //!
 //! The generated C++ driver opens the pseudo-terminal, keeps its own handle on the terminal
 //! side open (so that the board survives a client closing and reopening the port) in raw mode,
@@ -15,6 +17,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
+use bql_hdl_gen::blocks::link::Link;
 use bql_hdl_gen::Design;
 
 use crate::tools::Tool;
@@ -125,15 +128,23 @@ int main(int argc, char** argv) {{
     )
 }
 
+/// The SPI board's driver: both clocks at their real periods, in picoseconds.
+fn spi_driver(design: &Design, sck_hz: u64) -> String {
+    let period_ps = |hz: f64| (1e12 / hz).round() as u64;
+    include_str!("spi_board.cpp")
+        .replace("@TCLK_PS@", &period_ps(design.clock_mhz * 1e6).to_string())
+        .replace("@TSCK_PS@", &period_ps(sck_hz as f64).to_string())
+}
+
 /// A running simulated board.
 #[derive(Debug)]
 pub struct SimBoard {
     child: Child,
     stdout: BufReader<ChildStdout>,
-    /// The pseudo-terminal's path (open it like a serial port).
+    /// The pseudo-terminal's path (open it like a serial port), or the SPI socket's.
     pub path: PathBuf,
-    /// Clocks per UART bit in this simulation.
-    pub divisor: usize,
+    /// The link, as simulated (a UART's divisor may be the simulation's own).
+    pub link: Link,
     /// The Verilator build was reused from the cache.
     pub cached: bool,
 }
@@ -141,23 +152,20 @@ pub struct SimBoard {
 impl SimBoard {
     /// Builds (or reuses) the board simulator of the design written in `dir` and starts it;
     /// returns once its power-on reset is over and the terminal exists. With `link`, a symlink
-    /// to the terminal is made there too.
+    /// to the terminal is made there too (an SPI board makes its socket there).
     pub fn start(
         tool: &Tool,
         design: &Design,
         dir: &Path,
         link: Option<&Path>,
     ) -> crate::Result<SimBoard> {
-        let divisor = design.link.divisor;
-        let (exe, cached) = crate::verilator::verilate(
-            tool,
-            design,
-            dir,
-            "verilator-board",
-            "bql_top",
-            &driver(divisor),
-            &[],
-        )?;
+        let kind = design.link.link;
+        let (source, sub, banner) = match kind {
+            Link::Uart { divisor } => (driver(divisor), "verilator-board", "PTY "),
+            Link::Spi { sck_hz } => (spi_driver(design, sck_hz), "verilator-spi-board", "SPI "),
+        };
+        let (exe, cached) =
+            crate::verilator::verilate(tool, design, dir, sub, "bql_top", &source, &[])?;
         let mut cmd = Command::new(&exe);
         if let Some(l) = link {
             if let Some(parent) = l.parent() {
@@ -183,7 +191,7 @@ impl SimBoard {
             .read_line(&mut line)
             .map_err(|e| crate::Error::io("the simulated board did not start".into(), e))?;
         let path = line
-            .strip_prefix("PTY ")
+            .strip_prefix(banner)
             .map(|p| PathBuf::from(p.trim()))
             .ok_or_else(|| {
                 crate::Error::board(format!("the simulated board did not start (said {line:?})"))
@@ -192,7 +200,7 @@ impl SimBoard {
             child,
             stdout,
             path,
-            divisor,
+            link: kind,
             cached,
         })
     }

@@ -7,15 +7,16 @@
 
 use crate::board::Board;
 use crate::family::Pll;
-use crate::ir::{e, Item, Module};
+use crate::ir::{e, Dir, Item, Module};
 
 /// The settings for the highest frequency `<= mhz` the board's PLL makes from its clock.
 pub fn pll_for_board(b: &Board, mhz: f64) -> Option<Pll> {
     (b.file.family.def().pll)(b.file.clock_mhz, mhz)
 }
 
-/// Builds `bql_board` around `bql_top` for `pll` on board `b`.
-pub fn module(b: &Board, pll: &Pll, header: &[String]) -> Module {
+/// Builds `bql_board` around `top` (`bql_top`) for `pll` on board `b`: `top`'s ports but the
+/// lock, the clock from the PLL.
+pub fn module(b: &Board, pll: &Pll, top: &Module, header: &[String]) -> Module {
     let mut m = Module::new("bql_board");
     m.doc.extend(header.iter().cloned());
     m.doc.push(format!(
@@ -23,24 +24,30 @@ pub fn module(b: &Board, pll: &Pll, header: &[String]) -> Module {
         b.file.clock_mhz, pll.out_mhz
     ));
     m.input("clk", 1);
-    m.input("uart_rx", 1);
-    m.output("uart_tx", 1);
-    m.output("led_red", 1);
-    m.output("led_green", 1);
+    let ports: Vec<_> = top
+        .ports
+        .iter()
+        .filter(|q| q.name != "clk" && q.name != "clk_locked")
+        .cloned()
+        .collect();
+    for q in &ports {
+        match q.dir {
+            Dir::In => m.input(&q.name, q.width),
+            _ => m.output(&q.name, q.width),
+        };
+    }
     m.push(Item::Wire("pll_clk".into(), 1));
     m.push(Item::Wire("pll_locked".into(), 1));
     m.push((b.file.family.def().pll_instance)(b, pll));
+    let mut conns = vec![
+        ("clk".into(), e::r("pll_clk")),
+        ("clk_locked".into(), e::r("pll_locked")),
+    ];
+    conns.extend(ports.iter().map(|q| (q.name.clone(), e::r(&q.name))));
     m.push(Item::Instance {
         module: "bql_top".into(),
         name: "top".into(),
-        conns: vec![
-            ("clk".into(), e::r("pll_clk")),
-            ("clk_locked".into(), e::r("pll_locked")),
-            ("uart_rx".into(), e::r("uart_rx")),
-            ("uart_tx".into(), e::r("uart_tx")),
-            ("led_red".into(), e::r("led_red")),
-            ("led_green".into(), e::r("led_green")),
-        ],
+        conns,
     });
     m
 }

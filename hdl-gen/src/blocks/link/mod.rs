@@ -22,11 +22,51 @@ use bql_protocol::{Info, MAX_IN_FLIGHT};
 use crate::blocks::core::CoreInterface;
 use crate::ir::{bits_for, e, s, Expr, Item, Module, Sig, Stmt};
 
+/// The physical link between the host and the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Link {
+    /// A UART, 8N1.
+    Uart {
+        /// Design clocks per bit.
+        divisor: usize,
+    },
+    /// An SPI slave (`spi_slave`), driven by the host's SCK.
+    Spi {
+        /// The SCK the host runs, Hz (at most `spi::MAX_SCK_PER_CLOCK` design clocks).
+        sck_hz: u64,
+    },
+}
+
+impl Link {
+    /// Design clocks per bit on the line (an SPI bit: design clocks per SCK period, at least
+    /// one), which sets the receiver's abandon time of [`bql_protocol::ABANDON_BITS`] bits.
+    pub fn clocks_per_bit(self, clock_hz: u64) -> usize {
+        match self {
+            Link::Uart { divisor } => divisor,
+            Link::Spi { sck_hz } => clock_hz.div_ceil(sck_hz.max(1)).max(1) as usize,
+        }
+    }
+
+    /// The link's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Link::Uart { .. } => "uart",
+            Link::Spi { .. } => "spi",
+        }
+    }
+}
+
 /// Constants of a generated top level.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LinkParams {
-    /// Clocks per UART bit.
-    pub divisor: usize,
+    /// The host link.
+    pub link: Link,
+    /// The design clock, Hz.
+    pub clock_hz: u64,
+    /// The board has a red LED pin the link leaves free (the iCEBreaker's SPI chip select is
+    /// the red LED's pin).
+    pub red_led: bool,
     /// What the design answers to `INFO`.
     pub info: Info,
     /// Elements per image (pixels).
@@ -129,7 +169,10 @@ pub(crate) fn sat_inc(counter: &Sig) -> Stmt {
 pub fn modules(p: &LinkParams, ifc: &CoreInterface, header: &[String]) -> Vec<Module> {
     let g = Geometry::new(p, ifc);
     let parts = vec![
-        receiver::module(&g, bql_protocol::ABANDON_BITS * p.divisor),
+        receiver::module(
+            &g,
+            bql_protocol::ABANDON_BITS * p.link.clocks_per_bit(p.clock_hz),
+        ),
         slots::module(&g),
         executor::module(&g, &p.valid_sels),
         transmitter::module(ifc, &p.info),
@@ -151,9 +194,12 @@ fn top(
     let info = &p.info;
     let mut m = Module::new("bql_top");
     m.doc.extend(header.iter().cloned());
+    let link = match p.link {
+        Link::Uart { divisor } => format!("UART ({divisor} clocks per bit)"),
+        Link::Spi { sck_hz } => format!("SPI (SCK up to {:.1} MHz)", sck_hz as f64 / 1e6),
+    };
     m.doc.push(format!(
-        "bql_top: UART ({} clocks per bit) + framed protocol v{} + bql_core.",
-        p.divisor,
+        "bql_top: {link} + framed protocol v{} + bql_core.",
         bql_protocol::VERSION
     ));
     m.doc.push(format!(
@@ -163,12 +209,29 @@ fn top(
     ));
     let clk = m.input("clk", 1);
     let locked = p.clk_locked_port.then(|| m.input("clk_locked", 1));
-    m.input("uart_rx", 1);
-    m.output("uart_tx", 1);
-    let led_red = m.output("led_red", 1);
+    let link_ports: &[(&str, bool)] = match p.link {
+        Link::Uart { .. } => &[("uart_rx", true), ("uart_tx", false)],
+        Link::Spi { .. } => &[
+            ("spi_sck", true),
+            ("spi_cs_n", true),
+            ("spi_mosi", true),
+            ("spi_miso", false),
+        ],
+    };
+    for &(name, input) in link_ports {
+        if input {
+            m.input(name, 1);
+        } else {
+            m.output(name, 1);
+        }
+    }
+    let led_red = p.red_led.then(|| m.output("led_red", 1));
     let led_green = m.output("led_green", 1);
     power_on_reset(&mut m, &clk, locked.as_ref());
-    uarts(&mut m, p.divisor);
+    match p.link {
+        Link::Uart { divisor } => uarts(&mut m, divisor),
+        Link::Spi { .. } => spi(&mut m),
+    }
     // The parts' ports, as nets of this module (the ports of bql_top and those declared above
     // excepted); each part's instance connects by name.
     let mut declared: Vec<String> = m.ports.iter().map(|q| q.name.clone()).collect();
@@ -201,7 +264,12 @@ fn top(
         (green, red)
     };
     m.push(Item::Assign(led_green.e(), green));
-    m.push(Item::Assign(led_red.e(), red));
+    match led_red {
+        Some(led) => m.push(Item::Assign(led.e(), red)),
+        None => {
+            m.wire("unused_red_led", 1, red);
+        }
+    }
     m
 }
 
@@ -256,6 +324,33 @@ fn uarts(m: &mut Module, divisor: usize) {
             ("in_data".into(), byte.e()),
             ("tx".into(), e::r("uart_tx")),
         ],
+    });
+}
+
+/// The SPI slave, with the UART's byte interface.
+fn spi(m: &mut Module) {
+    m.push(Item::Comment("SPI".into()));
+    let rx_valid = m.net("rx_valid", 1);
+    let rx_data = m.net("rx_data", 8);
+    let ready = m.net("utx_ready", 1);
+    let send = m.net("t_send", 1);
+    let byte = m.net("t_byte", 8);
+    let mut conns: Vec<(String, Expr)> = ["clk", "rst", "spi_sck", "spi_cs_n", "spi_mosi"]
+        .into_iter()
+        .map(|p| (p.to_string(), e::r(p)))
+        .collect();
+    conns.extend([
+        ("spi_miso".into(), e::r("spi_miso")),
+        ("out_valid".into(), rx_valid.e()),
+        ("out_data".into(), rx_data.e()),
+        ("in_valid".into(), send.e()),
+        ("in_ready".into(), ready.e()),
+        ("in_data".into(), byte.e()),
+    ]);
+    m.push(Item::Instance {
+        module: "spi_slave".into(),
+        name: "link".into(),
+        conns,
     });
 }
 
