@@ -543,8 +543,17 @@ impl<T: Transport> Client<T> {
         let mut pending: BTreeMap<u8, Pending> = BTreeMap::new();
         let mut next = 0usize;
         let mut rehandshakes = 0u32;
+        let mut answered = 0usize;
         while next < images.len() || !pending.is_empty() {
-            while pending.len() < self.policy.window && next < images.len() {
+            // The window opens to its full width after the first result: over a fast link (SPI)
+            // a first burst of more frames than the board has slots arrives before the core has
+            // taken the first image out of its slot, and the last frame would overflow.
+            let window = if answered == 0 {
+                self.policy.window.min(bql_protocol::SLOTS)
+            } else {
+                self.policy.window
+            };
+            while pending.len() < window && next < images.len() {
                 let seq = self.next_seq();
                 let n = self.send(Op::Infer, seq, &images[next])?;
                 self.stats.infer_frame_bytes += n as u64;
@@ -596,6 +605,7 @@ impl<T: Transport> Client<T> {
                                 let index = p.index;
                                 pending.remove(&f.seq);
                                 self.busy.remove(&f.seq);
+                                answered += 1;
                                 done(index, r);
                                 // Progress: the board is alive and loaded; only re-handshakes in
                                 // a row without a result count towards giving up.

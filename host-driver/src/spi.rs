@@ -3,8 +3,10 @@
 //! SPI is full duplex and the host drives the clock: every byte sent brings a byte back. The
 //! board answers [`IDLE`] when it has nothing to send, which the frame decoder skips as it skips
 //! anything between frames. [`Spi`] turns a [`SpiBus`] (one transaction at a time) into a
-//! [`Transport`]: `send` is one transaction per frame (so a frame never waits inside the board
-//! between two transactions), and `recv` polls with idle bytes when nothing is buffered.
+//! [`Transport`]: `send` queues whole frames and `recv` sends them in one transaction followed by
+//! idle bytes that bring the answers back (a USB round trip per transaction is what an MPSSE
+//! link pays, so the frames of a window share one); a frame is never split between two
+//! transactions unless it is longer than one.
 //!
 //! Buses: [`crate::mpsse::MpsseBus`] (an FTDI channel in MPSSE mode: the iCEBreaker's channel A),
 //! [`SimSpiBus`] (the simulated board's socket), and [`FaultyBus`] around either for the
@@ -45,6 +47,7 @@ pub trait SpiBus: Send {
 /// The protocol's byte pipe over an SPI bus.
 pub struct Spi<B: SpiBus> {
     bus: B,
+    queued: Vec<u8>,
     received: VecDeque<u8>,
 }
 
@@ -53,6 +56,7 @@ impl<B: SpiBus> Spi<B> {
     pub fn new(bus: B) -> Self {
         Spi {
             bus,
+            queued: Vec::new(),
             received: VecDeque::new(),
         }
     }
@@ -62,8 +66,12 @@ impl<B: SpiBus> Spi<B> {
         &mut self.bus
     }
 
-    fn transfer(&mut self, mosi: &[u8]) -> Result<bool> {
-        let miso = self.bus.transfer(mosi)?;
+    /// One transaction: the queued frames, then `POLL_BYTES` idle bytes. True when anything
+    /// but idle came back.
+    fn transfer(&mut self) -> Result<bool> {
+        let mut mosi = std::mem::take(&mut self.queued);
+        mosi.extend_from_slice(&[IDLE; POLL_BYTES]);
+        let miso = self.bus.transfer(&mosi)?;
         let any = miso.iter().any(|&b| b != IDLE);
         if any {
             self.received.extend(miso);
@@ -74,8 +82,14 @@ impl<B: SpiBus> Spi<B> {
 
 impl<B: SpiBus> Transport for Spi<B> {
     fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        for chunk in bytes.chunks(MAX_TRANSACTION) {
-            self.transfer(chunk)?;
+        if self.queued.len() + bytes.len() + POLL_BYTES > MAX_TRANSACTION {
+            self.transfer()?;
+        }
+        for chunk in bytes.chunks(MAX_TRANSACTION - POLL_BYTES) {
+            if !self.queued.is_empty() {
+                self.transfer()?;
+            }
+            self.queued.extend_from_slice(chunk);
         }
         Ok(())
     }
@@ -83,7 +97,7 @@ impl<B: SpiBus> Transport for Spi<B> {
     fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
         let deadline = Instant::now() + timeout;
         while self.received.is_empty() {
-            if !self.transfer(&[IDLE; POLL_BYTES])? && Instant::now() >= deadline {
+            if !self.transfer()? && Instant::now() >= deadline {
                 return Ok(0);
             }
         }
@@ -182,7 +196,9 @@ pub struct TransactionFaults {
     pub corrupt: f64,
     /// The transaction happens twice; the host reads the second one's MISO.
     pub repeat: f64,
-    /// The board is power-cycled before the transaction.
+    /// The board is power-cycled before a transaction that starts with an `INFER` request:
+    /// mid-stream, after the model was loaded (a reset during loading only makes the load
+    /// start over).
     pub reset: f64,
     /// Random seed.
     pub seed: u64,
@@ -239,7 +255,9 @@ impl<B: SpiBus> SpiBus for FaultyBus<B> {
         if !self.armed {
             return self.inner.transfer(mosi);
         }
-        if self.reset.is_some() && self.rng.chance(self.cfg.reset) {
+        let infer = mosi.first() == Some(&bql_protocol::SYNC_REQUEST)
+            && mosi.get(1) == Some(&(bql_protocol::Op::Infer as u8));
+        if infer && self.reset.is_some() && self.rng.chance(self.cfg.reset) {
             self.injected.resets += 1;
             if let Some(r) = self.reset.as_mut() {
                 r();

@@ -36,8 +36,21 @@ fn generate_and_lint(
     folds: &[(usize, usize, usize)],
     tag: &str,
 ) -> Result<(), String> {
+    let opts = bql_hdl_gen::Options {
+        folds: folds.to_vec(),
+        ..Default::default()
+    };
+    generate_with_and_lint(net, board_id, &opts, tag)
+}
+
+fn generate_with_and_lint(
+    net: &Network,
+    board_id: &str,
+    opts: &bql_hdl_gen::Options,
+    tag: &str,
+) -> Result<(), String> {
     let b = board::load(&root().join("constraints"), board_id).unwrap();
-    let design = bql_hdl_gen::generate(net, &b, folds).map_err(|e| e.to_string())?;
+    let design = bql_hdl_gen::generate_with(net, &b, opts).map_err(|e| e.to_string())?;
     let dir = std::env::temp_dir().join(format!("bql-lint-{}-{tag}", std::process::id()));
     design.write(&dir).unwrap();
     let files = design.rtl_sources();
@@ -84,6 +97,21 @@ fn default_model_is_lint_clean_on_every_board_it_fits() {
         lint_on_every_board_it_fits("default.bqm") >= 4,
         "the ECP5 boards and the UP5K boards (with SPRAM) take the default model"
     );
+}
+
+/// The SPI top level (its two clock domains and the chip select's asynchronous reset), with
+/// the board clock and through the PLL.
+#[test]
+fn the_spi_link_is_lint_clean() {
+    let net = bql_model::format::load(&root().join("models/default.bqm")).unwrap();
+    for clock in [None, Some(24.0)] {
+        let opts = bql_hdl_gen::Options {
+            link: bql_hdl_gen::LinkKind::Spi,
+            clock_mhz: clock,
+            ..Default::default()
+        };
+        generate_with_and_lint(&net, "icebreaker", &opts, &format!("spi-{clock:?}")).unwrap();
+    }
 }
 
 proptest! {

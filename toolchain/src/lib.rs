@@ -308,6 +308,15 @@ pub fn build(
             if fmax < target_mhz {
                 return Err(Error::timing(r));
             }
+            // Every other clock against its own constraint (the SPI link's SCK: the pin file's
+            // `set_frequency`).
+            if let Some(slow) = f.iter().find(|x| x.achieved_mhz < x.constraint_mhz) {
+                return Err(Error::timing(BuildReport {
+                    fmax_mhz: slow.achieved_mhz,
+                    target_mhz: slow.constraint_mhz,
+                    ..r
+                }));
+            }
         }
         progress(step);
         let t = Instant::now();
