@@ -40,6 +40,9 @@ step build build --board icebreaker || fail=1
 show build '"iCEBreaker bitstream {}: Fmax {:.1f} MHz (target {:.0f}), logic cells {} of {}, {:.0f} s".format(d["bitstream"], d["fmax_mhz"], d["target_mhz"], d["util"]["lut"][0], d["util"]["lut"][1], d["total_seconds"])'
 step run run --sim --board icebreaker --limit 100 || fail=1
 show run '"{} images over the UART, {} mismatches, {:.0f} inferences/s, protocol efficiency {:.1f} %".format(d["images"], d["mismatches"], d["inferences_per_s"], 100*d["protocol_efficiency"])'
+# The same over the iCEBreaker's SPI link (FTDI channel A, SCK 30 MHz) to the simulated board.
+step run-spi run --sim --link spi --board icebreaker --limit 200 || fail=1
+show run-spi '"{} images over SPI at SCK 30 MHz, {} mismatches, {:.0f} inferences/s simulated at 12 MHz (link bound {:.0f})".format(d["images"], d["mismatches"], d["simulated_inferences_per_s"] or 0, d["line_bits_per_s"] / 8 / 105)'
 # The CNN in hardware: generated, simulated and built for the iCEBreaker.
 cnn=(--model models/mnist-cnn.bqm --board icebreaker)
 step gen-cnn gen "${cnn[@]}" --out build/icebreaker-cnn && cat build/icebreaker-cnn/report.txt
@@ -58,6 +61,7 @@ def j(n):
     except Exception: return None
 rows = []
 e, b, s, r, bu, be = j("eval"), j("bench"), j("sim"), j("run"), j("build"), j("build-ecp5")
+rs = j("run-spi")
 sc, bcn = j("sim-cnn"), j("build-cnn")
 ec, bc = j("eval-cnn"), j("bench-cnn")
 if e: rows.append(("MLP accuracy (reference, %d images)" % e["images"], "%.2f %%" % (100 * e["accuracy"])))
@@ -72,6 +76,9 @@ if r:
     rows.append(("run over UART: images / mismatches", "%d / %d" % (r["images"], r["mismatches"])))
     rows.append(("run: protocol efficiency", "%.1f %%" % (100 * r["protocol_efficiency"])))
     rows.append(("run: expected at %d baud" % r["baud"], "%.0f inferences/s (%s-bound)" % (r["expected_inferences_per_s"], r["bound"])))
+if rs:
+    rows.append(("run over SPI: images / mismatches", "%d / %d" % (rs["images"], rs["mismatches"])))
+    rows.append(("run over SPI: simulated at 12 MHz", "%.0f inferences/s (%s-bound expected: %.0f)" % (rs["simulated_inferences_per_s"] or 0, rs["bound"], rs["expected_inferences_per_s"])))
 if sc:
     rows.append(("CNN sim: images / mismatches", "%d / %d" % (sc["images"], sc["mismatches"])))
     rows.append(("CNN sim: cycles per inference (planned)", "%.0f (%d)" % (sc["interval_cycles"], sc["planned_interval_cycles"])))

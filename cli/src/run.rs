@@ -152,6 +152,11 @@ pub fn run(a: Args) -> Result<()> {
     let port = transport.describe();
     let mut client = Client::new(transport);
     client.policy.window = a.window.max(1);
+    if a.sim {
+        // Verilator runs a few times slower than the board: a slow model's results (the CNN's
+        // 204,807 cycles, three in flight) take longer than a board's 300 ms wait.
+        client.policy.timeout = std::time::Duration::from_secs(2);
+    }
     // Simulated cycles from the first result on: the streaming rate, without the load.
     let mut first_result_cycles = None;
     let pb = progress::bar(data.len() as u64, "inferences");

@@ -126,6 +126,10 @@ pub struct Client<T: Transport> {
     /// The longest recent round trip of a request answered at its first attempt, and the
     /// longest recent time per bit of such an exchange (both decaying).
     rtt: Option<(Duration, Duration)>,
+    /// An inference was answered at its first attempt, so `rtt` covers a result's compute
+    /// time too; until then inferences get the full timeout (a slow model's first result
+    /// takes longer than any `WRITE`).
+    infer_rtt_seen: bool,
     /// Words per `WRITE`: halved when writes need retries, doubled back after clean ones.
     write_words: Option<usize>,
     /// Some byte arrived since the last request was sent: the board is alive, even if its
@@ -147,6 +151,7 @@ impl<T: Transport> Client<T> {
             info: None,
             loaded: None,
             rtt: None,
+            infer_rtt_seen: false,
             write_words: None,
             heard: false,
             busy: Default::default(),
@@ -572,7 +577,11 @@ impl<T: Transport> Client<T> {
                 );
                 next += 1;
             }
-            let timeout = self.wait_time();
+            let timeout = if self.infer_rtt_seen {
+                self.wait_time()
+            } else {
+                self.wait_time().max(self.policy.timeout)
+            };
             let oldest = pending.values().map(|p| p.last_sent).min();
             let wait = oldest
                 .map(|t| (t + timeout).saturating_duration_since(Instant::now()))
@@ -596,6 +605,7 @@ impl<T: Transport> Client<T> {
                                 if p.attempts == 1 {
                                     let bytes = images[p.index].len() + f.payload.len();
                                     self.observe_rtt(p.last_sent.elapsed(), bytes + 2 * OVERHEAD);
+                                    self.infer_rtt_seen = true;
                                 }
                                 let r = Received {
                                     class,

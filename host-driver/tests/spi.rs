@@ -108,7 +108,8 @@ fn raw_transactions_get_answers_to_ping_and_info() {
     assert_eq!(info, setup().design.link.info);
     // Nothing but the two answers and idle bytes came back.
     let frames = 2 * bql_protocol::OVERHEAD + 4 + bql_protocol::Info::LEN;
-    assert_eq!(miso.iter().filter(|&&b| b != IDLE).count() <= frames, true);
+    let busy = miso.iter().filter(|&&b| b != IDLE).count();
+    assert!(busy <= frames, "{busy} bytes beside idle, {frames} in the two answers");
 }
 
 /// Loads the model and streams `images` over SPI, with `faults` on the transactions.
