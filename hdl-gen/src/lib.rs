@@ -393,9 +393,9 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
         _ => None,
     };
     let clock_mhz = pll.as_ref().map_or(board.file.clock_mhz, |p| p.out_mhz);
+    let kind = link_for(board, opts.link, clock_mhz, opts.uart_divisor)?;
     let floor = (!opts.ignore_link).then(|| link_interval(net, board, clock_mhz, opts.link));
     let plan = plan::plan_counting(net, &board.device, &opts.folds, floor, opts.popcount)?;
-    let kind = link_for(board, opts.link, clock_mhz, opts.uart_divisor)?;
     let link = link_params(net, &plan, board, kind, clock_mhz, pll.is_some());
     let image_bytes = link.info.image_bytes as usize;
     if image_bytes > u16::MAX as usize / 2 || link.info.max_payload as usize > 32_768 {

@@ -40,7 +40,7 @@ fn check_modes(p: &plan::Plan) {
 fn the_default_model_fits_the_icebreaker_with_input_buffers() {
     let net = default_model();
     let b = board::load(&root().join("constraints"), "icebreaker").unwrap();
-    let floor = bql_hdl_gen::link_interval(&net, &b, b.file.clock_mhz);
+    let floor = bql_hdl_gen::link_interval(&net, &b, b.file.clock_mhz, bql_hdl_gen::LinkKind::Uart);
     // 3 Mbaud, 8N1, an INFER frame of 98 image bytes + 7: 1,050 bits = 4,200 cycles at 12 MHz.
     assert_eq!(floor, 4200);
     let p = plan::plan(&net, &b.device, &[], Some(floor)).unwrap();
@@ -59,7 +59,7 @@ fn the_default_model_fits_the_icebreaker_with_input_buffers() {
 fn the_link_floor_folds_an_ecp5_design_down_to_the_uart_rate() {
     let net = default_model();
     let b = board::load(&root().join("constraints"), "ulx3s").unwrap();
-    let floor = bql_hdl_gen::link_interval(&net, &b, b.file.clock_mhz);
+    let floor = bql_hdl_gen::link_interval(&net, &b, b.file.clock_mhz, bql_hdl_gen::LinkKind::Uart);
     // The FT231X's 1.0909 Mbaud (3 MHz x 8 / 22; 23 clocks per bit): 1,050 bits = 24,063 cycles.
     assert_eq!(floor, 24_063, "1.0909 Mbaud at 25 MHz");
     let linked = plan::plan(&net, &b.device, &[], Some(floor)).unwrap();
@@ -119,4 +119,25 @@ fn memories_deeper_than_the_link_can_address_are_refused() {
     assert!(err.to_string().contains("65700 words deep"), "{err}");
     let p = plan::plan(&net, &b.device, &[], Some(1 << 20)).unwrap();
     assert!(p.layers[0].cycles() <= bql_protocol::MAX_MEMORY_WORDS);
+}
+
+/// The SPI link's floor follows SCK (8 SCK periods a byte), and a board without the link says so.
+#[test]
+fn the_spi_link_floor_follows_sck_and_other_boards_refuse_it() {
+    let net = default_model();
+    let b = board::load(&root().join("constraints"), "icebreaker").unwrap();
+    // 105-byte INFER frames: 840 bits at 30 MHz against 1,050 at 3 Mbaud, at 12 MHz.
+    let spi = bql_hdl_gen::link_interval(&net, &b, 12.0, bql_hdl_gen::LinkKind::Spi);
+    let uart = bql_hdl_gen::link_interval(&net, &b, 12.0, bql_hdl_gen::LinkKind::Uart);
+    assert_eq!((spi, uart), (336, 4200));
+    let opts = bql_hdl_gen::Options {
+        link: bql_hdl_gen::LinkKind::Spi,
+        ..Default::default()
+    };
+    let d = bql_hdl_gen::generate_with(&net, &b, &opts).unwrap();
+    assert!(d.files["rtl/spi_slave.v"].contains("posedge spi_sck or posedge spi_cs_n"));
+    assert!(!d.files["rtl/bql_top.v"].contains("led_red"), "its pin is the chip select");
+    let ulx3s = board::load(&root().join("constraints"), "ulx3s").unwrap();
+    let e = bql_hdl_gen::generate_with(&net, &ulx3s, &opts).unwrap_err();
+    assert!(e.to_string().contains("no SPI host link"), "{e}");
 }

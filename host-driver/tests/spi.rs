@@ -109,7 +109,10 @@ fn raw_transactions_get_answers_to_ping_and_info() {
     // Nothing but the two answers and idle bytes came back.
     let frames = 2 * bql_protocol::OVERHEAD + 4 + bql_protocol::Info::LEN;
     let busy = miso.iter().filter(|&&b| b != IDLE).count();
-    assert!(busy <= frames, "{busy} bytes beside idle, {frames} in the two answers");
+    assert!(
+        busy <= frames,
+        "{busy} bytes beside idle, {frames} in the two answers"
+    );
 }
 
 /// Loads the model and streams `images` over SPI, with `faults` on the transactions.
