@@ -4,7 +4,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 BQL := target/release/bql
 
-.PHONY: deps build demo test lint fmt mnist bench sim serve run flash bitstream train-default train-cnn cnn-report lanes clean
+.PHONY: deps build demo test lint fmt mnist bench sim serve run flash bitstream train-default train-cnn cnn-report lanes noisy clean
 
 deps:
 	@scripts/deps.sh
@@ -25,6 +25,11 @@ lint: deps
 
 test: lint
 	$(CARGO) test --release --workspace
+
+# The default model over a UART that drops, flips and duplicates 1 % of the bytes per kind
+# (the load included; a benchmark, about 90 s here).
+noisy: deps
+	$(CARGO) test --release -p bql-host-driver --test board -- --ignored --nocapture the_default_model_over
 
 BOARD ?= icebreaker
 sim: build

@@ -380,8 +380,16 @@ mod tests {
     fn the_spi_link_runs_at_the_fastest_sck_the_clock_keeps_up_with() {
         let icebreaker = board("icebreaker");
         assert_eq!(icebreaker.sck_at(12.0), Some(30_000_000));
-        assert_eq!(icebreaker.sck_at(48.0), Some(30_000_000), "the board's limit");
-        assert_eq!(icebreaker.sck_at(10.0), Some(15_000_000), "2.5 x 10 MHz = 25 MHz");
+        assert_eq!(
+            icebreaker.sck_at(48.0),
+            Some(30_000_000),
+            "the board's limit"
+        );
+        assert_eq!(
+            icebreaker.sck_at(10.0),
+            Some(15_000_000),
+            "2.5 x 10 MHz = 25 MHz"
+        );
         assert_eq!(icebreaker.sck_at(4.0), Some(10_000_000));
         for id in ["ulx3s", "upduino", "hx8k", "ecp5-evn"] {
             assert_eq!(board(id).sck_at(12.0), None, "{id} has no SPI link");

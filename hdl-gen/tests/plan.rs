@@ -136,7 +136,10 @@ fn the_spi_link_floor_follows_sck_and_other_boards_refuse_it() {
     };
     let d = bql_hdl_gen::generate_with(&net, &b, &opts).unwrap();
     assert!(d.files["rtl/spi_slave.v"].contains("posedge spi_sck or posedge spi_cs_n"));
-    assert!(!d.files["rtl/bql_top.v"].contains("led_red"), "its pin is the chip select");
+    assert!(
+        !d.files["rtl/bql_top.v"].contains("led_red"),
+        "its pin is the chip select"
+    );
     let ulx3s = board::load(&root().join("constraints"), "ulx3s").unwrap();
     let e = bql_hdl_gen::generate_with(&net, &ulx3s, &opts).unwrap_err();
     assert!(e.to_string().contains("no SPI host link"), "{e}");

@@ -22,6 +22,12 @@ use bql_protocol::{
 use crate::error::{Error, ErrorKind, Result};
 use crate::transport::Transport;
 
+/// Filler bytes after each request while the link is in trouble: as many bytes as a request may
+/// lose and still get a quick "bad CRC" answer. They are never a sync byte.
+const PAD_BYTES: usize = 2;
+/// Requests padded after each sign of trouble.
+const PAD_FRAMES: u32 = 64;
+
 /// Memory words to load: `words[i]` goes to address `addr + i` of memory `sel`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryWrite {
@@ -130,21 +136,27 @@ pub struct Client<T: Transport> {
     /// time too; until then inferences get the full timeout (a slow model's first result
     /// takes longer than any `WRITE`).
     infer_rtt_seen: bool,
-    /// Words per `WRITE`: halved when writes need retries, doubled back after clean ones.
-    write_words: Option<usize>,
+    /// What `WRITE` exchanges showed of the link; it sets the words per `WRITE`.
+    write_link: WriteLink,
     /// Some byte arrived since the last request was sent: the board is alive, even if its
     /// answers arrive damaged.
     heard: bool,
     /// Sequence numbers of the inferences in flight (at most the window, so others remain).
     busy: std::collections::BTreeSet<u8>,
+    /// Requests still to be padded (see [`Client::trouble`]).
+    pad_frames: u32,
+    /// The last [`Client::receive`] ended early on a damaged frame.
+    damaged: bool,
 }
 
 impl<T: Transport> Client<T> {
     /// A client on `t`.
     pub fn new(t: T) -> Self {
+        let mut dec = Decoder::responses(64);
+        dec.set_idle(t.idle_byte());
         Client {
             t,
-            dec: Decoder::responses(64),
+            dec,
             seq: 0,
             policy: Policy::default(),
             stats: LinkStats::default(),
@@ -152,9 +164,11 @@ impl<T: Transport> Client<T> {
             loaded: None,
             rtt: None,
             infer_rtt_seen: false,
-            write_words: None,
+            write_link: WriteLink::default(),
             heard: false,
             busy: Default::default(),
+            pad_frames: 0,
+            damaged: false,
         }
     }
 
@@ -206,20 +220,49 @@ impl<T: Transport> Client<T> {
         }
     }
 
+    /// Sends a request frame; while the link is in trouble, [`PAD_BYTES`] filler bytes follow
+    /// it. Returns the frame's length.
     fn send(&mut self, op: Op, seq: u8, payload: &[u8]) -> Result<usize> {
-        let f = encode_request(op as u8, seq, payload);
+        let mut f = encode_request(op as u8, seq, payload);
+        let frame = f.len();
+        if self.pad_frames > 0 {
+            self.pad_frames -= 1;
+            f.resize(frame + PAD_BYTES, 0);
+        }
         self.stats.bytes_sent += f.len() as u64;
         self.stats.frames_sent += 1;
         self.heard = false;
         self.t.send(&f)?;
-        Ok(f.len())
+        Ok(frame)
     }
 
-    /// The next valid response frame within `timeout`, or `None`.
+    /// Something arrived damaged or not at all: pad the next [`PAD_FRAMES`] requests. A request
+    /// that lost a byte on the way then completes with a filler byte and the board answers "bad
+    /// CRC" at once, instead of waiting for the next request's bytes, which it would swallow.
+    fn trouble(&mut self) {
+        self.pad_frames = PAD_FRAMES;
+    }
+
+    /// How long a partly received frame may wait for its next byte: the longest recent round
+    /// trip (a USB-serial bridge may hold bytes back for its latency timer, and that shows in
+    /// the round trips too), at least 2 ms.
+    fn stall_time(&self) -> Duration {
+        self.rtt
+            .map_or(self.policy.timeout, |(rtt, _)| rtt)
+            .max(Duration::from_millis(2))
+    }
+
+    /// The next valid response frame within `timeout`, or `None`. `None` comes early, with
+    /// `damaged` set, when a frame arrives damaged: its CRC fails, part of it waits longer
+    /// than [`Client::stall_time`] for the rest (a byte was lost), or bytes that made no frame
+    /// are followed by as long a silence (its sync byte was lost). The caller retransmits then
+    /// instead of waiting for its timeout.
     fn receive(&mut self, timeout: Duration) -> Result<Option<Frame>> {
         let deadline = Instant::now() + timeout;
         let mut buf = [0u8; 4096];
         let mut quiet = true;
+        self.damaged = false;
+        let skipped_before = self.dec.skipped();
         loop {
             while let Some(d) = self.dec.next_frame() {
                 match d {
@@ -227,8 +270,15 @@ impl<T: Transport> Client<T> {
                         self.stats.frames_received += 1;
                         return Ok(Some(f));
                     }
-                    Decoded::BadCrc => self.stats.bad_frames += 1,
+                    Decoded::BadCrc => {
+                        self.stats.bad_frames += 1;
+                        self.damaged = true;
+                    }
                 }
+            }
+            if self.damaged {
+                self.trouble();
+                return Ok(None);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -239,7 +289,22 @@ impl<T: Transport> Client<T> {
                 }
                 return Ok(None);
             }
-            let n = self.t.recv(&mut buf, deadline - now)?;
+            // Part of a frame, or bytes that were no frame at all (an answer whose sync byte
+            // was lost): when the line then stays quiet, the answer was damaged.
+            let partial = self.dec.pending() > 0;
+            let garbage = self.dec.skipped() > skipped_before;
+            let wait = if partial || garbage {
+                (deadline - now).min(self.stall_time())
+            } else {
+                deadline - now
+            };
+            let n = self.t.recv(&mut buf, wait)?;
+            if n == 0 && (partial || garbage) && Instant::now() < deadline {
+                self.dec.skip_stalled();
+                self.stats.bad_frames += 1;
+                self.damaged = true;
+                continue;
+            }
             quiet &= n == 0;
             self.heard |= n > 0;
             self.stats.bytes_received += n as u64;
@@ -324,6 +389,9 @@ impl<T: Transport> Client<T> {
             // The board reporting a damaged request, or any byte arriving at all, proves the link
             // works: only a long silence and repeated refusals count towards giving up.
             refusals = if refused { refusals + 1 } else { 0 };
+            if damaged || refused || !self.heard {
+                self.trouble();
+            }
             if damaged || self.heard {
                 silent = Duration::ZERO;
             } else {
@@ -441,8 +509,8 @@ impl<T: Transport> Client<T> {
         let p = self.request(Op::Clear, &[])?;
         check_sum(&p, CRC_INIT)?;
         let mut sum = CRC_INIT;
-        let mut per = self.write_words.unwrap_or(max).clamp(1, max);
-        let mut clean = 0u32;
+        let word_bytes = info.word_bytes as usize;
+        let mut per = self.write_link.best_words(word_bytes, max);
         for w in writes {
             let mut i = 0;
             while i < w.words.len() {
@@ -455,16 +523,21 @@ impl<T: Transport> Client<T> {
                     info.word_bytes as usize,
                 );
                 let after = payload.iter().fold(sum, |s, &b| crc16_update(s, b));
+                let exchange = payload.len() + 2 * OVERHEAD + 2;
                 match self.write(&payload, sum, after, chunk.len() > 1)? {
                     Some(attempts) => {
                         (sum, i) = (after, i + chunk.len());
-                        (per, clean) = next_write_size(per, max, attempts, clean);
+                        self.write_link.observe(attempts, exchange);
+                        per = self.write_link.best_words(word_bytes, max);
                     }
-                    None => (per, clean) = (chunk.len() / 2, 0),
+                    None => {
+                        let failed = self.write_link.split_after();
+                        self.write_link.observe(2 * failed, exchange);
+                        per = chunk.len() / 2;
+                    }
                 }
             }
         }
-        self.write_words = Some(per);
         Ok(sum)
     }
 
@@ -479,8 +552,11 @@ impl<T: Transport> Client<T> {
         after: u16,
         splittable: bool,
     ) -> Result<Option<u32>> {
-        const SPLIT_AFTER: u32 = 4;
-        let budget = if splittable { SPLIT_AFTER } else { u32::MAX };
+        let budget = if splittable {
+            self.write_link.split_after()
+        } else {
+            u32::MAX
+        };
         match self.request_counted(Op::Write, payload, budget) {
             Ok((p, attempts)) => {
                 check_sum(&p, after)?;
@@ -489,7 +565,7 @@ impl<T: Transport> Client<T> {
             Err(e) if splittable && matches!(e.kind, ErrorKind::Timeout | ErrorKind::Refused) => {
                 // Applied with only its answers lost, or not applied at all: the checksum says.
                 match self.status()?.load_checksum {
-                    s if s == after => Ok(Some(SPLIT_AFTER)),
+                    s if s == after => Ok(Some(budget)),
                     s if s == before => Ok(None),
                     s => Err(Error::new(
                         ErrorKind::LoadFailed,
@@ -629,6 +705,7 @@ impl<T: Transport> Client<T> {
                     }
                     (Some(_), Some(code)) => {
                         self.stats.error_codes += 1;
+                        self.trouble();
                         if code == Code::BadCrc {
                             // Damaged on the way, but the board is there.
                             if let Some(p) = pending.get_mut(&f.seq) {
@@ -642,7 +719,20 @@ impl<T: Transport> Client<T> {
                 None => {
                     let now = Instant::now();
                     if !self.heard {
+                        self.trouble();
                         self.flush_board()?;
+                    }
+                    if self.damaged {
+                        // An answer arrived damaged: whose is unknown; the request waiting
+                        // longest goes again (the others keep their timeouts).
+                        let stall = self.stall_time();
+                        if let Some((s, _)) = pending
+                            .iter()
+                            .filter(|(_, p)| now.duration_since(p.last_sent) >= stall)
+                            .min_by_key(|(_, p)| p.last_sent)
+                        {
+                            resend.push(*s);
+                        }
                     }
                     for (s, p) in pending.iter_mut() {
                         if now.duration_since(p.last_sent) >= timeout {
@@ -686,6 +776,8 @@ impl<T: Transport> Client<T> {
                     (p.attempts, p.silent) = (0, Duration::ZERO);
                 }
             }
+            resend.sort_unstable();
+            resend.dedup();
             for seq in resend {
                 if let Some(p) = pending.get_mut(&seq) {
                     p.attempts += 1;
@@ -700,15 +792,50 @@ impl<T: Transport> Client<T> {
     }
 }
 
-/// Words per `WRITE` after one that took `attempts`: halved when it needed more than two (a
-/// shorter frame is more likely to arrive whole on a noisy link), doubled back towards `max`
-/// after 8 clean ones in a row. Returns the size and the count of clean writes.
-fn next_write_size(per: usize, max: usize, attempts: u32, clean: u32) -> (usize, u32) {
-    match attempts {
-        1 if clean + 1 >= 8 => ((per * 2).min(max), 0),
-        1 => (per, clean + 1),
-        2 => (per, 0),
-        _ => ((per / 2).max(1), 0),
+/// What `WRITE` exchanges showed of the link: moving averages of the attempts a write took and
+/// of the bytes of its exchange (request and answer).
+#[derive(Debug, Clone, Copy)]
+struct WriteLink {
+    attempts: f64,
+    bytes: f64,
+}
+
+impl Default for WriteLink {
+    /// A clean link until shown otherwise.
+    fn default() -> Self {
+        WriteLink {
+            attempts: 1.0,
+            bytes: 64.0,
+        }
+    }
+}
+
+impl WriteLink {
+    /// Attempts after which a `WRITE` is split in two: four times what writes take on average
+    /// (at least four), so that a frame is split when the link got worse, not by bad luck.
+    fn split_after(&self) -> u32 {
+        (4.0 * self.attempts).ceil().max(4.0) as u32
+    }
+
+    fn observe(&mut self, attempts: u32, bytes: usize) {
+        const K: f64 = 0.1;
+        self.attempts += K * (f64::from(attempts) - self.attempts);
+        self.bytes += K * (bytes as f64 - self.bytes);
+    }
+
+    /// Words per `WRITE` that move the most words per attempt. An exchange of `b` bytes
+    /// arrives whole with probability `s = 1 / attempts`, so a byte with `q = s^(1/b)`; `n`
+    /// words of `w` bytes then move `n q^(c + w n)` words per attempt (`c` the fixed bytes),
+    /// most at `n = -1 / (w ln q)`: 4 words of 8 bytes at 1 % damaged bytes per direction and
+    /// kind, the largest frame on a clean link.
+    fn best_words(&self, word_bytes: usize, max: usize) -> usize {
+        let survive = (1.0 / self.attempts.max(1.0)).powf(1.0 / self.bytes.max(1.0));
+        let ln_q = survive.ln();
+        if ln_q > -1e-6 {
+            return max.max(1);
+        }
+        let n = -1.0 / (word_bytes.max(1) as f64 * ln_q);
+        (n.round() as usize).clamp(1, max.max(1))
     }
 }
 
@@ -764,12 +891,31 @@ mod tests {
     }
 
     #[test]
-    fn write_frames_halve_on_trouble_and_grow_back_after_clean_runs() {
-        assert_eq!(next_write_size(16, 64, 4, 3), (8, 0));
-        assert_eq!(next_write_size(1, 64, 9, 0), (1, 0));
-        assert_eq!(next_write_size(16, 64, 2, 5), (16, 0));
-        assert_eq!(next_write_size(16, 64, 1, 6), (16, 7));
-        assert_eq!(next_write_size(16, 64, 1, 7), (32, 0));
-        assert_eq!(next_write_size(48, 64, 1, 7), (64, 0));
+    fn write_frames_shrink_to_the_size_that_moves_most_words_per_attempt() {
+        let clean = WriteLink::default();
+        assert_eq!(clean.best_words(8, 15), 15);
+        // 3 % of bytes damaged (1 % per kind): a 43-byte exchange of 3 words arrives whole
+        // with 0.97^43 = 27 %.
+        let noisy = WriteLink {
+            attempts: 1.0 / 0.97f64.powi(43),
+            bytes: 43.0,
+        };
+        assert_eq!(noisy.best_words(8, 15), 4);
+        // 0.6 % (0.2 % per kind): 20 words would be best; the frame holds 15.
+        let mild = WriteLink {
+            attempts: 1.0 / 0.994f64.powi(139),
+            bytes: 139.0,
+        };
+        assert_eq!(mild.best_words(8, 15), 15);
+        // The averages follow what happens and come back after clean writes.
+        let mut l = WriteLink::default();
+        for _ in 0..30 {
+            l.observe(4, 43);
+        }
+        assert!(l.best_words(8, 15) < 15, "{l:?}");
+        for _ in 0..60 {
+            l.observe(1, 139);
+        }
+        assert_eq!(l.best_words(8, 15), 15, "{l:?}");
     }
 }

@@ -184,4 +184,8 @@ impl<T: Transport> Transport for Faulty<T> {
     fn describe(&self) -> String {
         format!("{} (with injected faults)", self.inner.describe())
     }
+
+    fn idle_byte(&self) -> Option<u8> {
+        self.inner.idle_byte()
+    }
 }

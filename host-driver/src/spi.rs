@@ -127,6 +127,10 @@ impl<B: SpiBus> Transport for Spi<B> {
     fn describe(&self) -> String {
         self.bus.describe()
     }
+
+    fn idle_byte(&self) -> Option<u8> {
+        Some(IDLE)
+    }
 }
 
 /// The simulated board's SPI side: a Unix socket carrying each transaction's MOSI bytes (after

@@ -16,6 +16,11 @@ pub trait Transport: Send {
     fn line_rate(&self) -> Option<f64>;
     /// What this transport is connected to, for messages.
     fn describe(&self) -> String;
+    /// The byte the board sends when it has nothing to send, if the link has one (SPI): not
+    /// garbage, so not a sign of a damaged answer.
+    fn idle_byte(&self) -> Option<u8> {
+        None
+    }
 }
 
 /// A serial port (a USB-UART bridge, or the simulated board's pseudo-terminal).
@@ -113,5 +118,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 
     fn describe(&self) -> String {
         (**self).describe()
+    }
+
+    fn idle_byte(&self) -> Option<u8> {
+        (**self).idle_byte()
     }
 }

@@ -360,3 +360,76 @@ fn the_mnist_cnn_streams_through_the_uart_bit_exact() {
         r.first_mismatches
     );
 }
+
+/// `model` on the simulated iCEBreaker (every memory loaded by the host) behind a relay that
+/// drops, flips and duplicates `rate` of the bytes per kind in both directions, from the load
+/// on: the run must complete with every result right. Returns what was injected.
+fn noisy_run(model: &str, images: usize, rate: f64, seed: u64) -> FaultCounts {
+    let net = bql_model::format::load(&root().join("models").join(model)).unwrap();
+    let b = bql_hdl_gen::board::load(&root().join("constraints"), "icebreaker").unwrap();
+    let design = bql_hdl_gen::generate(&net, &b, &[]).unwrap();
+    let dir = root().join(format!("target/bql-tests/board-icebreaker-{model}"));
+    design.write(&dir).unwrap();
+    let writes = memory_writes(&net, &design.plan, true);
+    let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+    let tool = bql_sim::tools::verilator(&root()).unwrap();
+    let board = SimBoard::start(&tool, &design, &dir, None).unwrap();
+    let serial = Serial::open(board.path.to_str().unwrap(), 3_000_000).unwrap();
+    let cfg = kind(seed, |c| {
+        c.flip = rate;
+        c.drop = rate;
+        c.duplicate = rate;
+    });
+    let mut c = Client::new(Faulty::new(serial, cfg, None));
+    c.policy.timeout = Duration::from_millis(250);
+    let started = Instant::now();
+    let r = run::run(
+        &mut c,
+        &net,
+        &design.link.info,
+        Some(&writes),
+        &data.pixels[..images * data.image_len()],
+        &data.labels[..images],
+        |_| {},
+    );
+    let injected = c.transport().injected;
+    let s = r.unwrap_or_else(|e| panic!("{model}: {injected:?} injected: the run stopped: {e}"));
+    assert_eq!(
+        (s.images, s.mismatches),
+        (images, 0),
+        "{:?}",
+        s.first_mismatches
+    );
+    eprintln!(
+        "{model} at {} % per kind: {injected:?} injected; {} words loaded, {} frames sent, {} \
+         retransmissions, {} damaged requests reported, {} damaged responses; {:.1} s",
+        100.0 * rate,
+        writes.iter().map(|w| w.words.len()).sum::<usize>(),
+        s.link.frames_sent,
+        s.link.retransmissions,
+        s.link.error_codes,
+        s.link.bad_frames,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(injected.dropped > 0 && injected.flipped > 0 && injected.duplicated > 0);
+    injected
+}
+
+/// 1 % of the bytes dropped, 1 % flipped and 1 % duplicated, both ways: about 3 bytes in a
+/// hundred damaged, so an MNIST `INFER` frame arrives whole about 4 times in a hundred. The
+/// client pads its requests while the link is in trouble (a request that lost a byte gets a
+/// quick "bad CRC" instead of swallowing the next one), retransmits as soon as an answer
+/// arrives damaged, and sizes `WRITE` frames for the most words per attempt. The small model
+/// keeps the load short here; `make noisy` runs the default model's 15,616-word load.
+#[test]
+fn a_noisy_link_at_one_percent_per_fault_kind() {
+    noisy_run("small.bqm", 20, 0.01, 21);
+}
+
+/// The default model at 1 % per kind: a benchmark (about a minute and a half here), run by
+/// `make noisy`.
+#[test]
+#[ignore = "benchmark: make noisy"]
+fn the_default_model_over_a_one_percent_link() {
+    noisy_run("default.bqm", 5, 0.01, 11);
+}

@@ -101,6 +101,7 @@ pub struct Decoder {
     max_payload: usize,
     buf: Vec<u8>,
     skipped: usize,
+    idle: Option<u8>,
 }
 
 impl Decoder {
@@ -111,7 +112,21 @@ impl Decoder {
             max_payload,
             buf: Vec::new(),
             skipped: 0,
+            idle: None,
         }
+    }
+
+    /// A byte the line carries between frames when the sender has nothing (an SPI link's
+    /// MISO): skipped like garbage, but not counted as garbage.
+    pub fn set_idle(&mut self, idle: Option<u8>) {
+        self.idle = idle;
+    }
+
+    /// Drops the first `n` buffered bytes as garbage.
+    fn skip(&mut self, n: usize) {
+        let idle = self.idle;
+        self.skipped += self.buf[..n].iter().filter(|&&b| Some(b) != idle).count();
+        self.buf.drain(..n);
     }
 
     /// Response frames (what the host reads).
@@ -119,7 +134,7 @@ impl Decoder {
         Self::new(crate::SYNC_RESPONSE, max_payload)
     }
 
-    /// Bytes skipped so far as garbage.
+    /// Bytes skipped so far as garbage (idle bytes not counted).
     pub fn skipped(&self) -> usize {
         self.skipped
     }
@@ -138,15 +153,13 @@ impl Decoder {
     /// taken as garbage and the search resumes after it.
     pub fn skip_stalled(&mut self) {
         if !self.buf.is_empty() {
-            self.skipped += 1;
-            self.buf.drain(..1);
+            self.skip(1);
         }
     }
 
     /// Forgets a partial frame (after a timeout).
     pub fn reset(&mut self) {
-        self.skipped += self.buf.len();
-        self.buf.clear();
+        self.skip(self.buf.len());
     }
 
     /// Adds bytes.
@@ -159,22 +172,17 @@ impl Decoder {
         loop {
             match self.buf.iter().position(|&b| b == self.sync) {
                 None => {
-                    self.skipped += self.buf.len();
-                    self.buf.clear();
+                    self.skip(self.buf.len());
                     return None;
                 }
-                Some(p) => {
-                    self.skipped += p;
-                    self.buf.drain(..p);
-                }
+                Some(p) => self.skip(p),
             }
             if self.buf.len() < 5 {
                 return None;
             }
             let len = u16::from_le_bytes([self.buf[3], self.buf[4]]) as usize;
             if len > self.max_payload {
-                self.skipped += 1;
-                self.buf.drain(..1);
+                self.skip(1);
                 continue;
             }
             let total = len + OVERHEAD;
@@ -183,8 +191,7 @@ impl Decoder {
             }
             let got = u16::from_le_bytes([self.buf[total - 2], self.buf[total - 1]]);
             if crc16(&self.buf[1..total - 2]) != got {
-                self.skipped += 1;
-                self.buf.drain(..1);
+                self.skip(1);
                 return Some(Decoded::BadCrc);
             }
             let f = Frame {
