@@ -4,6 +4,8 @@
 //! complete, correct run for every recoverable fault, and the right error for the unrecoverable
 //! ones (a dead link, a wrong design).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -89,19 +91,7 @@ fn a_plain_serial_client_gets_answers_to_ping_and_info() {
         let n = f.read(&mut buf).unwrap();
         got.extend_from_slice(&buf[..n]);
     }
-    let mut d = bql_protocol::Decoder::responses(64);
-    d.push(&got);
-    let Some(bql_protocol::Decoded::Frame(ping)) = d.next_frame() else {
-        panic!("no PING answer in {got:02x?}")
-    };
-    assert_eq!((ping.head, ping.seq), (0, 7));
-    assert_eq!(ping.payload, bql_protocol::PING_MAGIC);
-    let Some(bql_protocol::Decoded::Frame(info)) = d.next_frame() else {
-        panic!("no INFO answer in {got:02x?}")
-    };
-    assert_eq!(info.seq, 8);
-    let info = bql_protocol::Info::from_bytes(&info.payload).unwrap();
-    assert_eq!(info, setup().design.link.info);
+    common::check_ping_and_info(&got, &setup().design.link.info);
 }
 
 fn stream(
@@ -327,21 +317,51 @@ fn a_noisy_link_at_two_per_mille_per_fault_kind() {
     assert!(injected.dropped > 0 && injected.flipped > 0 && injected.duplicated > 0);
 }
 
+/// A model's iCEBreaker design on a simulated board, with the host's writes (every memory, or
+/// the SPRAM ones) and the MNIST slice.
+struct Started {
+    net: Network,
+    design: bql_hdl_gen::Design,
+    writes: Vec<MemoryWrite>,
+    data: Dataset,
+    serial: Serial,
+    _board: SimBoard,
+}
+
+fn start_model(model: &str, all_memories: bool) -> Started {
+    let net = bql_model::format::load(&root().join("models").join(model)).unwrap();
+    let b = bql_hdl_gen::board::load(&root().join("constraints"), "icebreaker").unwrap();
+    let design = bql_hdl_gen::generate(&net, &b, &[]).unwrap();
+    let dir = root().join(format!("target/bql-tests/board-icebreaker-{model}"));
+    design.write(&dir).unwrap();
+    let writes = memory_writes(&net, &design.plan, all_memories);
+    let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+    let tool = bql_sim::tools::verilator(&root()).unwrap();
+    let board = SimBoard::start(&tool, &design, &dir, None).unwrap();
+    let serial = Serial::open(board.path.to_str().unwrap(), 3_000_000).unwrap();
+    Started {
+        net,
+        design,
+        writes,
+        data,
+        serial,
+        _board: board,
+    }
+}
+
 /// The MNIST CNN's iCEBreaker design over the simulated UART: its SPRAM layers loaded by the
 /// host, ten images streamed, every result checked against the reference.
 #[test]
 fn the_mnist_cnn_streams_through_the_uart_bit_exact() {
-    let net = bql_model::format::load(&root().join("models/mnist-cnn.bqm")).unwrap();
-    let b = bql_hdl_gen::board::load(&root().join("constraints"), "icebreaker").unwrap();
-    let design = bql_hdl_gen::generate(&net, &b, &[]).unwrap();
-    let dir = root().join("target/bql-tests/board-icebreaker-cnn");
-    design.write(&dir).unwrap();
-    let writes = memory_writes(&net, &design.plan, false);
-    let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
+    let Started {
+        net,
+        design,
+        writes,
+        data,
+        serial,
+        _board: _alive,
+    } = start_model("mnist-cnn.bqm", false);
     let images = 10;
-    let tool = bql_sim::tools::verilator(&root()).unwrap();
-    let board = SimBoard::start(&tool, &design, &dir, None).unwrap();
-    let serial = Serial::open(board.path.to_str().unwrap(), 3_000_000).unwrap();
     let mut c = Client::new(serial);
     let r = run::run(
         &mut c,
@@ -365,16 +385,14 @@ fn the_mnist_cnn_streams_through_the_uart_bit_exact() {
 /// drops, flips and duplicates `rate` of the bytes per kind in both directions, from the load
 /// on: the run must complete with every result right. Returns what was injected.
 fn noisy_run(model: &str, images: usize, rate: f64, seed: u64) -> FaultCounts {
-    let net = bql_model::format::load(&root().join("models").join(model)).unwrap();
-    let b = bql_hdl_gen::board::load(&root().join("constraints"), "icebreaker").unwrap();
-    let design = bql_hdl_gen::generate(&net, &b, &[]).unwrap();
-    let dir = root().join(format!("target/bql-tests/board-icebreaker-{model}"));
-    design.write(&dir).unwrap();
-    let writes = memory_writes(&net, &design.plan, true);
-    let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
-    let tool = bql_sim::tools::verilator(&root()).unwrap();
-    let board = SimBoard::start(&tool, &design, &dir, None).unwrap();
-    let serial = Serial::open(board.path.to_str().unwrap(), 3_000_000).unwrap();
+    let Started {
+        net,
+        design,
+        writes,
+        data,
+        serial,
+        _board: _alive,
+    } = start_model(model, true);
     let cfg = kind(seed, |c| {
         c.flip = rate;
         c.drop = rate;

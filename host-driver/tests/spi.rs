@@ -5,6 +5,8 @@
 //! fault-injection tests drop, corrupt and repeat transactions and reset the board, and require
 //! a complete, correct run.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -93,19 +95,7 @@ fn raw_transactions_get_answers_to_ping_and_info() {
     for _ in 0..4 {
         miso.extend(bus.transfer(&[IDLE; 32]).unwrap());
     }
-    let mut d = bql_protocol::Decoder::responses(64);
-    d.push(&miso);
-    let Some(bql_protocol::Decoded::Frame(ping)) = d.next_frame() else {
-        panic!("no PING answer in {miso:02x?}")
-    };
-    assert_eq!((ping.head, ping.seq), (0, 7));
-    assert_eq!(ping.payload, bql_protocol::PING_MAGIC);
-    let Some(bql_protocol::Decoded::Frame(info)) = d.next_frame() else {
-        panic!("no INFO answer in {miso:02x?}")
-    };
-    assert_eq!(info.seq, 8);
-    let info = bql_protocol::Info::from_bytes(&info.payload).unwrap();
-    assert_eq!(info, setup().design.link.info);
+    common::check_ping_and_info(&miso, &setup().design.link.info);
     // Nothing but the two answers and idle bytes came back.
     let frames = 2 * bql_protocol::OVERHEAD + 4 + bql_protocol::Info::LEN;
     let busy = miso.iter().filter(|&&b| b != IDLE).count();
