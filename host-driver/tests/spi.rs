@@ -31,6 +31,18 @@ struct Setup {
     data: Dataset,
 }
 
+/// The host's writes that load every memory of `net` into a design of `plan`.
+fn all_writes(net: &Network, plan: &bql_hdl_gen::plan::Plan) -> Vec<MemoryWrite> {
+    bql_sim::harness::memory_images(net, plan, true)
+        .into_iter()
+        .map(|(sel, words)| MemoryWrite {
+            sel: sel as u8,
+            addr: 0,
+            words,
+        })
+        .collect()
+}
+
 /// The default model's iCEBreaker design with the SPI link, built once per test process.
 fn setup() -> &'static Setup {
     static S: OnceLock<Setup> = OnceLock::new();
@@ -44,14 +56,7 @@ fn setup() -> &'static Setup {
         let design = bql_hdl_gen::generate_with(&net, &b, &opts).unwrap();
         let dir = root().join("target/bql-tests/board-icebreaker-spi");
         design.write(&dir).unwrap();
-        let writes = bql_sim::harness::memory_images(&net, &design.plan, true)
-            .into_iter()
-            .map(|(sel, words)| MemoryWrite {
-                sel: sel as u8,
-                addr: 0,
-                words,
-            })
-            .collect();
+        let writes = all_writes(&net, &design.plan);
         let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
         Setup {
             net,
@@ -223,4 +228,39 @@ fn everything_at_once() {
     };
     let i = survives("all", cfg);
     assert!(i.dropped > 0 && i.corrupted > 0 && i.repeated > 0 && i.resets > 0);
+}
+
+/// A design run through the PLL (`--clock 24`): the simulation tells `bql_top` that the PLL has
+/// locked, and SCK meets the faster design clock at another ratio (30 MHz against 24 MHz).
+#[test]
+fn a_design_behind_the_pll_streams_through_spi_bit_exact() {
+    let s = setup();
+    let b = bql_hdl_gen::board::load(&root().join("constraints"), "icebreaker").unwrap();
+    let opts = bql_hdl_gen::Options {
+        link: bql_hdl_gen::LinkKind::Spi,
+        clock_mhz: Some(24.0),
+        ..Default::default()
+    };
+    let design = bql_hdl_gen::generate_with(&s.net, &b, &opts).unwrap();
+    assert!(design.link.clk_locked_port);
+    let dir = root().join("target/bql-tests/board-icebreaker-spi-24");
+    design.write(&dir).unwrap();
+    let tool = bql_sim::tools::verilator(&root()).unwrap();
+    let board = SimBoard::start(&tool, &design, &dir, None).unwrap();
+    let bus = SimSpiBus::connect(&board.path, sck_hz()).unwrap();
+    let mut c = Client::new(Spi::new(bus));
+    let images = 30;
+    let writes = all_writes(&s.net, &design.plan);
+    let r = run::run(
+        &mut c,
+        &s.net,
+        &design.link.info,
+        Some(&writes),
+        &s.data.pixels[..images * s.data.image_len()],
+        &s.data.labels[..images],
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!((r.images, r.mismatches), (images, 0));
+    assert_eq!((c.stats.bad_frames, c.stats.error_codes), (0, 0));
 }

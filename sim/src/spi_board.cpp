@@ -54,6 +54,7 @@ static void power_on() {
     delete top;
     top = new Vbql_top{ctx};
     top->spi_cs_n = 1; top->spi_sck = 0; top->spi_mosi = 0; top->clk = 0; clk_high = false;
+    @PLL_LOCKED@
     top->eval();
     run_until(now_ps + 300 * TCLK_PS);  // the power-on reset lasts 255 cycles
 }
