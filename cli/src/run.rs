@@ -90,6 +90,10 @@ fn open_transport(link: Link, port: Option<&str>, baud: u32) -> Result<Box<dyn T
             std::path::Path::new(p),
             sck_hz,
         )?)),
+        (Link::Spi { .. }, Some(p)) if p.contains('/') => bail!(
+            "--port {p}: no such socket. With --link spi, --port is the socket of `bql sim \
+             --serve --link spi` or the FT2232H's USB serial number (omit it for the first one)"
+        ),
         (Link::Spi { sck_hz }, serial) => Box::new(Spi::new(
             bql_host_driver::mpsse::MpsseBus::open(serial, sck_hz)?,
         )),

@@ -188,7 +188,7 @@ fn serve(a: &Args) -> Result<()> {
         crate::run::describe_link(sb.link)
     );
     println!(
-        "design {} (architecture hash {:016x}); weights in block RAM come from {source}, SPRAM          layers must be loaded by the host",
+        "design {} (architecture hash {:016x}); weights in block RAM come from {source}; SPRAM layers must be loaded by the host",
         design.digest(),
         design.link.info.arch_hash
     );
