@@ -253,9 +253,10 @@ impl<T: Transport> Client<T> {
     }
 
     /// The next valid response frame within `timeout`, or `None`. `None` comes early, with
-    /// `damaged` set, when a frame arrives damaged: its CRC fails, part of it waits longer
-    /// than [`Client::stall_time`] for the rest (a byte was lost), or bytes that made no frame
-    /// are followed by as long a silence (its sync byte was lost). The caller retransmits then
+    /// `damaged` set, when a frame arrives damaged: its CRC fails, or, while the link is in
+    /// trouble, part of it waits longer than [`Client::stall_time`] for the rest (a byte was
+    /// lost) or bytes that made no frame are followed by as long a silence (its sync byte was
+    /// lost). The caller retransmits then
     /// instead of waiting for its timeout.
     fn receive(&mut self, timeout: Duration) -> Result<Option<Frame>> {
         let deadline = Instant::now() + timeout;
@@ -290,9 +291,12 @@ impl<T: Transport> Client<T> {
                 return Ok(None);
             }
             // Part of a frame, or bytes that were no frame at all (an answer whose sync byte
-            // was lost): when the line then stays quiet, the answer was damaged.
-            let partial = self.dec.pending() > 0;
-            let garbage = self.dec.skipped() > skipped_before;
+            // was lost): when the line then stays quiet, the answer was damaged. Only while the
+            // link is in trouble: on a clean link a busy host or simulator can pause a frame
+            // for longer than a round trip, and the timeout is the right wait there.
+            let watch = self.pad_frames > 0;
+            let partial = watch && self.dec.pending() > 0;
+            let garbage = watch && self.dec.skipped() > skipped_before;
             let wait = if partial || garbage {
                 (deadline - now).min(self.stall_time())
             } else {
@@ -613,183 +617,237 @@ impl<T: Transport> Client<T> {
         expected: &Info,
         mut done: impl FnMut(usize, Received),
     ) -> Result<()> {
-        struct Pending {
-            index: usize,
-            first_sent: Instant,
-            last_sent: Instant,
-            attempts: u32,
-            /// Time without any byte from the board since this request's last answer.
-            silent: Duration,
-        }
-        let mut pending: BTreeMap<u8, Pending> = BTreeMap::new();
-        let mut next = 0usize;
-        let mut rehandshakes = 0u32;
-        let mut answered = 0usize;
-        while next < images.len() || !pending.is_empty() {
-            // The window opens to its full width after the first result: over a fast link (SPI)
-            // a first burst of more frames than the board has slots arrives before the core has
-            // taken the first image out of its slot, and the last frame would overflow.
-            let window = if answered == 0 {
-                self.policy.window.min(bql_protocol::SLOTS)
-            } else {
-                self.policy.window
-            };
-            while pending.len() < window && next < images.len() {
-                let seq = self.next_seq();
-                let n = self.send(Op::Infer, seq, &images[next])?;
-                self.stats.infer_frame_bytes += n as u64;
-                self.stats.infer_payload_bytes += images[next].len() as u64;
-                let now = Instant::now();
-                self.busy.insert(seq);
-                pending.insert(
-                    seq,
-                    Pending {
-                        index: next,
-                        first_sent: now,
-                        last_sent: now,
-                        attempts: 1,
-                        silent: Duration::ZERO,
-                    },
-                );
-                next += 1;
-            }
+        let mut st = Stream {
+            images,
+            pending: BTreeMap::new(),
+            next: 0,
+            answered: 0,
+            rehandshakes: 0,
+        };
+        while st.next < images.len() || !st.pending.is_empty() {
+            self.fill_window(&mut st)?;
             let timeout = if self.infer_rtt_seen {
                 self.wait_time()
             } else {
                 self.wait_time().max(self.policy.timeout)
             };
-            let oldest = pending.values().map(|p| p.last_sent).min();
+            let oldest = st.pending.values().map(|p| p.last_sent).min();
             let wait = oldest
                 .map(|t| (t + timeout).saturating_duration_since(Instant::now()))
                 .unwrap_or_default();
-            let mut resend: Vec<u8> = Vec::new();
-            let mut force_recover = false;
-            match self.receive(wait)? {
-                Some(f) => match (pending.get(&f.seq), Code::from_byte(f.head)) {
-                    (Some(p), Some(Code::Ok)) => {
-                        let want_sum = self.loaded.as_ref().map_or(CRC_INIT, |l| l.1);
-                        match parse_result(expected, &f.payload)
-                            .filter(|r| bql_model::semantics::argmax(&r.scores) == Some(r.class))
-                        {
-                            Some(res) if res.load_checksum != want_sum => {
-                                // Computed from other memories: the board was reset (or loaded
-                                // by someone else). Recover before anything else counts.
-                                self.stats.stale_results += 1;
-                                force_recover = true;
-                            }
-                            Some(InferResult { class, scores, .. }) => {
-                                if p.attempts == 1 {
-                                    let bytes = images[p.index].len() + f.payload.len();
-                                    self.observe_rtt(p.last_sent.elapsed(), bytes + 2 * OVERHEAD);
-                                    self.infer_rtt_seen = true;
-                                }
-                                let r = Received {
-                                    class,
-                                    scores,
-                                    latency: p.first_sent.elapsed().as_secs_f64(),
-                                };
-                                let index = p.index;
-                                pending.remove(&f.seq);
-                                self.busy.remove(&f.seq);
-                                answered += 1;
-                                done(index, r);
-                                // Progress: the board is alive and loaded; only re-handshakes in
-                                // a row without a result count towards giving up.
-                                rehandshakes = 0;
-                            }
-                            None => {
-                                self.stats.ignored += 1;
-                                resend.push(f.seq);
-                            }
-                        }
-                    }
-                    (Some(_), Some(code)) => {
-                        self.stats.error_codes += 1;
-                        self.trouble();
-                        if code == Code::BadCrc {
-                            // Damaged on the way, but the board is there.
-                            if let Some(p) = pending.get_mut(&f.seq) {
-                                p.silent = Duration::ZERO;
-                            }
-                        }
-                        resend.push(f.seq);
-                    }
-                    _ => self.stats.ignored += 1,
-                },
-                None => {
-                    let now = Instant::now();
-                    if !self.heard {
-                        self.trouble();
-                        self.flush_board()?;
-                    }
-                    if self.damaged {
-                        // An answer arrived damaged: whose is unknown; the request waiting
-                        // longest goes again (the others keep their timeouts).
-                        let stall = self.stall_time();
-                        if let Some((s, _)) = pending
-                            .iter()
-                            .filter(|(_, p)| now.duration_since(p.last_sent) >= stall)
-                            .min_by_key(|(_, p)| p.last_sent)
-                        {
-                            resend.push(*s);
-                        }
-                    }
-                    for (s, p) in pending.iter_mut() {
-                        if now.duration_since(p.last_sent) >= timeout {
-                            // Bytes that arrived damaged still show a live board.
-                            p.silent = if self.heard {
-                                Duration::ZERO
-                            } else {
-                                p.silent + now.duration_since(p.last_sent)
-                            };
-                            resend.push(*s);
-                        }
-                    }
-                }
-            }
+            let (mut resend, force_recover) = match self.receive(wait)? {
+                Some(f) => self.on_answer(&mut st, f, expected, &mut done),
+                None => (self.on_silence(&mut st, timeout)?, false),
+            };
             let (limit, most) = (self.silence_limit(), self.policy.noisy_attempts);
-            if force_recover
-                || resend.iter().any(|s| {
-                    pending
-                        .get(s)
-                        .is_some_and(|p| p.silent >= limit || p.attempts >= most)
-                })
-            {
-                // Retries ran out: is the board still there, and does it still hold the model?
-                rehandshakes += 1;
-                if rehandshakes > self.policy.rehandshakes {
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "{}: inferences kept failing after {} re-handshakes in a row \
-                             without a result; giving up with {} of {} images done",
-                            self.t.describe(),
-                            self.policy.rehandshakes,
-                            next - pending.len(),
-                            images.len()
-                        ),
-                    ));
-                }
-                self.recover(expected)?;
-                resend = pending.keys().copied().collect();
-                for p in pending.values_mut() {
-                    (p.attempts, p.silent) = (0, Duration::ZERO);
-                }
+            let exhausted = resend.iter().any(|s| {
+                st.pending
+                    .get(s)
+                    .is_some_and(|p| p.silent >= limit || p.attempts >= most)
+            });
+            if force_recover || exhausted {
+                resend = self.recover_stream(&mut st, expected)?;
             }
-            resend.sort_unstable();
-            resend.dedup();
-            for seq in resend {
-                if let Some(p) = pending.get_mut(&seq) {
-                    p.attempts += 1;
-                    p.last_sent = Instant::now();
-                    let index = p.index;
-                    self.stats.retransmissions += 1;
-                    self.send(Op::Infer, seq, &images[index])?;
+            self.resend(&mut st, resend)?;
+        }
+        Ok(())
+    }
+
+    /// Sends new inferences while the window has room. The window opens to its full width
+    /// after the first result: over a fast link (SPI) a first burst of more frames than the
+    /// board has slots arrives before the core has taken the first image out of its slot, and
+    /// the last frame would overflow.
+    fn fill_window(&mut self, st: &mut Stream) -> Result<()> {
+        let window = if st.answered == 0 {
+            self.policy.window.min(bql_protocol::SLOTS)
+        } else {
+            self.policy.window
+        };
+        while st.pending.len() < window && st.next < st.images.len() {
+            let seq = self.next_seq();
+            let image = &st.images[st.next];
+            let n = self.send(Op::Infer, seq, image)?;
+            self.stats.infer_frame_bytes += n as u64;
+            self.stats.infer_payload_bytes += image.len() as u64;
+            let now = Instant::now();
+            self.busy.insert(seq);
+            st.pending.insert(
+                seq,
+                Pending {
+                    index: st.next,
+                    first_sent: now,
+                    last_sent: now,
+                    attempts: 1,
+                    silent: Duration::ZERO,
+                },
+            );
+            st.next += 1;
+        }
+        Ok(())
+    }
+
+    /// A valid frame arrived: a result to check and pass on, or an error code. Returns the
+    /// requests to send again, and whether the board must be recovered first.
+    fn on_answer(
+        &mut self,
+        st: &mut Stream,
+        f: Frame,
+        expected: &Info,
+        done: &mut impl FnMut(usize, Received),
+    ) -> (Vec<u8>, bool) {
+        let Some(p) = st.pending.get_mut(&f.seq) else {
+            self.stats.ignored += 1;
+            return (Vec::new(), false);
+        };
+        match Code::from_byte(f.head) {
+            Some(Code::Ok) => {}
+            Some(code) => {
+                self.stats.error_codes += 1;
+                self.trouble();
+                if code == Code::BadCrc {
+                    // Damaged on the way, but the board is there.
+                    p.silent = Duration::ZERO;
                 }
+                return (vec![f.seq], false);
+            }
+            None => {
+                self.stats.ignored += 1;
+                return (Vec::new(), false);
+            }
+        }
+        let want_sum = self.loaded.as_ref().map_or(CRC_INIT, |l| l.1);
+        match parse_result(expected, &f.payload)
+            .filter(|r| bql_model::semantics::argmax(&r.scores) == Some(r.class))
+        {
+            Some(res) if res.load_checksum != want_sum => {
+                // Computed from other memories: the board was reset (or loaded by someone
+                // else). Recover before anything else counts.
+                self.stats.stale_results += 1;
+                (Vec::new(), true)
+            }
+            Some(InferResult { class, scores, .. }) => {
+                if p.attempts == 1 {
+                    let bytes = st.images[p.index].len() + f.payload.len();
+                    self.observe_rtt(p.last_sent.elapsed(), bytes + 2 * OVERHEAD);
+                    self.infer_rtt_seen = true;
+                }
+                let r = Received {
+                    class,
+                    scores,
+                    latency: p.first_sent.elapsed().as_secs_f64(),
+                };
+                let index = p.index;
+                st.pending.remove(&f.seq);
+                self.busy.remove(&f.seq);
+                st.answered += 1;
+                done(index, r);
+                // Progress: the board is alive and loaded; only re-handshakes in a row without
+                // a result count towards giving up.
+                st.rehandshakes = 0;
+                (Vec::new(), false)
+            }
+            None => {
+                self.stats.ignored += 1;
+                (vec![f.seq], false)
+            }
+        }
+    }
+
+    /// No valid frame within the wait: the requests to send again (those past `timeout`, and
+    /// after a damaged answer the one waiting longest).
+    fn on_silence(&mut self, st: &mut Stream, timeout: Duration) -> Result<Vec<u8>> {
+        let now = Instant::now();
+        let mut resend = Vec::new();
+        if !self.heard {
+            self.trouble();
+            self.flush_board()?;
+        }
+        if self.damaged {
+            // An answer arrived damaged: whose is unknown; the request waiting longest goes
+            // again (the others keep their timeouts).
+            let stall = self.stall_time();
+            if let Some((s, _)) = st
+                .pending
+                .iter()
+                .filter(|(_, p)| now.duration_since(p.last_sent) >= stall)
+                .min_by_key(|(_, p)| p.last_sent)
+            {
+                resend.push(*s);
+            }
+        }
+        for (s, p) in st.pending.iter_mut() {
+            if now.duration_since(p.last_sent) >= timeout {
+                // Bytes that arrived damaged still show a live board.
+                p.silent = if self.heard {
+                    Duration::ZERO
+                } else {
+                    p.silent + now.duration_since(p.last_sent)
+                };
+                resend.push(*s);
+            }
+        }
+        Ok(resend)
+    }
+
+    /// Retries ran out, or a result came from other memories: is the board still there, and
+    /// does it still hold the model? Returns every unanswered inference, to send again.
+    fn recover_stream(&mut self, st: &mut Stream, expected: &Info) -> Result<Vec<u8>> {
+        st.rehandshakes += 1;
+        if st.rehandshakes > self.policy.rehandshakes {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{}: inferences kept failing after {} re-handshakes in a row without a \
+                     result; giving up with {} of {} images done",
+                    self.t.describe(),
+                    self.policy.rehandshakes,
+                    st.next - st.pending.len(),
+                    st.images.len()
+                ),
+            ));
+        }
+        self.recover(expected)?;
+        for p in st.pending.values_mut() {
+            (p.attempts, p.silent) = (0, Duration::ZERO);
+        }
+        Ok(st.pending.keys().copied().collect())
+    }
+
+    /// Sends the inferences `seqs` again, each once.
+    fn resend(&mut self, st: &mut Stream, mut seqs: Vec<u8>) -> Result<()> {
+        seqs.sort_unstable();
+        seqs.dedup();
+        for seq in seqs {
+            if let Some(p) = st.pending.get_mut(&seq) {
+                p.attempts += 1;
+                p.last_sent = Instant::now();
+                let index = p.index;
+                self.stats.retransmissions += 1;
+                self.send(Op::Infer, seq, &st.images[index])?;
             }
         }
         Ok(())
     }
+}
+
+/// An inference in flight.
+struct Pending {
+    index: usize,
+    first_sent: Instant,
+    last_sent: Instant,
+    attempts: u32,
+    /// Time without any byte from the board since this request's last answer.
+    silent: Duration,
+}
+
+/// A stream's state: the images, the inferences in flight by sequence number, the next image
+/// to send, the results so far, and the re-handshakes in a row without a result.
+struct Stream<'a> {
+    images: &'a [Vec<u8>],
+    pending: BTreeMap<u8, Pending>,
+    next: usize,
+    answered: usize,
+    rehandshakes: u32,
 }
 
 /// What `WRITE` exchanges showed of the link: moving averages of the attempts a write took and
