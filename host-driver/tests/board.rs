@@ -29,19 +29,6 @@ struct Setup {
     data: Dataset,
 }
 
-/// The host's writes that load `net` into a design of `plan`: every memory (`all`) or the SPRAM
-/// ones.
-fn memory_writes(net: &Network, plan: &bql_hdl_gen::plan::Plan, all: bool) -> Vec<MemoryWrite> {
-    bql_sim::harness::memory_images(net, plan, all)
-        .into_iter()
-        .map(|(sel, words)| MemoryWrite {
-            sel: sel as u8,
-            addr: 0,
-            words,
-        })
-        .collect()
-}
-
 /// The default model's iCEBreaker design (real UART divisor), built once per test process.
 fn setup() -> &'static Setup {
     static S: OnceLock<Setup> = OnceLock::new();
@@ -51,7 +38,7 @@ fn setup() -> &'static Setup {
         let design = bql_hdl_gen::generate(&net, &b, &[]).unwrap();
         let dir = root().join("target/bql-tests/board-icebreaker");
         design.write(&dir).unwrap();
-        let writes = memory_writes(&net, &design.plan, true);
+        let writes = common::memory_writes(&net, &design.plan, true);
         let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
         Setup {
             net,
@@ -334,7 +321,7 @@ fn start_model(model: &str, all_memories: bool) -> Started {
     let design = bql_hdl_gen::generate(&net, &b, &[]).unwrap();
     let dir = root().join(format!("target/bql-tests/board-icebreaker-{model}"));
     design.write(&dir).unwrap();
-    let writes = memory_writes(&net, &design.plan, all_memories);
+    let writes = common::memory_writes(&net, &design.plan, all_memories);
     let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
     let tool = bql_sim::tools::verilator(&root()).unwrap();
     let board = SimBoard::start(&tool, &design, &dir, None).unwrap();

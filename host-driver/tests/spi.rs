@@ -31,18 +31,6 @@ struct Setup {
     data: Dataset,
 }
 
-/// The host's writes that load every memory of `net` into a design of `plan`.
-fn all_writes(net: &Network, plan: &bql_hdl_gen::plan::Plan) -> Vec<MemoryWrite> {
-    bql_sim::harness::memory_images(net, plan, true)
-        .into_iter()
-        .map(|(sel, words)| MemoryWrite {
-            sel: sel as u8,
-            addr: 0,
-            words,
-        })
-        .collect()
-}
-
 /// The default model's iCEBreaker design with the SPI link, built once per test process.
 fn setup() -> &'static Setup {
     static S: OnceLock<Setup> = OnceLock::new();
@@ -56,7 +44,7 @@ fn setup() -> &'static Setup {
         let design = bql_hdl_gen::generate_with(&net, &b, &opts).unwrap();
         let dir = root().join("target/bql-tests/board-icebreaker-spi");
         design.write(&dir).unwrap();
-        let writes = all_writes(&net, &design.plan);
+        let writes = common::memory_writes(&net, &design.plan, true);
         let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
         Setup {
             net,
@@ -250,7 +238,7 @@ fn a_design_behind_the_pll_streams_through_spi_bit_exact() {
     let bus = SimSpiBus::connect(&board.path, sck_hz()).unwrap();
     let mut c = Client::new(Spi::new(bus));
     let images = 30;
-    let writes = all_writes(&s.net, &design.plan);
+    let writes = common::memory_writes(&s.net, &design.plan, true);
     let r = run::run(
         &mut c,
         &s.net,

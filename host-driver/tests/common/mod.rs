@@ -17,3 +17,20 @@ pub fn check_ping_and_info(got: &[u8], expected: &bql_protocol::Info) {
     let info = bql_protocol::Info::from_bytes(&info.payload).unwrap();
     assert_eq!(&info, expected);
 }
+
+/// The host's writes that load `net` into a design of `plan`: every memory (`all`) or the SPRAM
+/// ones.
+pub fn memory_writes(
+    net: &bql_model::Network,
+    plan: &bql_hdl_gen::plan::Plan,
+    all: bool,
+) -> Vec<bql_host_driver::MemoryWrite> {
+    bql_sim::harness::memory_images(net, plan, all)
+        .into_iter()
+        .map(|(sel, words)| bql_host_driver::MemoryWrite {
+            sel: sel as u8,
+            addr: 0,
+            words,
+        })
+        .collect()
+}
