@@ -93,12 +93,11 @@ impl<B: SpiBus> Spi<B> {
 }
 
 impl<B: SpiBus> Transport for Spi<B> {
+    /// Queues `bytes`; a transaction goes out only when they would not fit beside what is
+    /// queued and the poll.
     fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        if self.queued.len() + bytes.len() + MAX_POLL_BYTES > MAX_TRANSACTION {
-            self.transfer()?;
-        }
         for chunk in bytes.chunks(MAX_TRANSACTION - MAX_POLL_BYTES) {
-            if !self.queued.is_empty() {
+            if self.queued.len() + chunk.len() + MAX_POLL_BYTES > MAX_TRANSACTION {
                 self.transfer()?;
             }
             self.queued.extend_from_slice(chunk);
