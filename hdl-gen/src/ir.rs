@@ -323,6 +323,15 @@ pub mod s {
     pub fn when_else(c: Expr, then: Vec<Stmt>, otherwise: Vec<Stmt>) -> Stmt {
         Stmt::If(c, then, otherwise)
     }
+    /// `body`, then `if (rst) resets`: the reset overrides the body's assignments to the
+    /// registers it names, and the registers it does not name update as if there were no reset,
+    /// so that the reset stays out of their enables (in an `if (rst) .. else body` every
+    /// register of the body waits for it: on the UP5K, the reset's fan-out into those enables
+    /// was a critical path at 48 MHz).
+    pub fn reset_last(rst: Expr, resets: Vec<Stmt>, mut body: Vec<Stmt>) -> Vec<Stmt> {
+        body.push(Stmt::If(rst, resets, Vec::new()));
+        body
+    }
     /// `if (c0) .. else if (c1) .. else default`.
     pub fn chain(arms: Vec<(Expr, Vec<Stmt>)>, default: Vec<Stmt>) -> Vec<Stmt> {
         let mut tail = default;

@@ -375,7 +375,13 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
     } else {
         0
     };
-    let ff = in_ff + out + work + l.pe * aw + tree_ff + l.lanes() + 40;
+    // The threshold word is registered twice (the block RAM's output and a copy the compare
+    // starts from).
+    let thr_ff = match l.output {
+        OutputKind::Threshold => l.pe * l.threshold_width(),
+        OutputKind::Scores => 0,
+    };
+    let ff = in_ff + out + work + l.pe * aw + tree_ff + thr_ff + l.lanes() + 40;
     let thresholds = match l.output {
         OutputKind::Threshold => inferred_memory(dev, l.pe * l.threshold_width(), l.nf()),
         OutputKind::Scores => Estimate::default(),

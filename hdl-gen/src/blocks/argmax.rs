@@ -1,5 +1,7 @@
-//! Argmax over the last layer's scores, one class per cycle; ties keep the lowest index
-//! (docs/semantics.md section 6).
+//! Argmax over the last layer's scores, two cycles per class (the compare is registered: a
+//! compare into the best score's enable in one cycle was the UP5K's critical path at 48 MHz);
+//! ties keep the lowest index (docs/semantics.md section 6). The argmax is a pipeline stage of
+//! its own, so its cycles add to an image's latency, not to the interval between images.
 
 use crate::ir::bits_for;
 use crate::ir::{e, s, BinOp, Expr, Item, Module};
@@ -11,7 +13,8 @@ pub fn module(m: usize, w: usize, signed: bool) -> Module {
     let cw = bits_for(m.saturating_sub(1));
     let mut md = Module::new(&name);
     md.doc.push(format!(
-        "{name}: index of the largest of {m} {w}-bit scores, lowest index on ties, {m} cycles."
+        "{name}: index of the largest of {m} {w}-bit scores, lowest index on ties, {} cycles.",
+        2 * m
     ));
     let clk = md.input("clk", 1);
     let rst = md.input("rst", 1);
@@ -26,6 +29,9 @@ pub fn module(m: usize, w: usize, signed: bool) -> Module {
     let scan = md.reg("scan", m * w);
     let index = md.reg("index", iw);
     let best = md.reg("best", w);
+    // `index == m`, registered as the index steps there (the compare into the scan's enable
+    // was the UP5K's critical path at 48 MHz).
+    let at_end = md.reg("at_end", 1);
     let ready = md.wire(
         "ready_w",
         1,
@@ -40,15 +46,22 @@ pub fn module(m: usize, w: usize, signed: bool) -> Module {
         e::bin(BinOp::Gt, candidate.e(), best.e())
     };
     let better = md.wire("better", 1, better);
+    // `better` of the cycle before: scan and best change only on the second cycle of a class.
+    let better_q = md.reg("better_q", 1);
+    let second = md.reg("second", 1);
+    md.push(Item::Always(
+        clk.name().into(),
+        vec![better_q.set(better.e())],
+    ));
     let shifted = if m == 1 {
         scan.e()
     } else {
         Expr::Concat(vec![e::k(w, 0), scan.slice(m * w - 1, w)])
     };
-    // One class per cycle: the first, or a strictly better one, becomes the best.
+    // Two cycles per class: the first, or a strictly better one, becomes the best.
     let step = vec![
         s::when(
-            e::bin(BinOp::LogicOr, index.is(0), better.e()),
+            e::bin(BinOp::LogicOr, index.is(0), better_q.e()),
             vec![
                 best.set(candidate.e()),
                 out_class.set(index.slice(cw - 1, 0)),
@@ -56,24 +69,31 @@ pub fn module(m: usize, w: usize, signed: bool) -> Module {
         ),
         scan.set(shifted),
         index.inc(),
+        at_end.set(index.is(m as u64 - 1)),
     ];
     let start = vec![
         busy.set_k(1),
         scan.set(in_scores.e()),
         out_scores.set(in_scores.e()),
         index.set_k(0),
+        at_end.set_k(0),
+        second.set_k(0),
     ];
     let scanning = s::when(
         busy.e(),
         vec![s::when_else(
-            index.is(m as u64),
+            at_end.e(),
             vec![busy.set_k(0), out_valid.set_k(1)],
-            step,
+            vec![s::when_else(
+                second.e(),
+                [step, vec![second.set_k(0)]].concat(),
+                vec![second.set_k(1)],
+            )],
         )],
     );
     md.push(Item::Always(
         clk.name().into(),
-        vec![s::when_else(
+        s::reset_last(
             rst.e(),
             vec![busy.set_k(0), out_valid.set_k(0)],
             vec![
@@ -83,7 +103,7 @@ pub fn module(m: usize, w: usize, signed: bool) -> Module {
                 ),
                 s::when_else(accept.e(), start, vec![scanning]),
             ],
-        )],
+        ),
     ));
     md
 }

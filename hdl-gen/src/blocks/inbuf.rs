@@ -27,8 +27,8 @@ pub fn module(l: &LayerPlan) -> Module {
     let wr_en = md.input("wr_en", 1);
     let wr_last = md.input("wr_last", 1);
     let wr_data = md.input("wr_data", w);
-    let wr_free = md.output("wr_free", 1);
-    let rd_valid = md.output("rd_valid", 1);
+    let wr_free = md.output_reg("wr_free", 1);
+    let rd_valid = md.output_reg("rd_valid", 1);
     let rd_release = md.input("rd_release", 1);
     let rd_addr = md.input("rd_addr", fw);
     let rd_data = md.output_reg("rd_data", w);
@@ -37,9 +37,7 @@ pub fn module(l: &LayerPlan) -> Module {
     let wsel = md.reg("wsel", 1);
     let rsel = md.reg("rsel", 1);
     let waddr = md.reg("waddr", fw);
-    let half_full = |sel: &Sig| e::mux(sel.e(), full[1].e(), full[0].e());
-    md.push(Item::Assign(wr_free.e(), e::lnot(half_full(&wsel))));
-    md.push(Item::Assign(rd_valid.e(), half_full(&rsel)));
+    flags_ahead(&mut md, &full, &wsel, &rsel, [&wr_free, &rd_valid]);
     md.push(Item::Memory {
         name: "vmem".into(),
         width: w,
@@ -96,4 +94,45 @@ pub fn module(l: &LayerPlan) -> Module {
         )],
     ));
     md
+}
+
+/// `wr_free` and `rd_valid` as registers, from the values the halves' flags and selectors take
+/// at this edge: the same as the multiplexers over the registers, but flip-flops where those
+/// multiplexers fed the layers' input handshakes (the UP5K's critical path at 48 MHz).
+fn flags_ahead(md: &mut Module, full: &[Sig; 2], wsel: &Sig, rsel: &Sig, out: [&Sig; 2]) {
+    let (wr_en, wr_last, rd_release) = (e::r("wr_en"), e::r("wr_last"), e::r("rd_release"));
+    let filled = e::and(wr_en, wr_last);
+    let mut next_sel = |sel: &Sig, toggle: Expr| {
+        md.wire(
+            &format!("{}_next", sel.name()),
+            1,
+            e::mux(toggle, e::lnot(sel.e()), sel.e()),
+        )
+    };
+    let wsel_next = next_sel(wsel, filled.clone());
+    let rsel_next = next_sel(rsel, rd_release.clone());
+    // As in the process below: the release of a half wins over its filling (they never meet).
+    let full_next: Vec<Sig> = full
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let fills = e::and(filled.clone(), wsel.is(i as u64));
+            let empties = e::and(rd_release.clone(), rsel.is(i as u64));
+            let value = e::mux(empties, e::k(1, 0), e::mux(fills, e::k(1, 1), f.e()));
+            md.wire(&format!("{}_next", f.name()), 1, value)
+        })
+        .collect();
+    let half_full = |sel: &Sig| e::mux(sel.e(), full_next[1].e(), full_next[0].e());
+    let [wr_free, rd_valid] = out;
+    md.push(Item::Always(
+        "clk".into(),
+        vec![s::when_else(
+            e::r("rst"),
+            vec![wr_free.set_k(1), rd_valid.set_k(0)],
+            vec![
+                wr_free.set(e::lnot(half_full(&wsel_next))),
+                rd_valid.set(half_full(&rsel_next)),
+            ],
+        )],
+    ));
 }

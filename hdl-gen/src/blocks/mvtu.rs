@@ -84,7 +84,8 @@ impl Control {
 struct Tags {
     acc_valid: Sig,
     acc_first: Sig,
-    acc_nf: Expr,
+    /// The neuron fold one stage before the accumulator (the threshold memory's address).
+    pre_acc_nf: Expr,
     fin_valid: Sig,
     fin_last: Sig,
     fin_final: Sig,
@@ -181,10 +182,21 @@ fn control(md: &mut Module, l: &LayerPlan, d: &Dims) -> Control {
         }
     };
     let last_pos = l.conv.as_ref().map(|_| md.net("last_pos", 1));
-    let draining = md.net("draining", 1);
-    let final_in_flight = md.net("final_in_flight", 1);
-    let last_sf = md.wire("last_sf", 1, sf.is((d.sf - 1) as u64));
-    let last_nf = md.wire("last_nf", 1, nf.is((d.nf - 1) as u64));
+    let draining = md.reg("draining", 1);
+    let final_in_flight = md.reg("final_in_flight", 1);
+    // `sf == SF - 1` and `nf == NF - 1`, registered as the counters step (their compares into
+    // the fold counters' enables were the UP5K's critical path at 48 MHz).
+    let last_sf = md.reg("last_sf", 1);
+    let last_nf = md.reg("last_nf", 1);
+    let restart = |flag: &Sig, folds: usize| flag.set_k(u64::from(folds == 1));
+    let step_to = |flag: &Sig, counter: &Sig, folds: usize| {
+        // After `counter + 1`; a counter of one fold never steps.
+        flag.set(if folds >= 2 {
+            counter.is((folds - 2) as u64)
+        } else {
+            e::k(1, 1)
+        })
+    };
     let last_fold = || match &last_pos {
         Some(p) => e::and(e::and(last_sf.e(), last_nf.e()), p.e()),
         None => e::and(last_sf.e(), last_nf.e()),
@@ -241,26 +253,43 @@ fn control(md: &mut Module, l: &LayerPlan, d: &Dims) -> Control {
     if l.input == InputMode::Register {
         on_accept.push(in_buf.as_ref().expect("registered input").set(in_vec.e()));
     }
-    on_accept.extend([busy.set_k(1), nf.set_k(0), sf.set_k(0)]);
+    on_accept.extend([
+        busy.set_k(1),
+        nf.set_k(0),
+        sf.set_k(0),
+        restart(&last_nf, d.nf),
+        restart(&last_sf, d.sf),
+    ]);
     let fold_done = match &last_pos {
         // A convolution starts the next position after its last neuron fold.
         Some(p) => vec![
             sf.set_k(0),
+            restart(&last_sf, d.sf),
             s::when_else(
                 last_nf.e(),
-                vec![nf.set_k(0), s::when(p.e(), vec![busy.set_k(0)])],
-                vec![nf.inc()],
+                vec![
+                    nf.set_k(0),
+                    restart(&last_nf, d.nf),
+                    s::when(p.e(), vec![busy.set_k(0)]),
+                ],
+                vec![nf.inc(), step_to(&last_nf, &nf, d.nf)],
             ),
         ],
         None => vec![
             sf.set_k(0),
+            restart(&last_sf, d.sf),
             nf.inc(),
+            step_to(&last_nf, &nf, d.nf),
             s::when(last_nf.e(), vec![busy.set_k(0)]),
         ],
     };
     let step = s::when(
         advance.e(),
-        vec![s::when_else(last_sf.e(), fold_done, vec![sf.inc()])],
+        vec![s::when_else(
+            last_sf.e(),
+            fold_done,
+            vec![sf.inc(), step_to(&last_sf, &sf, d.sf)],
+        )],
     );
     md.push(Item::Always(
         "clk".into(),
@@ -632,25 +661,35 @@ fn pipeline_tags(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Tag
         ));
         tags.push(tag);
     }
-    md.push(Item::Always("clk".into(), moves));
     let (valid, first, last, final_) = (tag_w - 1, tag_w - 2, tag_w - 3, tag_w - 4);
-    let valid_any = tags[1..]
+    // Whether any tag past stage 0 is valid (of the image's final fold), registered from the
+    // tags it is about to hold (tags 0..fin): exact, and a flip-flop where an OR over the
+    // stages fed the input handshake (the UP5K's critical path at 48 MHz).
+    let ahead = &tags[..fin];
+    let valid_any = ahead
         .iter()
         .map(|t| t.bit(valid))
         .reduce(|a, b| e::bin(BinOp::Or, a, b))
         .expect("depth >= 1");
-    md.push(Item::Assign(ctl.draining.e(), valid_any));
-    let final_any = tags[1..]
+    let final_any = ahead
         .iter()
         .map(|t| e::and(t.bit(valid), t.bit(final_)))
         .reduce(|a, b| e::bin(BinOp::LogicOr, a, b))
         .expect("depth >= 1");
-    md.push(Item::Assign(ctl.final_in_flight.e(), final_any));
+    moves.push(s::when_else(
+        e::r("rst"),
+        vec![ctl.draining.set_k(0), ctl.final_in_flight.set_k(0)],
+        vec![
+            ctl.draining.set(valid_any),
+            ctl.final_in_flight.set(final_any),
+        ],
+    ));
+    md.push(Item::Always("clk".into(), moves));
     let (at_acc, at_fin) = (&tags[depth], &tags[fin]);
     let t = Tags {
         acc_valid: md.wire("acc_valid", 1, at_acc.bit(valid)),
         acc_first: md.wire("acc_first", 1, at_acc.bit(first)),
-        acc_nf: at_acc.slice(d.nf_w - 1, 0),
+        pre_acc_nf: tags[depth - 1].slice(d.nf_w - 1, 0),
         fin_valid: md.wire("fin_valid", 1, at_fin.bit(valid)),
         fin_last: md.wire("fin_last", 1, at_fin.bit(last)),
         fin_final: md.wire("fin_final", 1, at_fin.bit(final_)),
@@ -680,8 +719,11 @@ fn thresholds(md: &mut Module, l: &LayerPlan, d: &Dims, tags: &Tags) -> Option<S
         init: Some(l.thresholds_file()),
         ram_style: None,
     });
+    // Read a stage early and registered again, so that the compare starts at a flip-flop, not
+    // at the block RAM's slow output (that was the UP5K's critical path at 48 MHz).
+    let tword_ram = md.reg("tword_ram", p * tw);
     let tword = md.reg("tword", p * tw);
-    let raddr = md.wire("thr_raddr", d.nf_w, tags.acc_nf.clone());
+    let raddr = md.wire("thr_raddr", d.nf_w, tags.pre_acc_nf.clone());
     md.push(Item::Always(
         "clk".into(),
         vec![
@@ -693,7 +735,8 @@ fn thresholds(md: &mut Module, l: &LayerPlan, d: &Dims, tags: &Tags) -> Option<S
                     e::r("tmem_data"),
                 )],
             ),
-            tword.set(Expr::MemRead("tmem".into(), Box::new(raddr.e()))),
+            tword_ram.set(Expr::MemRead("tmem".into(), Box::new(raddr.e()))),
+            tword.set(tword_ram.e()),
         ],
     ));
     Some(tword)

@@ -24,15 +24,45 @@ const X_REPLY: u64 = 2;
 const X_WHDR: u64 = 3;
 const X_WDATA: u64 = 4;
 const X_IMG: u64 = 5;
+/// A `WRITE` named a memory that does not exist: refused from a state of its own, so that the
+/// reply registers' enable does not wait for the slot byte (that was the UP5K's critical path
+/// at 48 MHz).
+const X_BAD_SELECTOR: u64 = 6;
 
-/// The commands the decode state tells apart, in the bit order of `x_op_is`.
-const DECODED_OPS: [Op; 6] = [
-    Op::Ping,
-    Op::Info,
-    Op::Status,
-    Op::Clear,
-    Op::Write,
-    Op::Infer,
+/// What the decode state does with a frame: one bit each of `x_act`, exactly one set. It is
+/// decided from the registered descriptor a cycle before the decode state acts (which waits
+/// two cycles of `x_wait` after the idle state), so that the state's actions are independent
+/// of each other and start at a flip-flop (the chains of compares on the descriptor, then of
+/// flags, held the UP5K below 48 MHz).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Action {
+    /// The receiver's verdict was not OK.
+    Refused,
+    Ping,
+    Info,
+    Status,
+    Clear,
+    WriteBadLength,
+    /// A `WRITE` that repeats the sequence number of the last executed one.
+    WriteAgain,
+    Write,
+    InferBadLength,
+    Infer,
+    BadOpcode,
+}
+
+const ACTIONS: [Action; 11] = [
+    Action::Refused,
+    Action::Ping,
+    Action::Info,
+    Action::Status,
+    Action::Clear,
+    Action::WriteBadLength,
+    Action::WriteAgain,
+    Action::Write,
+    Action::InferBadLength,
+    Action::Infer,
+    Action::BadOpcode,
 ];
 
 /// Everything the executor's statements refer to.
@@ -46,6 +76,9 @@ struct Ex {
     free_pending: Sig,
     ptr: Sig,
     wait: Sig,
+    /// `x_wait == 0`, as a flip-flop (set from the value `x_wait` takes at the same edge): the
+    /// byte in `x_q` is the one at `x_ptr` (the compare fed the image and write steps' enables).
+    ready: Sig,
     /// The slot byte, registered from the memory's output `buf_q`.
     buf_q: Sig,
     byte_in: Sig,
@@ -60,6 +93,10 @@ struct Ex {
     we: Sig,
     load_crc: Sig,
     load_crc_next: Sig,
+    /// A byte was taken into a `WRITE`: the load checksum takes it a cycle later, from `x_q`,
+    /// which holds the byte one more cycle (the write states' decisions into the checksum's
+    /// 16-bit enable were the UP5K's critical path at 48 MHz).
+    crc_pending: Sig,
     wseq: Sig,
     wseq_valid: Sig,
     elem: Sig,
@@ -75,18 +112,12 @@ struct Ex {
     seq: Sig,
     len: Sig,
     stat: Sig,
-    len_img: Sig,
-    /// The descriptor decoded as it is registered: one bit per command of [`DECODED_OPS`], the
-    /// status is not OK, the `WRITE` repeats the last executed one (the decode state's chain of
-    /// 8-bit compares held the UP5K below 48 MHz).
-    op_is: Sig,
-    stat_bad: Sig,
-    retransmit: Sig,
+    /// One bit per [`Action`].
+    act: Sig,
     /// `x_ptr == x_len` a cycle late: a byte step raises `x_wait` for the cycle after it moves
     /// the pointer, so the flag is current whenever a byte could be taken (the 16-bit compare
     /// in the write enable's logic held the UP5K below 48 MHz).
     at_end: Sig,
-    write_len_ok: Sig,
     sel_ok: Sig,
     push: Sig,
 }
@@ -118,17 +149,19 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
     ));
     let fifo_w = bits_for(MAX_IN_FLIGHT - 1) + 1;
     let inflight = m.input("inflight", fifo_w);
+    // A result slot is free, a cycle late: a push is followed by the image's many cycles
+    // before the next decode (the count's compare into the push was the UP5K's critical path
+    // at 48 MHz); a late "free" only delays a push.
+    let room = m.reg("x_room", 1);
+    m.push(Item::Always(
+        x.clk.name().into(),
+        vec![room.set(e::ne(inflight.e(), inflight.k(MAX_IN_FLIGHT as u64)))],
+    ));
     m.push(Item::Assign(
         x.push.e(),
         e::and(
-            e::and(x.state.is(X_DECODE), x.stat.is(Code::Ok as u64)),
-            e::and(
-                x.op.is(Op::Infer as u64),
-                e::and(
-                    x.len_img.e(),
-                    e::ne(inflight.e(), inflight.k(MAX_IN_FLIGHT as u64)),
-                ),
-            ),
+            e::and(x.state.is(X_DECODE), x.ready.e()),
+            e::and(act(&x, Action::Infer), room.e()),
         ),
     ));
     let raddr = m.output("fb_raddr", g.slot_bits + 1);
@@ -153,6 +186,7 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
             e::lnot(x.wait.is(0)),
             vec![x.wait.set(e::sub(x.wait.e(), x.wait.k(1)))],
         ),
+        x.ready.set(e::lnot(x.wait.bit(1))),
     ];
     for (i, full) in x.full.iter().enumerate() {
         steps.push(s::when(
@@ -161,6 +195,11 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
         ));
     }
     steps.push(apply_free(&x));
+    steps.push(x.crc_pending.set_k(0));
+    steps.push(s::when(
+        x.crc_pending.e(),
+        vec![x.load_crc.set(x.load_crc_next.e())],
+    ));
     steps.extend(s::chain(
         vec![
             (
@@ -168,6 +207,7 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
                 vec![
                     x.ptr.set_k(0),
                     x.wait.set_k(2),
+                    x.ready.set_k(0),
                     s::when(
                         e::and(
                             e::lnot(x.free_pending.e()),
@@ -184,12 +224,16 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
             ),
             (x.state.is(X_WHDR), write_header(&x)),
             (x.state.is(X_WDATA), write_data(&x)),
+            (
+                x.state.is(X_BAD_SELECTOR),
+                reply(&x, K_ERR, Code::BadArgument, 1),
+            ),
         ],
         image(&x, &core_in_ready),
     ));
     m.push(Item::Always(
         x.clk.name().into(),
-        vec![s::when_else(
+        s::reset_last(
             x.rst.e(),
             vec![
                 x.state.set_k(X_IDLE),
@@ -200,10 +244,11 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
                 x.we.set_k(0),
                 x.beat_valid.set_k(0),
                 x.load_crc.set_k(CRC_INIT as u64),
+                x.crc_pending.set_k(0),
                 x.wseq_valid.set_k(0),
             ],
             steps,
-        )],
+        ),
     ));
     m
 }
@@ -229,11 +274,12 @@ fn declare(m: &mut Module, g: &Geometry) -> Ex {
         g: *g,
         clk,
         rst,
-        state: m.reg("x_state", bits_for(X_IMG as usize)),
+        state: m.reg("x_state", bits_for(X_BAD_SELECTOR as usize)),
         slot: m.reg("x_slot", 1),
         free_pending: m.reg("x_free_pending", 1),
         ptr: m.reg("x_ptr", 16),
         wait: m.reg("x_wait", 2),
+        ready: m.reg("x_ready", 1),
         buf_q: m.reg("x_q", 8),
         byte_in: m.input("buf_q", 8),
         slots: slot_ins,
@@ -252,6 +298,7 @@ fn declare(m: &mut Module, g: &Geometry) -> Ex {
         we: m.output_reg("x_we", 1),
         load_crc: m.output_reg("load_crc", 16),
         load_crc_next: m.net("load_crc_next", 16),
+        crc_pending: m.reg("x_crc_pending", 1),
         wseq: m.reg("wseq", 8),
         wseq_valid: m.reg("wseq_valid", 1),
         elem: m.reg("x_e", 16),
@@ -267,23 +314,19 @@ fn declare(m: &mut Module, g: &Geometry) -> Ex {
         seq: m.output_reg("x_seq", 8),
         len: m.reg("x_len", 16),
         stat: m.reg("x_stat", 8),
-        len_img: m.reg("x_len_img", 1),
-        op_is: m.reg("x_op_is", DECODED_OPS.len()),
-        stat_bad: m.reg("x_stat_bad", 1),
-        retransmit: m.reg("x_retransmit", 1),
+        act: m.reg("x_act", ACTIONS.len()),
         at_end: m.reg("x_at_end", 1),
-        write_len_ok: m.reg("x_write_len_ok", 1),
         sel_ok: m.reg("x_sel_ok", 1),
         push: m.output("x_push", 1),
     }
 }
 
-/// The current slot's descriptor, registered with its length checks: the executor reads it only
-/// from the decode state on, at least a cycle after the slot or its contents last changed (the
-/// slot multiplexer and 16-bit compares were on the critical path).
+/// The current slot's descriptor, registered, and the [`Action`] decided from it a cycle later:
+/// the executor reads the fields from the decode state on, at least a cycle after the slot or
+/// its contents last changed, and the action two cycles after (the slot multiplexer and 16-bit
+/// compares were on the critical path).
 fn descriptor(m: &mut Module, x: &Ex) {
     let mut regs = Vec::new();
-    let mut selected = Vec::new();
     for (f, (field, reg)) in ["op", "seq", "len", "stat"]
         .into_iter()
         .zip([&x.op, &x.seq, &x.len, &x.stat])
@@ -295,39 +338,67 @@ fn descriptor(m: &mut Module, x: &Ex) {
             e::mux(x.slot.e(), x.slots[1][f].e(), x.slots[0][f].e()),
         );
         regs.push(reg.set(sel.e()));
-        selected.push(sel);
     }
-    let (op_sel, seq_sel, len_sel, stat_sel) =
-        (&selected[0], &selected[1], &selected[2], &selected[3]);
-    let op_bits = DECODED_OPS
-        .iter()
-        .rev()
-        .map(|&o| op_sel.is(o as u64))
-        .collect();
-    regs.push(x.op_is.set(Expr::Concat(op_bits)));
-    regs.push(
-        x.stat_bad
-            .set(e::ne(stat_sel.e(), stat_sel.k(Code::Ok as u64))),
-    );
-    regs.push(
-        x.retransmit
-            .set(e::and(x.wseq_valid.e(), e::eq(x.wseq.e(), seq_sel.e()))),
-    );
     regs.push(x.at_end.set(e::eq(x.ptr.e(), x.len.e())));
-    regs.push(x.len_img.set(len_sel.is(x.g.image_bytes as u64)));
-    let wb = x.g.word_bytes;
-    let at_least_header = e::lnot(e::lt(len_sel.e(), len_sel.k(3)));
-    regs.push(x.write_len_ok.set(if wb == 1 {
-        at_least_header
-    } else {
-        // (len - 3) % wb == 0, wb a power of two.
-        let bits = bits_for(wb - 1);
-        e::and(
-            at_least_header,
-            e::eq(len_sel.slice(bits - 1, 0), e::k(bits, (3 % wb) as u64)),
-        )
-    }));
+    let actions = actions(x);
+    let bits = ACTIONS.iter().rev().map(|a| actions(*a)).collect();
+    regs.push(x.act.set(Expr::Concat(bits)));
     m.push(Item::Always(x.clk.name().into(), regs));
+}
+
+/// The condition of each [`Action`] on the registered descriptor.
+fn actions(x: &Ex) -> impl Fn(Action) -> Expr + '_ {
+    move |a| {
+        let ok = x.stat.is(Code::Ok as u64);
+        let is = |o: Op| e::and(ok.clone(), x.op.is(o as u64));
+        let image_len = x.len.is(x.g.image_bytes as u64);
+        let again = e::and(x.wseq_valid.e(), e::eq(x.wseq.e(), x.seq.e()));
+        match a {
+            Action::Refused => e::lnot(ok),
+            Action::Ping => is(Op::Ping),
+            Action::Info => is(Op::Info),
+            Action::Status => is(Op::Status),
+            Action::Clear => is(Op::Clear),
+            Action::WriteBadLength => e::and(is(Op::Write), e::lnot(write_len_ok(x))),
+            Action::WriteAgain => e::and(e::and(is(Op::Write), write_len_ok(x)), again),
+            Action::Write => e::and(e::and(is(Op::Write), write_len_ok(x)), e::lnot(again)),
+            Action::InferBadLength => e::and(is(Op::Infer), e::lnot(image_len)),
+            Action::Infer => e::and(is(Op::Infer), image_len),
+            Action::BadOpcode => {
+                let known = [
+                    Op::Ping,
+                    Op::Info,
+                    Op::Status,
+                    Op::Clear,
+                    Op::Write,
+                    Op::Infer,
+                ];
+                let any = known.iter().map(|&o| x.op.is(o as u64)).reduce(e::or);
+                e::and(ok, e::lnot(any.expect("known commands")))
+            }
+        }
+    }
+}
+
+/// A `WRITE`'s length holds its header and whole words: `len >= 3` and `(len - 3) % wb == 0`
+/// (`wb` a power of two).
+fn write_len_ok(x: &Ex) -> Expr {
+    let wb = x.g.word_bytes;
+    let at_least_header = e::lnot(e::lt(x.len.e(), x.len.k(3)));
+    if wb == 1 {
+        return at_least_header;
+    }
+    let bits = bits_for(wb - 1);
+    e::and(
+        at_least_header,
+        e::eq(x.len.slice(bits - 1, 0), e::k(bits, (3 % wb) as u64)),
+    )
+}
+
+/// The bit of `x_act` for `a`.
+fn act(x: &Ex, a: Action) -> Expr {
+    x.act
+        .bit(ACTIONS.iter().position(|&b| b == a).expect("an action"))
 }
 
 /// Frees the current slot a cycle later (clears its full flag, moves to the other one): the
@@ -368,25 +439,12 @@ fn reply(x: &Ex, kind: u64, code: Code, len: usize) -> Vec<Stmt> {
 
 /// Moves to the next slot byte (it arrives in `x_q` after two cycles of `x_wait`).
 fn next_byte(x: &Ex) -> Vec<Stmt> {
-    vec![x.ptr.inc(), x.wait.set_k(2)]
+    vec![x.ptr.inc(), x.wait.set_k(2), x.ready.set_k(0)]
 }
 
+/// The decode state: once `x_ready` says the decision in `x_act` is current, the one action.
 fn decode(x: &Ex) -> Vec<Stmt> {
     let [p_kind, p_code, p_seq, p_len, p_op] = &x.reply;
-    let write = s::chain(
-        vec![
-            (
-                e::lnot(x.write_len_ok.e()),
-                reply(x, K_ERR, Code::BadLength, 1),
-            ),
-            (
-                x.retransmit.e(),
-                // A retransmitted WRITE: acknowledged, not executed twice.
-                reply(x, K_CHECK, Code::Ok, 2),
-            ),
-        ],
-        vec![x.state.set_k(X_WHDR)],
-    );
     let mut start_image = vec![
         x.elem.set_k(0),
         x.elem_in_range.set_k(u64::from(x.g.input_len > 0)),
@@ -397,14 +455,6 @@ fn decode(x: &Ex) -> Vec<Stmt> {
     if let Some((bit, _)) = &x.bit {
         start_image.push(bit.set_k(0));
     }
-    let infer = s::chain(
-        vec![
-            (e::lnot(x.len_img.e()), reply(x, K_ERR, Code::BadLength, 1)),
-            (x.push.e(), start_image),
-        ],
-        // Every result slot is taken: wait for the transmitter.
-        vec![],
-    );
     let mut clear = vec![x.load_crc.set_k(CRC_INIT as u64), x.wseq_valid.set_k(0)];
     clear.extend(reply(x, K_CHECK, Code::Ok, 2));
     let mut refused = vec![
@@ -414,65 +464,56 @@ fn decode(x: &Ex) -> Vec<Stmt> {
         x.state.set_k(X_REPLY),
     ];
     refused.extend(free(x));
-    let mut v = vec![p_seq.set(x.seq.e()), p_op.set(x.op.e())];
-    let op = |o: Op| {
-        let bit = DECODED_OPS.iter().position(|&d| d == o);
-        x.op_is.bit(bit.expect("a decoded command"))
+    let body = |a: Action| match a {
+        Action::Refused => refused.clone(),
+        Action::Ping => reply(x, K_PING, Code::Ok, PING_MAGIC.len()),
+        Action::Info => reply(x, K_INFO, Code::Ok, Info::LEN),
+        Action::Status => reply(x, K_STATUS, Code::Ok, bql_protocol::Status::LEN),
+        Action::Clear => clear.clone(),
+        Action::WriteBadLength | Action::InferBadLength => reply(x, K_ERR, Code::BadLength, 1),
+        // A retransmitted WRITE: acknowledged, not executed twice.
+        Action::WriteAgain => reply(x, K_CHECK, Code::Ok, 2),
+        Action::Write => vec![x.state.set_k(X_WHDR)],
+        // Until a result slot is free (the transmitter empties one).
+        Action::Infer => vec![s::when(x.push.e(), start_image.clone())],
+        Action::BadOpcode => reply(x, K_ERR, Code::BadOpcode, 1),
     };
-    v.extend(s::chain(
-        vec![
-            (x.stat_bad.e(), refused),
-            (op(Op::Ping), reply(x, K_PING, Code::Ok, PING_MAGIC.len())),
-            (op(Op::Info), reply(x, K_INFO, Code::Ok, Info::LEN)),
-            (
-                op(Op::Status),
-                reply(x, K_STATUS, Code::Ok, bql_protocol::Status::LEN),
-            ),
-            (op(Op::Clear), clear),
-            (op(Op::Write), write),
-            (op(Op::Infer), infer),
-        ],
-        reply(x, K_ERR, Code::BadOpcode, 1),
-    ));
-    v
+    let mut v = vec![p_seq.set(x.seq.e()), p_op.set(x.op.e())];
+    // The actions are exclusive: independent `if`s, not a priority chain.
+    v.extend(ACTIONS.iter().map(|&a| s::when(act(x, a), body(a))));
+    vec![s::when(x.ready.e(), v)]
 }
 
-/// `WRITE` header: the selector (checked) and the first word's address.
+/// `WRITE` header: the selector (checked) and the first word's address. Every header byte moves
+/// the pointer, a refused selector too (the pointer is not used after it), so that the
+/// selector check stays out of the pointer's enable (the UP5K's critical path at 48 MHz).
 fn write_header(x: &Ex) -> Vec<Stmt> {
-    let crc_byte = x.load_crc.set(x.load_crc_next.e());
-    let then_next = |mut v: Vec<Stmt>| {
-        v.extend(next_byte(x));
-        v
-    };
-    vec![s::when(
-        x.wait.is(0),
-        s::chain(
-            vec![
-                (
-                    // The header's three bytes: the pointer's low bits suffice.
-                    e::eq(x.ptr.slice(1, 0), e::k(2, 0)),
-                    vec![s::when_else(
-                        x.sel_ok.e(),
-                        then_next(vec![x.sel.set(x.buf_q.e()), crc_byte.clone()]),
-                        reply(x, K_ERR, Code::BadArgument, 1),
-                    )],
-                ),
-                (
-                    e::eq(x.ptr.slice(1, 0), e::k(2, 1)),
-                    then_next(vec![
-                        s::set(x.addr.slice(7, 0), x.buf_q.e()),
-                        crc_byte.clone(),
-                    ]),
-                ),
-            ],
-            then_next(vec![
-                s::set(x.addr.slice(15, 8), x.buf_q.e()),
-                crc_byte,
-                x.wb.set_k(0),
-                x.state.set_k(X_WDATA),
-            ]),
-        ),
-    )]
+    let crc_byte = x.crc_pending.set_k(1);
+    let mut take = next_byte(x);
+    take.extend(s::chain(
+        vec![
+            (
+                // The header's three bytes: the pointer's low bits suffice.
+                e::eq(x.ptr.slice(1, 0), e::k(2, 0)),
+                vec![s::when_else(
+                    x.sel_ok.e(),
+                    vec![x.sel.set(x.buf_q.e()), crc_byte.clone()],
+                    vec![x.state.set_k(X_BAD_SELECTOR)],
+                )],
+            ),
+            (
+                e::eq(x.ptr.slice(1, 0), e::k(2, 1)),
+                vec![s::set(x.addr.slice(7, 0), x.buf_q.e()), crc_byte.clone()],
+            ),
+        ],
+        vec![
+            s::set(x.addr.slice(15, 8), x.buf_q.e()),
+            crc_byte,
+            x.wb.set_k(0),
+            x.state.set_k(X_WDATA),
+        ],
+    ));
+    vec![s::when(x.ready.e(), take)]
 }
 
 /// `WRITE` data: bytes into the word register, a configuration write per whole word.
@@ -487,19 +528,20 @@ fn write_data(x: &Ex) -> Vec<Stmt> {
     done.extend(reply(x, K_CHECK, Code::Ok, 2));
     let mut byte = vec![
         x.word.set(shifted_word),
-        x.load_crc.set(x.load_crc_next.e()),
+        x.crc_pending.set_k(1),
         x.wb.inc(),
         s::when(x.wb.is((wb - 1) as u64), vec![x.we.set_k(1), x.wb.set_k(0)]),
     ];
     byte.extend(next_byte(x));
-    s::chain(
-        vec![
-            (x.we.e(), vec![x.we.set_k(0), x.addr.inc()]),
-            (x.at_end.e(), done),
-            (x.wait.is(0), byte),
-        ],
+    // A word's write (`x_we`) lasts the cycle after the byte that completed it, while
+    // `x_ready` is still low: the two never meet, so the write is not in the chain (it was in
+    // the pointer's enable, the UP5K's critical path at 48 MHz).
+    let mut v = vec![s::when(x.we.e(), vec![x.we.set_k(0), x.addr.inc()])];
+    v.extend(s::chain(
+        vec![(x.at_end.e(), done), (x.ready.e(), byte)],
         vec![],
-    )
+    ));
+    v
 }
 
 /// Image streaming: one element (bit or pixel) per step into the beat register; a full beat
@@ -560,14 +602,14 @@ fn image(x: &Ex, core_in_ready: &Sig) -> Vec<Stmt> {
             )));
             vec![s::when_else(
                 bit.is(0),
-                vec![s::when(x.wait.is(0), first)],
+                vec![s::when(x.ready.e(), first)],
                 rest,
             )]
         }
         None => {
             let mut step = next_byte(x);
             step.extend(advance(e::mux(in_range, x.buf_q.e(), e::k(8, 0))));
-            vec![s::when(x.wait.is(0), step)]
+            vec![s::when(x.ready.e(), step)]
         }
     };
     let mut image_done = vec![x.state.set_k(X_IDLE)];

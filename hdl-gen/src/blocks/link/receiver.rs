@@ -34,10 +34,19 @@ struct Regs {
     last_idx: Sig,
     too_long: Sig,
     idx: Sig,
+    /// `idx < slot`, kept in step with the index (its 16-bit compare into the slot memory's
+    /// write enable was the UP5K's critical path at 48 MHz).
+    in_slot: Sig,
     crc: Sig,
     /// The CRC's low byte matched (checked as it arrives, so the frame's last byte meets an
     /// 8-bit compare instead of a 16-bit one: the UP5K's 48 MHz).
     crc_lo_ok: Sig,
+    /// The CRC's high byte matched, and the frame is to be finished: the frame's last byte is
+    /// only compared and registered, and its descriptor and verdict are written the cycle
+    /// after (the compare, the verdict and the descriptor's enable in one cycle were the
+    /// UP5K's critical path at 48 MHz). Bytes come at least three clocks apart on every link.
+    crc_hi_ok: Sig,
+    finish: Sig,
     drop: Sig,
     timer: Sig,
     w_slot: Sig,
@@ -73,8 +82,11 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
         last_idx: m.reg("r_last_idx", 16),
         too_long: m.reg("r_too_long", 1),
         idx: m.reg("r_idx", 16),
+        in_slot: m.reg("r_in_slot", 1),
         crc: m.reg("r_crc", 16),
         crc_lo_ok: m.reg("r_crc_lo_ok", 1),
+        crc_hi_ok: m.reg("r_crc_hi_ok", 1),
+        finish: m.reg("r_finish", 1),
         drop: m.reg("r_drop", 1),
         timer: m.reg("r_timer", tw),
         w_slot: m.output_reg("w_slot", 1),
@@ -98,16 +110,9 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
     let r = &regs;
     let crc_next = m.net("r_crc_next", 16);
     m.push(crc_step("rx_crc", &r.crc, &rx_data, &crc_next));
-    let crc_ok = m.wire(
-        "r_crc_ok",
-        1,
-        e::and(r.crc_lo_ok.e(), e::eq(rx_data.e(), r.crc.slice(15, 8))),
-    );
+    let crc_ok = m.wire("r_crc_ok", 1, e::and(r.crc_lo_ok.e(), r.crc_hi_ok.e()));
     let w_full = m.wire("w_full", 1, e::mux(r.w_slot.e(), full[1].e(), full[0].e()));
-    let commit = e::and(
-        e::and(rx_valid.e(), r.state.is(R_CRC1)),
-        e::lnot(r.drop.e()),
-    );
+    let commit = e::and(r.finish.e(), e::lnot(r.drop.e()));
     m.output("rx_commit", 1);
     m.push(Item::Assign(e::r("rx_commit"), commit));
     let verdict = m.wire(
@@ -126,10 +131,7 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
     // The slot memory's write port: payload bytes of a frame that is being kept.
     let storing = e::and(
         e::and(rx_valid.e(), r.state.is(R_PAY)),
-        e::and(
-            e::lnot(r.drop.e()),
-            e::lt(r.idx.e(), e::k(16, g.slot as u64)),
-        ),
+        e::and(e::lnot(r.drop.e()), r.in_slot.e()),
     );
     m.output("fb_we", 1);
     m.push(Item::Assign(
@@ -144,19 +146,17 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
     m.output("fb_wdata", 8);
     m.push(Item::Assign(e::r("fb_wdata"), rx_data.e()));
 
-    let on_byte = on_byte(
-        r,
-        &rx_data,
-        &crc_next,
-        &crc_ok,
-        &w_full,
-        &verdict,
-        &descriptors,
-    );
-    let tw_timeout = r.timer.k(timeout as u64);
+    let on_byte = on_byte(r, &rx_data, &crc_next, &w_full);
+    // `timer == timeout`, a cycle late (its compare into the state and the counter's enable was
+    // the UP5K's critical path at 48 MHz); the timer runs on meanwhile.
+    let timed_out = m.reg("r_timed_out", 1);
     m.push(Item::Always(
         clk.name().into(),
-        vec![s::when_else(
+        vec![timed_out.set(r.timer.is(timeout as u64))],
+    ));
+    m.push(Item::Always(
+        clk.name().into(),
+        s::reset_last(
             rst.e(),
             vec![
                 r.state.set_k(R_HUNT),
@@ -167,8 +167,10 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
                 r.timeouts.set_k(0),
                 r.bad_crc.set_k(0),
                 r.dropped.set_k(0),
+                r.finish.set_k(0),
             ],
             vec![
+                s::when(r.finish.e(), frame_end(r, &crc_ok, &verdict, &descriptors)),
                 // The error counters count a frame's end a cycle later (a frame's last byte
                 // into a counter's enable was the UP5K's critical path at 48 MHz).
                 s::when(
@@ -189,26 +191,18 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
                     on_byte,
                     // A frame that stops in the middle is abandoned after a long silence.
                     vec![s::when(
-                        e::eq(r.timer.e(), tw_timeout),
+                        timed_out.e(),
                         vec![r.state.set_k(R_HUNT), sat_inc(&r.timeouts)],
                     )],
                 ),
             ],
-        )],
+        ),
     ));
     m
 }
 
 /// What a received byte does, by state.
-fn on_byte(
-    r: &Regs,
-    rx_data: &Sig,
-    crc_next: &Sig,
-    crc_ok: &Sig,
-    w_full: &Sig,
-    verdict: &Sig,
-    descriptors: &[[Sig; 4]],
-) -> Vec<Stmt> {
+fn on_byte(r: &Regs, rx_data: &Sig, crc_next: &Sig, w_full: &Sig) -> Vec<Stmt> {
     let byte_crc = r.crc.set(crc_next.e());
     let new_len = Expr::Concat(vec![rx_data.e(), r.len.slice(7, 0)]);
     let header = |field: Stmt, next: u64| vec![field, byte_crc.clone(), r.state.set_k(next)];
@@ -243,6 +237,7 @@ fn on_byte(
                     )),
                     byte_crc.clone(),
                     r.idx.set_k(0),
+                    r.in_slot.set_k(u64::from(r.slot > 0)),
                     s::when_else(
                         e::and(
                             e::eq(rx_data.e(), e::k(8, 0)),
@@ -258,6 +253,10 @@ fn on_byte(
                 vec![
                     byte_crc,
                     r.idx.inc(),
+                    r.in_slot.set(e::and(
+                        r.in_slot.e(),
+                        e::lnot(r.idx.is(r.slot.saturating_sub(1) as u64)),
+                    )),
                     s::when(
                         e::eq(r.idx.e(), r.last_idx.e()),
                         vec![r.state.set_k(R_CRC0)],
@@ -272,14 +271,19 @@ fn on_byte(
                 ],
             ),
         ],
-        frame_end(r, crc_ok, verdict, descriptors),
+        // R_CRC1: the frame is complete; it is finished next cycle.
+        vec![
+            r.crc_hi_ok.set(e::eq(rx_data.e(), r.crc.slice(15, 8))),
+            r.finish.set_k(1),
+            r.state.set_k(R_HUNT),
+        ],
     )
 }
 
-/// R_CRC1: the frame is complete; a kept frame fills its slot's descriptor.
+/// The cycle after R_CRC1: a kept frame fills its slot's descriptor.
 fn frame_end(r: &Regs, crc_ok: &Sig, verdict: &Sig, descriptors: &[[Sig; 4]]) -> Vec<Stmt> {
     let mut v = vec![
-        r.state.set_k(R_HUNT),
+        r.finish.set_k(0),
         r.bad_crc.set(e::lnot(crc_ok.e())),
         r.dropped.set(r.drop.e()),
         s::when(e::lnot(r.drop.e()), vec![r.w_slot.inc()]),

@@ -9,7 +9,7 @@ use bql_protocol::{Code, Info, CRC_INIT, MAX_IN_FLIGHT, PING_MAGIC};
 
 use crate::blocks::core::CoreInterface;
 use crate::blocks::uart::crc_step;
-use crate::ir::{bits_for, e, s, Expr, Item, Module, Sig, Stmt};
+use crate::ir::{bits_for, e, s, BinOp, Expr, Item, Module, Sig, Stmt};
 
 use super::{KIND_WIDTH, K_CHECK, K_INFO, K_PING, K_RESULT, K_STATUS};
 
@@ -31,7 +31,18 @@ struct Tx {
     byte_wait: Sig,
     results: Sig,
     led_toggle: Sig,
+    /// Where `t_idx` is, registered a cycle after it moves (a byte goes out two cycles after):
+    /// one flag per header byte, the CRC's bytes, the payload ([`AT_CRC_LO`] ..), and whether
+    /// the CRC covers the byte. The 16-bit compares in the byte multiplexer and the CRC's
+    /// enable were the UP5K's critical path at 48 MHz.
+    at: Sig,
+    crc_covers: Sig,
 }
+
+/// Bits of `t_at` after the five header bytes.
+const AT_CRC_LO: usize = 5;
+const AT_END: usize = 6;
+const AT_PAYLOAD: usize = 7;
 
 /// Builds `bql_link_tx` for a core with interface `ifc` answering `INFO` with `info`.
 pub fn module(ifc: &CoreInterface, info: &Info) -> Module {
@@ -58,12 +69,14 @@ pub fn module(ifc: &CoreInterface, info: &Info) -> Module {
         byte_wait: m.reg("t_byte_wait", 1),
         results: m.reg("results", 16),
         led_toggle: m.output_reg("led_toggle", 1),
+        at: m.reg("t_at", AT_PAYLOAD + 1),
+        crc_covers: m.reg("t_crc_covers", 1),
     };
     // Frame positions: header 0..=4, payload 5.., CRC at `t_crc_at` (low byte) and `t_end`.
     let send = m.output("t_send", 1);
     m.push(Item::Assign(send.e(), e::and(t.active.e(), t.byte_ok.e())));
     let fire = m.wire("t_fire", 1, e::and(send.e(), utx_ready.e()));
-    let last = m.wire("t_last", 1, e::and(fire.e(), e::eq(t.idx.e(), t.end.e())));
+    let last = m.wire("t_last", 1, e::and(fire.e(), t.at.bit(AT_END)));
     let pop = m.output("t_pop", 1);
     m.push(Item::Assign(pop.e(), e::and(last.e(), t.kind.is(K_RESULT))));
     let core_valid = m.input("core_out_valid", 1);
@@ -81,18 +94,18 @@ pub fn module(ifc: &CoreInterface, info: &Info) -> Module {
     let start_reply = m.wire("start_reply", 1, e::and(reply_valid.e(), reply_ready.e()));
     let payload_byte = payload_byte(&mut m, ifc, info, &t);
     let payload = m.reg("t_payload_q", 8);
-    let byte_at = mux_chain(
-        vec![
-            (t.idx.is(0), e::k(8, bql_protocol::SYNC_RESPONSE as u64)),
-            (t.idx.is(1), t.code.e()),
-            (t.idx.is(2), t.seq.e()),
-            (t.idx.is(3), t.len.slice(7, 0)),
-            (t.idx.is(4), t.len.slice(15, 8)),
-            (e::eq(t.idx.e(), t.crc_at.e()), t.crc.slice(7, 0)),
-            (e::eq(t.idx.e(), t.end.e()), t.crc.slice(15, 8)),
-        ],
-        payload.e(),
-    );
+    let (position, at) = positions(&clk, &t);
+    let byte_at = one_hot_mux(vec![
+        (at[0].clone(), e::k(8, bql_protocol::SYNC_RESPONSE as u64)),
+        (at[1].clone(), t.code.e()),
+        (at[2].clone(), t.seq.e()),
+        (at[3].clone(), t.len.slice(7, 0)),
+        (at[4].clone(), t.len.slice(15, 8)),
+        (at[AT_CRC_LO].clone(), t.crc.slice(7, 0)),
+        (at[AT_END].clone(), t.crc.slice(15, 8)),
+        (at[AT_PAYLOAD].clone(), payload.e()),
+    ]);
+    m.push(position);
     m.push(Item::Always(
         clk.name().into(),
         vec![
@@ -151,7 +164,7 @@ pub fn module(ifc: &CoreInterface, info: &Info) -> Module {
     let on_fire = sending(&t, &last, &crc_next);
     m.push(Item::Always(
         clk.name().into(),
-        vec![s::when_else(
+        s::reset_last(
             rst.e(),
             vec![t.active.set_k(0), t.results.set_k(0), t.led_toggle.set_k(0)],
             s::chain(
@@ -162,7 +175,7 @@ pub fn module(ifc: &CoreInterface, info: &Info) -> Module {
                 ],
                 vec![],
             ),
-        )],
+        ),
     ));
     m
 }
@@ -172,10 +185,7 @@ fn sending(t: &Tx, last: &Sig, crc_next: &Sig) -> Vec<Stmt> {
     vec![
         t.idx.inc(),
         t.pidx.inc(),
-        s::when(
-            e::and(e::ne(t.idx.e(), t.idx.k(0)), e::lt(t.idx.e(), t.crc_at.e())),
-            vec![t.crc.set(crc_next.e())],
-        ),
+        s::when(t.crc_covers.e(), vec![t.crc.set(crc_next.e())]),
         s::when(
             last.e(),
             vec![
@@ -228,18 +238,29 @@ fn payload_byte(m: &mut Module, ifc: &CoreInterface, info: &Info, t: &Tx) -> Sig
     let check_b = source(m, &t.pidx, "check", vec![load_crc.e()], 16);
     let result_parts = result_parts(m, ifc, info, load_crc);
     let result_b = source(m, &t.pidx, "result", result_parts, info.result_bytes() * 8);
+    // The kind decoded into flags a cycle after it is set (the payload comes five bytes
+    // later), so that the byte is an AND-OR of the sources (a priority chain over kind compares
+    // was the UP5K's critical path at 48 MHz); any other kind sends the opcode.
+    let kinds = [K_RESULT, K_INFO, K_STATUS, K_CHECK, K_PING];
+    let kind_is = m.reg("t_kind_is", kinds.len() + 1);
+    let known: Vec<Expr> = kinds.iter().map(|&k| t.kind.is(k)).collect();
+    let other = e::lnot(known.iter().cloned().reduce(e::or).expect("kinds"));
+    let mut flags: Vec<Expr> = known.into_iter().chain([other]).collect();
+    flags.reverse();
+    m.push(Item::Always(
+        "clk".into(),
+        vec![kind_is.set(Expr::Concat(flags))],
+    ));
+    let sources = [result_b, info_b, status_b, check_b, ping_b, t.op.e()];
     let byte = m.wire(
         "t_payload_byte",
         8,
-        mux_chain(
-            vec![
-                (t.kind.is(K_RESULT), result_b),
-                (t.kind.is(K_INFO), info_b),
-                (t.kind.is(K_STATUS), status_b),
-                (t.kind.is(K_CHECK), check_b),
-                (t.kind.is(K_PING), ping_b),
-            ],
-            t.op.e(),
+        one_hot_mux(
+            sources
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (kind_is.bit(i), v))
+                .collect(),
         ),
     );
     if pw < 16 {
@@ -302,9 +323,36 @@ fn const_flat(data: &[u8]) -> Expr {
     Expr::Concat(data.iter().rev().map(|&b| e::k(8, b as u64)).collect())
 }
 
-/// `c0 ? v0 : c1 ? v1 : .. : default`.
-fn mux_chain(arms: Vec<(Expr, Expr)>, default: Expr) -> Expr {
+/// The process that registers `t_at` and `t_crc_covers` from `t_idx`, and `t_at`'s bits.
+fn positions(clk: &Sig, t: &Tx) -> (Item, Vec<Expr>) {
+    let header = (0..AT_CRC_LO as u64).map(|i| t.idx.is(i));
+    let at_crc_lo = e::eq(t.idx.e(), t.crc_at.e());
+    let at_end = e::eq(t.idx.e(), t.end.e());
+    let past_header = e::lnot(e::lt(t.idx.e(), t.idx.k(AT_CRC_LO as u64)));
+    let before_crc = e::lt(t.idx.e(), t.crc_at.e());
+    let in_payload = e::and(past_header, before_crc.clone());
+    let mut flags: Vec<Expr> = header.chain([at_crc_lo, at_end, in_payload]).collect();
+    flags.reverse();
+    let process = Item::Always(
+        clk.name().into(),
+        vec![
+            t.at.set(Expr::Concat(flags)),
+            t.crc_covers
+                .set(e::and(e::ne(t.idx.e(), t.idx.k(0)), before_crc)),
+        ],
+    );
+    let bits = (0..=AT_PAYLOAD).map(|i| t.at.bit(i)).collect();
+    (process, bits)
+}
+
+/// The value whose flag is set, of flags of which at most one is (zero if none): an AND-OR, two
+/// LUT levels for eight 8-bit values where a priority chain takes one per value.
+fn one_hot_mux(arms: Vec<(Expr, Expr)>) -> Expr {
     arms.into_iter()
-        .rev()
-        .fold(default, |acc, (c, v)| e::mux(c, v, acc))
+        .map(|(flag, v)| {
+            let width = 8;
+            e::bin(BinOp::And, Expr::Repl(width, Box::new(flag)), v)
+        })
+        .reduce(|a, b| e::bin(BinOp::Or, a, b))
+        .expect("at least one value")
 }
