@@ -30,6 +30,7 @@ pub mod blocks {
 }
 pub mod board;
 pub mod check;
+pub mod count;
 pub mod dump;
 mod error;
 pub mod family;
@@ -395,7 +396,7 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     let clock_mhz = pll.as_ref().map_or(board.file.clock_mhz, |p| p.out_mhz);
     let kind = link_for(board, opts.link, clock_mhz, opts.uart_divisor)?;
     let floor = (!opts.ignore_link).then(|| link_interval(net, board, clock_mhz, opts.link));
-    let plan = plan::plan_counting(net, &board.device, &opts.folds, floor, opts.popcount)?;
+    let mut plan = plan::plan_counting(net, &board.device, &opts.folds, floor, opts.popcount)?;
     let link = link_params(net, &plan, board, kind, clock_mhz, pll.is_some());
     let image_bytes = link.info.image_bytes as usize;
     if image_bytes > u16::MAX as usize / 2 || link.info.max_payload as usize > 32_768 {
@@ -449,6 +450,12 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     }
     // Pass 3: check every module (widths, names, drivers, uses) before anything is printed.
     check::check_design(modules.values()).map_err(Error::check)?;
+    let top_name = if pll.is_some() {
+        "bql_board"
+    } else {
+        "bql_top"
+    };
+    plan.estimate.ff = count::flip_flops(&modules, top_name);
     let mut files = BTreeMap::new();
     match opts.dump_after {
         Some(Pass::Plan) => {
@@ -589,7 +596,7 @@ pub fn report(
     let e = &plan.estimate;
     let _ = writeln!(
         s,
-        "total: about {} LUT4 of {}, {} FF, {} of {} block RAMs ({} bits), {} of {} SPRAMs",
+        "total: about {} LUT4 of {}, {} FF (the generated design's registers), {} of {} block RAMs ({} bits), {} of {} SPRAMs",
         e.lut,
         board.device.luts,
         e.ff,

@@ -54,6 +54,19 @@ fn small_build(board_id: &str, clock_mhz: Option<f64>) {
         .find(|(name, _)| *name == "PLL")
         .map_or(0, |(_, v)| v[0]);
     assert_eq!(plls, u64::from(clock_mhz.is_some()), "{board_id}: {r:?}");
+    // The flip-flops the plan reports (counted from the lowered design) hold against yosys's.
+    let stat = std::fs::read_to_string(dir.join("yosys-stat.txt")).unwrap();
+    let def = b.file.family.def();
+    let yosys_ff: u64 = def
+        .ff_cells
+        .iter()
+        .map(|c| bql_toolchain::report::yosys_cells(&stat, c))
+        .sum();
+    let planned = design.plan.estimate.ff as f64;
+    assert!(
+        (planned - yosys_ff as f64).abs() <= 0.15 * yosys_ff as f64,
+        "{board_id}: {planned} flip-flops planned, yosys {yosys_ff}"
+    );
     if let Some(f) = clock_mhz {
         assert_eq!(
             design.clock_mhz, f,
