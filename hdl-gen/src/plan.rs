@@ -705,11 +705,15 @@ fn finish(layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
         |a, b| a + b,
     );
     let lanes: usize = layers.iter().map(LayerPlan::lanes).sum();
+    let argmax = layers
+        .last()
+        .map_or(0, |l| crate::blocks::argmax::interval(l.outputs));
     let cycles_per_inference = layers
         .iter()
         .map(|l| l.cycles() + pipeline_overhead(l))
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .max(argmax);
     Plan {
         layers,
         estimate: estimate + top_estimate(dev, net),

@@ -6,6 +6,12 @@
 use crate::ir::bits_for;
 use crate::ir::{e, s, BinOp, Expr, Item, Module};
 
+/// Cycles the argmax takes per image for `m` classes: the accepting cycle, two per class, and
+/// the result's (a bound on the design's interval, which the plan takes into account).
+pub fn interval(m: usize) -> usize {
+    2 * m + 2
+}
+
 /// Builds `argmax_<m>x<w>`: `m` scores of `w` bits, signed or unsigned.
 pub fn module(m: usize, w: usize, signed: bool) -> Module {
     let name = format!("argmax_{m}x{w}{}", if signed { "s" } else { "u" });

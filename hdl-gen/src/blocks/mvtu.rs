@@ -665,7 +665,9 @@ fn pipeline_tags(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Tag
     // Whether any tag past stage 0 is valid (of the image's final fold), registered from the
     // tags it is about to hold (tags 0..fin): exact, and a flip-flop where an OR over the
     // stages fed the input handshake (the UP5K's critical path at 48 MHz).
-    let ahead = &tags[..fin];
+    // A dense layer packing into a buffer registers its results once more (`stream_output`).
+    let result_stage = usize::from(l.stream_out.is_some() && l.conv.is_none());
+    let ahead = &tags[..fin + result_stage];
     let valid_any = ahead
         .iter()
         .map(|t| t.bit(valid))
@@ -1027,11 +1029,26 @@ fn stream_output(
                 ),
             }
         }
+        // A dense layer's results are registered once before they are packed (the compare of
+        // a wide accumulator into the packing multiplexers held an 8-bit first layer below 48
+        // MHz on the UP5K); `pipeline_tags` counts the stage as in flight.
         None => {
-            let commit = md.wire("commit", 1, fin);
+            let commit = md.reg("commit", 1);
             md.wire("unused_fin_final", 1, tags.fin_final.e());
-            let fold_bits = md.wire("fold_bits", p, concat(bits));
-            let last = md.wire("fold_is_last", 1, tags.fin_nf.is((nf - 1) as u64));
+            let fold_bits = md.reg("fold_bits", p);
+            let last = md.reg("fold_is_last", 1);
+            md.push(Item::Always(
+                "clk".into(),
+                s::reset_last(
+                    e::r("rst"),
+                    vec![commit.set_k(0)],
+                    vec![
+                        commit.set(fin),
+                        fold_bits.set(concat(bits)),
+                        last.set(tags.fin_nf.is((nf - 1) as u64)),
+                    ],
+                ),
+            ));
             (commit, fold_bits, last)
         }
     };
