@@ -358,10 +358,18 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
             memory_blocks(dev, l.word_width(), 1 << l.inbuf_addr_width()),
         ),
     };
+    // Packing P results per fold into the next layer's words (`stream_out`): a chunk decode and
+    // two multiplexers per held bit, about 4 LUT4 each (measured per module on the ECP5-EVN
+    // default design). Known once the modes are set, so it is in the final estimate, not the
+    // search's.
+    let packing = match l.stream_out {
+        Some(word) if word > l.pe => 4 * (word - l.pe),
+        _ => 0,
+    };
     let lut = carry_sites
         + family_luts(
             dev,
-            (l.lanes() as f64 * lane) as usize + in_lut + pe + out + 40,
+            (l.lanes() as f64 * lane) as usize + in_lut + pe + out + packing + 40,
         );
     let tree_ff = l.pe * l.simd * ew / crate::blocks::tree::STRIDE; // about one register per term
                                                                     // An overlapped layer keeps earlier folds' results in a work register of M results.
