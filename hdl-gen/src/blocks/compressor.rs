@@ -17,6 +17,7 @@
 //! Simulation runs each cell's behavioural model (`ifdef SYNTHESIS` picks the primitive for
 //! yosys); a test runs the vendor model of CCU2C against it.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::ir::{bits_for, e, Expr, Item, Module, Sig, Stmt};
@@ -50,6 +51,12 @@ fn node_halves(lanes: usize, carry_in: bool) -> usize {
 
 /// Search memo: (lanes, depth budget) -> (halves, depth, shape).
 type Memo = HashMap<(usize, usize), Option<(usize, usize, Shape)>>;
+
+thread_local! {
+    /// The search is a pure function of (lanes, budget), and the planner asks for the same lane
+    /// counts in every candidate plan: one memo per thread serves them all.
+    static SHAPES: RefCell<Memo> = RefCell::new(HashMap::new());
+}
 
 /// The cheapest shape for `n` lanes no deeper than `budget` adder levels: (halves, depth,
 /// shape). Splits tried: balanced, and a part of `2^k - 1` or `2^k` lanes (their counts fill
@@ -126,8 +133,9 @@ impl CarryTree {
         assert!(lanes >= 2, "a carry tree needs two lanes");
         // One level more than a balanced binary tree.
         let budget = bits_for(lanes - 1) + 1;
-        let (halves, _, shape) =
-            best(lanes, budget, &mut HashMap::new()).expect("a balanced tree fits the budget");
+        let (halves, _, shape) = SHAPES
+            .with(|memo| best(lanes, budget, &mut memo.borrow_mut()))
+            .expect("a balanced tree fits the budget");
         CarryTree {
             lanes,
             stride: stride.max(1),
