@@ -325,6 +325,15 @@ fn family_luts(dev: &Device, lut: usize) -> usize {
     (lut as f64 * dev.family.def().lut_factor) as usize
 }
 
+/// LUT4s (iCE40-calibrated) that pack a layer's `pe` results per fold into the next layer's
+/// `word`-bit input words (`stream_out`): a chunk decode and two multiplexers per held bit, about
+/// 4 LUT4 each (measured per module on the ECP5-EVN default design). Known once the modes are
+/// set, so it is in the final estimate, not the search's: counted there, the CNN's estimate
+/// (already 13 % above yosys's LUT4s) no longer fit the iCEBreaker at the interval it builds at.
+fn packing_luts(pe: usize, word: usize) -> usize {
+    4 * word.saturating_sub(pe)
+}
+
 /// Estimated resources of one layer on `dev`. A layer counts the storage of its input vector
 /// (the producer's output register and its own copy, or its input buffer), so that the
 /// estimate follows the layer's [`InputMode`]; the last layer also counts its score vector.
@@ -358,14 +367,7 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
             memory_blocks(dev, l.word_width(), 1 << l.inbuf_addr_width()),
         ),
     };
-    // Packing P results per fold into the next layer's words (`stream_out`): a chunk decode and
-    // two multiplexers per held bit, about 4 LUT4 each (measured per module on the ECP5-EVN
-    // default design). Known once the modes are set, so it is in the final estimate, not the
-    // search's.
-    let packing = match l.stream_out {
-        Some(word) if word > l.pe => 4 * (word - l.pe),
-        _ => 0,
-    };
+    let packing = l.stream_out.map_or(0, |word| packing_luts(l.pe, word));
     let lut = carry_sites
         + family_luts(
             dev,
@@ -661,12 +663,19 @@ fn mem_kinds(dev: &Device) -> Vec<MemKind> {
     }
 }
 
-/// Candidate values for P (or S) of a dimension `n`: its divisors and powers of two up to n.
+/// Candidate values for P (or S) of a dimension `n`, up to `cap`: its divisors, powers of two,
+/// multiples of 8 (word widths that match memory widths: SPRAM is 16 bits wide), and for every
+/// fold count `f` the fewest lanes that make it, `ceil(n / f)` (the last fold padded). Without
+/// the last, a layer that could keep pace with 3 lanes took 4 (256 inputs: 86 folds of 3), and
+/// plans were less balanced than their lanes allowed.
 fn candidates(n: usize, cap: usize) -> Vec<usize> {
-    // Multiples of 8 too, so that word widths can match memory widths (SPRAM is 16 bits wide).
-    (1..=n.min(cap))
+    let mut c: Vec<usize> = (1..=n.min(cap))
         .filter(|d| n % d == 0 || d.is_power_of_two() || d % 8 == 0)
-        .collect()
+        .chain((1..=n).map(|folds| n.div_ceil(folds)).filter(|&d| d <= cap))
+        .collect();
+    c.sort_unstable();
+    c.dedup();
+    c
 }
 
 /// The input mode of layer `l` after `prev` (`None` for the first layer, fed by the input
@@ -768,10 +777,15 @@ pub fn wants_overlap(l: &LayerPlan) -> bool {
 }
 
 /// What the planner's search needs besides the options.
+#[derive(Clone, Copy)]
 struct SearchCtx<'a> {
     fits: &'a dyn Fn(&Estimate) -> bool,
     family: crate::board::Family,
     buffers: bool,
+    /// Designs with more logic cells are dropped.
+    cell_cap: usize,
+    /// Rank by lanes first (the balanced pass), else by cells first.
+    lanes_first: bool,
 }
 
 /// One folding choice for a layer: its cycles per input, the layer, and its estimate in each
@@ -868,9 +882,11 @@ fn plan_within(
             && t.bram_blocks + top.bram_blocks <= dev.bram_blocks
             && t.spram_blocks <= dev.spram_blocks
     };
+    // "Costs nothing more": within 1 % of the whole design's logic cells (the top level's too).
+    let slack = |cells: usize| (top.cells(dev.family) + cells) / 100;
     let choose = |target: usize| {
-        choose_with(&options, target, true, &fits, dev)
-            .or_else(|| choose_with(&options, target, false, &fits, dev))
+        choose_with(&options, target, true, &fits, &slack, dev)
+            .or_else(|| choose_with(&options, target, false, &fits, &slack, dev))
     };
     let targets = candidate_intervals(&options, floor);
     // Feasibility is monotone in the target interval: binary search for the smallest.
@@ -977,12 +993,14 @@ fn layer_choices(t: &LayerPlan, overrides: &[(usize, usize, usize)], dev: &Devic
 /// For a target interval: per layer, the choices that no other choice beats on logic, block RAM
 /// and SPRAM at once (each in the input mode it would get after a producer that allows
 /// buffers); then a search over those, with the actual modes, for the design with the fewest
-/// logic cells that fits. `buffers`: with input buffers where their conditions hold.
+/// logic cells that fits, and then for the one with the fewest lanes within `slack(cells)` more
+/// cells. `buffers`: with input buffers where their conditions hold.
 fn choose_with(
     options: &[Vec<Choice>],
     target: usize,
     buffers: bool,
     fits: &dyn Fn(&Estimate) -> bool,
+    slack: &dyn Fn(usize) -> usize,
     dev: &Device,
 ) -> Option<Vec<LayerPlan>> {
     let fronts: Vec<Vec<&Choice>> = options
@@ -1003,20 +1021,32 @@ fn choose_with(
         fits,
         family: dev.family,
         buffers,
+        cell_cap: usize::MAX,
+        lanes_first: false,
     };
     let mut best = None;
     let start = Estimate {
         lut: BASE_LUT,
         ..Default::default()
     };
+    // The fewest logic cells; then, within `slack` of those (well inside the estimates' error),
+    // the fewest lanes: at one interval that is the balanced design.
     search(&fronts, &mut Vec::new(), start, &ctx, &mut best);
+    let (cheapest, _) = best.as_ref()?.0;
+    let balanced = SearchCtx {
+        cell_cap: cheapest + slack(cheapest),
+        lanes_first: true,
+        ..ctx
+    };
+    search(&fronts, &mut Vec::new(), start, &balanced, &mut best);
     best.map(|(_, mut c)| {
         set_modes(&mut c, buffers);
         c
     })
 }
 
-/// Layer `i`'s choices within `target` cycles that no other beats on logic, block RAM and SPRAM.
+/// Layer `i`'s choices within `target` cycles that no other beats on logic, block RAM, SPRAM and
+/// lanes (fewer lanes at the same logic make a more balanced plan, see [`search`]).
 /// Where a feature map passes between two layers the producer's P must divide the consumer's
 /// S, so choices with another such P or S are not compared (`feeds_map`: the next layer reads
 /// this one's map).
@@ -1052,6 +1082,7 @@ fn pareto_front<'a>(
             key(&f.1) == key(&o.1)
                 && g.bram_blocks <= e.bram_blocks
                 && g.spram_blocks <= e.spram_blocks
+                && f.1.lanes() <= o.1.lanes()
         });
         if !dominated {
             front.push(o);
@@ -1060,25 +1091,39 @@ fn pareto_front<'a>(
     front
 }
 
-/// Depth-first over the layers; every resource only grows, so a partial design that is already
-/// over a budget is dropped.
+/// Depth-first over the layers for the fewest logic cells then lanes, or (`lanes_first`) the
+/// fewest lanes then cells among designs within `cell_cap`. At one interval the ratio to the
+/// ideal cycles is `interval * lanes / MACs`, so of two designs that cost about the same logic
+/// the one with fewer lanes is the balanced one (block RAM is spent if it fits). Cells and lanes
+/// only grow, so a partial design over a budget, or already no better than the best, is dropped.
+/// `best` holds the (cells, lanes) of the best design and the design.
 fn search(
     fronts: &[Vec<&Choice>],
     chosen: &mut Vec<LayerPlan>,
     total: Estimate,
     ctx: &SearchCtx<'_>,
-    best: &mut Option<(usize, Vec<LayerPlan>)>,
+    best: &mut Option<((usize, usize), Vec<LayerPlan>)>,
 ) {
     let i = chosen.len();
+    let cost = (
+        total.cells(ctx.family),
+        chosen.iter().map(LayerPlan::lanes).sum::<usize>(),
+    );
+    let rank = |(cells, lanes): (usize, usize)| {
+        if ctx.lanes_first {
+            (lanes, cells)
+        } else {
+            (cells, lanes)
+        }
+    };
     if !(ctx.fits)(&total)
-        || best
-            .as_ref()
-            .is_some_and(|(c, _)| total.cells(ctx.family) >= *c)
+        || cost.0 > ctx.cell_cap
+        || best.as_ref().is_some_and(|(b, _)| rank(cost) >= rank(*b))
     {
         return;
     }
     if i == fronts.len() {
-        *best = Some((total.cells(ctx.family), chosen.clone()));
+        *best = Some((cost, chosen.clone()));
         return;
     }
     for (_, l, est) in fronts[i].iter().copied() {

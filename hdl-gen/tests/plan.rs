@@ -55,6 +55,32 @@ fn the_default_model_fits_the_icebreaker_with_input_buffers() {
     assert!((p.cycles_per_inference as f64) <= 1.25 * p.ideal_cycles);
 }
 
+/// Under the link floor the planner takes the fewest lanes that keep pace at about the least
+/// logic, and a lane count need not divide the layer (the last fold is padded): the shipped MLPs
+/// on the two FT2232H boards stay within 1.25x of the ideal cycles for their lanes. With S
+/// limited to divisors, powers of two and multiples of 8, mnist-u8 took 4 lanes where 3 keep
+/// pace (256 inputs: 86 folds) and was planned at 1.37x (iCEBreaker) and 1.46x (ECP5-EVN).
+#[test]
+fn shipped_mlps_get_balanced_plans_under_the_link_floor() {
+    for model in ["default", "small", "mnist-u8"] {
+        let net = bql_model::format::load(&root().join(format!("models/{model}.bqm"))).unwrap();
+        for id in ["icebreaker", "ecp5-evn"] {
+            let b = board::load(&root().join("constraints"), id).unwrap();
+            let link = bql_hdl_gen::LinkKind::Uart;
+            let floor = bql_hdl_gen::link_interval(&net, &b, b.file.clock_mhz, link);
+            let p = plan::plan(&net, &b.device, &[], Some(floor)).unwrap();
+            check_modes(&p);
+            let ratio = p.cycles_per_inference as f64 / p.ideal_cycles;
+            assert!(
+                ratio <= 1.25,
+                "{model} on {id}: {ratio:.2}x the ideal cycles"
+            );
+            let slowest = p.layers.iter().map(|l| l.cycles()).max().unwrap();
+            assert!(slowest <= floor, "{model} on {id}: {slowest} > {floor}");
+        }
+    }
+}
+
 #[test]
 fn the_link_floor_folds_an_ecp5_design_down_to_the_uart_rate() {
     let net = default_model();
