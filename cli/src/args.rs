@@ -45,8 +45,9 @@ pub struct DesignArgs {
     /// oscillator, no PLL.
     #[arg(long, value_name = "MHZ")]
     pub clock: Option<f64>,
-    /// Plan for the device's full speed. By default the planner folds no faster than the
-    /// board's UART delivers images, since faster lanes would only wait for the link.
+    /// Plan for the device's full speed (the cheapest design within 1/32 of the fastest
+    /// interval that fits). By default the planner folds no faster than the board's UART
+    /// delivers images, since faster lanes would only wait for the link.
     #[arg(long)]
     pub ignore_link: bool,
     /// How binary layers count their lanes: `carry-cells` (the ECP5 default: lanes inside the

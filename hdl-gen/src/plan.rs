@@ -899,10 +899,41 @@ fn plan_within(
             lo = mid + 1;
         }
     }
+    if floor == 0 && lo < targets.len() {
+        let interval = |t: usize| choose(t).map(|l| finish(l, dev, net).cycles_per_inference);
+        lo = relaxed_target(&targets, lo, interval);
+    }
     match targets.get(lo).and_then(|&t| choose(t)) {
         Some(layers) => Ok(finish(layers, dev, net)),
         None => Err(does_not_fit(&options, dev, net, lut_budget)),
     }
+}
+
+/// At full speed (no link floor) a design a few percent slower can cost far less logic (the
+/// default model on the ULX3S: 48 cycles for 38 k LUT4, 49 for 25 k). From the index of the
+/// fastest target that fits, the index of the largest target whose design (the cheapest within
+/// it) keeps the interval within 1/32 of the fastest design's. Under a link floor the interval
+/// is the link's, and this is not used.
+fn relaxed_target(
+    targets: &[usize],
+    fastest: usize,
+    interval: impl Fn(usize) -> Option<usize>,
+) -> usize {
+    let Some(best) = interval(targets[fastest]) else {
+        return fastest;
+    };
+    let bound = best + best / 32;
+    // A design's interval is at least its target: targets above the bound cannot keep it.
+    let (mut lo, mut hi) = (fastest, targets.partition_point(|&t| t <= bound));
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if interval(targets[mid]).is_some_and(|i| i <= bound) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// `--fold` triples must name a layer and lie within its shape and the link's address space.
@@ -1083,12 +1114,22 @@ fn pareto_front<'a>(
                 && g.bram_blocks <= e.bram_blocks
                 && g.spram_blocks <= e.spram_blocks
                 && f.1.lanes() <= o.1.lanes()
+                && feeds_like(&f.1, &o.1)
         });
         if !dominated {
             front.push(o);
         }
     }
     front
+}
+
+/// Whether `f` can stand in for `o` wherever `o` gets an input buffer or feeds one: a buffer
+/// needs the producer's P to divide the consumer's S, so every producer P that divides o's S must
+/// divide f's (o's S divides f's), and every consumer S that o's P divides, f's P must divide.
+/// Without this a cheaper choice with an S no producer divides (11 lanes after P = 2) crowded
+/// out the ones the search needed, and feasible intervals were missed.
+fn feeds_like(f: &LayerPlan, o: &LayerPlan) -> bool {
+    f.simd % o.simd == 0 && o.pe % f.pe == 0
 }
 
 /// Depth-first over the layers for the fewest logic cells then lanes, or (`lanes_first`) the

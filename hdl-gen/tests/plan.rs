@@ -81,6 +81,22 @@ fn shipped_mlps_get_balanced_plans_under_the_link_floor() {
     }
 }
 
+/// At full speed the planner takes the cheapest design within 1/32 of the fastest interval:
+/// `small` on the ULX3S was planned at 22 cycles with 49,897 flip-flops and 5.5x the ideal
+/// cycles for its lanes (its tiny last layer given 256 lanes to save one cycle); now the same
+/// 22 cycles take about 7,000, and every shipped MLP's full-speed ULX3S plan stays balanced.
+#[test]
+fn full_speed_plans_do_not_buy_a_cycle_with_many_lanes() {
+    let b = board::load(&root().join("constraints"), "ulx3s").unwrap();
+    for model in ["default", "small", "mnist-u8"] {
+        let net = bql_model::format::load(&root().join(format!("models/{model}.bqm"))).unwrap();
+        let p = plan::plan(&net, &b.device, &[], None).unwrap();
+        check_modes(&p);
+        let ratio = p.cycles_per_inference as f64 / p.ideal_cycles;
+        assert!(ratio <= 1.25, "{model}: {ratio:.2}x the ideal cycles");
+    }
+}
+
 #[test]
 fn the_link_floor_folds_an_ecp5_design_down_to_the_uart_rate() {
     let net = default_model();
