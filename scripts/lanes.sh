@@ -30,11 +30,14 @@ synth() {
     END {print (l ? l : 0), (c ? c : 0)}' "$dir/synth-$fam-$top.log"
 }
 
-# design KIND PES -> the folder of the default model generated with layer 1 at P x 64
+# design KIND PES -> the folder of the default model generated with layer 1 at P x 64. The other
+# layers are pinned so that layer 1's input and output stay block-RAM buffers whatever the
+# planner would pick for them (its module, and so the slope, depends on its neighbours).
 design() {
   local dir="$out/$1-p$2"
   if [ ! -f "$dir/rtl/layer1_mvtu.v" ]; then
-    "$bql" gen --board ulx3s --ignore-link --popcount "$1" --fold "1:$2:64" --out "$dir" > /dev/null
+    "$bql" gen --board ulx3s --ignore-link --popcount "$1" --fold "1:$2:64" \
+      --fold 0:16:264 --fold 2:8:32 --fold 3:1:32 --out "$dir" > /dev/null
   fi
   echo "$dir"
 }
