@@ -58,8 +58,18 @@ impl Tree {
     pub fn latency(&self) -> usize {
         match self.carry_tree() {
             Some(t) => t.latency(),
-            None => (1..=self.levels()).filter(|&l| self.registered(l)).count(),
+            None => {
+                let adders = (1..=self.levels()).filter(|&l| self.registered(l)).count();
+                adders + usize::from(self.registers_terms())
+            }
         }
+    }
+
+    /// Whether the terms are registered before the first adder: signed pixel terms are a
+    /// negation and a multiplexer from the input buffer's block RAM, which with the first adder
+    /// was the 8-bit layer's critical path at 48 MHz on the UP5K (47.7 MHz).
+    fn registers_terms(&self) -> bool {
+        self.signed && self.levels() > 0
     }
 
     /// Whether adder level `level` (1-based) ends in registers: the first level (the memory
@@ -140,14 +150,20 @@ impl Tree {
         m.input("clk", 1);
         m.input("terms", self.terms * w0);
         m.output("sum", self.out_width());
-        // Level 0: the terms themselves, as named wires.
+        // Level 0: the terms themselves, as named wires (or registers, `registers_terms`).
         let mut cur: Vec<(String, usize)> = Vec::new();
+        let mut body = Vec::new();
         for i in 0..self.terms {
             let n = format!("l0_{i}");
-            m.wire(&n, w0, Expr::Slice("terms".into(), i * w0 + w0 - 1, i * w0));
+            let term = Expr::Slice("terms".into(), i * w0 + w0 - 1, i * w0);
+            if self.registers_terms() {
+                m.reg(&n, w0);
+                body.push(Stmt::Assign(e::r(&n), term));
+            } else {
+                m.wire(&n, w0, term);
+            }
             cur.push((n, w0));
         }
-        let mut body = Vec::new();
         for level in 1..=self.levels() {
             let mut next = Vec::new();
             for (j, pair) in cur.chunks(2).enumerate() {
