@@ -67,7 +67,10 @@ impl Tree {
 
     /// Whether the terms are registered before the first adder: signed pixel terms are a
     /// negation and a multiplexer from the input buffer's block RAM, which with the first adder
-    /// was the 8-bit layer's critical path at 48 MHz on the UP5K (47.7 MHz).
+    /// became the 8-bit layer's 48 MHz path on the UP5K once its threshold compare was gone
+    /// (47.7 MHz, in an experiment since reverted). With the compare in place the gain is within
+    /// the seeds' spread (mnist-u8 at `--clock 48`, seeds 1-3: 50.2, 48.7, 48.7 MHz before;
+    /// 49.2, 50.1, 48.5 after).
     fn registers_terms(&self) -> bool {
         self.signed && self.levels() > 0
     }
