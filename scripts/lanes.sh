@@ -31,8 +31,9 @@ synth() {
 }
 
 # design KIND PES -> the folder of the default model generated with layer 1 at P x 64. The other
-# layers are pinned so that layer 1's input and output stay block-RAM buffers whatever the
-# planner would pick for them (its module, and so the slope, depends on its neighbours).
+# layers are pinned so that layer 1's module (its input mode and output, and so the slope) does
+# not move with what the planner picks for them: with these folds layer 1 takes its input in a
+# register and is overlapped, as at full speed (plan.json).
 design() {
   local dir="$out/$1-p$2"
   if [ ! -f "$dir/rtl/layer1_mvtu.v" ]; then
