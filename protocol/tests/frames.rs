@@ -20,6 +20,16 @@ proptest! {
                 if let Decoded::Frame(f) = x { got.push(f); }
             }
         }
+        // Then the line goes quiet. A sync byte in the garbage may announce a length longer
+        // than what follows and hold the real frames back until then: the host gives up on such
+        // a stalled frame after a quiet spell (`skip_stalled`), and the search resumes one byte
+        // after that sync byte.
+        while d.pending() > 0 {
+            d.skip_stalled();
+            while let Some(x) = d.next_frame() {
+                if let Decoded::Frame(f) = x { got.push(f); }
+            }
+        }
         // Garbage may by chance hold a valid frame before the real ones; the real ones all
         // arrive, in order, at the end.
         prop_assert!(got.len() >= frames.len());
@@ -84,4 +94,26 @@ fn write_payload_pads_words_little_endian() {
         write_payload(3, 0x0102, &w, 4),
         vec![3, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0]
     );
+}
+
+#[test]
+fn a_false_start_in_garbage_gives_way_when_the_line_goes_quiet() {
+    // The case CI found: 0x5B, then a length of 20 where only the real 7-byte frame follows.
+    let mut stream = vec![SYNC_RESPONSE, 0, 0, 20, 0];
+    stream.extend(encode_response(0, 0, &[]));
+    let mut d = Decoder::responses(64);
+    d.push(&stream);
+    assert_eq!(
+        d.next_frame(),
+        None,
+        "the false start waits for its 20 bytes"
+    );
+    d.skip_stalled();
+    let want = Frame {
+        head: 0,
+        seq: 0,
+        payload: vec![],
+    };
+    assert_eq!(d.next_frame(), Some(Decoded::Frame(want)));
+    assert_eq!(d.pending(), 0);
 }
