@@ -45,9 +45,11 @@ pub struct Args {
     /// Do not load weights and thresholds; use what the bitstream holds.
     #[arg(long)]
     no_load: bool,
-    /// Inferences in flight.
-    #[arg(long, default_value_t = bql_protocol::SLOTS + 1)]
-    window: usize,
+    /// Inferences in flight (default: as many as the board has frame slots, which never
+    /// overflows them; more can hide a slow host's round trip, at the price of a frame dropped
+    /// and sent again when every slot is full).
+    #[arg(long)]
+    window: Option<usize>,
 }
 
 /// Memory words of `net` for the design of `plan`, in `WRITE` order.
@@ -208,7 +210,7 @@ pub fn run(a: Args) -> Result<()> {
     let transport = open_transport(design.link.link, port.as_deref(), baud)?;
     let port = transport.describe();
     let mut client = Client::new(transport);
-    client.policy.window = a.window.max(1);
+    client.policy.window = a.window.map(|w| w.max(1));
     if a.sim {
         // Verilator runs a few times slower than the board: a slow model's results (the CNN's
         // 204,807 cycles, three in flight) take longer than a board's 300 ms wait.

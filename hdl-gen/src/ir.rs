@@ -238,6 +238,28 @@ pub mod e {
     pub fn mux(c: Expr, a: Expr, b: Expr) -> Expr {
         Expr::Mux(Box::new(c), Box::new(a), Box::new(b))
     }
+    /// `items[sel]`: a tree of multiplexers on the bits of `sel`, `items.len()` a power of two
+    /// of at most `2^sel.width()`.
+    pub fn select(sel: &super::Sig, items: Vec<Expr>) -> Expr {
+        assert!(items.len().is_power_of_two(), "select over a power of two");
+        let mut level = items;
+        let mut bit = 0;
+        while level.len() > 1 {
+            let mut next = Vec::with_capacity(level.len() / 2);
+            let mut pairs = level.into_iter();
+            while let (Some(low), Some(high)) = (pairs.next(), pairs.next()) {
+                let b = if sel.width() == 1 {
+                    sel.e()
+                } else {
+                    sel.bit(bit)
+                };
+                next.push(mux(b, high, low));
+            }
+            level = next;
+            bit += 1;
+        }
+        level.pop().expect("at least one item")
+    }
     /// `a - b`.
     pub fn sub(a: Expr, b: Expr) -> Expr {
         bin(BinOp::Sub, a, b)

@@ -362,6 +362,7 @@ pub fn link_params(
             classes: plan.layers.last().map_or(0, |l| l.outputs) as u16,
             score_bytes: link::score_bytes(&ifc) as u8,
             memories: sels as u8,
+            slots: link::frame_slots(link::slot_bytes(image_bytes, word_bytes)) as u8,
         },
         input_len: net.input.len(),
         binary_input: matches!(net.input.encoding, bql_model::InputEncoding::Binary { .. }),

@@ -531,11 +531,12 @@ const BASE_LUT: usize = 150;
 /// The board-level top (UART, protocol, frame slots, executor, transmitter): measured on iCE40
 /// at about 930 LUT4 and 530 flip-flops besides its memory-word register.
 fn top_estimate(dev: &Device, net: &Network) -> Estimate {
-    // The receive buffer: two frame slots of a power of two bytes that hold an image (an
-    // 8-bit MNIST image takes 4 EBR on the iCE40, which the plan used to leave out).
-    let image = crate::blocks::link::image_bytes(net.input.len(), net.input.encoding);
-    let slot = crate::blocks::link::slot_bytes(image, 1);
-    let (bram_bits, bram_blocks) = memory_blocks(dev, 8, 2 * slot);
+    // The receive buffer: frame slots of a power of two bytes that hold an image (an 8-bit
+    // MNIST image's two take 4 EBR on the iCE40, which the plan used to leave out).
+    use crate::blocks::link;
+    let image = link::image_bytes(net.input.len(), net.input.encoding);
+    let slot = link::slot_bytes(image, 1);
+    let (bram_bits, bram_blocks) = memory_blocks(dev, 8, link::frame_slots(slot) * slot);
     Estimate {
         lut: family_luts(dev, 900),
         ff: 600,

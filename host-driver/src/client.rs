@@ -85,8 +85,11 @@ pub struct Policy {
     /// Give a request up after this many attempts in all, even while the board keeps answering
     /// that the request arrived damaged (a noisy but working link).
     pub noisy_attempts: u32,
-    /// Inferences in flight.
-    pub window: usize,
+    /// Inferences in flight; `None`: as many as the board has frame slots ([`Info::slots`]),
+    /// which no timing can overflow (a result leaves the board only after its image has left
+    /// its slot). More keep a slow host's round trip off the line but can find every slot full
+    /// when the core takes an image late (dropped, counted in `STATUS.overflows`, sent again).
+    pub window: Option<usize>,
     /// Re-handshakes allowed in a row without a result (a stream that keeps making progress
     /// survives any number of board resets).
     pub rehandshakes: u32,
@@ -99,9 +102,7 @@ impl Default for Policy {
             min_timeout: Duration::from_millis(20),
             attempts: 8,
             noisy_attempts: 256,
-            // Two frame slots plus one inference in the core keep the line busy without ever
-            // overflowing the board's slots.
-            window: bql_protocol::SLOTS + 1,
+            window: None,
             rehandshakes: 8,
         }
     }
@@ -625,7 +626,7 @@ impl<T: Transport> Client<T> {
             rehandshakes: 0,
         };
         while st.next < images.len() || !st.pending.is_empty() {
-            self.fill_window(&mut st)?;
+            self.fill_window(&mut st, expected.slots as usize)?;
             let timeout = if self.infer_rtt_seen {
                 self.wait_time()
             } else {
@@ -653,15 +654,16 @@ impl<T: Transport> Client<T> {
         Ok(())
     }
 
-    /// Sends new inferences while the window has room. The window opens to its full width
-    /// after the first result: over a fast link (SPI) a first burst of more frames than the
-    /// board has slots arrives before the core has taken the first image out of its slot, and
-    /// the last frame would overflow.
-    fn fill_window(&mut self, st: &mut Stream) -> Result<()> {
-        let window = if st.answered == 0 {
-            self.policy.window.min(bql_protocol::SLOTS)
-        } else {
-            self.policy.window
+    /// Sends new inferences while the window has room. A window wider than the board's slots
+    /// opens to its full width only after the first result: over a fast link (SPI) a first
+    /// burst of more frames than slots arrives before the core has taken the first image out
+    /// of its slot, and the last frame would overflow.
+    fn fill_window(&mut self, st: &mut Stream, slots: usize) -> Result<()> {
+        let slots = slots.max(bql_protocol::MIN_SLOTS);
+        let window = match self.policy.window {
+            None => slots,
+            Some(w) if st.answered == 0 => w.clamp(1, slots),
+            Some(w) => w.max(1),
         };
         while st.pending.len() < window && st.next < st.images.len() {
             let seq = self.next_seq();

@@ -98,14 +98,17 @@ fn raw_transactions_get_answers_to_ping_and_info() {
     );
 }
 
-/// Loads the model and streams `images` over SPI, with `faults` on the transactions.
+/// Loads the model and streams `images` over SPI, with `faults` on the transactions; then reads
+/// the board's STATUS if `read_status`.
 fn stream(
     images: usize,
     faults: TransactionFaults,
+    read_status: bool,
 ) -> (
     run::Summary,
     bql_host_driver::LinkStats,
     TransactionFaultCounts,
+    Option<bql_protocol::Status>,
 ) {
     let s = setup();
     let board = Arc::new(Mutex::new(start()));
@@ -126,12 +129,15 @@ fn stream(
     )
     .unwrap_or_else(|e| panic!("the run over SPI failed: {e}"));
     let injected = c.transport_mut().bus_mut().injected;
-    (summary, c.stats, injected)
+    let stats = c.stats;
+    // The board's counters, on a clean link only (a faulty one would fault this request too).
+    let status = read_status.then(|| c.status().expect("STATUS after the run"));
+    (summary, stats, injected, status)
 }
 
 #[test]
 fn the_default_model_streams_through_spi_bit_exact() {
-    let (summary, stats, _) = stream(100, TransactionFaults::default());
+    let (summary, stats, _, status) = stream(100, TransactionFaults::default(), true);
     assert_eq!(summary.images, 100);
     assert_eq!(summary.mismatches, 0, "{:?}", summary.first_mismatches);
     // A clean link: no frame damaged or lost either way (a byte lost at the clock crossing
@@ -142,11 +148,16 @@ fn the_default_model_streams_through_spi_bit_exact() {
         "link stats {stats:?}"
     );
     assert_eq!(stats.retransmissions, 0, "link stats {stats:?}");
+    // The host kept as many INFER frames unanswered as the board has slots (four of 128 bytes
+    // in the block RAM two would take): none found them all full.
+    assert_eq!(setup().design.link.info.slots, 4);
+    let status = status.expect("a clean link reads STATUS");
+    assert_eq!(status.overflows, 0, "board status {status:?}");
 }
 
 /// A run with `cfg`'s faults completes with every result right; returns what was injected.
 fn survives(name: &str, cfg: TransactionFaults) -> TransactionFaultCounts {
-    let (summary, stats, injected) = stream(40, cfg);
+    let (summary, stats, injected, _) = stream(40, cfg, false);
     assert_eq!(summary.images, 40, "{name}");
     assert_eq!(
         summary.mismatches, 0,

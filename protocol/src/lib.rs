@@ -35,8 +35,9 @@ pub const PING_MAGIC: [u8; 4] = [b'B', b'Q', b'L', VERSION];
 pub const CRC_INIT: u16 = 0xFFFF;
 /// Results a design accepts in flight before it stops reading `INFER` frames.
 pub const MAX_IN_FLIGHT: usize = 4;
-/// Frame slots in the receive buffer: while one executes, the next can arrive.
-pub const SLOTS: usize = 2;
+/// The fewest frame slots a design's receive buffer has (while one executes, the next can
+/// arrive); [`Info::slots`] says how many a design has.
+pub const MIN_SLOTS: usize = 2;
 /// Words a `WRITE` can address in one memory (its address is a u16): the deepest memory a
 /// design may have.
 pub const MAX_MEMORY_WORDS: usize = 1 << 16;
@@ -118,7 +119,7 @@ impl Code {
     }
 }
 
-/// What a design says about itself in answer to `INFO` (18 bytes, little-endian).
+/// What a design says about itself in answer to `INFO` (19 bytes, little-endian).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Info {
     /// Architecture hash: shapes, folding and interface, not the weights ([`arch_hash`]).
@@ -135,11 +136,15 @@ pub struct Info {
     pub score_bytes: u8,
     /// Number of memory selectors (`sel` values below this may exist).
     pub memories: u8,
+    /// Frame slots in the receive buffer: a host that keeps at most this many requests
+    /// unanswered never has a frame dropped for want of a slot (a result leaves the board only
+    /// after its image has left its slot).
+    pub slots: u8,
 }
 
 impl Info {
     /// Encoded length.
-    pub const LEN: usize = 18;
+    pub const LEN: usize = 19;
 
     /// Encodes the block.
     pub fn to_bytes(&self) -> [u8; Self::LEN] {
@@ -151,6 +156,7 @@ impl Info {
         b[14..16].copy_from_slice(&self.classes.to_le_bytes());
         b[16] = self.score_bytes;
         b[17] = self.memories;
+        b[18] = self.slots;
         b
     }
 
@@ -168,6 +174,7 @@ impl Info {
             classes: u16_at(14),
             score_bytes: b[16],
             memories: b[17],
+            slots: b[18],
         })
     }
 

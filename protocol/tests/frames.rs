@@ -63,7 +63,7 @@ proptest! {
 
     #[test]
     fn info_and_status_round_trip(h in any::<u64>(), a in any::<u16>(), b in any::<u8>(), c in any::<u16>()) {
-        let i = Info { arch_hash: h, image_bytes: a, classes: b as u16 + 1, score_bytes: 2, word_bytes: 8, max_payload: c, memories: 7 };
+        let i = Info { arch_hash: h, image_bytes: a, classes: b as u16 + 1, score_bytes: 2, word_bytes: 8, max_payload: c, memories: 7, slots: b };
         prop_assert_eq!(Info::from_bytes(&i.to_bytes()), Some(i));
         let s = Status { load_checksum: a, crc_errors: b, overflows: 1, timeouts: 2, in_flight: 3, results: c };
         prop_assert_eq!(Status::from_bytes(&s.to_bytes()), Some(s));

@@ -82,9 +82,9 @@ struct Ex {
     /// The slot byte, registered from the memory's output `buf_q`.
     buf_q: Sig,
     byte_in: Sig,
-    /// The receiver's slot descriptors: op, seq, len, stat of slots 0 and 1.
+    /// The receiver's slot descriptors: op, seq, len, stat of each slot.
     slots: Vec<[Sig; 4]>,
-    full: [Sig; 2],
+    full: Vec<Sig>,
     reply: [Sig; 5],
     sel: Sig,
     addr: Sig,
@@ -164,7 +164,7 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
             e::and(act(&x, Action::Infer), room.e()),
         ),
     ));
-    let raddr = m.output("fb_raddr", g.slot_bits + 1);
+    let raddr = m.output("fb_raddr", g.slot_bits + g.slot_index_bits);
     m.push(Item::Assign(
         raddr.e(),
         Expr::Concat(vec![x.slot.e(), x.ptr.slice(g.slot_bits - 1, 0)]),
@@ -178,7 +178,7 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
         e::and(x.state.is(X_REPLY), reply_ready.e()),
     );
     let rx_commit = m.input("rx_commit", 1);
-    let w_slot = m.input("w_slot", 1);
+    let w_slot = m.input("w_slot", g.slot_index_bits);
     let core_in_ready = m.input("core_in_ready", 1);
     let mut steps = vec![
         x.buf_q.set(x.byte_in.e()),
@@ -211,7 +211,7 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
                     s::when(
                         e::and(
                             e::lnot(x.free_pending.e()),
-                            e::mux(x.slot.e(), x.full[1].e(), x.full[0].e()),
+                            e::select(&x.slot, x.full.iter().map(Sig::e).collect()),
                         ),
                         vec![x.state.set_k(X_DECODE)],
                     ),
@@ -235,18 +235,19 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
         x.clk.name().into(),
         s::reset_last(
             x.rst.e(),
-            vec![
+            [
                 x.state.set_k(X_IDLE),
                 x.slot.set_k(0),
                 x.free_pending.set_k(0),
-                x.full[0].set_k(0),
-                x.full[1].set_k(0),
                 x.we.set_k(0),
                 x.beat_valid.set_k(0),
                 x.load_crc.set_k(CRC_INIT as u64),
                 x.crc_pending.set_k(0),
                 x.wseq_valid.set_k(0),
-            ],
+            ]
+            .into_iter()
+            .chain(x.full.iter().map(|f| f.set_k(0)))
+            .collect(),
             steps,
         ),
     ));
@@ -260,7 +261,7 @@ fn declare(m: &mut Module, g: &Geometry) -> Ex {
     let kw = bits_for(g.pixels_per_beat.max(2) - 1);
     let wbw = bits_for(g.word_bytes.max(2) - 1);
     let beat_w = g.pixels_per_beat * g.elem_width;
-    let slot_ins: Vec<[Sig; 4]> = (0..2)
+    let slot_ins: Vec<[Sig; 4]> = (0..g.slots)
         .map(|i| {
             [
                 m.input(&format!("s_op{i}"), 8),
@@ -275,7 +276,7 @@ fn declare(m: &mut Module, g: &Geometry) -> Ex {
         clk,
         rst,
         state: m.reg("x_state", bits_for(X_BAD_SELECTOR as usize)),
-        slot: m.reg("x_slot", 1),
+        slot: m.reg("x_slot", g.slot_index_bits),
         free_pending: m.reg("x_free_pending", 1),
         ptr: m.reg("x_ptr", 16),
         wait: m.reg("x_wait", 2),
@@ -283,7 +284,9 @@ fn declare(m: &mut Module, g: &Geometry) -> Ex {
         buf_q: m.reg("x_q", 8),
         byte_in: m.input("buf_q", 8),
         slots: slot_ins,
-        full: [m.output_reg("s_full0", 1), m.output_reg("s_full1", 1)],
+        full: (0..g.slots)
+            .map(|i| m.output_reg(&format!("s_full{i}"), 1))
+            .collect(),
         reply: [
             m.output_reg("p_kind", KIND_WIDTH),
             m.output_reg("p_code", 8),
@@ -335,7 +338,7 @@ fn descriptor(m: &mut Module, x: &Ex) {
         let sel = m.wire(
             &format!("x_{field}_sel"),
             reg.width(),
-            e::mux(x.slot.e(), x.slots[1][f].e(), x.slots[0][f].e()),
+            e::select(&x.slot, x.slots.iter().map(|d| d[f].e()).collect()),
         );
         regs.push(reg.set(sel.e()));
     }
@@ -401,7 +404,7 @@ fn act(x: &Ex, a: Action) -> Expr {
         .bit(ACTIONS.iter().position(|&b| b == a).expect("an action"))
 }
 
-/// Frees the current slot a cycle later (clears its full flag, moves to the other one): the
+/// Frees the current slot a cycle later (clears its full flag, moves to the next one): the
 /// many states that free it made the slot's enable the UP5K's critical path at 48 MHz. The idle
 /// state waits for a pending free, so a slot is never taken twice.
 fn free(x: &Ex) -> Vec<Stmt> {
@@ -410,18 +413,14 @@ fn free(x: &Ex) -> Vec<Stmt> {
 
 /// The deferred half of [`free`].
 fn apply_free(x: &Ex) -> Stmt {
-    s::when(
-        x.free_pending.e(),
-        vec![
-            s::when_else(
-                x.slot.e(),
-                vec![x.full[1].set_k(0)],
-                vec![x.full[0].set_k(0)],
-            ),
-            x.slot.inc(),
-            x.free_pending.set_k(0),
-        ],
-    )
+    let mut clear = s::chain(
+        (1..x.full.len())
+            .map(|i| (x.slot.is(i as u64), vec![x.full[i].set_k(0)]))
+            .collect(),
+        vec![x.full[0].set_k(0)],
+    );
+    clear.extend([x.slot.inc(), x.free_pending.set_k(0)]);
+    s::when(x.free_pending.e(), clear)
 }
 
 /// Asks for a reply of `kind` with `code` and `len` payload bytes, and frees the slot.

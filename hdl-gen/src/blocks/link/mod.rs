@@ -103,6 +103,18 @@ pub fn slot_bytes(image_bytes: usize, word_bytes: usize) -> usize {
     image_bytes.max(3 + word_bytes).max(16).next_power_of_two()
 }
 
+/// Frame slots in the receive buffer for slots of `slot_bytes`: four where four fit the 512
+/// bytes of one iCE40 block RAM (which the two the protocol needs take anyway), else two. A
+/// host keeps at most this many requests unanswered ([`bql_protocol::Info::slots`]), so a frame
+/// never finds every slot full.
+pub fn frame_slots(slot_bytes: usize) -> usize {
+    if 4 * slot_bytes <= 512 {
+        4
+    } else {
+        bql_protocol::MIN_SLOTS
+    }
+}
+
 /// Bytes per memory word in a `WRITE`: the configuration data width, rounded up to a power of
 /// two bytes so that the executor checks the payload length with a mask.
 pub fn word_bytes(ifc: &CoreInterface) -> usize {
@@ -116,6 +128,10 @@ pub struct Geometry {
     pub slot: usize,
     /// Bits of a byte index inside a slot.
     pub slot_bits: usize,
+    /// Frame slots (a power of two).
+    pub slots: usize,
+    /// Bits of a slot number.
+    pub slot_index_bits: usize,
     /// Bytes of one image in an `INFER` payload.
     pub image_bytes: usize,
     /// Bytes per memory word in a `WRITE`.
@@ -139,6 +155,8 @@ impl Geometry {
         Geometry {
             slot,
             slot_bits: bits_for(slot - 1),
+            slots: p.info.slots as usize,
+            slot_index_bits: bits_for(p.info.slots as usize - 1),
             image_bytes: p.info.image_bytes as usize,
             word_bytes: p.info.word_bytes as usize,
             pixels_per_beat: ifc.pixels_per_beat,

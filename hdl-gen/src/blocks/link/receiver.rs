@@ -65,14 +65,16 @@ struct Regs {
 pub fn module(g: &Geometry, timeout: usize) -> Module {
     let mut m = Module::new("bql_link_rx");
     m.doc.push(format!(
-        "bql_link_rx: request frames into two {}-byte slots.",
-        g.slot
+        "bql_link_rx: request frames into {} slots of {} bytes.",
+        g.slots, g.slot
     ));
     let clk = m.input("clk", 1);
     let rst = m.input("rst", 1);
     let rx_valid = m.input("rx_valid", 1);
     let rx_data = m.input("rx_data", 8);
-    let full = [m.input("s_full0", 1), m.input("s_full1", 1)];
+    let full: Vec<Sig> = (0..g.slots)
+        .map(|i| m.input(&format!("s_full{i}"), 1))
+        .collect();
     let tw = bits_for(timeout);
     let regs = Regs {
         state: m.reg("r_state", bits_for(R_CRC1 as usize)),
@@ -89,7 +91,7 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
         finish: m.reg("r_finish", 1),
         drop: m.reg("r_drop", 1),
         timer: m.reg("r_timer", tw),
-        w_slot: m.output_reg("w_slot", 1),
+        w_slot: m.output_reg("w_slot", g.slot_index_bits),
         crc_errors: m.output_reg("crc_errors", 8),
         overflows: m.output_reg("overflows", 8),
         timeouts: m.output_reg("timeouts", 8),
@@ -97,7 +99,7 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
         dropped: m.reg("r_dropped", 1),
         slot: g.slot,
     };
-    let descriptors: Vec<[Sig; 4]> = (0..2)
+    let descriptors: Vec<[Sig; 4]> = (0..g.slots)
         .map(|i| {
             [
                 m.output_reg(&format!("s_op{i}"), 8),
@@ -111,7 +113,11 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
     let crc_next = m.net("r_crc_next", 16);
     m.push(crc_step("rx_crc", &r.crc, &rx_data, &crc_next));
     let crc_ok = m.wire("r_crc_ok", 1, e::and(r.crc_lo_ok.e(), r.crc_hi_ok.e()));
-    let w_full = m.wire("w_full", 1, e::mux(r.w_slot.e(), full[1].e(), full[0].e()));
+    let w_full = m.wire(
+        "w_full",
+        1,
+        e::select(&r.w_slot, full.iter().map(Sig::e).collect()),
+    );
     let commit = e::and(r.finish.e(), e::lnot(r.drop.e()));
     m.output("rx_commit", 1);
     m.push(Item::Assign(e::r("rx_commit"), commit));
@@ -138,7 +144,7 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
         e::r("fb_we"),
         e::and(e::lnot(rst.e()), storing),
     ));
-    m.output("fb_waddr", g.slot_bits + 1);
+    m.output("fb_waddr", g.slot_bits + g.slot_index_bits);
     m.push(Item::Assign(
         e::r("fb_waddr"),
         Expr::Concat(vec![r.w_slot.e(), r.idx.slice(g.slot_bits - 1, 0)]),

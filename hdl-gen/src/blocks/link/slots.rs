@@ -1,4 +1,4 @@
-//! `bql_frame_slots`: the receive buffer, two frame slots of `slot` bytes in one memory. The
+//! `bql_frame_slots`: the receive buffer, `slots` frame slots of `slot` bytes in one memory. The
 //! receiver writes a byte per received byte; the executor reads one with a registered output
 //! (a block-RAM read), a cycle after it presents the address.
 
@@ -8,11 +8,11 @@ use super::Geometry;
 
 /// Builds `bql_frame_slots`.
 pub fn module(g: &Geometry) -> Module {
-    let aw = g.slot_bits + 1;
+    let aw = g.slot_bits + g.slot_index_bits;
     let mut m = Module::new("bql_frame_slots");
     m.doc.push(format!(
-        "bql_frame_slots: two {}-byte frame slots; one write port, one registered read port.",
-        g.slot
+        "bql_frame_slots: {} frame slots of {} bytes; one write port, one registered read port.",
+        g.slots, g.slot
     ));
     let clk = m.input("clk", 1);
     let we = m.input("fb_we", 1);
@@ -20,7 +20,7 @@ pub fn module(g: &Geometry) -> Module {
     let wdata = m.input("fb_wdata", 8);
     let raddr = m.input("fb_raddr", aw);
     let q = m.output_reg("buf_q", 8);
-    let mem = m.memory("frame_buf", 8, 2 * g.slot);
+    let mem = m.memory("frame_buf", 8, g.slots * g.slot);
     m.push(Item::Always(
         clk.name().into(),
         vec![
