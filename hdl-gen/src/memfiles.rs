@@ -41,8 +41,9 @@ pub fn weight_words(net: &Network, l: &LayerPlan) -> Vec<Word> {
 }
 
 /// The threshold words of layer `l` (empty for the scores layer): word `nf`, PE `p` at bits
-/// `[p*TW, p*TW + TW)`. Binary layers store `N + 1 - T` (they compare disagreements); 8-bit
-/// layers store `T` in two's complement.
+/// `[p*TW, p*TW + TW)`, in two's complement: the value the accumulator starts from. Binary layers
+/// store `-(N + 1 - T)` (they count disagreements `d` and fire when `d - (N + 1 - T) < 0`); 8-bit
+/// layers store `-T` (they fire when `sum - T >= 0`).
 pub fn threshold_words(net: &Network, l: &LayerPlan) -> Vec<Word> {
     if l.output == OutputKind::Scores {
         return Vec::new();
@@ -56,10 +57,10 @@ pub fn threshold_words(net: &Network, l: &LayerPlan) -> Vec<Word> {
             let mut w = vec![false; l.pe * tw];
             for pe in 0..l.pe {
                 let neuron = nf * l.pe + pe;
-                // A missing neuron gets 0: `d < 0` never holds, it never fires (result dropped).
+                // A missing neuron starts from 0 (its result is dropped).
                 let v: i64 = match t.get(neuron) {
-                    Some(&t) if l.pixel_input => t,
-                    Some(&t) => l.inputs as i64 + 1 - t,
+                    Some(&t) if l.pixel_input => -t,
+                    Some(&t) => t - (l.inputs as i64 + 1),
                     None => 0,
                 };
                 for b in 0..tw {

@@ -229,12 +229,15 @@ impl LayerPlan {
         };
         need.max(tree)
     }
-    /// Threshold word width per PE.
+    /// Threshold word width per PE, and the width of a threshold layer's accumulator, which
+    /// starts from the stored word and ends negative or not (see `blocks::mvtu`): binary layers
+    /// hold `d - (N + 1 - T)` for `d` disagreements in `0..=N` and `T` in `0..=N + 1`, signed;
+    /// 8-bit layers `sum - T`, one bit wider than the sum.
     pub fn threshold_width(&self) -> usize {
         if self.pixel_input {
-            self.acc_width()
+            self.acc_width() + 1
         } else {
-            crate::ir::bits_for(self.inputs + 1)
+            crate::ir::bits_for(self.inputs + 1) + 1
         }
     }
     /// Module name.

@@ -7,7 +7,9 @@
 //! (or keeps the score). After NF neuron folds the output vector is complete.
 //!
 //! Binary layers count disagreements `d` (padding lanes are 0 on both sides, so they add 0)
-//! and fire when `d < N + 1 - T`: the threshold memory holds `N + 1 - T` (docs/hardware.md).
+//! and fire when `d < N + 1 - T`. A threshold layer's accumulator starts from the threshold
+//! word instead of 0, `-(N + 1 - T)` (8-bit layers: `-T`), and its sign bit is the result: no
+//! comparator (docs/hardware.md "Accumulator and threshold").
 //!
 //! The module is built in parts, in the order they appear in the Verilog: ports, control (fold
 //! counters and handshakes), weight memory, the input slice, the pipeline tags, the threshold
@@ -84,8 +86,10 @@ impl Control {
 struct Tags {
     acc_valid: Sig,
     acc_first: Sig,
-    /// The neuron fold one stage before the accumulator (the threshold memory's address).
-    pre_acc_nf: Expr,
+    /// The neuron fold `thr_stages` stages before the accumulator (the threshold memory's
+    /// address), and the registers its word passes through to arrive with the first fold.
+    thr_nf: Expr,
+    thr_stages: usize,
     fin_valid: Sig,
     fin_last: Sig,
     fin_final: Sig,
@@ -688,10 +692,14 @@ fn pipeline_tags(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Tag
     ));
     md.push(Item::Always("clk".into(), moves));
     let (at_acc, at_fin) = (&tags[depth], &tags[fin]);
+    // The block RAM's output and a copy (the copy feeds the accumulator's first add), or one
+    // register where the tree has no stage of its own (a single lane).
+    let thr_stages = depth.min(2);
     let t = Tags {
         acc_valid: md.wire("acc_valid", 1, at_acc.bit(valid)),
         acc_first: md.wire("acc_first", 1, at_acc.bit(first)),
-        pre_acc_nf: tags[depth - 1].slice(d.nf_w - 1, 0),
+        thr_nf: tags[depth - thr_stages].slice(d.nf_w - 1, 0),
+        thr_stages,
         fin_valid: md.wire("fin_valid", 1, at_fin.bit(valid)),
         fin_last: md.wire("fin_last", 1, at_fin.bit(last)),
         fin_final: md.wire("fin_final", 1, at_fin.bit(final_)),
@@ -705,7 +713,8 @@ fn pipeline_tags(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Tag
     t
 }
 
-/// Threshold memory, read one stage ahead of the accumulate stage.
+/// Threshold memory, read `thr_stages` stages ahead of the accumulate stage so that the word of
+/// a neuron fold is registered when its first input fold is accumulated.
 fn thresholds(md: &mut Module, l: &LayerPlan, d: &Dims, tags: &Tags) -> Option<Sig> {
     if l.output != OutputKind::Threshold {
         return None;
@@ -721,27 +730,27 @@ fn thresholds(md: &mut Module, l: &LayerPlan, d: &Dims, tags: &Tags) -> Option<S
         init: Some(l.thresholds_file()),
         ram_style: None,
     });
-    // Read a stage early and registered again, so that the compare starts at a flip-flop, not
-    // at the block RAM's slow output (that was the UP5K's critical path at 48 MHz).
-    let tword_ram = md.reg("tword_ram", p * tw);
-    let tword = md.reg("tword", p * tw);
-    let raddr = md.wire("thr_raddr", d.nf_w, tags.pre_acc_nf.clone());
-    md.push(Item::Always(
-        "clk".into(),
-        vec![
-            s::when(
-                e::r("tmem_we"),
-                vec![Stmt::MemWrite(
-                    "tmem".into(),
-                    e::r("tmem_addr"),
-                    e::r("tmem_data"),
-                )],
-            ),
-            tword_ram.set(Expr::MemRead("tmem".into(), Box::new(raddr.e()))),
-            tword.set(tword_ram.e()),
-        ],
-    ));
-    Some(tword)
+    // Registered again after the block RAM, so that the accumulator's first add starts at a
+    // flip-flop, not at the block RAM's slow output (a compare from it was the UP5K's critical
+    // path at 48 MHz).
+    let raddr = md.wire("thr_raddr", d.nf_w, tags.thr_nf.clone());
+    let mut stmts = vec![s::when(
+        e::r("tmem_we"),
+        vec![Stmt::MemWrite(
+            "tmem".into(),
+            e::r("tmem_addr"),
+            e::r("tmem_data"),
+        )],
+    )];
+    let mut word = Expr::MemRead("tmem".into(), Box::new(raddr.e()));
+    let names = ["tword_ram", "tword"];
+    for name in &names[names.len() - tags.thr_stages..] {
+        let reg = md.reg(name, p * tw);
+        stmts.push(reg.set(word));
+        word = reg.e();
+    }
+    md.push(Item::Always("clk".into(), stmts));
+    Some(Sig::new("tword", p * tw))
 }
 
 /// Where the PEs' results go: committed per fold, moved at the finish (overlapped layers), or
@@ -796,9 +805,10 @@ fn processing_elements(
             name: format!("pe{pe}_tree"),
             conns,
         });
-        let (acc, update) = accumulator(md, l, d, pe, &count, tags);
+        let start = tword.map(|t| t.slice(pe * d.tw + d.tw - 1, pe * d.tw));
+        let (acc, update) = accumulator(md, l, pe, &count, start, tags);
         acc_stmts.push(update);
-        let result = result(md, l, d, pe, &acc, tword);
+        let result = result(md, l, d, pe, &acc);
         route(&mut out, l, d, pe, &result, tags);
     }
     md.push(Item::Always("clk".into(), acc_stmts));
@@ -841,56 +851,47 @@ fn lanes(md: &mut Module, l: &LayerPlan, d: &Dims, pe: usize, wword: &Sig, in_wo
     }
 }
 
-/// PE `pe`'s accumulator over the input folds, and its update statement.
+/// PE `pe`'s accumulator over the input folds, and its update statement. The first fold adds
+/// to `start` (the PE's threshold word, as wide as the accumulator) or to 0 (scores).
 fn accumulator(
     md: &mut Module,
     l: &LayerPlan,
-    d: &Dims,
     pe: usize,
     count: &Sig,
+    start: Option<Expr>,
     tags: &Tags,
 ) -> (Sig, Stmt) {
-    let (aw, cw) = (d.aw, count.width());
+    let aw = match start {
+        Some(_) => l.threshold_width(),
+        None => l.acc_width(),
+    };
+    let cw = count.width();
     let acc = md.reg(&format!("pe{pe}_acc"), aw);
     let extended = if l.pixel_input {
         e::sext(count.name(), cw, aw)
     } else {
         e::zext(count.e(), cw, aw)
     };
+    let first = start.unwrap_or_else(|| e::k(aw, 0));
     let sum = md.wire(
         &format!("pe{pe}_sum"),
         aw,
-        e::add(e::mux(tags.acc_first.e(), e::k(aw, 0), acc.e()), extended),
+        e::add(e::mux(tags.acc_first.e(), first, acc.e()), extended),
     );
     let update = s::when(tags.acc_valid.e(), vec![acc.set(sum.e())]);
     (acc, update)
 }
 
-/// PE `pe`'s result: the output bit (binary layers fire when disagreements < N + 1 - T, the
-/// stored threshold; 8-bit layers when the signed sum >= T) or the score (N - disagreements,
-/// or the signed sum).
-fn result(
-    md: &mut Module,
-    l: &LayerPlan,
-    d: &Dims,
-    pe: usize,
-    acc: &Sig,
-    tword: Option<&Sig>,
-) -> Sig {
-    let (aw, tw) = (d.aw, d.tw);
+/// PE `pe`'s result: the output bit, the accumulator's sign (binary layers fire when
+/// `d - (N + 1 - T)` is negative, 8-bit layers when `sum - T` is not) or the score
+/// (N - disagreements, or the signed sum).
+fn result(md: &mut Module, l: &LayerPlan, d: &Dims, pe: usize, acc: &Sig) -> Sig {
+    let aw = d.aw;
     let name = format!("pe{pe}_result");
-    let thr = || tword.expect("thresholds").slice(pe * tw + tw - 1, pe * tw);
+    let sign = || acc.bit(acc.width() - 1);
     match (l.output, l.pixel_input) {
-        (OutputKind::Threshold, false) => md.wire(
-            &name,
-            1,
-            e::bin(
-                BinOp::Lt,
-                e::zext(acc.e(), aw, tw.max(aw)),
-                e::zext(thr(), tw, tw.max(aw)),
-            ),
-        ),
-        (OutputKind::Threshold, true) => md.wire(&name, 1, e::bin(BinOp::SignedGe, acc.e(), thr())),
+        (OutputKind::Threshold, false) => md.wire(&name, 1, sign()),
+        (OutputKind::Threshold, true) => md.wire(&name, 1, e::not(sign())),
         (OutputKind::Scores, false) => {
             md.wire(&name, aw, e::bin(BinOp::Sub, e::k(aw, d.n as u64), acc.e()))
         }
