@@ -22,7 +22,11 @@ struct Tx {
     len: Sig,
     op: Sig,
     idx: Sig,
-    pidx: Sig,
+    /// The payload index of the byte after the one being sent (its low bits: every source is
+    /// indexed within a power of two of bytes). Each source's byte at it is registered when a
+    /// byte goes ([`source`]), so the index's fan-out into the byte multiplexers and the reply
+    /// kind's AND-OR are a cycle apart (together they were the UP5K's critical path at 48 MHz).
+    pnext: Sig,
     crc_at: Sig,
     end: Sig,
     crc: Sig,
@@ -60,7 +64,7 @@ pub fn module(ifc: &CoreInterface, info: &Info) -> Module {
         len: m.reg("t_len", 16),
         op: m.reg("t_op", 8),
         idx: m.reg("t_idx", 16),
-        pidx: m.reg("t_pidx", 16),
+        pnext: m.reg("t_pnext", payload_index_bits(info)),
         crc_at: m.reg("t_crc_at", 16),
         end: m.reg("t_end", 16),
         crc: m.reg("t_crc", 16),
@@ -92,7 +96,7 @@ pub fn module(ifc: &CoreInterface, info: &Info) -> Module {
         e::and(e::lnot(t.active.e()), e::lnot(core_valid.e())),
     ));
     let start_reply = m.wire("start_reply", 1, e::and(reply_valid.e(), reply_ready.e()));
-    let payload_byte = payload_byte(&mut m, ifc, info, &t);
+    let payload_byte = payload_byte(&mut m, ifc, info, &t, &fire);
     let payload = m.reg("t_payload_q", 8);
     let (position, at) = positions(&clk, &t);
     let byte_at = one_hot_mux(vec![
@@ -137,7 +141,8 @@ pub fn module(ifc: &CoreInterface, info: &Info) -> Module {
             t.crc_at.set(crc_at),
             t.end.set(end),
             t.idx.set_k(0),
-            t.pidx.set_k(0x10000 - 5),
+            // The payload's byte 0 is sent six bytes on: its source bytes load at the fifth.
+            t.pnext.set_k((1u64 << t.pnext.width()) - 4),
             t.crc.set_k(CRC_INIT as u64),
         ]
     };
@@ -184,7 +189,7 @@ pub fn module(ifc: &CoreInterface, info: &Info) -> Module {
 fn sending(t: &Tx, last: &Sig, crc_next: &Sig) -> Vec<Stmt> {
     vec![
         t.idx.inc(),
-        t.pidx.inc(),
+        t.pnext.inc(),
         s::when(t.crc_covers.e(), vec![t.crc.set(crc_next.e())]),
         s::when(
             last.e(),
@@ -199,19 +204,27 @@ fn sending(t: &Tx, last: &Sig, crc_next: &Sig) -> Vec<Stmt> {
     ]
 }
 
-/// The payload byte at `t_pidx`: each source a flat vector (byte 0 lowest) of a power-of-two
-/// number of bytes, indexed by the payload position; then one byte multiplexer by reply kind.
-/// (Multiplexing whole padded vectors first cost about 600 LUT4 on iCE40.)
-fn payload_byte(m: &mut Module, ifc: &CoreInterface, info: &Info, t: &Tx) -> Sig {
-    let pw = bits_for(info.result_bytes().max(Info::LEN).next_power_of_two() - 1);
+/// Bits of the payload index: every source fits a power of two of bytes below it.
+fn payload_index_bits(info: &Info) -> usize {
+    bits_for(info.result_bytes().max(Info::LEN).next_power_of_two() - 1)
+}
+
+/// The payload byte being sent: each source a flat vector (byte 0 lowest) of a power-of-two
+/// number of bytes, its byte registered when the previous byte goes; then one byte multiplexer
+/// by reply kind. (Multiplexing whole padded vectors first cost about 600 LUT4 on iCE40.)
+fn payload_byte(m: &mut Module, ifc: &CoreInterface, info: &Info, t: &Tx, fire: &Sig) -> Sig {
+    let at = Index {
+        next: &t.pnext,
+        load: fire,
+    };
     let info_b = source(
         m,
-        &t.pidx,
+        &at,
         "info",
         vec![const_flat(&info.to_bytes())],
         Info::LEN * 8,
     );
-    let ping_b = source(m, &t.pidx, "ping", vec![const_flat(&PING_MAGIC)], 32);
+    let ping_b = source(m, &at, "ping", vec![const_flat(&PING_MAGIC)], 32);
     let fifo_bits = bits_for(MAX_IN_FLIGHT - 1);
     let counters: Vec<Sig> = [
         ("inflight", fifo_bits + 1),
@@ -234,10 +247,10 @@ fn payload_byte(m: &mut Module, ifc: &CoreInterface, info: &Info, t: &Tx) -> Sig
         crc_errors.e(),
         load_crc.e(),
     ];
-    let status_b = source(m, &t.pidx, "status", status, 64);
-    let check_b = source(m, &t.pidx, "check", vec![load_crc.e()], 16);
+    let status_b = source(m, &at, "status", status, 64);
+    let check_b = source(m, &at, "check", vec![load_crc.e()], 16);
     let result_parts = result_parts(m, ifc, info, load_crc);
-    let result_b = source(m, &t.pidx, "result", result_parts, info.result_bytes() * 8);
+    let result_b = source(m, &at, "result", result_parts, info.result_bytes() * 8);
     // The kind decoded into flags a cycle after it is set (the payload comes five bytes
     // later), so that the byte is an AND-OR of the sources (a priority chain over kind compares
     // was the UP5K's critical path at 48 MHz); any other kind sends the opcode.
@@ -252,7 +265,7 @@ fn payload_byte(m: &mut Module, ifc: &CoreInterface, info: &Info, t: &Tx) -> Sig
         vec![kind_is.set(Expr::Concat(flags))],
     ));
     let sources = [result_b, info_b, status_b, check_b, ping_b, t.op.e()];
-    let byte = m.wire(
+    m.wire(
         "t_payload_byte",
         8,
         one_hot_mux(
@@ -262,16 +275,19 @@ fn payload_byte(m: &mut Module, ifc: &CoreInterface, info: &Info, t: &Tx) -> Sig
                 .map(|(i, v)| (kind_is.bit(i), v))
                 .collect(),
         ),
-    );
-    if pw < 16 {
-        m.wire("unused_t_pidx", 16 - pw, t.pidx.slice(15, pw));
-    }
-    byte
+    )
+}
+
+/// Where the sources' bytes are taken: the next payload index, and when.
+struct Index<'a> {
+    next: &'a Sig,
+    load: &'a Sig,
 }
 
 /// One payload source: `parts` (most significant first, `used_bits` in all) as a flat vector of a
-/// power-of-two number of bytes, and its byte at the payload index `pidx`.
-fn source(m: &mut Module, pidx: &Sig, name: &str, parts: Vec<Expr>, used_bits: usize) -> Expr {
+/// power-of-two number of bytes, and its byte at `at.next`, registered when `at.load` (the byte
+/// then stays while it is sent; a counter among the parts is taken a byte early).
+fn source(m: &mut Module, at: &Index, name: &str, parts: Vec<Expr>, used_bits: usize) -> Expr {
     let bytes = used_bits.div_ceil(8).max(1).next_power_of_two();
     let mut all = Vec::new();
     if bytes * 8 > used_bits {
@@ -283,13 +299,16 @@ fn source(m: &mut Module, pidx: &Sig, name: &str, parts: Vec<Expr>, used_bits: u
         return flat.e();
     }
     let ib = bits_for(bytes - 1);
-    let index = Expr::Concat(vec![pidx.slice(ib - 1, 0), e::k(3, 0)]);
-    m.wire(
-        &format!("{name}_byte"),
-        8,
-        Expr::PartSelect(flat.name().into(), Box::new(index), 8),
-    )
-    .e()
+    let index = Expr::Concat(vec![at.next.slice(ib - 1, 0), e::k(3, 0)]);
+    let byte = m.reg(&format!("{name}_byte"), 8);
+    m.push(Item::Always(
+        "clk".into(),
+        vec![s::when(
+            at.load.e(),
+            vec![byte.set(Expr::PartSelect(flat.name().into(), Box::new(index), 8))],
+        )],
+    ));
+    byte.e()
 }
 
 /// A result's payload, most significant first: the load checksum (the host refuses results
