@@ -98,6 +98,34 @@ fn raw_transactions_get_answers_to_ping_and_info() {
     );
 }
 
+#[test]
+fn a_header_announcing_more_than_a_slot_does_not_swallow_the_next_frame() {
+    // A sync byte in garbage followed by a length of 65,535: the board takes it for no frame
+    // (more than its 128-byte slots hold) and finds the PING right after it.
+    let board = start();
+    let mut bus = SimSpiBus::connect(&board.path, sck_hz()).unwrap();
+    let mut mosi = vec![bql_protocol::SYNC_REQUEST, 0x01, 0x00, 0xFF, 0xFF];
+    mosi.extend(bql_protocol::encode_request(0x01, 9, &[]));
+    let mut miso = bus.transfer(&mosi).unwrap();
+    for _ in 0..4 {
+        miso.extend(bus.transfer(&[IDLE; 32]).unwrap());
+    }
+    let mut d = bql_protocol::Decoder::responses(64);
+    d.push(&miso);
+    let mut frames = Vec::new();
+    while let Some(x) = d.next_frame() {
+        if let bql_protocol::Decoded::Frame(f) = x {
+            frames.push(f);
+        }
+    }
+    let want = bql_protocol::Frame {
+        head: 0,
+        seq: 9,
+        payload: bql_protocol::PING_MAGIC.to_vec(),
+    };
+    assert_eq!(frames, vec![want]);
+}
+
 /// Loads the model and streams `images` over SPI, with `faults` on the transactions; then reads
 /// the board's STATUS if `read_status`.
 fn stream(

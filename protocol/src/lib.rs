@@ -85,7 +85,7 @@ pub enum Code {
     Ok = 0x00,
     /// The request frame failed its CRC; it was not executed.
     BadCrc = 0x01,
-    /// The payload length is wrong for the opcode (or larger than a slot).
+    /// The payload length is wrong for the opcode.
     BadLength = 0x02,
     /// Unknown opcode.
     BadOpcode = 0x03,

@@ -1,9 +1,11 @@
 //! `bql_link_rx`: the frame decoder. It parses request frames byte by byte, writes each payload
 //! into the free frame slot (through the slot memory's write port), checks the CRC and, at the
 //! frame's end, latches the slot's descriptor (opcode, sequence number, length, verdict) and
-//! pulses `rx_commit`. A frame that finds its slot still full is read to its end and dropped
-//! (counted in `overflows`); a frame that stops in the middle is abandoned after a long silence
-//! (`timeouts`).
+//! pulses `rx_commit`. A header announcing more than a slot is no frame: the search for a sync
+//! byte resumes at the next byte, so a sync byte in garbage holds at most a slot's worth of the
+//! bytes after it (the host's flush of a slot of zeros then completes it). A frame that finds its
+//! slot still full is read to its end and dropped (counted in `overflows`); a frame that stops in
+//! the middle is abandoned after a long silence (`timeouts`).
 
 use bql_protocol::{Code, CRC_INIT, SYNC_REQUEST};
 
@@ -28,15 +30,11 @@ struct Regs {
     op: Sig,
     seq: Sig,
     len: Sig,
-    /// `len - 1` and `len > slot`, registered with the length's high byte: the payload's end
-    /// and the verdict then need no subtractor or comparator of their own (a 16-bit
-    /// subtract-and-compare was the UP5K's critical path at 48 MHz).
+    /// `len - 1`, registered with the length's high byte: the payload's end then needs no
+    /// subtractor of its own (a 16-bit subtract-and-compare was the UP5K's critical path at 48
+    /// MHz).
     last_idx: Sig,
-    too_long: Sig,
     idx: Sig,
-    /// `idx < slot`, kept in step with the index (its 16-bit compare into the slot memory's
-    /// write enable was the UP5K's critical path at 48 MHz).
-    in_slot: Sig,
     crc: Sig,
     /// The CRC's low byte matched (checked as it arrives, so the frame's last byte meets an
     /// 8-bit compare instead of a 16-bit one: the UP5K's 48 MHz).
@@ -56,8 +54,9 @@ struct Regs {
     /// A frame just ended with a CRC error, or was dropped (counted next cycle).
     bad_crc: Sig,
     dropped: Sig,
-    /// Bytes per slot.
-    slot: usize,
+    /// The length arriving with the current byte (if it is the length's high byte) is more
+    /// than a slot holds: `{rx_data, len[7:0]} > slot` as bit tests (a slot is a power of two).
+    over_slot: Sig,
 }
 
 /// Builds `bql_link_rx` for frame slots of `g.slot` bytes; `timeout` clocks of silence abandon
@@ -76,15 +75,15 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
         .map(|i| m.input(&format!("s_full{i}"), 1))
         .collect();
     let tw = bits_for(timeout);
+    let len = m.reg("r_len", 16);
     let regs = Regs {
         state: m.reg("r_state", bits_for(R_CRC1 as usize)),
         op: m.reg("r_op", 8),
         seq: m.reg("r_seq", 8),
-        len: m.reg("r_len", 16),
+        over_slot: over_slot(&mut m, &rx_data, &len, g.slot_bits),
+        len,
         last_idx: m.reg("r_last_idx", 16),
-        too_long: m.reg("r_too_long", 1),
         idx: m.reg("r_idx", 16),
-        in_slot: m.reg("r_in_slot", 1),
         crc: m.reg("r_crc", 16),
         crc_lo_ok: m.reg("r_crc_lo_ok", 1),
         crc_hi_ok: m.reg("r_crc_hi_ok", 1),
@@ -97,7 +96,6 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
         timeouts: m.output_reg("timeouts", 8),
         bad_crc: m.reg("r_bad_crc", 1),
         dropped: m.reg("r_dropped", 1),
-        slot: g.slot,
     };
     let descriptors: Vec<[Sig; 4]> = (0..g.slots)
         .map(|i| {
@@ -127,18 +125,11 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
         e::mux(
             e::lnot(crc_ok.e()),
             e::k(8, Code::BadCrc as u64),
-            e::mux(
-                r.too_long.e(),
-                e::k(8, Code::BadLength as u64),
-                e::k(8, Code::Ok as u64),
-            ),
+            e::k(8, Code::Ok as u64),
         ),
     );
     // The slot memory's write port: payload bytes of a frame that is being kept.
-    let storing = e::and(
-        e::and(rx_valid.e(), r.state.is(R_PAY)),
-        e::and(e::lnot(r.drop.e()), r.in_slot.e()),
-    );
+    let storing = e::and(e::and(rx_valid.e(), r.state.is(R_PAY)), e::lnot(r.drop.e()));
     m.output("fb_we", 1);
     m.push(Item::Assign(
         e::r("fb_we"),
@@ -207,6 +198,26 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
     m
 }
 
+/// `{rx_data, r_len[7:0]} > 2^k`: a bit above `k` set, or bit `k` and one below it.
+fn over_slot(m: &mut Module, rx_data: &Sig, len_lo: &Sig, k: usize) -> Sig {
+    let len = m.wire(
+        "r_new_len",
+        16,
+        Expr::Concat(vec![rx_data.e(), len_lo.slice(7, 0)]),
+    );
+    let above = if k < 15 {
+        e::ne(len.slice(15, k + 1), e::k(15 - k, 0))
+    } else {
+        e::k(1, 0)
+    };
+    let at = if k > 0 {
+        e::and(len.bit(k), e::ne(len.slice(k - 1, 0), e::k(k, 0)))
+    } else {
+        e::k(1, 0)
+    };
+    m.wire("r_over_slot", 1, e::or(above, at))
+}
+
 /// What a received byte does, by state.
 fn on_byte(r: &Regs, rx_data: &Sig, crc_next: &Sig, w_full: &Sig) -> Vec<Stmt> {
     let byte_crc = r.crc.set(crc_next.e());
@@ -235,22 +246,20 @@ fn on_byte(r: &Regs, rx_data: &Sig, crc_next: &Sig, w_full: &Sig) -> Vec<Stmt> {
                 r.state.is(R_LEN1),
                 vec![
                     s::set(r.len.slice(15, 8), rx_data.e()),
-                    r.last_idx.set(e::sub(new_len.clone(), e::k(16, 1))),
-                    r.too_long.set(e::bin(
-                        crate::ir::BinOp::Gt,
-                        new_len,
-                        e::k(16, r.slot as u64),
-                    )),
+                    r.last_idx.set(e::sub(new_len, e::k(16, 1))),
                     byte_crc.clone(),
                     r.idx.set_k(0),
-                    r.in_slot.set_k(u64::from(r.slot > 0)),
                     s::when_else(
-                        e::and(
-                            e::eq(rx_data.e(), e::k(8, 0)),
-                            e::eq(r.len.slice(7, 0), e::k(8, 0)),
-                        ),
-                        vec![r.state.set_k(R_CRC0)],
-                        vec![r.state.set_k(R_PAY)],
+                        r.over_slot.e(),
+                        vec![r.state.set_k(R_HUNT)],
+                        vec![s::when_else(
+                            e::and(
+                                e::eq(rx_data.e(), e::k(8, 0)),
+                                e::eq(r.len.slice(7, 0), e::k(8, 0)),
+                            ),
+                            vec![r.state.set_k(R_CRC0)],
+                            vec![r.state.set_k(R_PAY)],
+                        )],
                     ),
                 ],
             ),
@@ -259,10 +268,6 @@ fn on_byte(r: &Regs, rx_data: &Sig, crc_next: &Sig, w_full: &Sig) -> Vec<Stmt> {
                 vec![
                     byte_crc,
                     r.idx.inc(),
-                    r.in_slot.set(e::and(
-                        r.in_slot.e(),
-                        e::lnot(r.idx.is(r.slot.saturating_sub(1) as u64)),
-                    )),
                     s::when(
                         e::eq(r.idx.e(), r.last_idx.e()),
                         vec![r.state.set_k(R_CRC0)],
