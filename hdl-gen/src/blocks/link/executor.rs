@@ -418,12 +418,10 @@ fn free(x: &Ex) -> Vec<Stmt> {
 
 /// The deferred half of [`free`].
 fn apply_free(x: &Ex) -> Stmt {
-    let mut clear = s::chain(
-        (1..x.full.len())
-            .map(|i| (x.slot.is(i as u64), vec![x.full[i].set_k(0)]))
-            .collect(),
-        vec![x.full[0].set_k(0)],
-    );
+    // One independent `if` per slot (one-hot conditions), not a priority chain of compares.
+    let mut clear: Vec<Stmt> = (0..x.full.len())
+        .map(|i| s::when(x.slot.is(i as u64), vec![x.full[i].set_k(0)]))
+        .collect();
     clear.extend([x.slot.inc(), x.free_pending.set_k(0)]);
     s::when(x.free_pending.e(), clear)
 }

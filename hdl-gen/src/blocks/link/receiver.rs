@@ -54,8 +54,10 @@ struct Regs {
     /// A frame just ended with a CRC error, or was dropped (counted next cycle).
     bad_crc: Sig,
     dropped: Sig,
-    /// The length arriving with the current byte (if it is the length's high byte) is more
-    /// than a slot holds: `{rx_data, len[7:0]} > slot` as bit tests (a slot is a power of two).
+    /// The length arriving with the current byte, if it is the length's high byte:
+    /// `{rx_data, len[7:0]}`.
+    new_len: Sig,
+    /// `new_len` is more than a slot holds, as bit tests (a slot is a power of two).
     over_slot: Sig,
 }
 
@@ -76,11 +78,17 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
         .collect();
     let tw = bits_for(timeout);
     let len = m.reg("r_len", 16);
+    let new_len = m.wire(
+        "r_new_len",
+        16,
+        Expr::Concat(vec![rx_data.e(), len.slice(7, 0)]),
+    );
     let regs = Regs {
         state: m.reg("r_state", bits_for(R_CRC1 as usize)),
         op: m.reg("r_op", 8),
         seq: m.reg("r_seq", 8),
-        over_slot: over_slot(&mut m, &rx_data, &len, g.slot_bits),
+        over_slot: over_slot(&mut m, &new_len, g.slot_bits),
+        new_len,
         len,
         last_idx: m.reg("r_last_idx", 16),
         idx: m.reg("r_idx", 16),
@@ -198,13 +206,8 @@ pub fn module(g: &Geometry, timeout: usize) -> Module {
     m
 }
 
-/// `{rx_data, r_len[7:0]} > 2^k`: a bit above `k` set, or bit `k` and one below it.
-fn over_slot(m: &mut Module, rx_data: &Sig, len_lo: &Sig, k: usize) -> Sig {
-    let len = m.wire(
-        "r_new_len",
-        16,
-        Expr::Concat(vec![rx_data.e(), len_lo.slice(7, 0)]),
-    );
+/// `len > 2^k`: a bit above `k` set, or bit `k` and one below it.
+fn over_slot(m: &mut Module, len: &Sig, k: usize) -> Sig {
     let above = if k < 15 {
         e::ne(len.slice(15, k + 1), e::k(15 - k, 0))
     } else {
@@ -221,7 +224,6 @@ fn over_slot(m: &mut Module, rx_data: &Sig, len_lo: &Sig, k: usize) -> Sig {
 /// What a received byte does, by state.
 fn on_byte(r: &Regs, rx_data: &Sig, crc_next: &Sig, w_full: &Sig) -> Vec<Stmt> {
     let byte_crc = r.crc.set(crc_next.e());
-    let new_len = Expr::Concat(vec![rx_data.e(), r.len.slice(7, 0)]);
     let header = |field: Stmt, next: u64| vec![field, byte_crc.clone(), r.state.set_k(next)];
     s::chain(
         vec![
@@ -246,17 +248,14 @@ fn on_byte(r: &Regs, rx_data: &Sig, crc_next: &Sig, w_full: &Sig) -> Vec<Stmt> {
                 r.state.is(R_LEN1),
                 vec![
                     s::set(r.len.slice(15, 8), rx_data.e()),
-                    r.last_idx.set(e::sub(new_len, e::k(16, 1))),
+                    r.last_idx.set(e::sub(r.new_len.e(), e::k(16, 1))),
                     byte_crc.clone(),
                     r.idx.set_k(0),
                     s::when_else(
                         r.over_slot.e(),
                         vec![r.state.set_k(R_HUNT)],
                         vec![s::when_else(
-                            e::and(
-                                e::eq(rx_data.e(), e::k(8, 0)),
-                                e::eq(r.len.slice(7, 0), e::k(8, 0)),
-                            ),
+                            e::eq(r.new_len.e(), e::k(16, 0)),
                             vec![r.state.set_k(R_CRC0)],
                             vec![r.state.set_k(R_PAY)],
                         )],
