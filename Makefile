@@ -56,6 +56,7 @@ bench: build
 # Logic per XNOR-popcount lane on iCE40 and ECP5, bql's counters beside the behavioural baseline
 # (yosys slope between 16 and 32 PEs of 64 lanes; about 5 minutes).
 lanes: build
+	cargo build --release -q -p bql-hdl-gen --example popcount
 	@scripts/lanes.sh
 
 # The CNN hardware figures: mnist-cnn on the iCEBreaker, CNV-W1A1 at full ULX3S speed (needs

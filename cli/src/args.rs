@@ -50,9 +50,10 @@ pub struct DesignArgs {
     /// delivers images, since faster lanes would only wait for the link.
     #[arg(long)]
     pub ignore_link: bool,
-    /// How binary layers count their lanes: `carry-cells` (the ECP5 default: lanes inside the
-    /// CCU2C carry cells' propagate terms) or `adders` (the iCE40 default: an adder tree that
-    /// yosys maps; on the ECP5 for comparison).
+    /// How binary layers count their lanes: `carry-cells` (the default: the family's cells
+    /// instantiated, on the ECP5 CCU2C carry cells with the lanes inside their propagate terms,
+    /// on the iCE40 SB_LUT4 + SB_CARRY lane pairs and ripple adders) or `adders` (an adder tree
+    /// that yosys maps, for comparison).
     #[arg(long, value_name = "KIND", value_parser = ["adders", "carry-cells"])]
     pub popcount: Option<String>,
     /// The host link: `uart` (the board's USB-serial bridge) or `spi` (the iCEBreaker's FTDI

@@ -19,6 +19,7 @@ pub mod blocks {
     pub mod argmax;
     pub mod clock;
     pub mod compressor;
+    pub mod compressor_ice40;
     pub mod core;
     pub mod inbuf;
     pub mod link;

@@ -342,7 +342,7 @@ fn packing_luts(pe: usize, word: usize) -> usize {
 /// estimate follows the layer's [`InputMode`]; the last layer also counts its score vector.
 pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
     // Carry-cell popcounts are counted exactly, in LUT sites of the family (not calibrated).
-    let carry_sites = l.tree().carry_tree().map_or(0, |t| l.pe * t.halves());
+    let carry_sites = l.tree().cell_tree().map_or(0, |t| l.pe * t.sites());
     let lane = if l.pixel_input {
         LUT_PER_PIXEL_LANE
     } else if carry_sites > 0 {
@@ -811,7 +811,7 @@ pub fn plan(
 }
 
 /// [`plan`] with the binary layers' lane counter chosen (`None`: the family's default,
-/// [`Popcount::for_layer`]). Carry cells exist on the ECP5 only.
+/// [`Popcount::for_layer`]). `CarryCells` means the family's own cells ([`Popcount::on`]).
 pub fn plan_counting(
     net: &Network,
     dev: &Device,
@@ -819,14 +819,7 @@ pub fn plan_counting(
     floor: Option<usize>,
     popcount: Option<Popcount>,
 ) -> Result<Plan> {
-    if popcount == Some(Popcount::CarryCells) && dev.family != crate::board::Family::Ecp5 {
-        return Err(Error::invalid(format!(
-            "--popcount carry-cells builds on ECP5 carry cells (CCU2C); the {} is an {} device: \
-             use --popcount adders",
-            dev.name,
-            dev.family.def().name
-        )));
-    }
+    let popcount = popcount.map(|p| p.on(dev.family));
     let link_interval = floor;
     let floor = floor.unwrap_or(0);
     let mut plan = match plan_within(net, dev, overrides, true, floor, popcount) {

@@ -1,29 +1,33 @@
-//! The ECP5 carry-cell popcount compressors count right in both of their forms: the behavioural
-//! cell model that simulations run, and the CCU2C primitives that yosys builds, simulated with
-//! yosys's own model of the cell (its `ecp5/cells_sim.v`). Icarus runs each tree on random
-//! lanes and compares every count with a plain loop over the lanes in the testbench.
+//! The cell popcount compressors (ECP5 CCU2C, iCE40 SB_LUT4 + SB_CARRY) count right in both of
+//! their forms: the behavioural cell model that simulations run, and the primitives that yosys
+//! builds, simulated with yosys's own models of the cells (its `ecp5/cells_sim.v` and
+//! `ice40/cells_sim.v`). Icarus runs each tree on random lanes and compares every count with a
+//! plain loop over the lanes in the testbench.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bql_hdl_gen::blocks::compressor::CarryTree;
+use bql_hdl_gen::blocks::compressor_ice40::LogicTree;
+use bql_hdl_gen::blocks::tree::CellTree;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// yosys's ECP5 simulation library, next to the yosys that the synthesis checks use.
-fn ecp5_cells() -> PathBuf {
+/// yosys's simulation library of `family` (`ecp5`, `ice40`), next to the yosys that the
+/// synthesis checks use.
+fn vendor_cells(family: &str) -> PathBuf {
     let yosys = bql_sim::tools::yosys(&root()).expect("yosys (make deps installs it)");
     let program = std::fs::canonicalize(&yosys.program).unwrap_or(yosys.program);
     let share = program
         .parent()
         .and_then(Path::parent)
-        .map(|p| p.join("share/yosys/ecp5/cells_sim.v"))
+        .map(|p| p.join(format!("share/yosys/{family}/cells_sim.v")))
         .filter(|p| p.is_file());
     share.unwrap_or_else(|| {
         panic!(
-            "yosys's ECP5 cell library (share/yosys/ecp5/cells_sim.v) is not next to {}: \
+            "yosys's {family} cell library (share/yosys/{family}/cells_sim.v) is not next to {}: \
              install Debian's yosys (make deps)",
             program.display()
         )
@@ -31,7 +35,7 @@ fn ecp5_cells() -> PathBuf {
 }
 
 /// A testbench: `vectors` random lane words, each count checked `latency` cycles later.
-fn testbench(t: &CarryTree, lanes: usize, vectors: usize, seed: u32) -> String {
+fn testbench(t: &CellTree, lanes: usize, vectors: usize, seed: u32) -> String {
     let (lat, ow) = (t.latency(), t.out_width());
     let words = lanes.div_ceil(32);
     format!(
@@ -77,7 +81,7 @@ endmodule
 }
 
 /// Runs `t` in Icarus (with the vendor cell model when `primitives`); returns the output.
-fn run(t: &CarryTree, lanes: usize, primitives: bool, dir: &Path) -> String {
+fn run(t: &CellTree, lanes: usize, primitives: bool, dir: &Path) -> String {
     std::fs::create_dir_all(dir).unwrap();
     let rtl = bql_hdl_gen::verilog::module(&t.module());
     std::fs::write(dir.join("tree.v"), rtl).unwrap();
@@ -87,8 +91,13 @@ fn run(t: &CarryTree, lanes: usize, primitives: bool, dir: &Path) -> String {
     cmd.current_dir(dir)
         .args(["-g2012", "-o", "tb.vvp", "tb.v", "tree.v"]);
     if primitives {
-        let cells = ecp5_cells();
+        let family = match t {
+            CellTree::Ccu2c(_) => "ecp5",
+            CellTree::Logic(_) => "ice40",
+        };
+        let cells = vendor_cells(family);
         cmd.arg("-DSYNTHESIS")
+            .arg("-DNO_ICE40_DEFAULT_ASSIGNMENTS")
             .arg(format!("-I{}", cells.parent().unwrap().display()))
             .arg(&cells);
     }
@@ -106,9 +115,9 @@ fn run(t: &CarryTree, lanes: usize, primitives: bool, dir: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn carry_trees_count_right_in_the_model_and_in_the_vendor_cells() {
-    let base = root().join("build/test-compressor");
+/// Runs trees of the shapes below in Icarus, as models and as vendor cells.
+fn check_trees(kind: &str, make: impl Fn(usize, usize) -> CellTree) {
+    let base = root().join("build/test-compressor").join(kind);
     let mut checked = 0;
     for (lanes, stride) in [
         (2, 3),
@@ -120,7 +129,7 @@ fn carry_trees_count_right_in_the_model_and_in_the_vendor_cells() {
         (100, 1),
         (257, 3),
     ] {
-        let t = CarryTree::new(lanes, stride);
+        let t = make(lanes, stride);
         for primitives in [false, true] {
             let dir = base.join(format!(
                 "l{lanes}s{stride}{}",
@@ -129,11 +138,25 @@ fn carry_trees_count_right_in_the_model_and_in_the_vendor_cells() {
             let out = run(&t, lanes, primitives, &dir);
             assert!(
                 out.contains("DONE 400 vectors, 0 errors"),
-                "{lanes} lanes, stride {stride}, {}: {out}",
-                if primitives { "CCU2C cells" } else { "model" }
+                "{kind}: {lanes} lanes, stride {stride}, {}: {out}",
+                if primitives { "vendor cells" } else { "model" }
             );
             checked += 1;
         }
     }
     assert_eq!(checked, 16);
+}
+
+#[test]
+fn carry_trees_count_right_in_the_model_and_in_the_vendor_cells() {
+    check_trees("ccu2c", |lanes, stride| {
+        CellTree::Ccu2c(CarryTree::new(lanes, stride))
+    });
+}
+
+#[test]
+fn logic_cell_trees_count_right_in_the_model_and_in_the_vendor_cells() {
+    check_trees("ice40", |lanes, stride| {
+        CellTree::Logic(LogicTree::new(lanes, stride))
+    });
 }

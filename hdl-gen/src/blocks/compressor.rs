@@ -296,7 +296,7 @@ impl Half {
 }
 
 /// `table[inputs]` as logic (the cell model's LUT), `inputs[0]` the least significant index bit.
-fn lut(table: &[bool], inputs: &[Expr]) -> Expr {
+pub(crate) fn lut(table: &[bool], inputs: &[Expr]) -> Expr {
     let Some((top, rest)) = inputs.split_last() else {
         return e::k(1, u64::from(table[0]));
     };
@@ -318,7 +318,8 @@ fn lut(table: &[bool], inputs: &[Expr]) -> Expr {
     }
 }
 
-fn table(init: u16, entries: usize) -> Vec<bool> {
+/// The first `entries` bits of `init`, least significant first.
+pub(crate) fn table(init: u16, entries: usize) -> Vec<bool> {
     (0..entries).map(|i| init >> i & 1 == 1).collect()
 }
 

@@ -11,26 +11,95 @@
 use serde::Serialize;
 
 use crate::blocks::compressor::CarryTree;
+use crate::blocks::compressor_ice40::LogicTree;
 use crate::ir::{bits_for, e, Expr, Item, Module, Stmt};
 
 /// How a binary layer's PEs count their lanes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Popcount {
-    /// XOR terms into a pipelined tree of adders, mapped by yosys (iCE40, and 8-bit layers).
+    /// XOR terms into a pipelined tree of adders, mapped by yosys (8-bit layers).
     Adders,
     /// ECP5 carry cells with the lanes' XORs inside their propagate terms
     /// ([`crate::blocks::compressor`]): cheaper per lane than what yosys maps on the ECP5.
     CarryCells,
+    /// iCE40 logic cells, SB_LUT4 with SB_CARRY, instantiated as a tree of lane pairs and
+    /// ripple adders ([`crate::blocks::compressor_ice40`]): cheaper per lane than what yosys
+    /// maps on the iCE40.
+    LogicCells,
 }
 
 impl Popcount {
-    /// The counter for a family's binary layers of `lanes` lanes.
+    /// The counter for a family's binary layers (8-bit layers add pixels with adders).
     pub fn for_layer(family: crate::board::Family, pixel_input: bool) -> Popcount {
-        if family == crate::board::Family::Ecp5 && !pixel_input {
-            Popcount::CarryCells
-        } else {
-            Popcount::Adders
+        match family {
+            _ if pixel_input => Popcount::Adders,
+            crate::board::Family::Ecp5 => Popcount::CarryCells,
+            crate::board::Family::Ice40 => Popcount::LogicCells,
+        }
+    }
+
+    /// The family's own cell compressor for `CarryCells` (the CLI's `carry-cells` names both).
+    pub fn on(self, family: crate::board::Family) -> Popcount {
+        match (self, family) {
+            (Popcount::CarryCells | Popcount::LogicCells, crate::board::Family::Ice40) => {
+                Popcount::LogicCells
+            }
+            (Popcount::CarryCells | Popcount::LogicCells, crate::board::Family::Ecp5) => {
+                Popcount::CarryCells
+            }
+            (Popcount::Adders, _) => Popcount::Adders,
+        }
+    }
+}
+
+/// A compressor built from a family's cells.
+#[derive(Debug, Clone)]
+pub enum CellTree {
+    /// ECP5 CCU2C cells.
+    Ccu2c(CarryTree),
+    /// iCE40 logic cells.
+    Logic(LogicTree),
+}
+
+impl CellTree {
+    /// LUT sites it fills: CCU2C halves, or iCE40 logic cells.
+    pub fn sites(&self) -> usize {
+        match self {
+            CellTree::Ccu2c(t) => t.halves(),
+            CellTree::Logic(t) => t.cells(),
+        }
+    }
+
+    /// Pipeline registers on the way from the lanes to the count.
+    pub fn latency(&self) -> usize {
+        match self {
+            CellTree::Ccu2c(t) => t.latency(),
+            CellTree::Logic(t) => t.latency(),
+        }
+    }
+
+    /// Width of the count.
+    pub fn out_width(&self) -> usize {
+        match self {
+            CellTree::Ccu2c(t) => t.out_width(),
+            CellTree::Logic(t) => t.out_width(),
+        }
+    }
+
+    /// Module name.
+    pub fn name(&self) -> String {
+        match self {
+            CellTree::Ccu2c(t) => t.name(),
+            CellTree::Logic(t) => t.name(),
+        }
+    }
+
+    /// The module: inputs `clk`, `x`, `w`, output `sum`.
+    pub fn module(&self) -> Module {
+        match self {
+            CellTree::Ccu2c(t) => t.module(),
+            CellTree::Logic(t) => t.module(),
         }
     }
 }
@@ -56,7 +125,7 @@ pub const STRIDE: usize = 2;
 impl Tree {
     /// Pipeline latency in cycles: one per registered level.
     pub fn latency(&self) -> usize {
-        match self.carry_tree() {
+        match self.cell_tree() {
             Some(t) => t.latency(),
             None => {
                 let adders = (1..=self.levels()).filter(|&l| self.registered(l)).count();
@@ -83,15 +152,20 @@ impl Tree {
         level == 1 || (level - 1) % stride == 0 || level == self.levels()
     }
 
-    /// The carry-cell compressor, when the tree is one.
-    pub fn carry_tree(&self) -> Option<CarryTree> {
-        self.uses_carry_cells()
-            .then(|| CarryTree::new(self.terms, self.stride))
+    /// The cell compressor, when the tree is one.
+    pub fn cell_tree(&self) -> Option<CellTree> {
+        if !self.uses_carry_cells() {
+            return None;
+        }
+        Some(match self.kind {
+            Popcount::LogicCells => CellTree::Logic(LogicTree::new(self.terms, self.stride)),
+            _ => CellTree::Ccu2c(CarryTree::new(self.terms, self.stride)),
+        })
     }
 
-    /// Carry cells need two lanes or more; a single lane is its own count.
+    /// Cell compressors need two lanes or more; a single lane is its own count.
     fn uses_carry_cells(&self) -> bool {
-        self.kind == Popcount::CarryCells && self.terms >= 2
+        self.kind != Popcount::Adders && self.terms >= 2
     }
 
     /// True when the module takes the lanes' two operands (`x`, `w`) rather than XOR terms.
@@ -121,7 +195,7 @@ impl Tree {
 
     /// Module name, e.g. `popcount_64` or `adder_tree_16x9s`.
     pub fn name(&self) -> String {
-        if let Some(t) = self.carry_tree() {
+        if let Some(t) = self.cell_tree() {
             t.name()
         } else if self.term_width == 1 && !self.signed {
             format!("popcount_{}", self.terms)
@@ -137,7 +211,7 @@ impl Tree {
 
     /// Builds the module: input `terms` (flat, term `i` at bits `[i*w +: w]`), output `sum`.
     pub fn module(&self) -> Module {
-        if let Some(t) = self.carry_tree() {
+        if let Some(t) = self.cell_tree() {
             return t.module();
         }
         let mut m = Module::new(self.name());

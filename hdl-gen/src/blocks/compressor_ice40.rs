@@ -1,0 +1,436 @@
+//! XNOR-popcount compressors built from iCE40 logic cells (SB_LUT4 with its SB_CARRY).
+//!
+//! An iCE40 logic cell is a LUT4 whose carry logic computes `MAJ(I1, I2, CI)` from the LUT's own
+//! inputs `I1`, `I2`, so a lane's XOR cannot ride in the carry (as it does in an ECP5 CCU2C): it
+//! needs a LUT before the chain. The parts of a tree, counted in logic cells:
+//! - a *lane*: its XOR in one LUT, a 1-bit count;
+//! - a *pair*: two lanes into two LUTs of four inputs each, their sum and their carry (a 2-bit
+//!   count of two lanes for one cell per lane);
+//! - an *adder* of two counts: a ripple chain of one cell per bit of the wider operand (the LUT
+//!   makes the sum bit from `I1, I2, I3 = CI`, the SB_CARRY the next carry), and one more cell
+//!   whose LUT passes the last carry to the fabric when the sum is a bit wider;
+//! - optionally a third lane as the adder's carry in: its XOR LUT and a *feed-in* cell whose
+//!   carry logic, `MAJ(l, l, 0) = l`, starts the chain with it. A chain's first carry input is a
+//!   constant or a carry out, so a fabric signal costs that cell either way (nextpnr-ice40 adds
+//!   it itself, "LCs used to legalise carry chains"); instantiated, it is counted.
+//!
+//! The tree is chosen by a search over the lane count (each node: an optional carry-in lane
+//! and any split in two), fewest cells first, then least depth, within one level of a balanced
+//! tree; registers follow every `stride` levels and the root. Costs: docs/hardware.md
+//! "Popcount compressors (iCE40 logic cells)", and `scripts/ice40-tree-cost.py` (the same model).
+//!
+//! Simulation runs each cell's behavioural model (`ifdef SYNTHESIS` picks the primitive for
+//! yosys); a test runs yosys's models of SB_LUT4 and SB_CARRY against it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use crate::blocks::compressor::{lut, table};
+use crate::ir::{bits_for, e, Expr, Item, Module, Sig, Stmt};
+
+/// How a node's lanes are counted.
+#[derive(Debug, Clone)]
+enum Shape {
+    Lane,
+    Pair,
+    Add {
+        left: Box<Shape>,
+        right: Box<Shape>,
+        carry_in: bool,
+        lanes: usize,
+    },
+}
+
+impl Shape {
+    fn lanes(&self) -> usize {
+        match self {
+            Shape::Lane => 1,
+            Shape::Pair => 2,
+            Shape::Add { lanes, .. } => *lanes,
+        }
+    }
+}
+
+/// Cells of an adder node over an `l`-lane and an `r`-lane count, with a carry-in lane or not:
+/// one per bit of the wider count, one for a carry out, and the carry-in lane's XOR and feed-in.
+fn adder_cells(l: usize, r: usize, carry_in: bool) -> usize {
+    let wider = bits_for(l).max(bits_for(r));
+    let out = bits_for(l + r + usize::from(carry_in));
+    wider + usize::from(out > wider) + 2 * usize::from(carry_in)
+}
+
+/// Search memo: (lanes, depth budget) -> (cells, depth, shape).
+type Memo = HashMap<(usize, usize), Option<(usize, usize, Shape)>>;
+
+thread_local! {
+    /// The search is a pure function of (lanes, budget); one memo per thread serves every plan.
+    static SHAPES: RefCell<Memo> = RefCell::new(HashMap::new());
+}
+
+/// The cheapest shape for `n` lanes no deeper than `budget` levels: (cells, depth, shape).
+fn best(n: usize, budget: usize, memo: &mut Memo) -> Option<(usize, usize, Shape)> {
+    match n {
+        1 => return Some((1, 0, Shape::Lane)),
+        2 if budget >= 1 => return Some((2, 1, Shape::Pair)),
+        _ if budget == 0 => return None,
+        _ => {}
+    }
+    if let Some(b) = memo.get(&(n, budget)) {
+        return b.clone();
+    }
+    let mut choice: Option<(usize, usize, Shape)> = None;
+    for carry_in in [false, true] {
+        let rest = n - usize::from(carry_in);
+        for l in rest.div_ceil(2)..rest {
+            let (Some((lc, ld, ls)), Some((rc, rd, rs))) =
+                (best(l, budget - 1, memo), best(rest - l, budget - 1, memo))
+            else {
+                continue;
+            };
+            let cells = lc + rc + adder_cells(l, rest - l, carry_in);
+            let depth = 1 + ld.max(rd);
+            if choice
+                .as_ref()
+                .is_none_or(|(c, d, _)| (cells, depth) < (*c, *d))
+            {
+                let shape = Shape::Add {
+                    left: Box::new(ls),
+                    right: Box::new(rs),
+                    carry_in,
+                    lanes: n,
+                };
+                choice = Some((cells, depth, shape));
+            }
+        }
+    }
+    memo.insert((n, budget), choice.clone());
+    choice
+}
+
+/// A popcount of `lanes` XNOR lanes in iCE40 logic cells.
+#[derive(Debug, Clone)]
+pub struct LogicTree {
+    lanes: usize,
+    stride: usize,
+    shape: Shape,
+    cells: usize,
+}
+
+impl LogicTree {
+    /// The cheapest tree for `lanes` (>= 2), registered every `stride` levels.
+    pub fn new(lanes: usize, stride: usize) -> LogicTree {
+        assert!(lanes >= 2, "a logic-cell tree needs two lanes");
+        let budget = bits_for(lanes - 1) + 1;
+        let (cells, _, shape) = SHAPES
+            .with(|memo| best(lanes, budget, &mut memo.borrow_mut()))
+            .expect("a balanced tree fits the budget");
+        LogicTree {
+            lanes,
+            stride: stride.max(1),
+            shape,
+            cells,
+        }
+    }
+
+    /// Logic cells (each a LUT4 with its carry logic).
+    pub fn cells(&self) -> usize {
+        self.cells
+    }
+
+    /// Module name.
+    pub fn name(&self) -> String {
+        format!("popcount_lc_{}", self.lanes)
+    }
+
+    /// Width of the count.
+    pub fn out_width(&self) -> usize {
+        bits_for(self.lanes)
+    }
+
+    /// Pipeline registers on the way from the lanes to the count.
+    pub fn latency(&self) -> usize {
+        self.stages(&self.shape, true).1
+    }
+
+    /// (depth, register stages at the output) of a node.
+    fn stages(&self, shape: &Shape, root: bool) -> (usize, usize) {
+        match shape {
+            Shape::Lane => (0, 0),
+            Shape::Pair => (1, usize::from(self.registered(1, root))),
+            Shape::Add { left, right, .. } => {
+                let (ld, ls) = self.stages(left, false);
+                let (rd, rs) = self.stages(right, false);
+                let depth = 1 + ld.max(rd);
+                (
+                    depth,
+                    ls.max(rs) + usize::from(self.registered(depth, root)),
+                )
+            }
+        }
+    }
+
+    fn registered(&self, depth: usize, root: bool) -> bool {
+        root || depth % self.stride == 0
+    }
+
+    /// Builds the module: inputs `x`, `w` (lanes), output `sum` = popcount(`x ^ w`).
+    pub fn module(&self) -> Module {
+        let mut m = Module::new(self.name());
+        m.doc.push(format!(
+            "{}: popcount of {} XNOR lanes (x ^ w) in {} iCE40 logic cells, {} pipeline stage(s).",
+            self.name(),
+            self.lanes,
+            self.cells,
+            self.latency()
+        ));
+        m.input("clk", 1);
+        let x = m.input("x", self.lanes);
+        let w = m.input("w", self.lanes);
+        let sum = m.output("sum", self.out_width());
+        let mut b = Builder {
+            m,
+            x,
+            w,
+            regs: Vec::new(),
+            cells: 0,
+        };
+        let root = b.node(self, &self.shape, 0, true);
+        b.m.push(Item::Assign(sum.e(), root.sig.e()));
+        let regs = std::mem::take(&mut b.regs);
+        b.m.push(Item::Always("clk".into(), regs));
+        b.m
+    }
+}
+
+/// A built node: its count in a signal, its depth and register stages.
+struct Built {
+    sig: Sig,
+    depth: usize,
+    stage: usize,
+}
+
+/// The 16-entry table of `f(I0, I1, I2, I3)`.
+fn init(f: impl Fn([bool; 4]) -> bool) -> u16 {
+    (0..16u16)
+        .filter(|i| f([0, 1, 2, 3].map(|k| (i >> k) & 1 == 1)))
+        .fold(0, |t, i| t | 1 << i)
+}
+
+struct Builder {
+    m: Module,
+    x: Sig,
+    w: Sig,
+    regs: Vec<Stmt>,
+    cells: usize,
+}
+
+impl Builder {
+    fn node(&mut self, tree: &LogicTree, shape: &Shape, first: usize, root: bool) -> Built {
+        match shape {
+            Shape::Lane => Built {
+                sig: self.lane(first),
+                depth: 0,
+                stage: 0,
+            },
+            Shape::Pair => {
+                let sig = self.pair(first);
+                self.finish(tree, sig, 1, 0, root)
+            }
+            Shape::Add {
+                left,
+                right,
+                carry_in,
+                lanes,
+            } => {
+                let l = self.node(tree, left, first, false);
+                let r = self.node(tree, right, first + left.lanes(), false);
+                let depth = 1 + l.depth.max(r.depth);
+                let stage = l.stage.max(r.stage);
+                let carry = carry_in.then(|| {
+                    let lane = self.lane(first + left.lanes() + right.lanes());
+                    self.delayed(lane, 0, stage)
+                });
+                let (a, b) = (
+                    self.delayed(l.sig, l.stage, stage),
+                    self.delayed(r.sig, r.stage, stage),
+                );
+                let sum = self.adder(&a, &b, carry, bits_for(*lanes));
+                self.finish(tree, sum, depth, stage, root)
+            }
+        }
+    }
+
+    /// Registers a node's count when its depth asks for it.
+    fn finish(
+        &mut self,
+        tree: &LogicTree,
+        sig: Sig,
+        depth: usize,
+        stage: usize,
+        root: bool,
+    ) -> Built {
+        if !tree.registered(depth, root) {
+            return Built { sig, depth, stage };
+        }
+        let q = self.m.reg(&format!("{}_q", sig.name()), sig.width());
+        self.regs.push(q.set(sig.e()));
+        Built {
+            sig: q,
+            depth,
+            stage: stage + 1,
+        }
+    }
+
+    /// `sig` (ready after `from` register stages) delayed to stage `to`.
+    fn delayed(&mut self, mut sig: Sig, from: usize, to: usize) -> Sig {
+        for t in from..to {
+            let d = self
+                .m
+                .reg(&format!("{}_d{}", sig.name(), t + 1), sig.width());
+            self.regs.push(d.set(sig.e()));
+            sig = d;
+        }
+        sig
+    }
+
+    /// Lane `i`'s XOR in a LUT.
+    fn lane(&mut self, i: usize) -> Sig {
+        let o = self.m.net(&format!("lane{i}"), 1);
+        let ins = [self.x.bit(i), self.w.bit(i), e::k(1, 0), e::k(1, 0)];
+        self.lut4(&format!("lane{i}_lut"), init(|v| v[0] ^ v[1]), ins, o.e());
+        o
+    }
+
+    /// Lanes `i` and `i + 1` counted in two LUTs: `{carry, sum}`.
+    fn pair(&mut self, i: usize) -> Sig {
+        let o = self.m.net(&format!("pair{i}"), 2);
+        let ins = [
+            self.x.bit(i),
+            self.w.bit(i),
+            self.x.bit(i + 1),
+            self.w.bit(i + 1),
+        ];
+        let sum = init(|v| v[0] ^ v[1] ^ v[2] ^ v[3]);
+        let carry = init(|v| (v[0] ^ v[1]) && (v[2] ^ v[3]));
+        self.lut4(&format!("pair{i}_sum"), sum, ins.clone(), o.bit(0));
+        self.lut4(&format!("pair{i}_carry"), carry, ins, o.bit(1));
+        o
+    }
+
+    /// `a + b (+ carry-in lane)` as a ripple chain, `width` bits.
+    fn adder(&mut self, a: &Sig, b: &Sig, carry_in: Option<Sig>, width: usize) -> Sig {
+        let name = format!("add{}", self.cells);
+        let s = self.m.net(&format!("{name}_s"), width);
+        let wider = a.width().max(b.width());
+        let bit = |x: &Sig, j: usize| if j < x.width() { x.bit(j) } else { e::k(1, 0) };
+        let mut carry = e::k(1, 0);
+        if let Some(lane) = carry_in {
+            // The feed-in cell: MAJ(l, l, 0) = l starts the chain.
+            let co = self.m.net(&format!("{name}_c0"), 1);
+            self.carry(&format!("{name}_feed"), [lane.e(), lane.e(), carry], co.e());
+            self.cells += 1;
+            carry = co.e();
+        }
+        let sum_bit = init(|v| v[1] ^ v[2] ^ v[3]);
+        for j in 0..wider {
+            let (aj, bj) = (bit(a, j), bit(b, j));
+            let ins = [e::k(1, 0), aj.clone(), bj.clone(), carry.clone()];
+            self.lut4(&format!("{name}_b{j}"), sum_bit, ins, s.bit(j));
+            if j + 1 < width {
+                // In the logic cell of bit j's LUT, which shares its inputs.
+                let co = self.m.net(&format!("{name}_c{}", j + 1), 1);
+                self.carry(&format!("{name}_b{j}"), [aj, bj, carry], co.e());
+                carry = co.e();
+            }
+        }
+        if width > wider {
+            let ins = [e::k(1, 0), e::k(1, 0), e::k(1, 0), carry];
+            self.lut4(&format!("{name}_out"), init(|v| v[3]), ins, s.bit(wider));
+        }
+        s
+    }
+
+    /// One SB_LUT4 (a logic cell): the primitive for synthesis, its model for simulation.
+    fn lut4(&mut self, name: &str, table16: u16, ins: [Expr; 4], o: Expr) {
+        self.cells += 1;
+        let model = vec![(o.clone(), lut(&table(table16, 16), &ins))];
+        let inputs = ["I0", "I1", "I2", "I3"]
+            .iter()
+            .zip(ins)
+            .map(|(p, x)| (p.to_string(), x))
+            .collect();
+        let primitive = Item::Primitive {
+            module: "SB_LUT4".into(),
+            name: name.into(),
+            params: vec![("LUT_INIT".into(), format!("16'h{table16:04x}"))],
+            inputs,
+            outputs: vec![("O".into(), o)],
+        };
+        self.m.push(Item::Cell {
+            primitive: Box::new(primitive),
+            model,
+        });
+    }
+
+    /// One SB_CARRY, `CO = MAJ(I0, I1, CI)`.
+    fn carry(&mut self, name: &str, ins: [Expr; 3], co: Expr) {
+        let [i0, i1, ci] = ins;
+        let maj = e::or(
+            e::and(i0.clone(), i1.clone()),
+            e::and(e::or(i0.clone(), i1.clone()), ci.clone()),
+        );
+        let inputs = vec![("I0".into(), i0), ("I1".into(), i1), ("CI".into(), ci)];
+        let model = vec![(co.clone(), maj)];
+        let primitive = Item::Primitive {
+            module: "SB_CARRY".into(),
+            name: format!("{name}_carry"),
+            params: Vec::new(),
+            inputs,
+            outputs: vec![("CO".into(), co)],
+        };
+        self.m.push(Item::Cell {
+            primitive: Box::new(primitive),
+            model,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_follow_the_pin_order() {
+        assert_eq!(init(|v| v[0] ^ v[1]), 0x6666);
+        assert_eq!(init(|v| v[3]), 0xff00);
+        assert_eq!(init(|v| v[1] ^ v[2] ^ v[3]), 0xc33c);
+    }
+
+    #[test]
+    fn trees_cost_what_the_model_says() {
+        // scripts/ice40-tree-cost.py (carry-in lanes at one feed-in cell): 17 cells for 8
+        // lanes, 38 for 16, 80 for 32, 164 for 64.
+        for (n, cells) in [(8, 17), (16, 38), (32, 80), (64, 164)] {
+            let t = LogicTree::new(n, 2);
+            assert_eq!(t.cells(), cells, "{n} lanes");
+            // A cell per LUT, and one per feed-in carry (the others share their LUT's cell).
+            let held = t
+                .module()
+                .items
+                .iter()
+                .filter(|i| match i {
+                    Item::Cell { primitive, .. } => matches!(
+                        primitive.as_ref(),
+                        Item::Primitive { module, name, .. }
+                            if module == "SB_LUT4" || name.ends_with("_feed_carry")
+                    ),
+                    _ => false,
+                })
+                .count();
+            assert_eq!(held, cells, "{n} lanes: cells in the module");
+            assert!(t.latency() >= 1);
+        }
+        assert_eq!(LogicTree::new(2, 2).cells(), 2);
+        assert_eq!(LogicTree::new(3, 2).cells(), 5);
+    }
+}
