@@ -16,6 +16,10 @@ Parts of a tree:
     value the carry logic itself can make (MAJ(x, w, 0) = x AND w in that extra cell) would
     enter for 0 more cells: that is the AND form of docs/hardware.md, not built.
 
+The generator's search (hdl-gen/src/blocks/compressor_ice40.rs) uses this model with the default
+cost; the trees it builds then place the XORs of lanes that are registered before use in the
+feed-in cells' free LUTs, which this model does not count (64 lanes: 146 cells built, 164 here).
+
 Usage: scripts/ice40-tree-cost.py [--carry-in-cost C] [LANES...]
 """
 import argparse
