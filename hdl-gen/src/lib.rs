@@ -27,6 +27,7 @@ pub mod blocks {
     pub mod pool;
     pub mod spi;
     pub mod tree;
+    pub(crate) mod tree_search;
     pub mod uart;
 }
 pub mod board;

@@ -20,37 +20,13 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use crate::blocks::tree_search::{cheapest, Costs, Memo, Shape};
 use crate::ir::{bits_for, e, Expr, Item, Module, Sig, Stmt};
-
-/// How a node's lanes are split: a lane, or an adder of two parts with an optional carry-in
-/// lane.
-#[derive(Debug, Clone)]
-enum Shape {
-    Lane,
-    Add {
-        left: Box<Shape>,
-        right: Box<Shape>,
-        carry_in: bool,
-        lanes: usize,
-    },
-}
-
-impl Shape {
-    fn lanes(&self) -> usize {
-        match self {
-            Shape::Lane => 1,
-            Shape::Add { lanes, .. } => *lanes,
-        }
-    }
-}
 
 /// Halves of one adder node: the inject half, one per sum bit, rounded up to whole cells.
 fn node_halves(lanes: usize, carry_in: bool) -> usize {
     (usize::from(carry_in) + bits_for(lanes)).next_multiple_of(2)
 }
-
-/// Search memo: (lanes, depth budget) -> (halves, depth, shape).
-type Memo = HashMap<(usize, usize), Option<(usize, usize, Shape)>>;
 
 thread_local! {
     /// The search is a pure function of (lanes, budget), and the planner asks for the same lane
@@ -58,50 +34,15 @@ thread_local! {
     static SHAPES: RefCell<Memo> = RefCell::new(HashMap::new());
 }
 
-/// The cheapest shape for `n` lanes no deeper than `budget` adder levels: (halves, depth,
-/// shape). Splits tried: balanced, and a part of `2^k - 1` or `2^k` lanes (their counts fill
-/// their widths, so no half carries a zero operand).
-fn best(n: usize, budget: usize, memo: &mut Memo) -> Option<(usize, usize, Shape)> {
-    if n == 1 {
-        return Some((0, 0, Shape::Lane));
-    }
-    if budget == 0 {
-        return None;
-    }
-    if let Some(b) = memo.get(&(n, budget)) {
-        return b.clone();
-    }
-    let mut choice: Option<(usize, usize, Shape)> = None;
-    for carry_in in [false, true] {
-        let rest = n - usize::from(carry_in);
-        if rest < 2 {
-            continue;
-        }
-        for l in split_sizes(rest) {
-            let (Some((lh, ld, ls)), Some((rh, rd, rs))) =
-                (best(l, budget - 1, memo), best(rest - l, budget - 1, memo))
-            else {
-                continue;
-            };
-            let halves = lh + rh + node_halves(n, carry_in);
-            let depth = 1 + ld.max(rd);
-            if choice
-                .as_ref()
-                .is_none_or(|(h, d, _)| (halves, depth) < (*h, *d))
-            {
-                let shape = Shape::Add {
-                    left: Box::new(ls),
-                    right: Box::new(rs),
-                    carry_in,
-                    lanes: n,
-                };
-                choice = Some((halves, depth, shape));
-            }
-        }
-    }
-    memo.insert((n, budget), choice.clone());
-    choice
-}
+/// The ECP5's costs in CCU2C halves: a lane rides in an adder half, no pair leaves. Splits
+/// tried: balanced, and a part of `2^k - 1` or `2^k` lanes (their counts fill their widths, so
+/// no half carries a zero operand).
+const COSTS: Costs = Costs {
+    lane: 0,
+    pair: None,
+    node: |l, r, carry_in| node_halves(l + r + usize::from(carry_in), carry_in),
+    splits: split_sizes,
+};
 
 /// Sizes of the larger part when `rest` lanes split in two.
 fn split_sizes(rest: usize) -> Vec<usize> {
@@ -134,7 +75,7 @@ impl CarryTree {
         // One level more than a balanced binary tree.
         let budget = bits_for(lanes - 1) + 1;
         let (halves, _, shape) = SHAPES
-            .with(|memo| best(lanes, budget, &mut memo.borrow_mut()))
+            .with(|memo| cheapest(lanes, budget, &COSTS, &mut memo.borrow_mut()))
             .expect("a balanced tree fits the budget");
         CarryTree {
             lanes,
@@ -168,6 +109,7 @@ impl CarryTree {
     fn stages(&self, shape: &Shape, root: bool) -> (usize, usize) {
         match shape {
             Shape::Lane => (0, 0),
+            Shape::Pair => unreachable!("the ECP5's costs have no pair leaves"),
             Shape::Add { left, right, .. } => {
                 let (ld, ls) = self.stages(left, false);
                 let (rd, rs) = self.stages(right, false);
@@ -342,6 +284,7 @@ impl Builder {
             lanes,
         } = shape
         else {
+            debug_assert!(matches!(shape, Shape::Lane), "no pair leaves on the ECP5");
             return Built {
                 value: Value::Lane(first),
                 depth: 0,

@@ -30,34 +30,10 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
 
 use crate::blocks::compressor::{lut, table};
+use crate::blocks::tree_search::{cheapest, Costs, Memo, Shape};
 use crate::ir::{bits_for, e, Expr, Item, Module, Sig, Stmt};
-
-/// How a node's lanes are counted.
-#[derive(Debug, Clone)]
-enum Shape {
-    Lane,
-    Pair,
-    Add {
-        // Shared: the search's memo hands out clones of its shapes.
-        left: Rc<Shape>,
-        right: Rc<Shape>,
-        carry_in: bool,
-        lanes: usize,
-    },
-}
-
-impl Shape {
-    fn lanes(&self) -> usize {
-        match self {
-            Shape::Lane => 1,
-            Shape::Pair => 2,
-            Shape::Add { lanes, .. } => *lanes,
-        }
-    }
-}
 
 /// Cells of an adder node over an `l`-lane and an `r`-lane count, with a carry-in lane or not:
 /// one per bit of the wider count, one for a carry out, and the carry-in lane's XOR and feed-in.
@@ -67,53 +43,18 @@ fn adder_cells(l: usize, r: usize, carry_in: bool) -> usize {
     wider + usize::from(out > wider) + 2 * usize::from(carry_in)
 }
 
-/// Search memo: (lanes, depth budget) -> (cells, depth, shape).
-type Memo = HashMap<(usize, usize), Option<(usize, usize, Shape)>>;
-
 thread_local! {
     /// The search is a pure function of (lanes, budget); one memo per thread serves every plan.
     static SHAPES: RefCell<Memo> = RefCell::new(HashMap::new());
 }
 
-/// The cheapest shape for `n` lanes no deeper than `budget` levels: (cells, depth, shape).
-fn best(n: usize, budget: usize, memo: &mut Memo) -> Option<(usize, usize, Shape)> {
-    match n {
-        1 => return Some((1, 0, Shape::Lane)),
-        2 if budget >= 1 => return Some((2, 1, Shape::Pair)),
-        _ if budget == 0 => return None,
-        _ => {}
-    }
-    if let Some(b) = memo.get(&(n, budget)) {
-        return b.clone();
-    }
-    let mut choice: Option<(usize, usize, Shape)> = None;
-    for carry_in in [false, true] {
-        let rest = n - usize::from(carry_in);
-        for l in split_sizes(rest) {
-            let (Some((lc, ld, ls)), Some((rc, rd, rs))) =
-                (best(l, budget - 1, memo), best(rest - l, budget - 1, memo))
-            else {
-                continue;
-            };
-            let cells = lc + rc + adder_cells(l, rest - l, carry_in);
-            let depth = 1 + ld.max(rd);
-            if choice
-                .as_ref()
-                .is_none_or(|(c, d, _)| (cells, depth) < (*c, *d))
-            {
-                let shape = Shape::Add {
-                    left: Rc::new(ls),
-                    right: Rc::new(rs),
-                    carry_in,
-                    lanes: n,
-                };
-                choice = Some((cells, depth, shape));
-            }
-        }
-    }
-    memo.insert((n, budget), choice.clone());
-    choice
-}
+/// The iCE40's costs in logic cells: a lane's XOR LUT, a pair's two LUTs, [`adder_cells`].
+const COSTS: Costs = Costs {
+    lane: 1,
+    pair: Some(2),
+    node: adder_cells,
+    splits: split_sizes,
+};
 
 /// Sizes of the larger part when `rest` lanes split in two: balanced, near powers of two, and
 /// near 3 and 5 times them. On every count up to 1,100 this set finds trees as cheap as trying
@@ -164,7 +105,7 @@ impl LogicTree {
         assert!(lanes >= 2, "a logic-cell tree needs two lanes");
         let budget = bits_for(lanes - 1) + 1;
         let (cells, _, shape) = SHAPES
-            .with(|memo| best(lanes, budget, &mut memo.borrow_mut()))
+            .with(|memo| cheapest(lanes, budget, &COSTS, &mut memo.borrow_mut()))
             .expect("a balanced tree fits the budget");
         let mut tree = LogicTree {
             lanes,
