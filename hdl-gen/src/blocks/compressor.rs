@@ -20,7 +20,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::blocks::tree_search::{cheapest, Costs, Memo, Shape};
+use crate::blocks::tree_search::{cheapest_tree, interface, Costs, Memo, Shape};
 use crate::ir::{bits_for, e, Expr, Item, Module, Sig, Stmt};
 
 /// Halves of one adder node: the inject half, one per sum bit, rounded up to whole cells.
@@ -29,8 +29,7 @@ fn node_halves(lanes: usize, carry_in: bool) -> usize {
 }
 
 thread_local! {
-    /// The search is a pure function of (lanes, budget), and the planner asks for the same lane
-    /// counts in every candidate plan: one memo per thread serves them all.
+    /// The search's memo ([`cheapest_tree`]).
     static SHAPES: RefCell<Memo> = RefCell::new(HashMap::new());
 }
 
@@ -71,12 +70,7 @@ pub struct CarryTree {
 impl CarryTree {
     /// The cheapest tree for `lanes` (>= 2), registered every `stride` adder levels.
     pub fn new(lanes: usize, stride: usize) -> CarryTree {
-        assert!(lanes >= 2, "a carry tree needs two lanes");
-        // One level more than a balanced binary tree.
-        let budget = bits_for(lanes - 1) + 1;
-        let (halves, _, shape) = SHAPES
-            .with(|memo| cheapest(lanes, budget, &COSTS, &mut memo.borrow_mut()))
-            .expect("a balanced tree fits the budget");
+        let (halves, shape) = cheapest_tree(lanes, &COSTS, &SHAPES);
         CarryTree {
             lanes,
             stride: stride.max(1),
@@ -128,18 +122,8 @@ impl CarryTree {
 
     /// Builds the module: inputs `x`, `w` (lanes), output `sum` = popcount(`x ^ w`).
     pub fn module(&self) -> Module {
-        let mut m = Module::new(self.name());
-        m.doc.push(format!(
-            "{}: popcount of {} XNOR lanes (x ^ w) in {} CCU2C halves, {} pipeline stage(s).",
-            self.name(),
-            self.lanes,
-            self.halves,
-            self.latency()
-        ));
-        m.input("clk", 1);
-        let x = m.input("x", self.lanes);
-        let w = m.input("w", self.lanes);
-        let sum = m.output("sum", self.out_width());
+        let cells = format!("{} CCU2C halves", self.halves);
+        let (m, x, w, sum) = interface(self.name(), self.lanes, &cells, self.latency());
         let mut b = Builder {
             m,
             x,

@@ -32,7 +32,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::blocks::compressor::{lut, table};
-use crate::blocks::tree_search::{cheapest, Costs, Memo, Shape};
+use crate::blocks::tree_search::{cheapest_tree, interface, Costs, Memo, Shape};
 use crate::ir::{bits_for, e, Expr, Item, Module, Sig, Stmt};
 
 /// Cells of an adder node over an `l`-lane and an `r`-lane count, with a carry-in lane or not:
@@ -44,7 +44,7 @@ fn adder_cells(l: usize, r: usize, carry_in: bool) -> usize {
 }
 
 thread_local! {
-    /// The search is a pure function of (lanes, budget); one memo per thread serves every plan.
+    /// The search's memo ([`cheapest_tree`]).
     static SHAPES: RefCell<Memo> = RefCell::new(HashMap::new());
 }
 
@@ -102,11 +102,7 @@ pub struct LogicTree {
 impl LogicTree {
     /// The cheapest tree for `lanes` (>= 2), registered every `stride` levels.
     pub fn new(lanes: usize, stride: usize) -> LogicTree {
-        assert!(lanes >= 2, "a logic-cell tree needs two lanes");
-        let budget = bits_for(lanes - 1) + 1;
-        let (cells, _, shape) = SHAPES
-            .with(|memo| cheapest(lanes, budget, &COSTS, &mut memo.borrow_mut()))
-            .expect("a balanced tree fits the budget");
+        let (cells, shape) = cheapest_tree(lanes, &COSTS, &SHAPES);
         let mut tree = LogicTree {
             lanes,
             stride: stride.max(1),
@@ -185,18 +181,8 @@ impl LogicTree {
 
     /// Builds the module: inputs `x`, `w` (lanes), output `sum` = popcount(`x ^ w`).
     pub fn module(&self) -> Module {
-        let mut m = Module::new(self.name());
-        m.doc.push(format!(
-            "{}: popcount of {} XNOR lanes (x ^ w) in {} iCE40 logic cells, {} pipeline stage(s).",
-            self.name(),
-            self.lanes,
-            self.cells,
-            self.latency()
-        ));
-        m.input("clk", 1);
-        let x = m.input("x", self.lanes);
-        let w = m.input("w", self.lanes);
-        let sum = m.output("sum", self.out_width());
+        let cells = format!("{} iCE40 logic cells", self.cells);
+        let (m, x, w, sum) = interface(self.name(), self.lanes, &cells, self.latency());
         let mut b = Builder {
             m,
             x,

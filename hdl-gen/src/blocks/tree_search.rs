@@ -1,10 +1,13 @@
 //! The search both cell compressors choose their trees with (ECP5 CCU2C, iCE40 logic cells): the
 //! cheapest tree over a lane count under a family's costs, no deeper than a budget of levels.
 //! Each node adds two parts and optionally one carry-in lane; leaves are lanes, and two-lane
-//! pairs where the family has them.
+//! pairs where the family has them. Also the compressors' common module interface.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+
+use crate::ir::{bits_for, Module, Sig};
 
 /// How a node's lanes are counted.
 #[derive(Debug, Clone)]
@@ -46,9 +49,25 @@ pub(crate) struct Costs {
 /// Search memo: (lanes, depth budget) -> (cost, depth, shape).
 pub(crate) type Memo = HashMap<(usize, usize), Option<(usize, usize, Shape)>>;
 
+/// The cheapest tree for `lanes` (>= 2) within one level of a balanced binary tree: (cost,
+/// shape). The search is a pure function of (lanes, budget), and the planner asks for the same
+/// lane counts in every candidate plan: one memo per family and thread serves them all.
+pub(crate) fn cheapest_tree(
+    lanes: usize,
+    costs: &Costs,
+    memo: &'static std::thread::LocalKey<RefCell<Memo>>,
+) -> (usize, Shape) {
+    assert!(lanes >= 2, "a compressor needs two lanes");
+    let budget = bits_for(lanes - 1) + 1;
+    let (cost, _, shape) = memo
+        .with(|memo| cheapest(lanes, budget, costs, &mut memo.borrow_mut()))
+        .expect("a balanced tree fits the budget");
+    (cost, shape)
+}
+
 /// The cheapest shape for `n` lanes no deeper than `budget` levels: (cost, depth, shape); fewest
 /// cost first, then least depth.
-pub(crate) fn cheapest(
+fn cheapest(
     n: usize,
     budget: usize,
     costs: &Costs,
@@ -94,4 +113,23 @@ pub(crate) fn cheapest(
     }
     memo.insert((n, budget), choice.clone());
     choice
+}
+
+/// A compressor module's interface: `clk`, lanes `x` and `w`, the count `sum` (returned with the
+/// module), and a header line saying what it holds (`cells`, e.g. "146 iCE40 logic cells").
+pub(crate) fn interface(
+    name: String,
+    lanes: usize,
+    cells: &str,
+    latency: usize,
+) -> (Module, Sig, Sig, Sig) {
+    let mut m = Module::new(name.clone());
+    m.doc.push(format!(
+        "{name}: popcount of {lanes} XNOR lanes (x ^ w) in {cells}, {latency} pipeline stage(s)."
+    ));
+    m.input("clk", 1);
+    let x = m.input("x", lanes);
+    let w = m.input("w", lanes);
+    let sum = m.output("sum", bits_for(lanes));
+    (m, x, w, sum)
 }
