@@ -54,7 +54,8 @@ bench: build
 	$(BQL) bench --repeat 11
 
 # Logic per XNOR-popcount lane on iCE40 and ECP5, bql's counters beside the behavioural baseline
-# (yosys slope between 16 and 32 PEs of 64 lanes; about 5 minutes).
+# (yosys slope between 16 and 32 PEs of 64 lanes, iCE40 also packed by nextpnr; PEs, trees
+# alone and whole MVTUs: about 15-20 minutes on two cores).
 lanes: build
 	cargo build --release -q -p bql-hdl-gen --example popcount
 	@scripts/lanes.sh
