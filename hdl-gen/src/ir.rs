@@ -505,6 +505,14 @@ impl Module {
     pub fn push(&mut self, item: Item) {
         self.items.push(item);
     }
+    /// Adds a vendor cell ([`Item::Cell`]): `primitive` (an [`Item::Primitive`]) for synthesis,
+    /// `model` (`lhs = rhs` per output) for simulation.
+    pub fn cell(&mut self, primitive: Item, model: Vec<(Expr, Expr)>) {
+        self.items.push(Item::Cell {
+            primitive: Box::new(primitive),
+            model,
+        });
+    }
     /// Declares a wire and assigns it.
     pub fn wire(&mut self, name: &str, width: usize, value: Expr) -> Sig {
         self.items.push(Item::Wire(name.into(), width));

@@ -413,10 +413,7 @@ impl Builder {
             inputs,
             outputs,
         };
-        self.m.push(Item::Cell {
-            primitive: Box::new(primitive),
-            model,
-        });
+        self.m.cell(primitive, model);
     }
 }
 

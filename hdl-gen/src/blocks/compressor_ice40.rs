@@ -220,6 +220,7 @@ struct Builder {
     x: Sig,
     w: Sig,
     regs: Vec<Stmt>,
+    /// Cells made so far (each adder is named by the count at its start).
     cells: usize,
     /// Delayed lanes whose XOR LUT is still to be placed: (lane, its net).
     guests: Vec<(usize, Sig)>,
@@ -425,10 +426,7 @@ impl Builder {
             inputs,
             outputs: vec![("O".into(), o)],
         };
-        self.m.push(Item::Cell {
-            primitive: Box::new(primitive),
-            model,
-        });
+        self.m.cell(primitive, model);
     }
 
     /// One SB_CARRY, `CO = MAJ(I0, I1, CI)`.
@@ -447,10 +445,7 @@ impl Builder {
             inputs,
             outputs: vec![("CO".into(), co)],
         };
-        self.m.push(Item::Cell {
-            primitive: Box::new(primitive),
-            model,
-        });
+        self.m.cell(primitive, model);
     }
 }
 
