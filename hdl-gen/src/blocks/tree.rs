@@ -41,14 +41,9 @@ impl Popcount {
 
     /// The family's own cell compressor for `CarryCells` (the CLI's `carry-cells` names both).
     pub fn on(self, family: crate::board::Family) -> Popcount {
-        match (self, family) {
-            (Popcount::CarryCells | Popcount::LogicCells, crate::board::Family::Ice40) => {
-                Popcount::LogicCells
-            }
-            (Popcount::CarryCells | Popcount::LogicCells, crate::board::Family::Ecp5) => {
-                Popcount::CarryCells
-            }
-            (Popcount::Adders, _) => Popcount::Adders,
+        match self {
+            Popcount::Adders => Popcount::Adders,
+            Popcount::CarryCells | Popcount::LogicCells => Popcount::for_layer(family, false),
         }
     }
 }
@@ -154,7 +149,7 @@ impl Tree {
 
     /// The cell compressor, when the tree is one.
     pub fn cell_tree(&self) -> Option<CellTree> {
-        if !self.uses_carry_cells() {
+        if !self.uses_cell_tree() {
             return None;
         }
         Some(match self.kind {
@@ -164,13 +159,13 @@ impl Tree {
     }
 
     /// Cell compressors need two lanes or more; a single lane is its own count.
-    fn uses_carry_cells(&self) -> bool {
+    fn uses_cell_tree(&self) -> bool {
         self.kind != Popcount::Adders && self.terms >= 2
     }
 
     /// True when the module takes the lanes' two operands (`x`, `w`) rather than XOR terms.
     pub fn takes_operands(&self) -> bool {
-        self.uses_carry_cells()
+        self.uses_cell_tree()
     }
 
     /// Adder levels.
@@ -186,7 +181,7 @@ impl Tree {
 
     /// Width of the sum.
     pub fn out_width(&self) -> usize {
-        if self.uses_carry_cells() {
+        if self.uses_cell_tree() {
             bits_for(self.terms)
         } else {
             self.term_width + self.levels()
