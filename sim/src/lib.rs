@@ -13,6 +13,7 @@ mod error;
 pub mod harness;
 pub mod icarus;
 pub mod localize;
+mod runtime_cache;
 pub mod serve;
 pub mod tools;
 pub mod verilator;

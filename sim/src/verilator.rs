@@ -14,13 +14,13 @@ use bql_hdl_gen::blocks::core::{CoreInterface, Tap, TapKind};
 use bql_hdl_gen::Design;
 
 use crate::harness::ConfigWrite;
+use crate::runtime_cache::RuntimeCache;
 use crate::tools::Tool;
 
 /// Flags passed to Verilator (part of the build cache key).
 const FLAGS: &[&str] = &[
     "--cc",
     "--exe",
-    "--build",
     "-O3",
     "--x-assign",
     "fast",
@@ -29,17 +29,13 @@ const FLAGS: &[&str] = &[
     "--noassert",
 ];
 
-/// How the generated C++ is compiled (part of the build cache key). Without `OPT_FAST` it is
-/// compiled at -Os. -O1 builds the default ULX3S core in 110 s of CPU against 470 s at -O2 and
-/// about 500 at -O3, and its model runs 10,000 MNIST images in 40.0 s against 50.8 and 51.5
-/// (the same results; one run each, docs/decisions.md). The PyPI wheel's verilated.mk has an
-/// empty CFG_CXXFLAGS_PCH_I, which breaks the precompiled-header step; gcc's is -include.
-const MAKE_FLAGS: &[&str] = &[
-    "-MAKEFLAGS",
-    "OPT_FAST=-O1",
-    "-MAKEFLAGS",
-    "CFG_CXXFLAGS_PCH_I=-include",
-];
+/// How the generated C++ is compiled: make variables (part of the build cache key). Without
+/// `OPT_FAST` it is compiled at -Os. -O1 builds the default ULX3S core in 110 s of CPU against
+/// 470 s at -O2 and about 500 at -O3, and its model runs 10,000 MNIST images in 40.0 s against
+/// 50.8 and 51.5 (the same results; one run each, docs/decisions.md). The PyPI wheel's
+/// verilated.mk has an empty CFG_CXXFLAGS_PCH_I, which breaks the precompiled-header step;
+/// gcc's is -include.
+const MAKE_VARS: &[&str] = &["OPT_FAST=-O1", "CFG_CXXFLAGS_PCH_I=-include"];
 
 fn words(bits: usize) -> usize {
     bits.div_ceil(32)
@@ -248,7 +244,7 @@ pub(crate) fn verilate(
         "{} {} {} {} {}",
         design.digest(),
         FLAGS.join(" "),
-        MAKE_FLAGS.join(" "),
+        MAKE_VARS.join(" "),
         extra_flags.join(" "),
         bql_hdl_gen::Design::text_digest(driver)
     );
@@ -261,24 +257,59 @@ pub(crate) fn verilate(
         .map_err(|e| crate::Error::io("cannot write the driver".into(), e))?;
     let mut cmd = tool.command();
     cmd.current_dir(&vdir).args(FLAGS).args(extra_flags);
-    cmd.args(MAKE_FLAGS);
     cmd.args(["--top-module", top, "sim_main.cpp"]);
     for f in design.rtl_sources() {
         cmd.arg(Path::new("../rtl").join(f));
     }
-    let out = cmd
-        .output()
-        .map_err(|e| crate::Error::io("cannot run Verilator".into(), e))?;
-    if !out.status.success() || !exe.is_file() {
+    run_build_step(&mut cmd, "Verilator")?;
+    let obj_dir = vdir.join("obj_dir");
+    let prefix = format!("V{top}");
+    let runtime = RuntimeCache::for_build(&obj_dir, &prefix, MAKE_VARS);
+    if let Some(r) = &runtime {
+        r.seed(&obj_dir);
+    }
+    // What `verilator --build` runs, with the tool's environment (`VERILATOR_ROOT`).
+    let mut make = Command::new("make");
+    make.current_dir(&obj_dir)
+        .args(["-f", &format!("{prefix}.mk"), &prefix])
+        .args(MAKE_VARS)
+        .envs(tool.env.iter().map(|(k, v)| (k, v)));
+    let what = match &runtime {
+        Some(r) => format!(
+            "The C++ build of the Verilator model (make; if it names a runtime object such as \
+             verilated.o, delete the cached copies in {})",
+            r.folder().display()
+        ),
+        None => "The C++ build of the Verilator model (make)".into(),
+    };
+    run_build_step(&mut make, &what)?;
+    if !exe.is_file() {
         return Err(crate::Error::tool_failed(format!(
-            "Verilator build failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            "the Verilator build made no {}",
+            exe.display()
         )));
+    }
+    if let Some(r) = &runtime {
+        r.store(&obj_dir);
     }
     std::fs::write(&stamp, key)
         .map_err(|e| crate::Error::io(format!("cannot write {}", stamp.display()), e))?;
     Ok((exe, false))
+}
+
+/// Runs one step of a model build; its output goes into the error when it fails.
+fn run_build_step(cmd: &mut Command, what: &str) -> crate::Result<()> {
+    let out = cmd
+        .output()
+        .map_err(|e| crate::Error::io(format!("cannot run {what}"), e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(crate::Error::tool_failed(format!(
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )))
 }
 
 /// Builds (or reuses) the Verilator model of the design written in `dir`.

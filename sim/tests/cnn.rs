@@ -98,55 +98,63 @@ fn compare(
     }
 }
 
-/// Twelve random CNN shapes (inputs 3-20 rows and columns with 1 or 3 channels, binary or 8-bit;
-/// 1-3 convolutions with kernels 1-5, strides 1-2, valid or same padding with either pad bit,
-/// 1-70 channels, maybe pooled; dense layers after the flatten), each with a random folding and
-/// built once; five weight sets per shape are then loaded through the run-time write port, each
-/// with its thresholds on the boundary of the first image at a random output position.
-#[test]
-fn random_cnns_with_many_weight_sets_match_the_reference() {
+/// A random CNN shape to simulate: its first weight set, folding and design, and the generator
+/// its weight sets continue from.
+struct RandomCnn {
+    seed: u64,
+    first: Network,
+    folds: Vec<(usize, usize, usize)>,
+    design: bql_hdl_gen::Design,
+    rng: common::Rng,
+}
+
+/// Random CNN shapes (inputs 3-20 rows and columns with 1 or 3 channels, binary or 8-bit; 1-3
+/// convolutions with kernels 1-5, strides 1-2, valid or same padding with either pad bit, 1-70
+/// channels, maybe pooled; dense layers after the flatten), each with a random folding:
+/// twelve, then further seeds only until two pools with their row in block RAM (wide maps, many
+/// channels: rarer among small random shapes) are among them. Generated, not simulated: the same
+/// every call.
+fn random_cnns() -> Vec<RandomCnn> {
     let b = board::load(&root().join("constraints"), "ulx3s").unwrap();
-    let tool = bql_sim::tools::verilator(&root()).unwrap();
-    let mut edges = Edges::default();
-    // Twelve shapes, then further seeds only until two pools with their row in block RAM
-    // (wide maps, many channels: rarer among small random shapes) have been run too.
-    let mut simulated = 0;
-    for shape in 0..500u64 {
-        if simulated >= 12 && edges.ram_rings >= 2 {
+    let mut chosen = Vec::new();
+    let mut ram_rings = 0;
+    for seed in 0..500u64 {
+        if chosen.len() >= 12 && ram_rings >= 2 {
             break;
         }
-        let first = random_cnn(0xc0ff_ee00 + shape);
-        let mut rng = common::Rng(77 + shape);
+        let first = random_cnn(0xc0ff_ee00 + seed);
+        let mut rng = common::Rng(77 + seed);
         let folds = common::random_cnn_folds(&first, &mut rng, 12, 40);
         let design = bql_hdl_gen::generate(&first, &b, &folds).unwrap_or_else(|e| {
             panic!(
-                "shape {shape} ({}), folds {folds:?}: {e}",
+                "shape {seed} ({}), folds {folds:?}: {e}",
                 first.arch_string()
             )
         });
         let mut these = Edges::default();
         these.count(&design.plan);
-        if simulated >= 12 && these.ram_rings == 0 {
+        if chosen.len() >= 12 && these.ram_rings == 0 {
             continue;
         }
-        simulated += 1;
-        edges.count(&design.plan);
-        let dir = std::env::temp_dir().join(format!("bql-cnn-{}-{shape}", std::process::id()));
-        design.write(&dir).unwrap();
-        let built = bql_sim::verilator::build(&tool, &design, &dir, first.classes()).unwrap();
-        for set in 0..5u64 {
-            let mut net = first.clone();
-            reweight(&mut net, rng.next_u64());
-            let len = net.input.len();
-            let pixels = random_pixels(rng.next_u64(), 3, len);
-            common::cnn_thresholds_on_the_boundary(&mut net, &pixels[..len], &mut rng);
-            let what = format!(
-                "shape {shape} ({}, folds {folds:?}) set {set}",
-                net.arch_string()
-            );
-            compare(&net, &design, &built, &dir, &pixels, &what);
-        }
-        std::fs::remove_dir_all(&dir).ok();
+        ram_rings += these.ram_rings;
+        chosen.push(RandomCnn {
+            seed,
+            first,
+            folds,
+            design,
+            rng,
+        });
+    }
+    chosen
+}
+
+/// The random CNN shapes exercise every window edge case (checked on their plans; the part
+/// tests below simulate them).
+#[test]
+fn random_cnns_exercise_every_window_edge_case() {
+    let mut edges = Edges::default();
+    for shape in random_cnns() {
+        edges.count(&shape.design.plan);
     }
     assert!(
         edges.before >= 2
@@ -160,6 +168,61 @@ fn random_cnns_with_many_weight_sets_match_the_reference() {
             && edges.register_rings >= 1,
         "window edge cases exercised: {edges:?}"
     );
+}
+
+/// The random CNNs are simulated in this many parts (tests that run in parallel).
+const PARTS: usize = 4;
+
+/// Simulates every `PARTS`-th random CNN from `part`: each built once; five weight sets per
+/// shape are then loaded through the run-time write port, each with its thresholds on the
+/// boundary of the first image at a random output position.
+fn random_cnns_part(part: usize) {
+    let tool = bql_sim::tools::verilator(&root()).unwrap();
+    for shape in random_cnns().into_iter().skip(part).step_by(PARTS) {
+        let RandomCnn {
+            seed,
+            first,
+            folds,
+            design,
+            mut rng,
+        } = shape;
+        let dir = std::env::temp_dir().join(format!("bql-cnn-{}-{seed}", std::process::id()));
+        design.write(&dir).unwrap();
+        let built = bql_sim::verilator::build(&tool, &design, &dir, first.classes()).unwrap();
+        for set in 0..5u64 {
+            let mut net = first.clone();
+            reweight(&mut net, rng.next_u64());
+            let len = net.input.len();
+            let pixels = random_pixels(rng.next_u64(), 3, len);
+            common::cnn_thresholds_on_the_boundary(&mut net, &pixels[..len], &mut rng);
+            let what = format!(
+                "shape {seed} ({}, folds {folds:?}) set {set}",
+                net.arch_string()
+            );
+            compare(&net, &design, &built, &dir, &pixels, &what);
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+#[test]
+fn random_cnns_with_many_weight_sets_match_the_reference_part_1() {
+    random_cnns_part(0);
+}
+
+#[test]
+fn random_cnns_with_many_weight_sets_match_the_reference_part_2() {
+    random_cnns_part(1);
+}
+
+#[test]
+fn random_cnns_with_many_weight_sets_match_the_reference_part_3() {
+    random_cnns_part(2);
+}
+
+#[test]
+fn random_cnns_with_many_weight_sets_match_the_reference_part_4() {
+    random_cnns_part(3);
 }
 
 /// The shipped MNIST CNN as planned for the iCEBreaker (its big layers in SPRAM, loaded through

@@ -67,28 +67,56 @@ fn default_design_with_spram_matches_the_reference_on_icebreaker() {
 #[path = "../../model/tests/common/mod.rs"]
 mod common;
 
-/// Twenty random shapes (1-4 layers, widths 1-300, both input kinds, random folding), each built
-/// once; twenty random weight and threshold sets per shape are then loaded through the run-time
-/// write port into the same build, each with its thresholds on the boundary of the first image.
-#[test]
-fn random_shapes_with_many_weight_sets_match_the_reference() {
+/// One of the twenty random shapes (1-4 layers, widths 1-300, both input kinds, random
+/// folding): its first weight set, folding and design, and the generator its weight sets
+/// continue from.
+struct RandomShape {
+    index: usize,
+    input: usize,
+    widths: Vec<usize>,
+    u8_input: bool,
+    first: bql_model::Network,
+    folds: Vec<(usize, usize, usize)>,
+    design: bql_hdl_gen::Design,
+    rng: common::Rng,
+}
+
+/// The twenty random shapes, generated (not simulated): the same every call.
+fn random_shapes() -> Vec<RandomShape> {
     let b = board::load(&root().join("constraints"), "ulx3s").unwrap();
-    let tool = bql_sim::tools::verilator(&root()).unwrap();
     let mut shapes = common::Rng(0x5eed);
-    // Input modes and packed-word layouts the shapes exercised (checked at the end).
-    let mut buffered = 0;
-    let mut unbuffered = 0;
-    let mut packed_partial = 0;
-    for s in 0..20 {
-        let input = shapes.range(1, 300) as usize;
-        let depth = shapes.range(1, 4) as usize;
-        let widths: Vec<usize> = (0..depth).map(|_| shapes.range(1, 300) as usize).collect();
-        let u8_input = shapes.next_u64() & 1 == 1;
-        let mut rng = common::Rng(1000 + s as u64);
-        let first = common::random_network(input, &widths, u8_input, 100, rng.next_u64(), false);
-        let folds = common::random_folds(&first, &mut rng, 12, 80);
-        let design = bql_hdl_gen::generate(&first, &b, &folds).unwrap();
-        for l in &design.plan.layers {
+    (0..20)
+        .map(|index| {
+            let input = shapes.range(1, 300) as usize;
+            let depth = shapes.range(1, 4) as usize;
+            let widths: Vec<usize> = (0..depth).map(|_| shapes.range(1, 300) as usize).collect();
+            let u8_input = shapes.next_u64() & 1 == 1;
+            let mut rng = common::Rng(1000 + index as u64);
+            let first =
+                common::random_network(input, &widths, u8_input, 100, rng.next_u64(), false);
+            let folds = common::random_folds(&first, &mut rng, 12, 80);
+            let design = bql_hdl_gen::generate(&first, &b, &folds).unwrap();
+            RandomShape {
+                index,
+                input,
+                widths,
+                u8_input,
+                first,
+                folds,
+                design,
+                rng,
+            }
+        })
+        .collect()
+}
+
+/// The random shapes exercise both input modes and packed words whose last word or fold is only
+/// partly filled (checked on the plans; the part tests below simulate them).
+#[test]
+fn random_shapes_exercise_input_modes_and_partly_packed_words() {
+    let (mut buffered, mut unbuffered, mut packed_partial) = (0, 0, 0);
+    for shape in random_shapes() {
+        for l in &shape.design.plan.layers {
             if l.input == bql_hdl_gen::plan::InputMode::Buffer {
                 buffered += 1;
             } else {
@@ -101,6 +129,33 @@ fn random_shapes_with_many_weight_sets_match_the_reference() {
                 packed_partial += 1;
             }
         }
+    }
+    assert!(
+        buffered >= 5 && unbuffered >= 5 && packed_partial >= 2,
+        "modes exercised: {buffered} buffered, {unbuffered} not, {packed_partial} partly packed"
+    );
+}
+
+/// The random shapes are simulated in this many parts (tests that run in parallel).
+const PARTS: usize = 4;
+
+/// Simulates every `PARTS`-th random shape from `part`: each built once; twenty random weight
+/// and threshold sets per shape are then loaded through the run-time write port into the same
+/// build, each with its thresholds on the boundary of the first image.
+fn random_shapes_part(part: usize) {
+    let b = board::load(&root().join("constraints"), "ulx3s").unwrap();
+    let tool = bql_sim::tools::verilator(&root()).unwrap();
+    for shape in random_shapes().into_iter().skip(part).step_by(PARTS) {
+        let RandomShape {
+            index: s,
+            input,
+            widths,
+            u8_input,
+            first,
+            folds,
+            design,
+            mut rng,
+        } = shape;
         let dir = std::env::temp_dir().join(format!("bql-vrand-{}-{s}", std::process::id()));
         design.write(&dir).unwrap();
         let built = bql_sim::verilator::build(&tool, &design, &dir, first.classes()).unwrap();
@@ -134,10 +189,26 @@ fn random_shapes_with_many_weight_sets_match_the_reference() {
         }
         std::fs::remove_dir_all(&dir).ok();
     }
-    assert!(
-        buffered >= 5 && unbuffered >= 5 && packed_partial >= 2,
-        "modes exercised: {buffered} buffered, {unbuffered} not, {packed_partial} partly packed"
-    );
+}
+
+#[test]
+fn random_shapes_with_many_weight_sets_match_the_reference_part_1() {
+    random_shapes_part(0);
+}
+
+#[test]
+fn random_shapes_with_many_weight_sets_match_the_reference_part_2() {
+    random_shapes_part(1);
+}
+
+#[test]
+fn random_shapes_with_many_weight_sets_match_the_reference_part_3() {
+    random_shapes_part(2);
+}
+
+#[test]
+fn random_shapes_with_many_weight_sets_match_the_reference_part_4() {
+    random_shapes_part(3);
 }
 
 /// A deliberately corrupted design: one threshold of the hidden layer changed in the generated
