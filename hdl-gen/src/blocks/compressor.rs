@@ -375,46 +375,146 @@ impl Builder {
         s
     }
 
-    /// One CCU2C: the primitive for synthesis, its model for simulation.
+    /// One CCU2C of node `k`'s chain.
     fn cell(&mut self, k: usize, c: usize, pair: &[Half], cin: Expr, nets: (&Sig, &Sig)) {
         let (s, co) = nets;
-        let (init0, init1) = (pair[0].init(), pair[1].init());
-        let (in0, in1) = (pair[0].inputs(), pair[1].inputs());
-        let mut inputs = vec![("CIN".to_string(), cin.clone())];
-        for (half, ins) in [(0, &in0), (1, &in1)] {
-            for (port, x) in ["A", "B", "C", "D"].iter().zip(ins.iter()) {
-                inputs.push((format!("{port}{half}"), x.clone()));
-            }
-        }
-        let outputs = vec![
-            ("S0".to_string(), s.bit(2 * c)),
-            ("S1".to_string(), s.bit(2 * c + 1)),
-            ("COUT".to_string(), co.bit(c)),
+        let halves = [
+            (pair[0].init(), pair[0].inputs()),
+            (pair[1].init(), pair[1].inputs()),
         ];
-        let p = |init: u16, ins: &[Expr; 4]| lut(&table(init, 16), ins);
-        let g = |init: u16, ins: &[Expr; 4]| lut(&table(init, 4), &ins[..2]);
-        let xor = |a: Expr, b: Expr| e::bin(crate::ir::BinOp::Xor, a, b);
-        // The carry between the halves, inside the cell.
-        let mid = e::mux(p(init0, &in0), cin.clone(), g(init0, &in0));
-        let model = vec![
-            (s.bit(2 * c), xor(p(init0, &in0), cin)),
-            (s.bit(2 * c + 1), xor(p(init1, &in1), mid.clone())),
-            (co.bit(c), e::mux(p(init1, &in1), mid, g(init1, &in1))),
-        ];
-        let primitive = Item::Primitive {
-            module: "CCU2C".into(),
-            name: format!("n{k}_cell{c}"),
-            params: vec![
-                ("INIT0".into(), format!("16'h{init0:04x}")),
-                ("INIT1".into(), format!("16'h{init1:04x}")),
-                ("INJECT1_0".into(), "\"NO\"".into()),
-                ("INJECT1_1".into(), "\"NO\"".into()),
-            ],
-            inputs,
-            outputs,
-        };
-        self.m.cell(primitive, model);
+        let outputs = [s.bit(2 * c), s.bit(2 * c + 1), co.bit(c)];
+        ccu2c(&mut self.m, &format!("n{k}_cell{c}"), &halves, cin, outputs);
     }
+}
+
+/// One CCU2C (two halves: each a table `INIT` over its inputs `[A, B, C, D]`), driving
+/// `[S0, S1, COUT]`: the primitive for synthesis, its model for simulation.
+fn ccu2c(m: &mut Module, name: &str, halves: &[(u16, [Expr; 4]); 2], cin: Expr, outs: [Expr; 3]) {
+    let [(init0, in0), (init1, in1)] = halves;
+    let mut inputs = vec![("CIN".to_string(), cin.clone())];
+    for (half, ins) in [(0, in0), (1, in1)] {
+        for (port, x) in ["A", "B", "C", "D"].iter().zip(ins.iter()) {
+            inputs.push((format!("{port}{half}"), x.clone()));
+        }
+    }
+    let [s0, s1, cout] = outs;
+    let outputs = vec![
+        ("S0".to_string(), s0.clone()),
+        ("S1".to_string(), s1.clone()),
+        ("COUT".to_string(), cout.clone()),
+    ];
+    let p = |init: u16, ins: &[Expr; 4]| lut(&table(init, 16), ins);
+    let g = |init: u16, ins: &[Expr; 4]| lut(&table(init, 4), &ins[..2]);
+    let xor = |a: Expr, b: Expr| e::bin(crate::ir::BinOp::Xor, a, b);
+    // The carry between the halves, inside the cell.
+    let mid = e::mux(p(*init0, in0), cin.clone(), g(*init0, in0));
+    let model = vec![
+        (s0, xor(p(*init0, in0), cin)),
+        (s1, xor(p(*init1, in1), mid.clone())),
+        (cout, e::mux(p(*init1, in1), mid, g(*init1, in1))),
+    ];
+    let primitive = Item::Primitive {
+        module: "CCU2C".into(),
+        name: name.into(),
+        params: vec![
+            ("INIT0".into(), format!("16'h{init0:04x}")),
+            ("INIT1".into(), format!("16'h{init1:04x}")),
+            ("INJECT1_0".into(), "\"NO\"".into()),
+            ("INJECT1_1".into(), "\"NO\"".into()),
+        ],
+        inputs,
+        outputs,
+    };
+    m.cell(primitive, model);
+}
+
+/// The table of an accumulator half, inputs `A` = the count's bit, `B` = first fold, `C` =
+/// the start value's bit, `D` = the accumulator's bit: `P = A ^ (B ? C : D)`. Its corner
+/// `G(A, B) = P(A, B, 0, 0) = A` is the generate term whenever `P = 0` (both operands equal `A`).
+const ACCUMULATE: u16 = {
+    let mut t = 0u16;
+    let mut i = 0;
+    while i < 16 {
+        let (a, b, c, d) = (i & 1, i >> 1 & 1, i >> 2 & 1, i >> 3 & 1);
+        if a ^ (if b == 1 { c } else { d }) == 1 {
+            t |= 1 << i;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// `(first ? start : acc) + count` (the count zero-extended; `start` is the bits of `word`
+/// from `offset`, or zero when absent) as one chain of CCU2C cells, the start-or-accumulator
+/// choice inside each half's table: one half per accumulator bit where a LUT multiplexer and an
+/// adder half were two. Returns the sum's wire, `name_sum`, as wide as `acc`.
+pub(crate) fn accumulate(
+    m: &mut Module,
+    name: &str,
+    count: &Sig,
+    first: Expr,
+    start: Option<(&Sig, usize)>,
+    acc: &Sig,
+) -> Sig {
+    let width = acc.width();
+    let halves: Vec<(u16, [Expr; 4])> = (0..width.next_multiple_of(2))
+        .map(|i| {
+            if i >= width {
+                return (0, [e::k(1, 0), e::k(1, 0), e::k(1, 0), e::k(1, 0)]);
+            }
+            let a = if i < count.width() {
+                count.bit(i)
+            } else {
+                e::k(1, 0)
+            };
+            let c = start.map_or(e::k(1, 0), |(word, offset)| word.bit(offset + i));
+            (ACCUMULATE, [a, first.clone(), c, acc.bit(i)])
+        })
+        .collect();
+    let cells = halves.len() / 2;
+    let s = m.net(&format!("{name}_s"), halves.len());
+    let co = m.net(&format!("{name}_co"), cells);
+    for (c, pair) in halves.chunks(2).enumerate() {
+        let cin = if c == 0 { e::k(1, 0) } else { co.bit(c - 1) };
+        let pair = [pair[0].clone(), pair[1].clone()];
+        let outs = [s.bit(2 * c), s.bit(2 * c + 1), co.bit(c)];
+        ccu2c(m, &format!("{name}_cell{c}"), &pair, cin, outs);
+    }
+    // The top carry, and the padding half's sum when the width is odd, go nowhere.
+    let mut unused = vec![co.bit(cells - 1)];
+    if width % 2 == 1 {
+        unused.push(s.bit(width));
+    }
+    m.wire(
+        &format!("{name}_unused"),
+        unused.len(),
+        Expr::Concat(unused),
+    );
+    m.wire(&format!("{name}_sum"), width, s.slice(width - 1, 0))
+}
+
+/// The accumulator of [`accumulate`] on its own, for tests: `acc` (`width` bits) takes
+/// `(first ? start : acc) + count` on every clock edge with `valid` high.
+pub fn accumulator_module(width: usize, count_width: usize) -> Module {
+    let mut m = Module::new(format!("accumulate_{width}x{count_width}"));
+    m.doc.push(format!(
+        "A {width}-bit accumulator of {count_width}-bit counts in CCU2C cells, preloaded on the \
+         first fold."
+    ));
+    m.input("clk", 1);
+    let count = m.input("count", count_width);
+    let first = m.input("first", 1);
+    let valid = m.input("valid", 1);
+    let start = m.input("start", width);
+    let out = m.output("acc", width);
+    let acc = m.reg("acc_q", width);
+    let sum = accumulate(&mut m, "a", &count, first.e(), Some((&start, 0)), &acc);
+    m.push(Item::Always(
+        "clk".into(),
+        vec![crate::ir::s::when(valid.e(), vec![acc.set(sum.e())])],
+    ));
+    m.push(Item::Assign(out.e(), acc.e()));
+    m
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@
 //! memory, the processing elements (lanes, adder tree, accumulator, comparison), and the
 //! output (a vector, or words streamed into the next layer's input buffer).
 
+use crate::blocks::compressor;
+use crate::blocks::tree::CellTree;
 use crate::board::SPRAM_SHAPE;
 use crate::ir::bits_for;
 use crate::ir::{e, s, BinOp, Expr, Item, Module, Sig, Stmt};
@@ -805,7 +807,7 @@ fn processing_elements(
             name: format!("pe{pe}_tree"),
             conns,
         });
-        let start = tword.map(|t| t.slice(pe * d.tw + d.tw - 1, pe * d.tw));
+        let start = tword.map(|t| (t, pe * d.tw));
         let (acc, update) = accumulator(md, l, pe, &count, start, tags);
         acc_stmts.push(update);
         let result = result(md, l, d, pe, &acc);
@@ -858,7 +860,7 @@ fn accumulator(
     l: &LayerPlan,
     pe: usize,
     count: &Sig,
-    start: Option<Expr>,
+    start: Option<(&Sig, usize)>,
     tags: &Tags,
 ) -> (Sig, Stmt) {
     let aw = match start {
@@ -867,24 +869,36 @@ fn accumulator(
     };
     let cw = count.width();
     let acc = md.reg(&format!("pe{pe}_acc"), aw);
-    let extended = if l.pixel_input {
-        e::sext(count.name(), cw, aw)
+    let sum = if !l.pixel_input && matches!(l.tree().cell_tree(), Some(CellTree::Ccu2c(_))) {
+        // ECP5 cell trees count binary lanes (unsigned): the choice rides in the carry cells.
+        compressor::accumulate(
+            md,
+            &format!("pe{pe}"),
+            count,
+            tags.acc_first.e(),
+            start,
+            &acc,
+        )
     } else {
-        e::zext(count.e(), cw, aw)
+        let extended = if l.pixel_input {
+            e::sext(count.name(), cw, aw)
+        } else {
+            e::zext(count.e(), cw, aw)
+        };
+        let first = start.map_or_else(
+            || e::k(aw, 0),
+            |(word, offset)| word.slice(offset + aw - 1, offset),
+        );
+        md.wire(
+            &format!("pe{pe}_sum"),
+            aw,
+            e::add(e::mux(tags.acc_first.e(), first, acc.e()), extended),
+        )
     };
-    let first = start.unwrap_or_else(|| e::k(aw, 0));
-    let sum = md.wire(
-        &format!("pe{pe}_sum"),
-        aw,
-        e::add(e::mux(tags.acc_first.e(), first, acc.e()), extended),
-    );
     let update = s::when(tags.acc_valid.e(), vec![acc.set(sum.e())]);
     (acc, update)
 }
 
-/// PE `pe`'s result: the output bit, the accumulator's sign (binary layers fire when
-/// `d - (N + 1 - T)` is negative, 8-bit layers when `sum - T` is not) or the score
-/// (N - disagreements, or the signed sum).
 fn result(md: &mut Module, l: &LayerPlan, d: &Dims, pe: usize, acc: &Sig) -> Sig {
     let aw = d.aw;
     let name = format!("pe{pe}_result");
