@@ -57,7 +57,7 @@ bench: build
 # (yosys slope between 16 and 32 PEs of 64 lanes, iCE40 also packed by nextpnr; PEs, trees
 # alone and whole MVTUs: about 15-20 minutes on two cores).
 lanes: build
-	cargo build --release -q -p bql-hdl-gen --example popcount
+	cargo build --release -q -p bql-hdl-gen --example popcount --example mvtu
 	@scripts/lanes.sh
 
 # The CNN hardware figures: mnist-cnn on the iCEBreaker, CNV-W1A1 at full ULX3S speed (needs

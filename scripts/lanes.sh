@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Logic per XNOR-popcount lane on iCE40 and ECP5, side by side in one run with the same yosys.
 #
-# Per lane: P processing elements of 64 lanes, each a popcount and a 16-bit accumulator (and
+# Per lane: P processing elements of 64 lanes, each a popcount and a 16-bit accumulator (bql's
+# CCU2C accumulator with the ECP5 carry cells, `a <= (first ? 0 : a) + c` otherwise) (and
 # again the popcounts alone, "trees alone"), are synthesized (yosys synth_ice40 / synth_ecp5) with 16 and with 32 PEs; the figure is the slope
 # (cells at 32 PEs - cells at 16 PEs) / (16 * 64 lanes). The popcount is bql's generated module
 # (`logic-cells`, the iCE40 default, `carry-cells`, the ECP5 default, or `adders`, the tree that
@@ -20,6 +21,7 @@ yosys=${1:-${YOSYS:-yosys}}
 nextpnr_ice40=${2:-${NEXTPNR_ICE40:-nextpnr-ice40}}
 bql=target/release/bql
 popcount=target/release/examples/popcount
+mvtu=target/release/examples/mvtu
 out=build/lanes
 mkdir -p "$out"
 
@@ -60,17 +62,17 @@ design() {
   echo "$dir"
 }
 
-# logic_cells_design PES -> the carry-cells design's folder with layer 1's counter swapped for the
-# iCE40 logic-cell tree of the same lanes and ports: the MVTU an iCE40 board gets. The default
-# model does not fit an iCE40 at these folds, so it is not generated for one. The two trees'
-# latencies may differ; the MVTU waits for its trees with a per-layer line of tags (one register
-# of about 8 bits per stage), the same at 16 and 32 PEs, so the slope is that of the iCE40 MVTU.
+# logic_cells_design PES -> a folder with layer 1's MVTU as the ULX3S plan of `design` has it
+# but with the iCE40 logic-cell tree (and so the accumulator an iCE40 layer has), printed by the
+# `mvtu` example: the default model does not fit an iCE40 at these folds, so it is not
+# generated for one. Its memories are the carry-cells design's.
 logic_cells_design() {
   local from dir="$out/logic-cells-p$1"
   from=$(design carry-cells "$1")
   if [ ! -f "$dir/rtl/layer1_mvtu.v" ]; then
     mkdir -p "$dir/rtl"
-    sed 's/popcount_ccu2c_64/popcount_lc_64/g' "$from/rtl/layer1_mvtu.v" > "$dir/rtl/layer1_mvtu.v"
+    "$mvtu" models/default.bqm ulx3s 1 logic-cells "1:$1:64" 0:16:264 2:8:32 3:1:32 \
+      > "$dir/rtl/layer1_mvtu.v" 2> /dev/null
     cp "$from"/rtl/layer1_*.hex "$dir/rtl/"
     "$popcount" logic-cells 64 > "$dir/rtl/popcount_lc_64.v" 2> /dev/null
   fi
@@ -118,7 +120,13 @@ pe_array() {
       files="pes.v popcount_lc_64.v"
       count='wire [6:0] c; popcount_lc_64 t (.clk(clk), .x(x), .w(w[64 * j +: 64]), .sum(c));' ;;
   esac
-  if [ "$mode" = acc ]; then
+  if [ "$mode" = acc ] && [ "$kind" = carry-cells ]; then
+    # bql's ECP5 accumulator: CCU2C cells with the first fold's choice in their tables.
+    "$popcount" accumulator 16 7 > "$dir/accumulate_16x7.v"
+    files="$files accumulate_16x7.v"
+    sum='wire [15:0] a;
+    accumulate_16x7 s (.clk(clk), .count(c), .first(first), .valid(1'"'"'b1), .start(16'"'"'d0), .acc(a));'
+  elif [ "$mode" = acc ]; then
     sum='reg [15:0] a;
     always @(posedge clk) a <= (first ? 16'"'"'d0 : a) + {9'"'"'d0, c};'
   elif [ "$kind" = baseline ]; then

@@ -68,8 +68,8 @@ pub struct Options {
     /// board's UART can deliver images ([`link_interval`]): lanes beyond that rate would idle
     /// behind the link and only cost logic, place-and-route time and power.
     pub ignore_link: bool,
-    /// How binary layers count their lanes; `None`: the family's default (carry cells on the
-    /// ECP5, adders on the iCE40).
+    /// How binary layers count their lanes; `None`: the family's default (its cells: CCU2C on
+    /// the ECP5, SB_LUT4 + SB_CARRY on the iCE40).
     pub popcount: Option<blocks::tree::Popcount>,
     /// The host link: the board's UART (the default) or its SPI link.
     pub link: LinkKind,
