@@ -179,13 +179,8 @@ const PARTS: usize = 4;
 fn random_cnns_part(part: usize) {
     let tool = bql_sim::tools::verilator(&root()).unwrap();
     for shape in random_cnns().into_iter().skip(part).step_by(PARTS) {
-        let RandomCnn {
-            seed,
-            first,
-            folds,
-            design,
-            mut rng,
-        } = shape;
+        let (seed, first, folds) = (shape.seed, shape.first, shape.folds);
+        let (design, mut rng) = (shape.design, shape.rng);
         let dir = std::env::temp_dir().join(format!("bql-cnn-{}-{seed}", std::process::id()));
         design.write(&dir).unwrap();
         let built = bql_sim::verilator::build(&tool, &design, &dir, first.classes()).unwrap();

@@ -146,16 +146,8 @@ fn random_shapes_part(part: usize) {
     let b = board::load(&root().join("constraints"), "ulx3s").unwrap();
     let tool = bql_sim::tools::verilator(&root()).unwrap();
     for shape in random_shapes().into_iter().skip(part).step_by(PARTS) {
-        let RandomShape {
-            index: s,
-            input,
-            widths,
-            u8_input,
-            first,
-            folds,
-            design,
-            mut rng,
-        } = shape;
+        let (s, input, u8_input, widths) = (shape.index, shape.input, shape.u8_input, shape.widths);
+        let (first, folds, design, mut rng) = (shape.first, shape.folds, shape.design, shape.rng);
         let dir = std::env::temp_dir().join(format!("bql-vrand-{}-{s}", std::process::id()));
         design.write(&dir).unwrap();
         let built = bql_sim::verilator::build(&tool, &design, &dir, first.classes()).unwrap();
