@@ -364,27 +364,27 @@ impl Builder {
 
     /// The CCU2C cells of node `k`'s chain; returns the wire of every half's sum output.
     fn chain(&mut self, k: usize, halves: &[Half]) -> Sig {
-        let cells = halves.len() / 2;
-        let s = self.m.net(&format!("n{k}_s"), halves.len());
-        let co = self.m.net(&format!("n{k}_co"), cells);
-        for (c, pair) in halves.chunks(2).enumerate() {
-            let cin = if c == 0 { e::k(1, 0) } else { co.bit(c - 1) };
-            self.cell(k, c, pair, cin, (&s, &co));
-        }
-        self.unused.push(co.bit(cells - 1));
+        let tables: Vec<(u16, [Expr; 4])> = halves.iter().map(|h| (h.init(), h.inputs())).collect();
+        let (s, co) = ccu2c_chain(&mut self.m, &format!("n{k}"), &tables);
+        self.unused.push(co.bit(co.width() - 1));
         s
     }
+}
 
-    /// One CCU2C of node `k`'s chain.
-    fn cell(&mut self, k: usize, c: usize, pair: &[Half], cin: Expr, nets: (&Sig, &Sig)) {
-        let (s, co) = nets;
-        let halves = [
-            (pair[0].init(), pair[0].inputs()),
-            (pair[1].init(), pair[1].inputs()),
-        ];
-        let outputs = [s.bit(2 * c), s.bit(2 * c + 1), co.bit(c)];
-        ccu2c(&mut self.m, &format!("n{k}_cell{c}"), &halves, cin, outputs);
+/// A carry chain of CCU2C cells named `name_cell0..`, one half per `(table, [A, B, C, D])` (an
+/// even number), carry in 0; returns its nets `name_s` (every half's sum) and `name_co` (every
+/// cell's carry out).
+fn ccu2c_chain(m: &mut Module, name: &str, halves: &[(u16, [Expr; 4])]) -> (Sig, Sig) {
+    let cells = halves.len() / 2;
+    let s = m.net(&format!("{name}_s"), halves.len());
+    let co = m.net(&format!("{name}_co"), cells);
+    for (c, pair) in halves.chunks(2).enumerate() {
+        let cin = if c == 0 { e::k(1, 0) } else { co.bit(c - 1) };
+        let pair = [pair[0].clone(), pair[1].clone()];
+        let outs = [s.bit(2 * c), s.bit(2 * c + 1), co.bit(c)];
+        ccu2c(m, &format!("{name}_cell{c}"), &pair, cin, outs);
     }
+    (s, co)
 }
 
 /// One CCU2C (two halves: each a table `INIT` over its inputs `[A, B, C, D]`), driving
@@ -471,17 +471,9 @@ pub(crate) fn accumulate(
             (ACCUMULATE, [a, first.clone(), c, acc.bit(i)])
         })
         .collect();
-    let cells = halves.len() / 2;
-    let s = m.net(&format!("{name}_s"), halves.len());
-    let co = m.net(&format!("{name}_co"), cells);
-    for (c, pair) in halves.chunks(2).enumerate() {
-        let cin = if c == 0 { e::k(1, 0) } else { co.bit(c - 1) };
-        let pair = [pair[0].clone(), pair[1].clone()];
-        let outs = [s.bit(2 * c), s.bit(2 * c + 1), co.bit(c)];
-        ccu2c(m, &format!("{name}_cell{c}"), &pair, cin, outs);
-    }
+    let (s, co) = ccu2c_chain(m, name, &halves);
     // The top carry, and the padding half's sum when the width is odd, go nowhere.
-    let mut unused = vec![co.bit(cells - 1)];
+    let mut unused = vec![co.bit(co.width() - 1)];
     if width % 2 == 1 {
         unused.push(s.bit(width));
     }

@@ -854,7 +854,9 @@ fn lanes(md: &mut Module, l: &LayerPlan, d: &Dims, pe: usize, wword: &Sig, in_wo
 }
 
 /// PE `pe`'s accumulator over the input folds, and its update statement. The first fold adds
-/// to `start` (the PE's threshold word, as wide as the accumulator) or to 0 (scores).
+/// to `start` (the PE's threshold word at its offset, as wide as the accumulator) or to 0
+/// (scores). With ECP5 cell trees the add and the choice are CCU2C cells
+/// ([`compressor::accumulate`]).
 fn accumulator(
     md: &mut Module,
     l: &LayerPlan,
@@ -899,6 +901,9 @@ fn accumulator(
     (acc, update)
 }
 
+/// PE `pe`'s result: the output bit, the accumulator's sign (binary layers fire when
+/// `d - (N + 1 - T)` is negative, 8-bit layers when `sum - T` is not) or the score
+/// (N - disagreements, or the signed sum).
 fn result(md: &mut Module, l: &LayerPlan, d: &Dims, pe: usize, acc: &Sig) -> Sig {
     let aw = d.aw;
     let name = format!("pe{pe}_result");
