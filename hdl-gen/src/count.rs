@@ -1,15 +1,16 @@
 //! Flip-flops of a lowered design, counted from its modules: every register bit (`reg` items,
 //! registered outputs, power-on registers), the words of a memory that synthesis builds from
 //! flip-flops (fewer than 8 words with no `ram_style`, see `plan::inferred_memory`), times the
-//! instances of each module under the top. The plan's formulas choose the folding; this count
+//! instances of each module under the top, less the read registers that yosys puts into a block
+//! RAM (those of memories without the old-data bypass). The plan's formulas choose the folding; this count
 //! is the flip-flop figure the plan reports once the design is lowered (the formulas fell 21 to
 //! 31 % short of yosys). It is an upper bound of what yosys keeps: it removes constant and
 //! unused registers and merges equal ones (on a full-speed ECP5 design, the adder trees' operand
 //! delay registers).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::ir::{Item, Module};
+use crate::ir::{Expr, Item, Module, Stmt};
 
 /// Flip-flops of `top` and everything it instantiates.
 pub fn flip_flops(modules: &BTreeMap<String, Module>, top: &str) -> usize {
@@ -30,10 +31,12 @@ fn count(
         return 0;
     };
     let ports: usize = m.ports.iter().filter(|p| p.is_reg).map(|p| p.width).sum();
+    let absorbed = read_registers_in_block_ram(m);
     let items: usize = m
         .items
         .iter()
         .map(|item| match item {
+            Item::Reg(name, _) if absorbed.contains(name.as_str()) => 0,
             Item::Reg(_, w) | Item::RegInit(_, w, _) => *w,
             Item::Memory {
                 width,
@@ -47,6 +50,44 @@ fn count(
         .sum();
     memo.insert(name.to_string(), ports + items);
     ports + items
+}
+
+/// Registers that take a block memory's read unconditionally (`q <= mem[addr]` at the top of
+/// a clocked block) where the memory is block RAM (not one of fewer than 8 words, which yosys
+/// builds from flip-flops) and needs no old-data bypass (`no_rw_check`): yosys makes them the
+/// block RAM's own output register. (With the bypass it keeps about as many flip-flops for
+/// the written word, so those registers stay counted.)
+fn read_registers_in_block_ram(m: &Module) -> BTreeSet<&str> {
+    let unchecked: BTreeSet<&str> = m
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Memory {
+                name,
+                depth,
+                ram_style,
+                no_rw_check: true,
+                ..
+            } if *depth >= 8 || ram_style.is_some() => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    m.items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Always(_, body) => Some(body),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|stmt| match stmt {
+            Stmt::Assign(Expr::Ref(reg), Expr::MemRead(mem, _))
+                if unchecked.contains(mem.as_str()) =>
+            {
+                Some(reg.as_str())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -76,5 +117,37 @@ mod tests {
             .collect();
         // 8 + 2 x (3 + 5 + 16): the 64-word memory is block RAM.
         assert_eq!(flip_flops(&modules, "top"), 56);
+    }
+
+    /// A register that takes a read of a memory without the old-data bypass is the block
+    /// RAM's; one that takes a read of a memory with it, or a read under a condition, is not.
+    #[test]
+    fn read_registers_of_unchecked_memories_are_the_block_rams() {
+        let mut m = Module::new("m");
+        m.input("clk", 1);
+        for (name, no_rw_check) in [("plain", false), ("unchecked", true)] {
+            m.push(Item::Memory {
+                name: name.into(),
+                width: 8,
+                depth: 64,
+                init: None,
+                ram_style: None,
+                no_rw_check,
+            });
+        }
+        let read = |mem: &str| Expr::MemRead(mem.into(), Box::new(crate::ir::e::k(6, 0)));
+        let (a, b, c) = (m.reg("a", 8), m.reg("b", 8), m.reg("c", 8));
+        let body = vec![
+            a.set(read("plain")),
+            b.set(read("unchecked")),
+            crate::ir::s::when(crate::ir::e::r("clk"), vec![c.set(read("unchecked"))]),
+        ];
+        m.push(Item::Always("clk".into(), body));
+        let modules = [(m.name.clone(), m)].into_iter().collect();
+        assert_eq!(
+            flip_flops(&modules, "m"),
+            16,
+            "a and c counted, b in the block RAM"
+        );
     }
 }

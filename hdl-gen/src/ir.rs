@@ -390,6 +390,11 @@ pub enum Item {
         /// (yosys would build it from flip-flops and multiplexers), `"huge"` puts it in UP5K
         /// SPRAM (yosys's cost model otherwise prefers 16 EBR for a 4 x 16384 memory).
         ram_style: Option<&'static str>,
+        /// yosys's `no_rw_check`: a read of the word being written in the same cycle is never
+        /// used (the block guarantees it), so synthesis need not build the old-data bypass,
+        /// which yosys 0.23 adds for every block RAM of either family (a flip-flop for each
+        /// written bit and a multiplexer for each read bit).
+        no_rw_check: bool,
     },
     /// `assign lhs = rhs;`
     Assign(Expr, Expr),
@@ -553,6 +558,7 @@ impl Module {
             depth,
             init: None,
             ram_style,
+            no_rw_check: false,
         });
         Mem {
             name: name.into(),

@@ -125,9 +125,13 @@ pub fn module(m: &Module) -> String {
                 depth,
                 init,
                 ram_style,
+                no_rw_check,
             } => {
                 if let Some(style) = ram_style {
                     let _ = writeln!(out, "    (* ram_style = \"{style}\" *)");
+                }
+                if *no_rw_check {
+                    let _ = writeln!(out, "    (* no_rw_check *)");
                 }
                 let _ = writeln!(out, "    reg {}{name} [0:{}];", range(*width), depth - 1);
                 if let Some(f) = init {

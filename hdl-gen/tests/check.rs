@@ -19,6 +19,7 @@ fn counter() -> Module {
         depth: 16,
         init: None,
         ram_style: None,
+        no_rw_check: false,
     });
     m.output_reg("last", 4);
     m.push(Item::Always(

@@ -81,6 +81,59 @@ fn a_plain_serial_client_gets_answers_to_ping_and_info() {
     common::check_ping_and_info(&got, &setup().design.link.info);
 }
 
+/// Reads from the simulated board's terminal until `frames` answers have come, or 20 s.
+fn read_answers(f: &mut std::fs::File, frames: usize) -> Vec<bql_protocol::Frame> {
+    let mut d = bql_protocol::Decoder::responses(256);
+    let mut got = Vec::new();
+    let t = Instant::now();
+    let mut buf = [0u8; 256];
+    while got.len() < frames && t.elapsed() < Duration::from_secs(20) {
+        let n = f.read(&mut buf).unwrap();
+        d.push(&buf[..n]);
+        while let Some(bql_protocol::Decoded::Frame(frame)) = d.next_frame() {
+            got.push(frame);
+        }
+    }
+    got
+}
+
+/// A `WRITE` that arrives while an inference is in flight waits for its result, so the
+/// answers come INFER first although the one-word `WRITE` takes far fewer cycles than the
+/// inference: the core reads no memory word for an image while the host writes one
+/// (docs/protocol.md). The write (layer 0's first word, unchanged) is acknowledged.
+#[test]
+fn a_write_waits_for_the_inference_in_flight() {
+    let s = setup();
+    let board = start();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&board.path)
+        .unwrap();
+    let image = bql_host_driver::run::encode_image(&s.net, &s.data.pixels[..s.data.image_len()]);
+    let first_word = &s.writes[0];
+    let write = bql_protocol::write_payload(
+        first_word.sel,
+        0,
+        &first_word.words[..1],
+        s.design.link.info.word_bytes as usize,
+    );
+    let mut requests = bql_protocol::encode_request(bql_protocol::Op::Infer as u8, 1, &image);
+    requests.extend(bql_protocol::encode_request(
+        bql_protocol::Op::Write as u8,
+        2,
+        &write,
+    ));
+    f.write_all(&requests).unwrap();
+    let answers = read_answers(&mut f, 2);
+    let order: Vec<(u8, u8)> = answers.iter().map(|a| (a.seq, a.head)).collect();
+    assert_eq!(
+        order,
+        [(1, 0), (2, 0)],
+        "answers (seq, code) in arrival order"
+    );
+}
+
 fn stream(
     images: usize,
     faults: Option<FaultConfig>,

@@ -44,6 +44,7 @@ pub fn module(l: &LayerPlan) -> Module {
         depth: 1 << aw,
         init: None,
         ram_style: Some("block"),
+        no_rw_check: false,
     });
     md.push(Item::Always(
         clk.name().into(),

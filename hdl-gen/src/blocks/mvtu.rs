@@ -344,6 +344,7 @@ fn weights(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Sig {
                 depth: d.nf * d.sf,
                 init: Some(l.weights_file()),
                 ram_style: None,
+                no_rw_check: NO_RW_CHECK,
             });
             vec![
                 s::when(
@@ -715,6 +716,14 @@ fn pipeline_tags(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Tag
     t
 }
 
+/// The weight and threshold memories need no old-data bypass ([`Item::Memory`]'s
+/// `no_rw_check`): the host writes them only while no inference is in flight (the link's
+/// executor holds a `WRITE` until then), and both are read every cycle, so a read that meets a
+/// write of its word is read again the next cycle, cycles before the layer's next fold uses it.
+/// The bypass cost a flip-flop per written bit and a LUT per read bit (on the full-speed ULX3S
+/// design 6,957 of 9,526 LUT4s and 8,396 of 30,193 flip-flops; docs/hardware.md).
+const NO_RW_CHECK: bool = true;
+
 /// Threshold memory, read `thr_stages` stages ahead of the accumulate stage so that the word of
 /// a neuron fold is registered when its first input fold is accumulated.
 fn thresholds(md: &mut Module, l: &LayerPlan, d: &Dims, tags: &Tags) -> Option<Sig> {
@@ -731,6 +740,7 @@ fn thresholds(md: &mut Module, l: &LayerPlan, d: &Dims, tags: &Tags) -> Option<S
         depth: nf,
         init: Some(l.thresholds_file()),
         ram_style: None,
+        no_rw_check: NO_RW_CHECK,
     });
     // Registered again after the block RAM, so that the accumulator's first add starts at a
     // flip-flop, not at the block RAM's slow output (a compare from it was the UP5K's critical

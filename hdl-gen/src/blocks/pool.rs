@@ -218,6 +218,7 @@ fn ram_ring(md: &mut Module, r: &Rows, entries: usize, p: usize) -> Expr {
         depth: entries,
         init: None,
         ram_style: Some("block"),
+        no_rw_check: false,
     });
     let ptr = md.reg("vptr", aw);
     let head = md.reg("vhead", p);

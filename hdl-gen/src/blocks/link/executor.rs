@@ -88,7 +88,13 @@ struct Ex {
     reply: [Sig; 5],
     sel: Sig,
     addr: Sig,
+    /// The memory word being received: the used bytes of a `WRITE` word shift in from the top
+    /// (the padding does not: a register of the padded width was a shift register of 8,192
+    /// flip-flops for the full-speed ULX3S design's 524-byte words).
     word: Sig,
+    /// `x_wb` is below the used bytes, as a flip-flop kept with the counter; absent when a word
+    /// has no padding.
+    in_word: Option<Sig>,
     wb: Sig,
     we: Sig,
     load_crc: Sig,
@@ -120,6 +126,10 @@ struct Ex {
     at_end: Sig,
     sel_ok: Sig,
     push: Sig,
+    /// No inference in flight, a cycle late ([`module`]): a `WRITE` waits for it, so the core
+    /// reads no memory word for an image while the host writes one (the memories need no
+    /// old-data bypass, see the MVTU's `NO_RW_CHECK`), and every inference sees whole loads.
+    idle: Sig,
 }
 
 /// Builds `bql_executor`: `valid_sels` are the memory selectors that exist.
@@ -153,9 +163,14 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
     // before the next decode (the count's compare into the push was the UP5K's critical path
     // at 48 MHz); a late "free" only delays a push.
     let room = m.reg("x_room", 1);
+    // Likewise "nothing in flight": an INFER's push reaches it two cycles later, while its image
+    // is still being streamed, before the next frame's decode.
     m.push(Item::Always(
         x.clk.name().into(),
-        vec![room.set(e::ne(inflight.e(), inflight.k(MAX_IN_FLIGHT as u64)))],
+        vec![
+            room.set(e::ne(inflight.e(), inflight.k(MAX_IN_FLIGHT as u64))),
+            x.idle.set(inflight.is(0)),
+        ],
     ));
     m.push(Item::Assign(
         x.push.e(),
@@ -296,7 +311,8 @@ fn declare(m: &mut Module, g: &Geometry) -> Ex {
         ],
         sel: m.output_reg("x_sel", 8),
         addr: m.output_reg("x_addr", 16),
-        word: m.output_reg("x_word", g.word_bytes * 8),
+        word: m.output_reg("x_word", g.word_used_bytes * 8),
+        in_word: (g.word_used_bytes < g.word_bytes).then(|| m.reg("x_in_word", 1)),
         wb: m.reg("x_wb", wbw),
         we: m.output_reg("x_we", 1),
         load_crc: m.output_reg("load_crc", 16),
@@ -321,6 +337,7 @@ fn declare(m: &mut Module, g: &Geometry) -> Ex {
         at_end: m.reg("x_at_end", 1),
         sel_ok: m.reg("x_sel_ok", 1),
         push: m.output("x_push", 1),
+        idle: m.reg("x_idle", 1),
     }
 }
 
@@ -475,7 +492,8 @@ fn decode(x: &Ex) -> Vec<Stmt> {
         Action::WriteBadLength | Action::InferBadLength => reply(x, K_ERR, Code::BadLength, 1),
         // A retransmitted WRITE: acknowledged, not executed twice.
         Action::WriteAgain => reply(x, K_CHECK, Code::Ok, 2),
-        Action::Write => vec![x.state.set_k(X_WHDR)],
+        // Once no inference is in flight (the transmitter sends their results).
+        Action::Write => vec![s::when(x.idle.e(), vec![x.state.set_k(X_WHDR)])],
         // Until a result slot is free (the transmitter empties one).
         Action::Infer => vec![s::when(x.push.e(), start_image.clone())],
         Action::BadOpcode => reply(x, K_ERR, Code::BadOpcode, 1),
@@ -508,32 +526,40 @@ fn write_header(x: &Ex) -> Vec<Stmt> {
                 vec![s::set(x.addr.slice(7, 0), x.buf_q.e()), crc_byte.clone()],
             ),
         ],
-        vec![
-            s::set(x.addr.slice(15, 8), x.buf_q.e()),
-            crc_byte,
-            x.wb.set_k(0),
-            x.state.set_k(X_WDATA),
-        ],
+        [
+            vec![s::set(x.addr.slice(15, 8), x.buf_q.e()), crc_byte],
+            start_word(x),
+            vec![x.state.set_k(X_WDATA)],
+        ]
+        .concat(),
     ));
     vec![s::when(x.ready.e(), take)]
 }
 
 /// `WRITE` data: bytes into the word register, a configuration write per whole word.
 fn write_data(x: &Ex) -> Vec<Stmt> {
-    let wb = x.g.word_bytes;
-    let shifted_word = if wb == 1 {
+    let (wb, used) = (x.g.word_bytes, x.g.word_used_bytes);
+    let shifted_word = if used == 1 {
         x.buf_q.e()
     } else {
-        Expr::Concat(vec![x.buf_q.e(), x.word.slice(wb * 8 - 1, 8)])
+        Expr::Concat(vec![x.buf_q.e(), x.word.slice(used * 8 - 1, 8)])
     };
     let mut done = vec![x.wseq.set(x.seq.e()), x.wseq_valid.set_k(1)];
     done.extend(reply(x, K_CHECK, Code::Ok, 2));
+    let mut word_end = vec![x.we.set_k(1)];
+    word_end.extend(start_word(x));
     let mut byte = vec![
-        x.word.set(shifted_word),
         x.crc_pending.set_k(1),
         x.wb.inc(),
-        s::when(x.wb.is((wb - 1) as u64), vec![x.we.set_k(1), x.wb.set_k(0)]),
+        s::when(x.wb.is((wb - 1) as u64), word_end),
     ];
+    match &x.in_word {
+        None => byte.push(x.word.set(shifted_word)),
+        Some(in_word) => {
+            byte.push(s::when(in_word.e(), vec![x.word.set(shifted_word)]));
+            byte.push(s::when(x.wb.is((used - 1) as u64), vec![in_word.set_k(0)]));
+        }
+    }
     byte.extend(next_byte(x));
     // A word's write (`x_we`) lasts the cycle after the byte that completed it, while
     // `x_ready` is still low: the two never meet, so the write is not in the chain (it was in
@@ -543,6 +569,13 @@ fn write_data(x: &Ex) -> Vec<Stmt> {
         vec![(x.at_end.e(), done), (x.ready.e(), byte)],
         vec![],
     ));
+    v
+}
+
+/// A `WRITE` word begins: its byte counter, and whether its bytes are the memory word's.
+fn start_word(x: &Ex) -> Vec<Stmt> {
+    let mut v = vec![x.wb.set_k(0)];
+    v.extend(x.in_word.iter().map(|w| w.set_k(1)));
     v
 }
 

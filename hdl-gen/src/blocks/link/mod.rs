@@ -136,6 +136,8 @@ pub struct Geometry {
     pub image_bytes: usize,
     /// Bytes per memory word in a `WRITE`.
     pub word_bytes: usize,
+    /// The bytes of a `WRITE` word that hold the memory word (the rest is padding).
+    pub word_used_bytes: usize,
     /// Input elements per core beat.
     pub pixels_per_beat: usize,
     /// Bits per input element (1 for packed binary images, 8 for pixels).
@@ -159,6 +161,7 @@ impl Geometry {
             slot_index_bits: bits_for(p.info.slots as usize - 1),
             image_bytes: p.info.image_bytes as usize,
             word_bytes: p.info.word_bytes as usize,
+            word_used_bytes: ifc.cfg_data_width.div_ceil(8),
             pixels_per_beat: ifc.pixels_per_beat,
             elem_width: if p.binary_input { 1 } else { 8 },
             binary_input: p.binary_input,
@@ -433,7 +436,7 @@ fn core(m: &mut Module, p: &LinkParams, ifc: &CoreInterface, g: &Geometry) {
     let (sel, addr, word) = (
         Sig::new("x_sel", 8),
         Sig::new("x_addr", 16),
-        Sig::new("x_word", g.word_bytes * 8),
+        Sig::new("x_word", g.word_used_bytes * 8),
     );
     let r = e::r;
     m.push(Item::Instance {
