@@ -12,7 +12,8 @@
 //! The tree is chosen by a small search over the lane count (each node: an optional carry-in
 //! lane and two balanced children), minimizing halves, then depth; registers follow every
 //! `stride` levels of adders and the root, and operands that reach a node from fewer registers
-//! are delayed to match. Costs for 64 lanes: see docs/hardware.md "Popcount compressors".
+//! are delayed to match. Consecutive nodes share carry chains ([`SHARED_CHAIN_CELLS`]). Costs
+//! for 64 lanes: see docs/hardware.md "Popcount compressors".
 //!
 //! Simulation runs each cell's behavioural model (`ifdef SYNTHESIS` picks the primitive for
 //! yosys); a test runs the vendor model of CCU2C against it.
@@ -22,6 +23,15 @@ use std::collections::HashMap;
 
 use crate::blocks::tree_search::{cheapest_tree, interface, Costs, Memo, Shape};
 use crate::ir::{bits_for, e, Expr, Item, Module, Sig, Stmt};
+
+/// Cells in one carry chain at most, shared by consecutive tree nodes: nextpnr-ecp5 packs every
+/// chain that starts from a constant carry-in with four TRELLIS_COMB more than its cells (16
+/// CCU2C as 8 chains of 2: 65, as one chain of 16: 37; docs/hardware.md). A node's chain ends
+/// with a carry-out of 0 (its sum fits its width, or the last half adds two zeros), so the next
+/// node's chain can start from it; nodes are built children first, so the carry only ever goes
+/// from a node to one built after it, never into a node it depends on. The bound keeps the
+/// chains placeable and the (false) timing paths through joined chains short.
+const SHARED_CHAIN_CELLS: usize = 16;
 
 /// Halves of one adder node: the inject half, one per sum bit, rounded up to whole cells.
 fn node_halves(lanes: usize, carry_in: bool) -> usize {
@@ -132,12 +142,14 @@ impl CarryTree {
             lane_delays: HashMap::new(),
             nodes: 0,
             unused: Vec::new(),
+            carry: None,
         };
         let root = b.node(self, &self.shape, 0, true);
         let Value::Number { sig, .. } = root.value else {
             unreachable!("the root of a tree of two or more lanes is an adder")
         };
         b.m.push(Item::Assign(sum.e(), sig.e()));
+        b.unused.extend(b.carry.take().map(|(carry, _)| carry));
         let unused = Expr::Concat(b.unused.clone());
         let width = b.unused.len();
         b.m.wire("unused_chain_bits", width, unused);
@@ -257,6 +269,8 @@ struct Builder {
     lane_delays: HashMap<(usize, usize), (Expr, Expr)>,
     nodes: usize,
     unused: Vec<Expr>,
+    /// The last chain's carry-out (always 0) and the cells of the chain it ends.
+    carry: Option<(Expr, usize)>,
 }
 
 impl Builder {
@@ -362,24 +376,43 @@ impl Builder {
         }
     }
 
-    /// The CCU2C cells of node `k`'s chain; returns the wire of every half's sum output.
+    /// The CCU2C cells of node `k`'s chain; returns the wire of every half's sum output. The
+    /// chain continues the previous node's ([`SHARED_CHAIN_CELLS`]).
     fn chain(&mut self, k: usize, halves: &[Half]) -> Sig {
         let tables: Vec<(u16, [Expr; 4])> = halves.iter().map(|h| (h.init(), h.inputs())).collect();
-        let (s, co) = ccu2c_chain(&mut self.m, &format!("n{k}"), &tables);
-        self.unused.push(co.bit(co.width() - 1));
+        let cells = tables.len() / 2;
+        let (carry_in, shared) = match self.carry.take() {
+            Some((carry, shared)) if shared + cells <= SHARED_CHAIN_CELLS => (carry, shared),
+            Some((carry, _)) => {
+                self.unused.push(carry);
+                (e::k(1, 0), 0)
+            }
+            None => (e::k(1, 0), 0),
+        };
+        let (s, co) = ccu2c_chain(&mut self.m, &format!("n{k}"), &tables, carry_in);
+        self.carry = Some((co.bit(co.width() - 1), shared + cells));
         s
     }
 }
 
 /// A carry chain of CCU2C cells named `name_cell0..`, one half per `(table, [A, B, C, D])` (an
-/// even number), carry in 0; returns its nets `name_s` (every half's sum) and `name_co` (every
+/// even number), from `carry_in` (0, or the carry-out of a chain that is always 0); returns its nets `name_s` (every half's sum) and `name_co` (every
 /// cell's carry out).
-fn ccu2c_chain(m: &mut Module, name: &str, halves: &[(u16, [Expr; 4])]) -> (Sig, Sig) {
+fn ccu2c_chain(
+    m: &mut Module,
+    name: &str,
+    halves: &[(u16, [Expr; 4])],
+    carry_in: Expr,
+) -> (Sig, Sig) {
     let cells = halves.len() / 2;
     let s = m.net(&format!("{name}_s"), halves.len());
     let co = m.net(&format!("{name}_co"), cells);
     for (c, pair) in halves.chunks(2).enumerate() {
-        let cin = if c == 0 { e::k(1, 0) } else { co.bit(c - 1) };
+        let cin = if c == 0 {
+            carry_in.clone()
+        } else {
+            co.bit(c - 1)
+        };
         let pair = [pair[0].clone(), pair[1].clone()];
         let outs = [s.bit(2 * c), s.bit(2 * c + 1), co.bit(c)];
         ccu2c(m, &format!("{name}_cell{c}"), &pair, cin, outs);
@@ -471,7 +504,7 @@ pub(crate) fn accumulate(
             (ACCUMULATE, [a, first.clone(), c, acc.bit(i)])
         })
         .collect();
-    let (s, co) = ccu2c_chain(m, name, &halves);
+    let (s, co) = ccu2c_chain(m, name, &halves, e::k(1, 0));
     // The top carry, and the padding half's sum when the width is odd, go nowhere.
     let mut unused = vec![co.bit(co.width() - 1)];
     if width % 2 == 1 {
