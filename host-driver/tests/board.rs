@@ -58,43 +58,49 @@ fn start() -> SimBoard {
     SimBoard::start(&tool, &s.design, &s.dir, None).unwrap()
 }
 
-#[test]
-fn a_plain_serial_client_gets_answers_to_ping_and_info() {
-    let board = start();
-    let mut f = std::fs::OpenOptions::new()
+/// The simulated board's terminal, as a plain file.
+fn terminal(board: &SimBoard) -> std::fs::File {
+    std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(&board.path)
-        .unwrap();
+        .unwrap()
+}
+
+/// Reads from a terminal until `enough(bytes so far)`, or 20 s.
+fn read_until(f: &mut std::fs::File, enough: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let mut got = Vec::new();
+    let t = Instant::now();
+    let mut buf = [0u8; 256];
+    while !enough(&got) && t.elapsed() < Duration::from_secs(20) {
+        let n = f.read(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+/// The answer frames in `bytes`, in order.
+fn answers(bytes: &[u8]) -> Vec<bql_protocol::Frame> {
+    let mut d = bql_protocol::Decoder::responses(256);
+    d.push(bytes);
+    std::iter::from_fn(|| match d.next_frame() {
+        Some(bql_protocol::Decoded::Frame(frame)) => Some(frame),
+        _ => None,
+    })
+    .collect()
+}
+
+#[test]
+fn a_plain_serial_client_gets_answers_to_ping_and_info() {
+    let board = start();
+    let mut f = terminal(&board);
     f.write_all(&bql_protocol::encode_request(0x01, 7, &[]))
         .unwrap();
     f.write_all(&bql_protocol::encode_request(0x02, 8, &[]))
         .unwrap();
     let want = 7 + 4 + 7 + bql_protocol::Info::LEN;
-    let mut got = Vec::new();
-    let t = Instant::now();
-    let mut buf = [0u8; 256];
-    while got.len() < want && t.elapsed() < Duration::from_secs(20) {
-        let n = f.read(&mut buf).unwrap();
-        got.extend_from_slice(&buf[..n]);
-    }
+    let got = read_until(&mut f, |b| b.len() >= want);
     common::check_ping_and_info(&got, &setup().design.link.info);
-}
-
-/// Reads from the simulated board's terminal until `frames` answers have come, or 20 s.
-fn read_answers(f: &mut std::fs::File, frames: usize) -> Vec<bql_protocol::Frame> {
-    let mut d = bql_protocol::Decoder::responses(256);
-    let mut got = Vec::new();
-    let t = Instant::now();
-    let mut buf = [0u8; 256];
-    while got.len() < frames && t.elapsed() < Duration::from_secs(20) {
-        let n = f.read(&mut buf).unwrap();
-        d.push(&buf[..n]);
-        while let Some(bql_protocol::Decoded::Frame(frame)) = d.next_frame() {
-            got.push(frame);
-        }
-    }
-    got
 }
 
 /// A `WRITE` that arrives while an inference is in flight waits for its result, so the
@@ -105,11 +111,7 @@ fn read_answers(f: &mut std::fs::File, frames: usize) -> Vec<bql_protocol::Frame
 fn a_write_waits_for_the_inference_in_flight() {
     let s = setup();
     let board = start();
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&board.path)
-        .unwrap();
+    let mut f = terminal(&board);
     let image = bql_host_driver::run::encode_image(&s.net, &s.data.pixels[..s.data.image_len()]);
     let first_word = &s.writes[0];
     let write = bql_protocol::write_payload(
@@ -125,8 +127,8 @@ fn a_write_waits_for_the_inference_in_flight() {
         &write,
     ));
     f.write_all(&requests).unwrap();
-    let answers = read_answers(&mut f, 2);
-    let order: Vec<(u8, u8)> = answers.iter().map(|a| (a.seq, a.head)).collect();
+    let got = read_until(&mut f, |b| answers(b).len() >= 2);
+    let order: Vec<(u8, u8)> = answers(&got).iter().map(|a| (a.seq, a.head)).collect();
     assert_eq!(
         order,
         [(1, 0), (2, 0)],
