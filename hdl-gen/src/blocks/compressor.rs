@@ -24,13 +24,14 @@ use std::collections::HashMap;
 use crate::blocks::tree_search::{cheapest_tree, interface, Costs, Memo, Shape};
 use crate::ir::{bits_for, e, Expr, Item, Module, Sig, Stmt};
 
-/// Cells in one carry chain at most, shared by consecutive tree nodes: nextpnr-ecp5 packs every
+/// Cells in one carry chain at most, shared by a node and its children: nextpnr-ecp5 packs every
 /// chain that starts from a constant carry-in with four TRELLIS_COMB more than its cells (16
 /// CCU2C as 8 chains of 2: 65, as one chain of 16: 37; docs/hardware.md). A node's chain ends
-/// with a carry-out of 0 (its sum fits its width, or the last half adds two zeros), so the next
-/// node's chain can start from it; nodes are built children first, so the carry only ever goes
-/// from a node to one built after it, never into a node it depends on. The bound keeps the
-/// chains placeable and the (false) timing paths through joined chains short.
+/// with a carry-out of 0 (its sum fits its width, or the last half adds two zeros), so its
+/// parent's chain can start from it when the parent takes the sum directly (no register
+/// between); the carry follows the data, so it adds no loop and no register stage to a path.
+/// The bound keeps the chains placeable and the (false) timing paths through the joined carries
+/// short.
 const SHARED_CHAIN_CELLS: usize = 16;
 
 /// Halves of one adder node: the inject half, one per sum bit, rounded up to whole cells.
@@ -142,14 +143,14 @@ impl CarryTree {
             lane_delays: HashMap::new(),
             nodes: 0,
             unused: Vec::new(),
-            carry: None,
+            last_chain: None,
         };
         let root = b.node(self, &self.shape, 0, true);
         let Value::Number { sig, .. } = root.value else {
             unreachable!("the root of a tree of two or more lanes is an adder")
         };
         b.m.push(Item::Assign(sum.e(), sig.e()));
-        b.unused.extend(b.carry.take().map(|(carry, _)| carry));
+        b.unused.extend(b.last_chain.take().map(|end| end.carry));
         let unused = Expr::Concat(b.unused.clone());
         let width = b.unused.len();
         b.m.wire("unused_chain_bits", width, unused);
@@ -165,11 +166,20 @@ enum Value {
     Number { sig: Sig },
 }
 
-/// A built node: its value, depth and register stages.
+/// A built node: its value, depth and register stages, and the chain its sum ends (none for a
+/// lane, and none for a sum that leaves through a register).
 struct Built {
     value: Value,
     depth: usize,
     stage: usize,
+    chain_end: Option<usize>,
+}
+
+/// The end of the last chain built: its carry-out (always 0), its cells, and its node.
+struct ChainEnd {
+    carry: Expr,
+    cells: usize,
+    node: usize,
 }
 
 /// One operand of an adder half.
@@ -269,8 +279,8 @@ struct Builder {
     lane_delays: HashMap<(usize, usize), (Expr, Expr)>,
     nodes: usize,
     unused: Vec<Expr>,
-    /// The last chain's carry-out (always 0) and the cells of the chain it ends.
-    carry: Option<(Expr, usize)>,
+    /// The end of the last chain built.
+    last_chain: Option<ChainEnd>,
 }
 
 impl Builder {
@@ -287,6 +297,7 @@ impl Builder {
                 value: Value::Lane(first),
                 depth: 0,
                 stage: 0,
+                chain_end: None,
             };
         };
         let l = self.node(tree, left, first, false);
@@ -309,7 +320,15 @@ impl Builder {
         if halves.len() % 2 == 1 {
             halves.push(Half::Add(Operand::Zero, Operand::Zero));
         }
-        let s = self.chain(k, &halves);
+        // A child's chain continues into this node's if the child's sum comes in directly (not
+        // through a register or a delay), so that the joined carry adds no register stage's
+        // logic to a path (joined across a register, the 262-lane tree closed 54 MHz, not 203).
+        let direct = [&l, &r]
+            .into_iter()
+            .filter(|c| c.stage == stage)
+            .filter_map(|c| c.chain_end)
+            .collect::<Vec<usize>>();
+        let s = self.chain(k, &halves, &direct);
         let sum_bits: Vec<Expr> = (0..width)
             .rev()
             .map(|j| s.bit(j + usize::from(*carry_in)))
@@ -323,7 +342,8 @@ impl Builder {
         let sum = self
             .m
             .wire(&format!("n{k}_sum"), width, Expr::Concat(sum_bits));
-        let value = if tree.registered(depth, root) {
+        let registered = tree.registered(depth, root);
+        let value = if registered {
             let q = self.m.reg(&format!("n{k}_q"), width);
             self.regs.push(q.set(sum.e()));
             Value::Number { sig: q }
@@ -333,7 +353,8 @@ impl Builder {
         Built {
             value,
             depth,
-            stage: stage + usize::from(tree.registered(depth, root)),
+            stage: stage + usize::from(registered),
+            chain_end: (!registered).then_some(k),
         }
     }
 
@@ -377,20 +398,29 @@ impl Builder {
     }
 
     /// The CCU2C cells of node `k`'s chain; returns the wire of every half's sum output. The
-    /// chain continues the previous node's ([`SHARED_CHAIN_CELLS`]).
-    fn chain(&mut self, k: usize, halves: &[Half]) -> Sig {
+    /// chain continues the last one built if that one ends at a node in `joinable` (a child
+    /// whose sum this node takes directly) and stays within [`SHARED_CHAIN_CELLS`].
+    fn chain(&mut self, k: usize, halves: &[Half], joinable: &[usize]) -> Sig {
         let tables: Vec<(u16, [Expr; 4])> = halves.iter().map(|h| (h.init(), h.inputs())).collect();
         let cells = tables.len() / 2;
-        let (carry_in, shared) = match self.carry.take() {
-            Some((carry, shared)) if shared + cells <= SHARED_CHAIN_CELLS => (carry, shared),
-            Some((carry, _)) => {
-                self.unused.push(carry);
+        let (carry_in, shared) = match self.last_chain.take() {
+            Some(end)
+                if joinable.contains(&end.node) && end.cells + cells <= SHARED_CHAIN_CELLS =>
+            {
+                (end.carry, end.cells)
+            }
+            Some(end) => {
+                self.unused.push(end.carry);
                 (e::k(1, 0), 0)
             }
             None => (e::k(1, 0), 0),
         };
         let (s, co) = ccu2c_chain(&mut self.m, &format!("n{k}"), &tables, carry_in);
-        self.carry = Some((co.bit(co.width() - 1), shared + cells));
+        self.last_chain = Some(ChainEnd {
+            carry: co.bit(co.width() - 1),
+            cells: shared + cells,
+            node: k,
+        });
         s
     }
 }
