@@ -42,7 +42,13 @@ fn node_halves(lanes: usize, carry_in: bool) -> usize {
 thread_local! {
     /// The search's memo ([`cheapest_tree`]).
     static SHAPES: RefCell<Memo> = RefCell::new(HashMap::new());
+    /// Chains per (lanes, stride) ([`CarryTree::chains`]).
+    static CHAINS: RefCell<HashMap<(usize, usize), usize>> = RefCell::new(HashMap::new());
 }
+
+/// TRELLIS_COMB that nextpnr-ecp5 adds to a carry chain that starts from a constant carry-in
+/// (measured: [`SHARED_CHAIN_CELLS`]).
+pub const PACKED_PER_CHAIN: usize = 4;
 
 /// The ECP5's costs in CCU2C halves: a lane rides in an adder half, no pair leaves. Splits
 /// tried: balanced, and a part of `2^k - 1` or `2^k` lanes (their counts fill their widths, so
@@ -133,6 +139,23 @@ impl CarryTree {
 
     /// Builds the module: inputs `x`, `w` (lanes), output `sum` = popcount(`x ^ w`).
     pub fn module(&self) -> Module {
+        self.build().0
+    }
+
+    /// Carry chains of the module (each packed by nextpnr-ecp5 with [`PACKED_PER_CHAIN`]
+    /// TRELLIS_COMB beyond its cells), counted by building it once per shape.
+    pub fn chains(&self) -> usize {
+        let key = (self.lanes, self.stride);
+        if let Some(n) = CHAINS.with(|c| c.borrow().get(&key).copied()) {
+            return n;
+        }
+        let n = self.build().1;
+        CHAINS.with(|c| c.borrow_mut().insert(key, n));
+        n
+    }
+
+    /// The module and its number of carry chains.
+    fn build(&self) -> (Module, usize) {
         let cells = format!("{} CCU2C halves", self.halves);
         let (m, x, w, sum) = interface(self.name(), self.lanes, &cells, self.latency());
         let mut b = Builder {
@@ -144,6 +167,7 @@ impl CarryTree {
             nodes: 0,
             unused: Vec::new(),
             last_chain: None,
+            chains: 0,
         };
         let root = b.node(self, &self.shape, 0, true);
         let Value::Number { sig, .. } = root.value else {
@@ -156,7 +180,7 @@ impl CarryTree {
         b.m.wire("unused_chain_bits", width, unused);
         let regs = std::mem::take(&mut b.regs);
         b.m.push(Item::Always("clk".into(), regs));
-        b.m
+        (b.m, b.chains)
     }
 }
 
@@ -281,6 +305,8 @@ struct Builder {
     unused: Vec<Expr>,
     /// The end of the last chain built.
     last_chain: Option<ChainEnd>,
+    /// Chains started (from a constant carry-in).
+    chains: usize,
 }
 
 impl Builder {
@@ -411,9 +437,13 @@ impl Builder {
             }
             Some(end) => {
                 self.unused.push(end.carry);
+                self.chains += 1;
                 (e::k(1, 0), 0)
             }
-            None => (e::k(1, 0), 0),
+            None => {
+                self.chains += 1;
+                (e::k(1, 0), 0)
+            }
         };
         let (s, co) = ccu2c_chain(&mut self.m, &format!("n{k}"), &tables, carry_in);
         self.last_chain = Some(ChainEnd {
