@@ -211,9 +211,11 @@ pub struct TransactionFaults {
     pub corrupt: f64,
     /// The transaction happens twice; the host reads the second one's MISO.
     pub repeat: f64,
-    /// The board is power-cycled before a transaction that starts with an `INFER` request:
-    /// mid-stream, after the model was loaded (a reset during loading only makes the load
-    /// start over).
+    /// The board is power-cycled before a transaction that carries `INFER` requests, with this
+    /// chance per request: mid-stream, after the model was loaded (a reset during loading only
+    /// makes the load start over). The requests draw from a sequence of their own, so whether
+    /// the k-th `INFER` brings a reset does not depend on how the host's window grouped the
+    /// requests into transactions (which follows the machine's load).
     pub reset: f64,
     /// Random seed.
     pub seed: u64,
@@ -232,11 +234,27 @@ pub struct TransactionFaultCounts {
     pub resets: u64,
 }
 
+/// Mixed into the seed for the resets' sequence.
+const RESET_STREAM: u64 = 0x5245_5345_5453_4551;
+
+/// `INFER` requests among a transaction's MOSI bytes.
+fn infer_requests(mosi: &[u8]) -> usize {
+    let mut d = bql_protocol::Decoder::new(bql_protocol::SYNC_REQUEST, usize::from(u16::MAX));
+    d.push(mosi);
+    std::iter::from_fn(|| d.next_frame())
+        .filter(|f| {
+            matches!(f, bql_protocol::Decoded::Frame(r) if r.head == bql_protocol::Op::Infer as u8)
+        })
+        .count()
+}
+
 /// A bus that damages transactions, for the fault-injection tests.
 pub struct FaultyBus<B: SpiBus> {
     inner: B,
     cfg: TransactionFaults,
     rng: Rng,
+    /// The resets' own sequence ([`TransactionFaults::reset`]).
+    reset_rng: Rng,
     reset: Option<ResetFn>,
     /// What was injected so far.
     pub injected: TransactionFaultCounts,
@@ -251,6 +269,7 @@ impl<B: SpiBus> FaultyBus<B> {
             inner,
             cfg,
             rng: Rng::new(cfg.seed),
+            reset_rng: Rng::new(cfg.seed ^ RESET_STREAM),
             reset,
             injected: TransactionFaultCounts::default(),
             armed: true,
@@ -270,9 +289,11 @@ impl<B: SpiBus> SpiBus for FaultyBus<B> {
         if !self.armed {
             return self.inner.transfer(mosi);
         }
-        let infer = mosi.first() == Some(&bql_protocol::SYNC_REQUEST)
-            && mosi.get(1) == Some(&(bql_protocol::Op::Infer as u8));
-        if infer && self.reset.is_some() && self.rng.chance(self.cfg.reset) {
+        let reset = self.reset.is_some()
+            && (0..infer_requests(mosi))
+                .map(|_| self.reset_rng.chance(self.cfg.reset))
+                .fold(false, |any, draw| any | draw);
+        if reset {
             self.injected.resets += 1;
             if let Some(r) = self.reset.as_mut() {
                 r();
