@@ -12,8 +12,9 @@
 //! The tree is chosen by a small search over the lane count (each node: an optional carry-in
 //! lane and two balanced children), minimizing halves, then depth; registers follow every
 //! `stride` levels of adders and the root, and operands that reach a node from fewer registers
-//! are delayed to match. Consecutive nodes share carry chains ([`SHARED_CHAIN_CELLS`]). Costs
-//! for 64 lanes: see docs/hardware.md "Popcount compressors".
+//! are delayed to match. A node continues the carry chain of a child whose sum it takes
+//! without a register ([`SHARED_CHAIN_CELLS`]). Costs for 64 lanes: see docs/hardware.md
+//! "Popcount compressors".
 //!
 //! Simulation runs each cell's behavioural model (`ifdef SYNTHESIS` picks the primitive for
 //! yosys); a test runs the vendor model of CCU2C against it.
