@@ -2,7 +2,7 @@
 //! numbers that say whether it fits and meets timing.
 //!
 //! The build is a list of named steps, each one tool run with its log kept in the build folder:
-//! `synth` (yosys `synth_ice40` / `synth_ecp5` to a netlist), `pnr` (nextpnr-ice40 /
+//! `synth` (yosys `synth_ice40` / `synth_ecp5` to a netlist, then [`netlist`]'s one change), `pnr` (nextpnr-ice40 /
 //! nextpnr-ecp5 with the board's pin file, the target clock and a fixed seed, writing a JSON
 //! report), `check` (the report: utilization and achieved Fmax against the target; a design that
 //! misses timing stops here, before a bitstream exists), `pack` (icepack / ecppack). The tool
@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod netlist;
 pub mod report;
 
 pub use error::{Error, ErrorKind};
@@ -249,10 +250,11 @@ pub fn build(
     // images, plan and the board's pin file, all written by `Design::write`), the board, the
     // tools' versions and every step's command line (which holds the clock, seed and options).
     let key = format!(
-        "{} {} tools {} steps {}",
+        "{} {} tools {} {} steps {}",
         design.digest(),
         b.file.id,
         tools.versions(),
+        netlist::VERSION,
         steps
             .iter()
             .map(|s| format!("{} {}", s.program.path.display(), s.args.join(" ")))
@@ -377,6 +379,9 @@ pub fn build(
                 ),
             ));
         }
+        if step.name == "synth" {
+            free_idle_carries_in(dir, &log)?;
+        }
     }
     let r = BuildReport {
         model: design.model.clone(),
@@ -392,6 +397,36 @@ pub fn build(
     write_report(&report_file, &r);
     let _ = std::fs::write(&key_file, key);
     Ok(r)
+}
+
+/// Applies [`netlist::free_idle_carries`] to the build folder's netlist and notes what it cut at
+/// the end of the synthesis log.
+fn free_idle_carries_in(dir: &Path, log: &Path) -> Result<(), Error> {
+    let path = dir.join(files::NETLIST);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::io(format!("cannot read yosys's netlist {}", path.display()), e))?;
+    let bad = |m: String| {
+        Error::new(
+            ErrorKind::ToolFailed,
+            format!("yosys's netlist {} is not usable: {m}", path.display()),
+        )
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let freed = netlist::free_idle_carries(&mut value).map_err(bad)?;
+    let text = serde_json::to_string(&value).map_err(|e| bad(e.to_string()))?;
+    std::fs::write(&path, text)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    let note = format!(
+        "bql: disconnected {} idle carry-ins and {} unread carry-outs of CCU2C cells \
+         (toolchain/src/netlist.rs)\n",
+        freed.carry_ins, freed.carry_outs
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, note.as_bytes()))
+        .map_err(|e| Error::io(format!("cannot write {}", log.display()), e))
 }
 
 fn write_report(path: &Path, r: &BuildReport) {

@@ -5,9 +5,13 @@
 //! `S = P ^ CIN`, `COUT = P ? CIN : G`. Adding operand bits `a = f(A, B)` and `b = g(C, D)` with
 //! `g(0, 0) = 0` takes `P = f ^ g` (then `G = f`, which equals `a & b` whenever `P = 0`). So a
 //! lane, `x ^ w`, fits into an operand as `f = A ^ B` with no LUT of its own: the bit-0 halves of
-//! the lowest adders take two lanes each. A lane also enters as a chain's carry-in through an
-//! *inject* half (`C` tied high so `P = 0`, `G = A ^ B`), which costs a half that a chain of odd
-//! length would waste anyway.
+//! the lowest adders take two lanes each.
+//!
+//! Every node's chain begins with a half whose `P` is 0, so that its carry-out is `G` whatever
+//! comes in: an *inject* half (`C` tied high, `G = A ^ B`) that brings one more lane, or a zero
+//! half when the node has none. Nothing then reads a chain's carry-in, and the toolchain leaves
+//! it unconnected (`bql_toolchain::netlist`): nextpnr-ecp5 feeds a connected carry-in from the
+//! fabric through a CCU2C of its own, two TRELLIS_COMB per chain (docs/hardware.md).
 //!
 //! The tree is chosen by a small search over the lane count (each node: an optional carry-in
 //! lane and two balanced children), minimizing halves, then depth; registers follow every
@@ -25,31 +29,25 @@ use std::collections::HashMap;
 use crate::blocks::tree_search::{cheapest_tree, interface, Costs, Memo, Shape};
 use crate::ir::{bits_for, e, Expr, Item, Module, Sig, Stmt};
 
-/// Cells in one carry chain at most, shared by a node and its children: nextpnr-ecp5 packs every
-/// chain that starts from a constant carry-in with four TRELLIS_COMB more than its cells (16
-/// CCU2C as 8 chains of 2: 65, as one chain of 16: 37; docs/hardware.md). A node's chain ends
-/// with a carry-out of 0 (its sum fits its width, or the last half adds two zeros), so its
-/// parent's chain can start from it when the parent takes the sum directly (no register
-/// between); the carry follows the data, so it adds no loop and no register stage to a path.
-/// The bound keeps the chains placeable and the (false) timing paths through the joined carries
-/// short.
+/// Cells in one carry chain at most, shared by a node and its children. nextpnr-ecp5 starts
+/// every chain at the first slice of a tile, so short chains leave the rest of their tile to
+/// plain LUTs; a node's chain continues its child's when the node takes the child's sum
+/// directly (no register between): the carry follows the data, so it adds no loop and no
+/// register stage to a path. The child's carry-out is 0 (its sum fits its width, or the last
+/// half adds two zeros), and the node's first half ignores it anyway. The bound keeps the chains
+/// placeable and the (false) timing paths through the joined carries short.
 const SHARED_CHAIN_CELLS: usize = 16;
 
-/// Halves of one adder node: the inject half, one per sum bit, rounded up to whole cells.
-fn node_halves(lanes: usize, carry_in: bool) -> usize {
-    (usize::from(carry_in) + bits_for(lanes)).next_multiple_of(2)
+/// Halves of one adder node of `lanes` lanes: the first half (inject or zero), one per sum bit,
+/// rounded up to whole cells.
+fn node_halves(lanes: usize) -> usize {
+    (1 + bits_for(lanes)).next_multiple_of(2)
 }
 
 thread_local! {
     /// The search's memo ([`cheapest_tree`]).
     static SHAPES: RefCell<Memo> = RefCell::new(HashMap::new());
-    /// Chains per (lanes, stride) ([`CarryTree::chains`]).
-    static CHAINS: RefCell<HashMap<(usize, usize), usize>> = RefCell::new(HashMap::new());
 }
-
-/// TRELLIS_COMB that nextpnr-ecp5 adds to a carry chain that starts from a constant carry-in
-/// (measured: [`SHARED_CHAIN_CELLS`]).
-pub const PACKED_PER_CHAIN: usize = 4;
 
 /// The ECP5's costs in CCU2C halves: a lane rides in an adder half, no pair leaves. Splits
 /// tried: balanced, and a part of `2^k - 1` or `2^k` lanes (their counts fill their widths, so
@@ -57,7 +55,7 @@ pub const PACKED_PER_CHAIN: usize = 4;
 const COSTS: Costs = Costs {
     lane: 0,
     pair: None,
-    node: |l, r, carry_in| node_halves(l + r + usize::from(carry_in), carry_in),
+    node: |l, r, carry_in| node_halves(l + r + usize::from(carry_in)),
     splits: split_sizes,
 };
 
@@ -140,23 +138,6 @@ impl CarryTree {
 
     /// Builds the module: inputs `x`, `w` (lanes), output `sum` = popcount(`x ^ w`).
     pub fn module(&self) -> Module {
-        self.build().0
-    }
-
-    /// Carry chains of the module (each packed by nextpnr-ecp5 with [`PACKED_PER_CHAIN`]
-    /// TRELLIS_COMB beyond its cells), counted by building it once per shape.
-    pub fn chains(&self) -> usize {
-        let key = (self.lanes, self.stride);
-        if let Some(n) = CHAINS.with(|c| c.borrow().get(&key).copied()) {
-            return n;
-        }
-        let n = self.build().1;
-        CHAINS.with(|c| c.borrow_mut().insert(key, n));
-        n
-    }
-
-    /// The module and its number of carry chains.
-    fn build(&self) -> (Module, usize) {
         let cells = format!("{} CCU2C halves", self.halves);
         let (m, x, w, sum) = interface(self.name(), self.lanes, &cells, self.latency());
         let mut b = Builder {
@@ -168,7 +149,6 @@ impl CarryTree {
             nodes: 0,
             unused: Vec::new(),
             last_chain: None,
-            chains: 0,
         };
         let root = b.node(self, &self.shape, 0, true);
         let Value::Number { sig, .. } = root.value else {
@@ -181,7 +161,7 @@ impl CarryTree {
         b.m.wire("unused_chain_bits", width, unused);
         let regs = std::mem::take(&mut b.regs);
         b.m.push(Item::Always("clk".into(), regs));
-        (b.m, b.chains)
+        b.m
     }
 }
 
@@ -306,8 +286,6 @@ struct Builder {
     unused: Vec<Expr>,
     /// The end of the last chain built.
     last_chain: Option<ChainEnd>,
-    /// Chains started (from a constant carry-in).
-    chains: usize,
 }
 
 impl Builder {
@@ -333,11 +311,12 @@ impl Builder {
         let stage = l.stage.max(r.stage);
         let k = self.nodes;
         self.nodes += 1;
-        let mut halves = Vec::new();
-        if *carry_in {
+        let mut halves = vec![if *carry_in {
             let (x, w) = self.lane(first + left.lanes() + right.lanes(), stage);
-            halves.push(Half::Inject(x, w));
-        }
+            Half::Inject(x, w)
+        } else {
+            Half::Add(Operand::Zero, Operand::Zero)
+        }];
         let width = bits_for(*lanes);
         let (a, b) = (self.operands(&l, stage), self.operands(&r, stage));
         for j in 0..width {
@@ -356,14 +335,9 @@ impl Builder {
             .filter_map(|c| c.chain_end)
             .collect::<Vec<usize>>();
         let s = self.chain(k, &halves, &direct);
-        let sum_bits: Vec<Expr> = (0..width)
-            .rev()
-            .map(|j| s.bit(j + usize::from(*carry_in)))
-            .collect();
-        if *carry_in {
-            self.unused.push(s.bit(0));
-        }
-        if halves.len() > width + usize::from(*carry_in) {
+        let sum_bits: Vec<Expr> = (0..width).rev().map(|j| s.bit(j + 1)).collect();
+        self.unused.push(s.bit(0));
+        if halves.len() > width + 1 {
             self.unused.push(s.bit(halves.len() - 1));
         }
         let sum = self
@@ -438,13 +412,9 @@ impl Builder {
             }
             Some(end) => {
                 self.unused.push(end.carry);
-                self.chains += 1;
                 (e::k(1, 0), 0)
             }
-            None => {
-                self.chains += 1;
-                (e::k(1, 0), 0)
-            }
+            None => (e::k(1, 0), 0),
         };
         let (s, co) = ccu2c_chain(&mut self.m, &format!("n{k}"), &tables, carry_in);
         self.last_chain = Some(ChainEnd {
@@ -457,8 +427,8 @@ impl Builder {
 }
 
 /// A carry chain of CCU2C cells named `name_cell0..`, one half per `(table, [A, B, C, D])` (an
-/// even number), from `carry_in` (0, or the carry-out of a chain that is always 0); returns its nets `name_s` (every half's sum) and `name_co` (every
-/// cell's carry out).
+/// even number), from `carry_in` (0, or the carry-out of a chain that is always 0); returns its
+/// nets `name_s` (every half's sum) and `name_co` (every cell's carry out).
 fn ccu2c_chain(
     m: &mut Module,
     name: &str,
@@ -551,32 +521,33 @@ pub(crate) fn accumulate(
     acc: &Sig,
 ) -> Sig {
     let width = acc.width();
-    let halves: Vec<(u16, [Expr; 4])> = (0..width.next_multiple_of(2))
-        .map(|i| {
-            if i >= width {
-                return (0, [e::k(1, 0), e::k(1, 0), e::k(1, 0), e::k(1, 0)]);
-            }
-            let a = if i < count.width() {
-                count.bit(i)
-            } else {
-                e::k(1, 0)
-            };
-            let c = start.map_or(e::k(1, 0), |(word, offset)| word.bit(offset + i));
-            (ACCUMULATE, [a, first.clone(), c, acc.bit(i)])
-        })
-        .collect();
+    let zero = || (0, [e::k(1, 0), e::k(1, 0), e::k(1, 0), e::k(1, 0)]);
+    // A zero half first, as in the trees, so that nothing reads the chain's carry-in.
+    let bits = (0..width).map(|i| {
+        let a = if i < count.width() {
+            count.bit(i)
+        } else {
+            e::k(1, 0)
+        };
+        let c = start.map_or(e::k(1, 0), |(word, offset)| word.bit(offset + i));
+        (ACCUMULATE, [a, first.clone(), c, acc.bit(i)])
+    });
+    let mut halves: Vec<(u16, [Expr; 4])> = std::iter::once(zero()).chain(bits).collect();
+    if halves.len() % 2 == 1 {
+        halves.push(zero());
+    }
     let (s, co) = ccu2c_chain(m, name, &halves, e::k(1, 0));
-    // The top carry, and the padding half's sum when the width is odd, go nowhere.
-    let mut unused = vec![co.bit(co.width() - 1)];
-    if width % 2 == 1 {
-        unused.push(s.bit(width));
+    // The first half's sum, the top carry, and the padding half's sum go nowhere.
+    let mut unused = vec![s.bit(0), co.bit(co.width() - 1)];
+    if halves.len() > width + 1 {
+        unused.push(s.bit(width + 1));
     }
     m.wire(
         &format!("{name}_unused"),
         unused.len(),
         Expr::Concat(unused),
     );
-    m.wire(&format!("{name}_sum"), width, s.slice(width - 1, 0))
+    m.wire(&format!("{name}_sum"), width, s.slice(width, 1))
 }
 
 /// The accumulator of [`accumulate`] on its own, for tests: `acc` (`width` bits) takes
@@ -640,6 +611,6 @@ mod tests {
             assert!(t.latency() >= 1);
         }
         assert_eq!(CarryTree::new(3, 3).halves(), 4);
-        assert_eq!(CarryTree::new(64, 3).halves(), 146);
+        assert_eq!(CarryTree::new(64, 3).halves(), 148);
     }
 }

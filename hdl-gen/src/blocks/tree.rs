@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use crate::blocks::compressor::{self, CarryTree};
+use crate::blocks::compressor::CarryTree;
 use crate::blocks::compressor_ice40::LogicTree;
 use crate::ir::{bits_for, e, Expr, Item, Module, Stmt};
 
@@ -58,11 +58,11 @@ pub enum CellTree {
 }
 
 impl CellTree {
-    /// LUT sites it fills after packing: CCU2C halves and the cells nextpnr-ecp5 adds to each
-    /// chain, or iCE40 logic cells.
+    /// LUT sites it fills after packing: CCU2C halves (the toolchain leaves the chains' ends
+    /// unconnected, so nextpnr-ecp5 adds no cells to them), or iCE40 logic cells.
     pub fn sites(&self) -> usize {
         match self {
-            CellTree::Ccu2c(t) => t.halves() + compressor::PACKED_PER_CHAIN * t.chains(),
+            CellTree::Ccu2c(t) => t.halves(),
             CellTree::Logic(t) => t.cells(),
         }
     }
