@@ -54,10 +54,11 @@ bench: build
 	$(BQL) bench --repeat 11
 
 # Logic per XNOR-popcount lane on iCE40 and ECP5, bql's counters beside the behavioural baseline
-# (yosys slope between 16 and 32 PEs of 64 lanes, iCE40 also packed by nextpnr; PEs, trees
+# (yosys slope between 16 and 32 PEs of 64 lanes, both also packed by nextpnr; PEs, trees
 # alone and whole MVTUs: about 15-20 minutes on two cores).
 lanes: build
 	cargo build --release -q -p bql-hdl-gen --example popcount --example mvtu
+	cargo build --release -q -p bql-toolchain --example free_carries
 	@scripts/lanes.sh
 
 # The CNN hardware figures: mnist-cnn on the iCEBreaker, CNV-W1A1 at full ULX3S speed (needs

