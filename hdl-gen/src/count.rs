@@ -2,15 +2,21 @@
 //! registered outputs, power-on registers), the words of a memory that synthesis builds from
 //! flip-flops (fewer than 8 words with no `ram_style`, see `plan::inferred_memory`), times the
 //! instances of each module under the top, less the read registers that yosys puts into a block
-//! RAM (those of memories without the old-data bypass). The plan's formulas choose the folding; this count
-//! is the flip-flop figure the plan reports once the design is lowered (the formulas fell 21 to
-//! 31 % short of yosys). It is an upper bound of what yosys keeps: it removes constant and
-//! unused registers and merges equal ones (on a full-speed ECP5 design, the adder trees' operand
-//! delay registers).
+//! RAM (those of memories without the old-data bypass). The plan's formulas choose the folding;
+//! this count is the flip-flop figure the plan reports once the design is lowered (the formulas
+//! fell 21 to 31 % short of yosys). It is an upper bound of what yosys keeps: it removes
+//! constant and unused registers and merges equal ones (on a full-speed ECP5 design, the adder
+//! trees' operand delay registers).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ir::{Expr, Item, Module, Stmt};
+
+/// Whether synthesis builds a memory of `depth` words from flip-flops rather than block RAM:
+/// fewer than 8 words and no `ram_style` (yosys's threshold for both families' block RAMs).
+pub(crate) fn in_flip_flops(depth: usize, ram_style: Option<&str>) -> bool {
+    depth < 8 && ram_style.is_none()
+}
 
 /// Flip-flops of `top` and everything it instantiates.
 pub fn flip_flops(modules: &BTreeMap<String, Module>, top: &str) -> usize {
@@ -41,9 +47,9 @@ fn count(
             Item::Memory {
                 width,
                 depth,
-                ram_style: None,
+                ram_style,
                 ..
-            } if *depth < 8 => width * depth,
+            } if in_flip_flops(*depth, *ram_style) => width * depth,
             Item::Instance { module, .. } => count(modules, module, memo),
             _ => 0,
         })
@@ -68,7 +74,7 @@ fn read_registers_in_block_ram(m: &Module) -> BTreeSet<&str> {
                 ram_style,
                 no_rw_check: true,
                 ..
-            } if *depth >= 8 || ram_style.is_some() => Some(name.as_str()),
+            } if !in_flip_flops(*depth, *ram_style) => Some(name.as_str()),
             _ => None,
         })
         .collect();

@@ -470,7 +470,7 @@ fn pool_estimate(l: &LayerPlan, dev: &Device) -> Estimate {
 /// multiplexers (measured with yosys 0.23's `synth_ice40`: 4 words x 112 bits took 560
 /// flip-flops, 8 words took 7 block RAMs), a deeper one from block RAM.
 fn inferred_memory(dev: &Device, width: usize, depth: usize) -> Estimate {
-    if depth < 8 {
+    if crate::count::in_flip_flops(depth, None) {
         Estimate {
             lut: family_luts(dev, width * depth.div_ceil(2)),
             ff: width * (depth + 1),
