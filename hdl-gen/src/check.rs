@@ -402,7 +402,7 @@ impl Checker<'_> {
                 let w = self.expr(r)?;
                 self.drive(l, w)
             }
-            Item::Always(clk, body) => {
+            Item::Always(clk, body) | Item::KeptAlways(clk, body) => {
                 let w = self.plain(clk)?;
                 self.one_bit("clock", &Expr::Ref(clk.clone()), w)?;
                 self.mark_read(clk, 0, 0);

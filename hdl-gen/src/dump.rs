@@ -85,7 +85,7 @@ pub fn outline(m: &Module, design: &BTreeMap<String, Module>) -> String {
                     let _ = writeln!(s, "  cell {name}: {module} (with a simulation model)");
                 }
             }
-            Item::Always(clk, body) => {
+            Item::Always(clk, body) | Item::KeptAlways(clk, body) => {
                 let _ = writeln!(
                     s,
                     "  always #{blocks} @(posedge {clk}): {} statements",
@@ -134,7 +134,7 @@ fn drivers(m: &Module, design: &BTreeMap<String, Module>) -> BTreeMap<String, Ve
     for item in &m.items {
         match item {
             Item::Assign(l, _) => targets(l).into_iter().for_each(|n| add(n, "assign".into())),
-            Item::Always(_, body) | Item::AlwaysReset { body, .. } => {
+            Item::Always(_, body) | Item::KeptAlways(_, body) | Item::AlwaysReset { body, .. } => {
                 let mut names = Vec::new();
                 assigned(body, &mut names);
                 for n in names {

@@ -400,6 +400,10 @@ pub enum Item {
     Assign(Expr, Expr),
     /// `always @(posedge clock)` with statements.
     Always(String, Vec<Stmt>),
+    /// `(* keep *) always @(posedge clock)`: registers that synthesis keeps apart from equal
+    /// ones (yosys merges registers with the same input, and the attribute on the block is the
+    /// one it honours: on a `reg` it does not), for a copy of a signal per consumer.
+    KeptAlways(String, Vec<Stmt>),
     /// `always @(posedge clock or posedge reset)`: `on_reset` while `reset` is high, else
     /// `body`. Only for a domain whose clock stops: the SPI slave's shift registers, realigned
     /// by the chip select between transactions (no clock edge comes while it is high).

@@ -141,8 +141,13 @@ pub fn module(m: &Module) -> String {
             Item::Assign(l, r) => {
                 let _ = writeln!(out, "    assign {} = {};", expr(l), expr(r));
             }
-            Item::Always(clk, body) => {
-                let _ = writeln!(out, "    always @(posedge {clk}) begin");
+            Item::Always(clk, body) | Item::KeptAlways(clk, body) => {
+                let keep = if matches!(item, Item::KeptAlways(..)) {
+                    "(* keep *) "
+                } else {
+                    ""
+                };
+                let _ = writeln!(out, "    {keep}always @(posedge {clk}) begin");
                 stmts(&mut out, body, 2);
                 out.push_str("    end\n");
             }

@@ -144,12 +144,17 @@ impl CarryTree {
         // The lanes' inputs are registered first: the weights come from a block RAM's slow
         // output (5.6 ns on the ECP5 without its output register) and the input bits from one
         // register that every PE reads, across the die at full device speed.
+        // Each tree keeps its own copy of the input bits (yosys would merge the PEs' copies).
         let (xq, wq) = (m.reg("x_q", self.lanes), m.reg("w_q", self.lanes));
+        m.push(Item::KeptAlways(
+            "clk".into(),
+            vec![xq.set(x.e()), wq.set(w.e())],
+        ));
         let mut b = Builder {
             m,
             x: xq.clone(),
             w: wq.clone(),
-            regs: vec![xq.set(x.e()), wq.set(w.e())],
+            regs: Vec::new(),
             lane_delays: HashMap::new(),
             nodes: 0,
             unused: Vec::new(),
