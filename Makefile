@@ -58,7 +58,7 @@ bench: build
 # alone and whole MVTUs: about 15-20 minutes on two cores).
 lanes: build
 	cargo build --release -q -p bql-hdl-gen --example popcount --example mvtu
-	cargo build --release -q -p bql-toolchain --example free_carries
+	cargo build --release -q -p bql-toolchain --example prepare_netlist
 	@scripts/lanes.sh
 
 # The CNN hardware figures: mnist-cnn on the iCEBreaker, CNV-W1A1 at full ULX3S speed (needs

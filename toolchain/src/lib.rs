@@ -2,7 +2,7 @@
 //! numbers that say whether it fits and meets timing.
 //!
 //! The build is a list of named steps, each one tool run with its log kept in the build folder:
-//! `synth` (yosys `synth_ice40` / `synth_ecp5` to a netlist, then [`netlist`]'s one change),
+//! `synth` (yosys `synth_ice40` / `synth_ecp5` to a netlist, then [`netlist`]'s changes),
 //! `pnr` (nextpnr-ice40 / nextpnr-ecp5 with the board's pin file, the target clock and a fixed
 //! seed, writing a JSON report), `check` (the report: utilization and achieved Fmax against the target; a design that
 //! misses timing stops here, before a bitstream exists), `pack` (icepack / ecppack). The tool
@@ -380,7 +380,7 @@ pub fn build(
             ));
         }
         if step.name == "synth" {
-            free_idle_carries_in(dir, &log)?;
+            prepare_netlist_in(dir, &log)?;
         }
     }
     let r = BuildReport {
@@ -399,9 +399,9 @@ pub fn build(
     Ok(r)
 }
 
-/// Applies [`netlist::free_idle_carries`] to the build folder's netlist and notes what it cut at
-/// the end of the synthesis log.
-fn free_idle_carries_in(dir: &Path, log: &Path) -> Result<(), Error> {
+/// Applies [`netlist::prepare`] to the build folder's netlist and notes what it changed at the
+/// end of the synthesis log.
+fn prepare_netlist_in(dir: &Path, log: &Path) -> Result<(), Error> {
     let path = dir.join(files::NETLIST);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::io(format!("cannot read yosys's netlist {}", path.display()), e))?;
@@ -413,14 +413,14 @@ fn free_idle_carries_in(dir: &Path, log: &Path) -> Result<(), Error> {
     };
     let mut value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let freed = netlist::free_idle_carries(&mut value).map_err(bad)?;
+    let changes = netlist::prepare(&mut value).map_err(bad)?;
     let text = serde_json::to_string(&value).map_err(|e| bad(e.to_string()))?;
     std::fs::write(&path, text)
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     let note = format!(
-        "bql: disconnected {} idle carry-ins and {} unread carry-outs of CCU2C cells \
-         (toolchain/src/netlist.rs)\n",
-        freed.carry_ins, freed.carry_outs
+        "bql: disconnected {} idle carry-ins and {} unread carry-outs of CCU2C cells; moved {} \
+         flip-flops into block RAM output registers (toolchain/src/netlist.rs)\n",
+        changes.freed.carry_ins, changes.freed.carry_outs, changes.output_registers
     );
     std::fs::OpenOptions::new()
         .append(true)

@@ -38,6 +38,9 @@ use crate::ir::{bits_for, e, Expr, Item, Module, Sig, Stmt};
 /// placeable and the (false) timing paths through the joined carries short.
 const SHARED_CHAIN_CELLS: usize = 16;
 
+/// Registers on the lanes' inputs before the first adder ([`CarryTree::module`]).
+const INPUT_REGISTERS: usize = 1;
+
 /// Halves of one adder node of `lanes` lanes: the first half (inject or zero), one per sum bit,
 /// rounded up to whole cells.
 fn node_halves(lanes: usize) -> usize {
@@ -113,7 +116,7 @@ impl CarryTree {
     /// Pipeline registers on the way from the lanes to the count: the lanes' own, then the
     /// adders'.
     pub fn latency(&self) -> usize {
-        1 + self.stages(&self.shape, true).1
+        INPUT_REGISTERS + self.stages(&self.shape, true).1
     }
 
     /// (depth, register stages at the output) of a node.
@@ -141,10 +144,9 @@ impl CarryTree {
     pub fn module(&self) -> Module {
         let cells = format!("{} CCU2C halves", self.halves);
         let (mut m, x, w, sum) = interface(self.name(), self.lanes, &cells, self.latency());
-        // The lanes' inputs are registered first: the weights come from a block RAM's slow
-        // output (5.6 ns on the ECP5 without its output register) and the input bits from one
-        // register that every PE reads, across the die at full device speed.
-        // Each tree keeps its own copy of the input bits (yosys would merge the PEs' copies).
+        // The lanes' inputs are registered first, each tree its own copy (kept apart: yosys
+        // would merge the PEs' copies of the input bits): the weights come from a block RAM's
+        // output register across the die, the input bits from one register that every PE reads.
         let (xq, wq) = (m.reg("x_q", self.lanes), m.reg("w_q", self.lanes));
         m.push(Item::KeptAlways(
             "clk".into(),

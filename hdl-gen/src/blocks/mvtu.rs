@@ -118,6 +118,7 @@ pub fn module(l: &LayerPlan) -> Module {
     let ctl = control(&mut md, l, &d);
     let wword = weights(&mut md, l, &d, &ctl);
     let in_word = input_slice(&mut md, l, &d, &ctl);
+    let (wword, in_word) = read_registers(&mut md, l, wword, in_word);
     let tags = pipeline_tags(&mut md, l, &d, &ctl);
     let tword = thresholds(&mut md, l, &d, &tags);
     processing_elements(&mut md, l, &d, &wword, &in_word, tword.as_ref(), &tags);
@@ -633,17 +634,41 @@ fn input_slice(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Sig {
     in_word
 }
 
+/// Registers between the weight memory's read and the lanes: 1, or 2 where a block RAM feeds
+/// ECP5 carry-cell trees: its read data leaves the RAM 5.8 ns after the clock, 1 ns from its
+/// output register, which yosys 0.23 does not use; the build moves the second register in
+/// (`bql_toolchain::netlist`), and the input word waits as long.
+fn read_stages(l: &LayerPlan) -> usize {
+    let carry_cells = matches!(l.tree().cell_tree(), Some(CellTree::Ccu2c(_)));
+    1 + usize::from(carry_cells && l.mem == MemKind::BlockRam)
+}
+
+/// The weight and input words a second time registered where [`read_stages`] says so.
+fn read_registers(md: &mut Module, l: &LayerPlan, wword: Sig, in_word: Sig) -> (Sig, Sig) {
+    if read_stages(l) == 1 {
+        return (wword, in_word);
+    }
+    let w = md.reg("wword_q", wword.width());
+    let x = md.reg("in_word_q", in_word.width());
+    md.push(Item::Always(
+        "clk".into(),
+        vec![w.set(wword.e()), x.set(in_word.e())],
+    ));
+    (w, x)
+}
+
 /// Tags travelling with the data (valid, first/last input fold, last fold of the image, neuron
-/// fold) through the stages: memory read (1), adder tree (`lat`), accumulate; the tags one
+/// fold) through the stages: memory read ([`read_stages`]), adder tree (`lat`), accumulate; the tags one
 /// stage further (`fin_*`) go with the accumulated sum, which is compared and committed a cycle
 /// after it is registered (the add, compare and result packing in one cycle were the critical
 /// path).
 fn pipeline_tags(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Tags {
     let lat = l.tree().latency();
+    let read = read_stages(l);
     md.push(Item::Comment(format!(
-        "pipeline: memory read (1) + adder tree ({lat}) stages"
+        "pipeline: memory read ({read}) + adder tree ({lat}) stages"
     )));
-    let depth = lat + 1;
+    let depth = lat + read;
     let fin = depth + 1;
     let tag_w = 4 + d.nf_w;
     let tag0 = md.wire(
