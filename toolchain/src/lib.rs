@@ -2,7 +2,7 @@
 //! numbers that say whether it fits and meets timing.
 //!
 //! The build is a list of named steps, each one tool run with its log kept in the build folder:
-//! `synth` (yosys `synth_ice40` / `synth_ecp5` to a netlist, then [`netlist`]'s changes),
+//! `synth` (yosys `synth_ice40` / `synth_ecp5` to a netlist, then on the ECP5 [`netlist`]'s changes),
 //! `pnr` (nextpnr-ice40 / nextpnr-ecp5 with the board's pin file, the target clock and a fixed
 //! seed, writing a JSON report), `check` (the report: utilization and achieved Fmax against the target; a design that
 //! misses timing stops here, before a bitstream exists), `pack` (icepack / ecppack). The tool
@@ -379,7 +379,7 @@ pub fn build(
                 ),
             ));
         }
-        if step.name == "synth" {
+        if step.name == "synth" && fam == board::Family::Ecp5 {
             prepare_netlist_in(dir, &log)?;
         }
     }
