@@ -902,7 +902,13 @@ fn plan_within(
     }
     match targets.get(lo).and_then(|&t| choose(t)) {
         Some(layers) => Ok(finish(layers, dev, net)),
-        None => Err(does_not_fit(&options, dev, net, lut_budget)),
+        None => Err(does_not_fit(
+            &options,
+            dev,
+            net,
+            lut_budget,
+            !overrides.is_empty(),
+        )),
     }
 }
 
@@ -1203,9 +1209,15 @@ fn candidate_intervals(options: &[Vec<Choice>], floor: usize) -> Vec<usize> {
     all_cycles
 }
 
-/// The error for a model that does not fit even fully folded: the smallest design (most
-/// folded) and what it lacks.
-fn does_not_fit(options: &[Vec<Choice>], dev: &Device, net: &Network, lut_budget: usize) -> Error {
+/// The error for a model that does not fit even fully folded (its other layers, when some have
+/// their folds given): the smallest design (most folded) and what it lacks.
+fn does_not_fit(
+    options: &[Vec<Choice>],
+    dev: &Device,
+    net: &Network,
+    lut_budget: usize,
+    folds_given: bool,
+) -> Error {
     // The fewest LUTs and the fewest block RAMs come from different foldings (many lanes can
     // need fewer memory blocks): each shortfall is reported for the design that minimizes it.
     let smallest = |by_lut: bool| {
@@ -1264,8 +1276,13 @@ fn does_not_fit(options: &[Vec<Choice>], dev: &Device, net: &Network, lut_budget
             dev.spram_blocks * SPRAM_SHAPE.0 * SPRAM_SHAPE.1
         ));
     }
+    let how = if folds_given {
+        "with the folds given (--fold) and its other layers fully folded"
+    } else {
+        "even fully folded"
+    };
     Error::does_not_fit(format!(
-        "the model ({} weight bits) does not fit the {} even fully folded: {}",
+        "the model ({} weight bits) does not fit the {} {how}: {}",
         net.weight_bits(),
         dev.name,
         short.join("; ")

@@ -136,16 +136,26 @@ pub fn random_cnn_folds(
     for (i, l) in net.layers.iter().enumerate() {
         let (p, s) = match l {
             Layer::Conv2d(c) => {
+                // Within max_p and max_s, as the dense layers (a 61 x 69 convolution beside a
+                // wide dense layer needed 266 of the 85k's 208 block RAMs); the producer's P
+                // divides the channels and is at most max_p, so some S is always left.
                 let ss: Vec<usize> = divisors(c.input.channels)
                     .into_iter()
-                    .filter(|s| producer_p.is_none_or(|p| s % p == 0))
+                    .filter(|s| producer_p.is_none_or(|p| s % p == 0) && *s <= max_s.max(max_p))
                     .collect();
-                (pick(rng, &divisors(c.out_channels())), pick(rng, &ss))
+                let ps: Vec<usize> = divisors(c.out_channels())
+                    .into_iter()
+                    .filter(|p| *p <= max_p)
+                    .collect();
+                (pick(rng, &ps), pick(rng, &ss))
             }
             Layer::Dense(d) => {
                 let p = rng.range(1, d.outputs().min(max_p) as i64) as usize;
                 let s = match producer_p {
-                    Some(pp) => pp * rng.range(1, (d.inputs() / pp).clamp(1, 8) as i64) as usize,
+                    Some(pp) => {
+                        let most = (d.inputs() / pp).min(8).min(max_s / pp).max(1);
+                        pp * rng.range(1, most as i64) as usize
+                    }
                     None => rng.range(1, d.inputs().min(max_s) as i64) as usize,
                 };
                 (p, s)
