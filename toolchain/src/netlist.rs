@@ -10,7 +10,8 @@
 //!   trees' chains begin with a half whose propagate term is 0 and end in a carry nobody reads.
 //! - [`output_registers`]: flip-flops that register a block RAM's read data move into the block
 //!   RAM's own output register (`REGMODE OUTREG`), which yosys 0.23 never uses: the read data
-//!   then leaves the RAM 0.5 ns after the clock instead of 5.8 ns (docs/hardware.md).
+//!   then leaves the RAM 0.97 ns after the clock instead of 5.83 ns in nextpnr's timing
+//!   (docs/hardware.md).
 
 pub mod carries;
 pub mod output_registers;
