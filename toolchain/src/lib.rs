@@ -2,10 +2,10 @@
 //! numbers that say whether it fits and meets timing.
 //!
 //! The build is a list of named steps, each one tool run with its log kept in the build folder:
-//! `synth` (yosys `synth_ice40` / `synth_ecp5` to a netlist, then on the ECP5 [`netlist`]'s changes),
-//! `pnr` (nextpnr-ice40 / nextpnr-ecp5 with the board's pin file, the target clock and a fixed
-//! seed, writing a JSON report), `check` (the report: utilization and achieved Fmax against the target; a design that
-//! misses timing stops here, before a bitstream exists), `pack` (icepack / ecppack). The tool
+//! `synth` (yosys `synth_ice40` / `synth_ecp5` to a netlist, then on the ECP5 [`netlist`]'s
+//! changes), `pnr` (nextpnr-ice40 / nextpnr-ecp5 with the board's pin file, the target clock and
+//! a fixed seed, writing a JSON report), `check` (the report: utilization and achieved Fmax
+//! against the target; a design that misses timing stops here, before a bitstream exists), `pack` (icepack / ecppack). The tool
 //! commands belong to the FPGA family ([`board::Family`]), the board only supplies data.
 //!
 //! Tools are located once ([`Tools::locate`], through `bql-locate`): `YOSYS`, `NEXTPNR_ICE40`,

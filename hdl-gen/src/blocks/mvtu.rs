@@ -658,10 +658,10 @@ fn read_registers(md: &mut Module, l: &LayerPlan, wword: Sig, in_word: Sig) -> (
 }
 
 /// Tags travelling with the data (valid, first/last input fold, last fold of the image, neuron
-/// fold) through the stages: memory read ([`read_stages`]), adder tree (`lat`), accumulate; the tags one
-/// stage further (`fin_*`) go with the accumulated sum, which is compared and committed a cycle
-/// after it is registered (the add, compare and result packing in one cycle were the critical
-/// path).
+/// fold) through the stages: memory read ([`read_stages`]), adder tree (`lat`), accumulate; the
+/// tags one stage further (`fin_*`) go with the accumulated sum, which is compared and committed
+/// a cycle after it is registered (the add, compare and result packing in one cycle were the
+/// critical path).
 fn pipeline_tags(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Tags {
     let lat = l.tree().latency();
     let read = read_stages(l);
