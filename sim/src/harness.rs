@@ -93,20 +93,58 @@ pub fn config_writes(
     writes
 }
 
-/// A configuration write packed as `{sel, addr, data}` in one hex word of the interface's
-/// widths (for a `$readmemh` table in a testbench).
+/// The widths of a configuration write packed into one hex word ([`config_hex`]), low field
+/// first: the word's bytes, its address, its selector, and how many bytes it has.
+pub struct ConfigLayout {
+    /// Bits of the word: its bytes, whole.
+    pub data: usize,
+    /// Bits of the address.
+    pub addr: usize,
+    /// Bits of the selector.
+    pub sel: usize,
+    /// Bits of the byte count.
+    pub bytes: usize,
+}
+
+impl ConfigLayout {
+    /// The layout for a core's interface.
+    pub fn new(ifc: &CoreInterface) -> Self {
+        let bytes = ifc.cfg_data_width.div_ceil(8);
+        ConfigLayout {
+            data: bytes * 8,
+            addr: ifc.cfg_addr_width,
+            sel: ifc.cfg_sel_width,
+            bytes: bits_for_count(bytes),
+        }
+    }
+
+    /// All the bits.
+    pub fn width(&self) -> usize {
+        self.data + self.addr + self.sel + self.bytes
+    }
+}
+
+/// Bits that hold the numbers `0..=n`.
+fn bits_for_count(n: usize) -> usize {
+    (usize::BITS - n.leading_zeros()).max(1) as usize
+}
+
+/// A configuration write packed as `{bytes, sel, addr, data}` in one hex word of the
+/// interface's widths ([`ConfigLayout`], for a `$readmemh` table in a testbench): a testbench
+/// sends the word's bytes through `cfg_byte`, lowest first, then writes it.
 pub fn config_hex(ifc: &CoreInterface, w: &ConfigWrite) -> String {
-    let (sw, aw, dw) = (ifc.cfg_sel_width, ifc.cfg_addr_width, ifc.cfg_data_width);
-    let mut bits = vec![false; sw + aw + dw];
-    for (i, &b) in w.data.iter().enumerate() {
-        bits[i] = b;
-    }
-    for i in 0..aw {
-        bits[dw + i] = (w.addr >> i) & 1 == 1;
-    }
-    for i in 0..sw {
-        bits[dw + aw + i] = (w.sel >> i) & 1 == 1;
-    }
+    let layout = ConfigLayout::new(ifc);
+    let mut bits = vec![false; layout.width()];
+    bits[..w.data.len()].copy_from_slice(&w.data);
+    let mut put = |lo: usize, width: usize, value: usize| {
+        for i in 0..width {
+            bits[lo + i] = (value >> i) & 1 == 1;
+        }
+    };
+    put(layout.data, layout.addr, w.addr);
+    put(layout.data + layout.addr, layout.sel, w.sel);
+    let lo = layout.data + layout.addr + layout.sel;
+    put(lo, layout.bytes, ifc.cfg_write_bytes[w.sel]);
     let digits = bits.len().div_ceil(4);
     (0..digits)
         .rev()

@@ -8,7 +8,7 @@ use std::process::Command;
 use bql_hdl_gen::blocks::core::CoreInterface;
 use bql_hdl_gen::Design;
 
-use crate::harness::{beats_hex, config_hex, parse_scores, ConfigWrite};
+use crate::harness::{beats_hex, config_hex, parse_scores, ConfigLayout, ConfigWrite};
 use crate::tools::Tool;
 
 /// A Verilog testbench that streams `images` images from `beats.hex` and prints each result.
@@ -17,10 +17,12 @@ fn testbench(
     images: usize,
     score_bits: usize,
     cycles_per_image: usize,
-    writes: usize,
+    writes: &[ConfigWrite],
 ) -> String {
+    // A word's bytes and its write, a cycle each.
+    let load_cycles: usize = writes.iter().map(|w| ifc.cfg_write_bytes[w.sel] + 1).sum();
     let k8 = ifc.pixels_per_beat * 8;
-    let (sw, aw, dw) = (ifc.cfg_sel_width, ifc.cfg_addr_width, ifc.cfg_data_width);
+    let cfg = ConfigLayout::new(ifc);
     format!(
         r#"`timescale 1ns/1ps
 module tb;
@@ -36,10 +38,13 @@ module tb;
     bql_core dut (
         .clk(clk), .rst(rst), .in_valid(in_valid), .in_ready(in_ready), .in_pixels(in_pixels),
         .out_valid(out_valid), .out_ready(1'b1), .out_class(out_class), .out_scores(out_scores),
-        .cfg_we(cfg_we), .cfg_sel(cfg_word[{cw_hi}:{cw_sel_lo}]), .cfg_addr(cfg_word[{cw_addr_hi}:{dw}]),
-        .cfg_data(cfg_word[{dw_hi}:0])
+        .cfg_we(cfg_we), .cfg_sel(cfg_word[{sel_hi}:{sel_lo}]), .cfg_addr(cfg_word[{addr_hi}:{dw}]),
+        .cfg_shift(cfg_shift), .cfg_byte(cfg_byte), .cfg_index(cfg_index[{iw_hi}:0])
     );
     reg cfg_we = 0;
+    reg cfg_shift = 0;
+    reg [7:0] cfg_byte = 0;
+    reg [31:0] cfg_index = 0;
     reg [{cw_hi}:0] cfg_word = 0;
     reg [{cw_hi}:0] cfg_table [0:{writes_max}];
     integer c;
@@ -50,14 +55,23 @@ module tb;
         $readmemh("beats.hex", beats);
         if ({writes} > 0) $readmemh("cfg.hex", cfg_table);
         repeat (3) @(posedge clk);
-        // Load memories through the run-time write port, one word per cycle.
+        // Load memories through the run-time write port: a word's bytes, lowest first, a cycle
+        // each, then its write.
         for (c = 0; c < {writes}; c = c + 1) begin
             @(negedge clk);
+            cfg_we = 0;
             cfg_word = cfg_table[c];
+            for (cfg_index = 0; cfg_index < cfg_word[{cw_hi}:{bytes_lo}]; cfg_index = cfg_index + 1) begin
+                cfg_shift = 1;
+                cfg_byte = cfg_word[cfg_index * 8 +: 8];
+                @(negedge clk);
+            end
+            cfg_shift = 0;
             cfg_we = 1;
         end
         @(negedge clk);
         cfg_we = 0;
+        @(negedge clk);
         rst = 0;
         for (i = 0; i < {total}; i = i + 1) begin
             @(negedge clk);
@@ -85,18 +99,20 @@ endmodule
         k = k8 - 1,
         cw = ifc.class_width - 1,
         sw = score_bits - 1,
-        cw_hi = sw + aw + dw - 1,
-        cw_sel_lo = aw + dw,
-        cw_addr_hi = aw + dw - 1,
-        dw = dw,
-        dw_hi = dw - 1,
-        writes = writes,
-        writes_max = writes.max(1) - 1,
+        cw_hi = cfg.width() - 1,
+        bytes_lo = cfg.data + cfg.addr + cfg.sel,
+        sel_hi = cfg.data + cfg.addr + cfg.sel - 1,
+        sel_lo = cfg.data + cfg.addr,
+        addr_hi = cfg.data + cfg.addr - 1,
+        dw = cfg.data,
+        iw_hi = ifc.cfg_index_width - 1,
+        writes = writes.len(),
+        writes_max = writes.len().max(1) - 1,
         nb = ifc.beats * images - 1,
         total = ifc.beats * images,
         images = images,
         // Every image through every stage one after another, twice over: a hang, not a slow design.
-        timeout = 10 * 2 * cycles_per_image * (images + 1),
+        timeout = 10 * (load_cycles + 2 * cycles_per_image * (images + 1)),
     )
 }
 
@@ -143,13 +159,7 @@ pub fn run(
     )?;
     write(
         "tb.v",
-        testbench(
-            ifc,
-            images,
-            classes * ifc.score_width,
-            latency,
-            writes.len(),
-        ),
+        testbench(ifc, images, classes * ifc.score_width, latency, writes),
     )?;
     let mut cmd = iverilog.command();
     cmd.current_dir(&rtl).args(["-o", "tb.vvp", "tb.v"]);

@@ -140,18 +140,24 @@ int main(int argc, char** argv) {{
     uint32_t beats_per_image = {beats};
     uint64_t cycle = 0;
     auto tick = [&]() {{ top->clk = 0; top->eval(); top->clk = 1; top->eval(); cycle++; }};
-    top->rst = 1; top->in_valid = 0; top->out_ready = 1; top->cfg_we = 0;
+    top->rst = 1; top->in_valid = 0; top->out_ready = 1; top->cfg_we = 0; top->cfg_shift = 0;
     tick(); tick();
     uint32_t buf[{dwords}];
+    // A word's bytes, lowest first, a cycle each, then its write.
     for (uint32_t i = 0; i < writes; i++) {{
-        uint32_t sel = next_word(), addr = next_word();
+        uint32_t sel = next_word(), addr = next_word(), bytes = next_word();
         for (int j = 0; j < {dwords}; j++) buf[j] = next_word();
-        top->cfg_we = 1; top->cfg_sel = sel; {set_addr}
-        {set_data}
+        top->cfg_sel = sel; {set_addr}
+        for (uint32_t b = 0; b < bytes; b++) {{
+            top->cfg_we = 0; top->cfg_shift = 1; top->cfg_index = b;
+            top->cfg_byte = (buf[b / 4] >> (8 * (b % 4))) & 0xff;
+            tick();
+        }}
+        top->cfg_shift = 0; top->cfg_we = 1;
         tick();
     }}
     top->cfg_we = 0;
-    tick();
+    tick(); tick();
     top->rst = 0;
     uint64_t start = cycle;
     uint32_t total_beats = images * beats_per_image, beat = 0, done = 0;
@@ -188,7 +194,6 @@ int main(int argc, char** argv) {{
         dwords = words(dw),
         kwords = words(k8),
         set_addr = set_port("cfg_addr", aw, "(&addr)"),
-        set_data = set_port("cfg_data", dw, "buf"),
         set_pixels = set_port("in_pixels", k8, "pix"),
         print_scores = print_port("out_scores", score_bits),
         taps_code = taps_code,
@@ -366,6 +371,7 @@ pub(crate) fn stimulus(ifc: &CoreInterface, job: &Job<'_>) -> Vec<u32> {
     for w in job.writes {
         stim.push(w.sel as u32);
         stim.push(w.addr as u32);
+        stim.push(ifc.cfg_write_bytes[w.sel] as u32);
         let mut d = vec![0u32; dwords];
         for (i, &b) in w.data.iter().enumerate() {
             if b {

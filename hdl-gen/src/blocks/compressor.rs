@@ -154,8 +154,8 @@ impl CarryTree {
         ));
         let mut b = Builder {
             m,
-            x: xq.clone(),
-            w: wq.clone(),
+            x: xq,
+            w: wq,
             regs: Vec::new(),
             lane_delays: HashMap::new(),
             nodes: 0,
@@ -168,8 +168,8 @@ impl CarryTree {
         };
         b.m.push(Item::Assign(sum.e(), sig.e()));
         b.unused.extend(b.last_chain.take().map(|end| end.carry));
-        let unused = Expr::Concat(b.unused.clone());
         let width = b.unused.len();
+        let unused = Expr::Concat(std::mem::take(&mut b.unused));
         b.m.wire("unused_chain_bits", width, unused);
         let regs = std::mem::take(&mut b.regs);
         b.m.push(Item::Always("clk".into(), regs));

@@ -1,7 +1,10 @@
 //! `bql_core`: the input loader, the chain of layer MVTUs, and the argmax, joined by valid/ready
 //! handshakes. Pixels enter `K` per beat; weights and thresholds can be rewritten at run time
 //! through one configuration port (`cfg_sel` picks the memory: `2 l` weights of layer `l`,
-//! `2 l + 1` its thresholds).
+//! `2 l + 1` its thresholds). A word enters a byte at a time (`cfg_shift`, `cfg_byte`, its
+//! index `cfg_index`, lowest byte first) into a register of the layer's own, next to its
+//! memories, which takes every byte of its widest memory's word (`cfg_write_bytes`) even for a
+//! narrower one; `cfg_we` then writes it at `cfg_addr`, at least a cycle after its last byte.
 
 use bql_model::InputEncoding;
 
@@ -20,8 +23,13 @@ pub struct CoreInterface {
     pub cfg_sel_width: usize,
     /// Width of `cfg_addr`.
     pub cfg_addr_width: usize,
-    /// Width of `cfg_data`.
+    /// The widest memory word, in bits (its bytes enter through `cfg_byte`).
     pub cfg_data_width: usize,
+    /// Width of `cfg_index`, the byte index within a word.
+    pub cfg_index_width: usize,
+    /// The bytes a write of each memory (by selector) sends: its layer's write word, which
+    /// holds the layer's widest memory word (bytes past it are ignored). 0 where no memory is.
+    pub cfg_write_bytes: Vec<usize>,
     /// Width of one score in `out_scores`.
     pub score_width: usize,
     /// Scores are two's-complement signed.
@@ -51,6 +59,7 @@ pub fn interface(plan: &Plan, input_len: usize) -> CoreInterface {
     let shapes: Vec<(usize, usize)> = (0..sels)
         .filter_map(|s| memory_shape(&plan.layers, s))
         .collect();
+    let data_width = shapes.iter().map(|&(w, _)| w).max().unwrap_or(1);
     CoreInterface {
         pixels_per_beat: k,
         beats: input_len.div_ceil(k),
@@ -60,7 +69,11 @@ pub fn interface(plan: &Plan, input_len: usize) -> CoreInterface {
             .map(|&(_, d)| bits_for(d - 1))
             .max()
             .unwrap_or(1),
-        cfg_data_width: shapes.iter().map(|&(w, _)| w).max().unwrap_or(1),
+        cfg_data_width: data_width,
+        cfg_index_width: bits_for(data_width.div_ceil(8) - 1),
+        cfg_write_bytes: (0..sels)
+            .map(|s| memory_shape(&plan.layers, s).map_or(0, |_| layer_word_bytes(plan, s / 2)))
+            .collect(),
         score_width: last.acc_width(),
         scores_signed: last.pixel_input,
         class_width: bits_for(last.outputs - 1),
@@ -169,8 +182,23 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
     md.input("cfg_we", 1);
     md.input("cfg_sel", ifc.cfg_sel_width);
     md.input("cfg_addr", ifc.cfg_addr_width);
-    md.input("cfg_data", ifc.cfg_data_width);
+    md.input("cfg_shift", 1);
+    md.input("cfg_byte", 8);
+    md.input("cfg_index", ifc.cfg_index_width);
+    if ifc.cfg_data_width < 8 {
+        // Verilator exempts signals named *unused* from its unused-signal warning.
+        md.wire(
+            "unused_cfg_byte",
+            8 - ifc.cfg_data_width,
+            e::sl("cfg_byte", 7, ifc.cfg_data_width),
+        );
+    }
 
+    if (0..plan.layers.len())
+        .all(|i| !takes_fewer_bytes_than_indices(layer_word_bytes(plan, i), &ifc))
+    {
+        md.wire("unused_cfg_index", ifc.cfg_index_width, e::r("cfg_index"));
+    }
     loader(&mut md, plan, &ifc, encoding, input_len);
     // Layers: each takes the previous one's output vector (or reads its input buffer).
     let mut prev_valid = e::r("full");
@@ -362,33 +390,102 @@ fn layer(
         conns.push(("in_vec".into(), prev_vec.clone()));
     }
     conns.extend(layer_outputs(md, plan, i, l));
-    // The layer's two memories on the configuration port: selector 2 i (weights), 2 i + 1
-    // (thresholds).
-    let cfg = |sel: usize, prefix: &str| {
-        memory_shape(&plan.layers, sel).map(|(width, depth)| {
-            let (we, addr, data) = (
-                Sig::new("cfg_we", 1),
-                Sig::new("cfg_addr", ifc.cfg_addr_width),
-                Sig::new("cfg_data", ifc.cfg_data_width),
-            );
-            let selected = Sig::new("cfg_sel", ifc.cfg_sel_width).is(sel as u64);
-            [
-                (format!("{prefix}_we"), e::and(we.e(), selected)),
-                (
-                    format!("{prefix}_addr"),
-                    addr.slice(bits_for(depth - 1) - 1, 0),
-                ),
-                (format!("{prefix}_data"), data.slice(width - 1, 0)),
-            ]
-        })
-    };
-    conns.extend(cfg(2 * i, "wmem").expect("weights"));
-    conns.extend(cfg(2 * i + 1, "tmem").into_iter().flatten());
+    conns.extend(write_stage(md, plan, ifc, i));
     md.push(Item::Instance {
         module: l.mvtu_name(),
         name: format!("layer{i}"),
         conns,
     });
+}
+
+/// The memories of layer `i` on the configuration port: `(selector, port prefix, width,
+/// depth)`, weights first.
+fn layer_memories(plan: &Plan, i: usize) -> Vec<(usize, &'static str, usize, usize)> {
+    [(2 * i, "wmem"), (2 * i + 1, "tmem")]
+        .into_iter()
+        .filter_map(|(sel, prefix)| {
+            memory_shape(&plan.layers, sel).map(|(w, d)| (sel, prefix, w, d))
+        })
+        .collect()
+}
+
+/// Bytes of layer `i`'s write word: its widest memory's.
+fn layer_word_bytes(plan: &Plan, i: usize) -> usize {
+    let widest = layer_memories(plan, i).iter().map(|m| m.2).max();
+    widest.expect("a layer has weights").div_ceil(8)
+}
+
+/// Whether a word of `bytes` bytes must compare `cfg_index` to take only its own bytes (a word
+/// of every index the port has takes them all).
+fn takes_fewer_bytes_than_indices(bytes: usize, ifc: &CoreInterface) -> bool {
+    bytes < 1 << ifc.cfg_index_width
+}
+
+/// Layer `i`'s write stage, registered next to its memories so that no configuration net
+/// crosses the device within a cycle (a word register shared by every layer, 4,192 bits on the
+/// full-speed ULX3S design, carried 17 % of its routing congestion): the layer takes the bytes
+/// of its own memories' words into its own shift register (lowest byte first, so each byte
+/// enters at the top), and the write enables and address a cycle late, in step with the bytes.
+/// Returns the MVTU's write-port connections.
+fn write_stage(md: &mut Module, plan: &Plan, ifc: &CoreInterface, i: usize) -> Vec<(String, Expr)> {
+    let memories = layer_memories(plan, i);
+    let bytes = layer_word_bytes(plan, i);
+    let widest = memories.iter().map(|m| m.2).max().unwrap_or(1);
+    // A one-byte word is only as wide as its widest memory.
+    let (byte_w, word_w) = if bytes == 1 {
+        (widest, widest)
+    } else {
+        (8, bytes * 8)
+    };
+    let addr_w = memories
+        .iter()
+        .map(|m| bits_for(m.3 - 1))
+        .max()
+        .unwrap_or(1);
+    let sel = Sig::new("cfg_sel", ifc.cfg_sel_width);
+    let index = Sig::new("cfg_index", ifc.cfg_index_width);
+    let mine = memories
+        .iter()
+        .map(|m| sel.is(m.0 as u64))
+        .reduce(e::or)
+        .expect("a layer has weights");
+    let mut take = e::and(e::r("cfg_shift"), mine);
+    if takes_fewer_bytes_than_indices(bytes, ifc) {
+        take = e::and(take, e::lt(index.e(), index.k(bytes as u64)));
+    }
+    md.push(Item::Comment(format!(
+        "layer {i}'s write stage: a {bytes}-byte word"
+    )));
+    let take_q = md.reg(&net(i, "cfg_take"), 1);
+    let byte_q = md.reg(&net(i, "cfg_byte"), byte_w);
+    let word = md.reg(&net(i, "cfg_word"), word_w);
+    let addr = md.reg(&net(i, "cfg_addr"), addr_w);
+    let shifted = if bytes == 1 {
+        byte_q.e()
+    } else {
+        Expr::Concat(vec![byte_q.e(), word.slice(word_w - 1, 8)])
+    };
+    let mut stmts = vec![
+        take_q.set(take),
+        byte_q.set(e::sl("cfg_byte", byte_w - 1, 0)),
+        s::when(take_q.e(), vec![word.set(shifted)]),
+        addr.set(e::sl("cfg_addr", addr_w - 1, 0)),
+    ];
+    let mut conns = Vec::new();
+    for &(selector, prefix, width, depth) in &memories {
+        let we = md.reg(&net(i, &format!("{prefix}_we")), 1);
+        stmts.push(we.set(e::and(e::r("cfg_we"), sel.is(selector as u64))));
+        conns.extend([
+            (format!("{prefix}_we"), we.e()),
+            (
+                format!("{prefix}_addr"),
+                addr.slice(bits_for(depth - 1) - 1, 0),
+            ),
+            (format!("{prefix}_data"), word.slice(width - 1, 0)),
+        ]);
+    }
+    md.push(Item::Always("clk".into(), stmts));
+    conns
 }
 
 /// Layer `i`'s input buffer, written by its producer (the loader, or the previous layer packing

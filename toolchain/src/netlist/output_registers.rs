@@ -4,9 +4,10 @@
 //! A read port's data bits qualify when every bit that anything reads is read by exactly one
 //! TRELLIS_FF, at its data input, clocked by the port's clock, with no clock enable and no
 //! set/reset in use (clock-enable constant 1, set/reset constant 0, reset value 0); the port's
-//! own output clock enable must be 1 and its reset 0. Then each such flip-flop goes, the RAM
-//! drives its output net, and the port's `REGMODE` becomes `OUTREG`: the register is the same
-//! (it loads the read data on every clock edge), only inside the RAM. A 36-bit (pseudo
+//! own output clock enable must be 1 and its reset 0 (both resets of a 36-bit RAM). Then each
+//! such flip-flop goes, the RAM drives its output net, and the port's `REGMODE` becomes
+//! `OUTREG`: the register is the same (it loads the read data on every clock edge), only inside
+//! the RAM. A 36-bit (pseudo
 //! dual-port) RAM reads all 36 bits on port B, so its `DOA` and `DOB` pins are one read port
 //! with both `REGMODE`s (as nextpnr-ecp5 configures a PDPW16KD, whose `OCEA` it leaves at 1).
 
@@ -23,7 +24,7 @@ struct ReadPort {
     clock: &'static str,
     clock_mux: &'static str,
     output_enable: &'static str,
-    reset: &'static str,
+    resets: &'static [&'static str],
     regmodes: &'static [&'static str],
 }
 
@@ -35,15 +36,18 @@ fn read_ports(width_a: u64, width_b: u64) -> Vec<ReadPort> {
         clock: if side == 'A' { "CLKA" } else { "CLKB" },
         clock_mux: if side == 'A' { "CLKAMUX" } else { "CLKBMUX" },
         output_enable: if side == 'A' { "OCEA" } else { "OCEB" },
-        reset: if side == 'A' { "RSTA" } else { "RSTB" },
+        resets: if side == 'A' { &["RSTA"] } else { &["RSTB"] },
         regmodes,
     };
     if width_a == 36 || width_b == 36 {
-        vec![port(
+        // nextpnr resets a PDPW16KD's output register from both reset pins.
+        let mut both = port(
             pins("A").chain(pins("B")).collect(),
             'B',
             &["REGMODE_A", "REGMODE_B"],
-        )]
+        );
+        both.resets = &["RSTA", "RSTB"];
+        vec![both]
     } else {
         vec![
             port(pins("A").collect(), 'A', &["REGMODE_A"]),
@@ -110,7 +114,7 @@ fn registers_of(
     let (params, conns) = (&cell["parameters"], &cell["connections"]);
     let param = |name: &str| params.get(name).and_then(Value::as_str).map(str::trim);
     let controls = tied(conns, port.output_enable, "1")
-        && tied(conns, port.reset, "0")
+        && port.resets.iter().all(|r| tied(conns, r, "0"))
         && param(port.clock_mux).is_none_or(|m| m == port.clock)
         && port
             .regmodes
@@ -259,6 +263,19 @@ mod tests {
                     f["connections"]["CE"] = serde_json::json!([5]);
                     f
                 }],
+                vec![20, 21],
+            ),
+            (
+                "the port A reset of a 36-bit RAM in use",
+                vec![
+                    {
+                        let mut r = ram(WIDE, "0");
+                        r["connections"]["RSTA"] = serde_json::json!([7]);
+                        r
+                    },
+                    ff(10, 20, 2),
+                    ff(11, 21, 2),
+                ],
                 vec![20, 21],
             ),
             (

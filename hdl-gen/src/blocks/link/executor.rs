@@ -88,14 +88,20 @@ struct Ex {
     reply: [Sig; 5],
     sel: Sig,
     addr: Sig,
-    /// The memory word being received: the used bytes of a `WRITE` word shift in from the top
-    /// (the padding does not: a register of the padded width was a shift register of 8,192
-    /// flip-flops for the full-speed ULX3S design's 524-byte words).
-    word: Sig,
+    /// A byte of the memory word goes to the core (`cfg_shift`), with the byte (`cfg_byte`) and
+    /// its index in the word (`cfg_index`): each layer keeps the bytes of its own memories'
+    /// words (a word register here, 4,192 bits for the full-speed ULX3S design, crossed the
+    /// device to every memory in one cycle). The padding's bytes are not sent.
+    shift: Sig,
+    byte: Sig,
+    index: Sig,
     /// `x_wb` is below the used bytes, as a flip-flop kept with the counter; absent when a word
     /// has no padding.
     in_word: Option<Sig>,
     wb: Sig,
+    /// A word's last byte went out: its write (`x_we`) follows a cycle later, after the core's
+    /// write stage has taken the byte.
+    word_done: Sig,
     we: Sig,
     load_crc: Sig,
     load_crc_next: Sig,
@@ -210,6 +216,7 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
         ));
     }
     steps.push(apply_free(&x));
+    steps.extend(write_pulses(&x));
     steps.push(x.crc_pending.set_k(0));
     steps.push(s::when(
         x.crc_pending.e(),
@@ -254,6 +261,8 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
                 x.state.set_k(X_IDLE),
                 x.slot.set_k(0),
                 x.free_pending.set_k(0),
+                x.shift.set_k(0),
+                x.word_done.set_k(0),
                 x.we.set_k(0),
                 x.beat_valid.set_k(0),
                 x.load_crc.set_k(CRC_INIT as u64),
@@ -311,9 +320,12 @@ fn declare(m: &mut Module, g: &Geometry) -> Ex {
         ],
         sel: m.output_reg("x_sel", 8),
         addr: m.output_reg("x_addr", 16),
-        word: m.output_reg("x_word", g.word_used_bytes * 8),
+        shift: m.output_reg("x_cfg_shift", 1),
+        byte: m.output_reg("x_cfg_byte", 8),
+        index: m.output_reg("x_cfg_index", g.word_index_bits),
         in_word: (g.word_used_bytes < g.word_bytes).then(|| m.reg("x_in_word", 1)),
         wb: m.reg("x_wb", wbw),
+        word_done: m.reg("x_word_done", 1),
         we: m.output_reg("x_we", 1),
         load_crc: m.output_reg("load_crc", 16),
         load_crc_next: m.net("load_crc_next", 16),
@@ -536,40 +548,46 @@ fn write_header(x: &Ex) -> Vec<Stmt> {
     vec![s::when(x.ready.e(), take)]
 }
 
-/// `WRITE` data: bytes into the word register, a configuration write per whole word.
+/// The pulses of a `WRITE`, each lasting a cycle: a byte to the core, and the word's write a
+/// cycle after its last byte (the address then moves to the next word). A write never meets
+/// `x_ready`: a byte is taken every third cycle at most.
+fn write_pulses(x: &Ex) -> Vec<Stmt> {
+    vec![
+        x.shift.set_k(0),
+        x.word_done.set_k(0),
+        x.we.set(x.word_done.e()),
+        s::when(x.we.e(), vec![x.addr.inc()]),
+    ]
+}
+
+/// `WRITE` data: the used bytes of each word to the core, a configuration write per whole
+/// word.
 fn write_data(x: &Ex) -> Vec<Stmt> {
-    let (wb, used) = (x.g.word_bytes, x.g.word_used_bytes);
-    let shifted_word = if used == 1 {
-        x.buf_q.e()
-    } else {
-        Expr::Concat(vec![x.buf_q.e(), x.word.slice(used * 8 - 1, 8)])
-    };
+    let wb = x.g.word_bytes;
     let mut done = vec![x.wseq.set(x.seq.e()), x.wseq_valid.set_k(1)];
     done.extend(reply(x, K_CHECK, Code::Ok, 2));
-    let mut word_end = vec![x.we.set_k(1)];
+    let mut word_end = vec![x.word_done.set_k(1)];
     word_end.extend(start_word(x));
+    let send = vec![
+        x.shift.set_k(1),
+        x.byte.set(x.buf_q.e()),
+        x.index.set(x.wb.slice(x.index.width() - 1, 0)),
+    ];
     let mut byte = vec![
         x.crc_pending.set_k(1),
         x.wb.inc(),
         s::when(x.wb.is((wb - 1) as u64), word_end),
     ];
     match &x.in_word {
-        None => byte.push(x.word.set(shifted_word)),
+        None => byte.extend(send),
         Some(in_word) => {
-            byte.push(s::when(in_word.e(), vec![x.word.set(shifted_word)]));
+            let used = x.g.word_used_bytes;
+            byte.push(s::when(in_word.e(), send));
             byte.push(s::when(x.wb.is((used - 1) as u64), vec![in_word.set_k(0)]));
         }
     }
     byte.extend(next_byte(x));
-    // A word's write (`x_we`) lasts the cycle after the byte that completed it, while
-    // `x_ready` is still low: the two never meet, so the write is not in the chain (it was in
-    // the pointer's enable, the UP5K's critical path at 48 MHz).
-    let mut v = vec![s::when(x.we.e(), vec![x.we.set_k(0), x.addr.inc()])];
-    v.extend(s::chain(
-        vec![(x.at_end.e(), done), (x.ready.e(), byte)],
-        vec![],
-    ));
-    v
+    s::chain(vec![(x.at_end.e(), done), (x.ready.e(), byte)], vec![])
 }
 
 /// A `WRITE` word begins: its byte counter, and whether its bytes are the memory word's.

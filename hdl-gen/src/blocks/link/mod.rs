@@ -138,6 +138,8 @@ pub struct Geometry {
     pub word_bytes: usize,
     /// The bytes of a `WRITE` word that hold the memory word (the rest is padding).
     pub word_used_bytes: usize,
+    /// Bits of a byte's index within the used bytes (the core's `cfg_index`).
+    pub word_index_bits: usize,
     /// Input elements per core beat.
     pub pixels_per_beat: usize,
     /// Bits per input element (1 for packed binary images, 8 for pixels).
@@ -162,6 +164,7 @@ impl Geometry {
             image_bytes: p.info.image_bytes as usize,
             word_bytes: p.info.word_bytes as usize,
             word_used_bytes: ifc.cfg_data_width.div_ceil(8),
+            word_index_bits: ifc.cfg_index_width,
             pixels_per_beat: ifc.pixels_per_beat,
             elem_width: if p.binary_input { 1 } else { 8 },
             binary_input: p.binary_input,
@@ -433,11 +436,7 @@ fn core(m: &mut Module, p: &LinkParams, ifc: &CoreInterface, g: &Geometry) {
         beat.e()
     };
     let in_pixels = m.wire("core_in_pixels", kk * 8, pixels);
-    let (sel, addr, word) = (
-        Sig::new("x_sel", 8),
-        Sig::new("x_addr", 16),
-        Sig::new("x_word", g.word_used_bytes * 8),
-    );
+    let (sel, addr) = (Sig::new("x_sel", 8), Sig::new("x_addr", 16));
     let r = e::r;
     m.push(Item::Instance {
         module: "bql_core".into(),
@@ -455,19 +454,17 @@ fn core(m: &mut Module, p: &LinkParams, ifc: &CoreInterface, g: &Geometry) {
             ("cfg_we".into(), r("x_we")),
             ("cfg_sel".into(), sel.slice(ifc.cfg_sel_width - 1, 0)),
             ("cfg_addr".into(), addr.slice(ifc.cfg_addr_width - 1, 0)),
-            ("cfg_data".into(), word.slice(ifc.cfg_data_width - 1, 0)),
+            ("cfg_shift".into(), r("x_cfg_shift")),
+            ("cfg_byte".into(), r("x_cfg_byte")),
+            ("cfg_index".into(), r("x_cfg_index")),
         ],
     });
-    // The high bits of the selector, address and word registers are checked, not wired.
-    let unused: Vec<(Expr, usize)> = [
-        (&sel, ifc.cfg_sel_width),
-        (&addr, ifc.cfg_addr_width),
-        (&word, ifc.cfg_data_width),
-    ]
-    .into_iter()
-    .filter(|(reg, used)| *used < reg.width())
-    .map(|(reg, used)| (reg.slice(reg.width() - 1, used), reg.width() - used))
-    .collect();
+    // The high bits of the selector and address registers are checked, not wired.
+    let unused: Vec<(Expr, usize)> = [(&sel, ifc.cfg_sel_width), (&addr, ifc.cfg_addr_width)]
+        .into_iter()
+        .filter(|(reg, used)| *used < reg.width())
+        .map(|(reg, used)| (reg.slice(reg.width() - 1, used), reg.width() - used))
+        .collect();
     if !unused.is_empty() {
         let width = unused.iter().map(|(_, w)| w).sum();
         let parts = unused.into_iter().map(|(x, _)| x).collect();
