@@ -549,8 +549,8 @@ fn write_header(x: &Ex) -> Vec<Stmt> {
 }
 
 /// The pulses of a `WRITE`, each lasting a cycle: a byte to the core, and the word's write a
-/// cycle after its last byte (the address then moves to the next word). A write never meets
-/// `x_ready`: a byte is taken every third cycle at most.
+/// cycle after its last byte; the address then moves to the next word, before that word's first
+/// byte (bytes come three cycles apart at the least).
 fn write_pulses(x: &Ex) -> Vec<Stmt> {
     vec![
         x.shift.set_k(0),
