@@ -2,6 +2,7 @@
 //! `out_scores` vector, and the run-time configuration words.
 
 use bql_hdl_gen::blocks::core::CoreInterface;
+use bql_hdl_gen::ir::bits_for;
 
 /// Splits one image into input beats: beat `b` holds pixels `[b*K, b*K + K)`, pixel `j` of a beat
 /// at bits `[8j, 8j + 8)`; the last beat is padded with zero pixels. Returned as hex strings
@@ -114,7 +115,7 @@ impl ConfigLayout {
             data: bytes * 8,
             addr: ifc.cfg_addr_width,
             sel: ifc.cfg_sel_width,
-            bytes: bits_for_count(bytes),
+            bytes: bits_for(bytes),
         }
     }
 
@@ -122,11 +123,6 @@ impl ConfigLayout {
     pub fn width(&self) -> usize {
         self.data + self.addr + self.sel + self.bytes
     }
-}
-
-/// Bits that hold the numbers `0..=n`.
-fn bits_for_count(n: usize) -> usize {
-    (usize::BITS - n.leading_zeros()).max(1) as usize
 }
 
 /// A configuration write packed as `{bytes, sel, addr, data}` in one hex word of the

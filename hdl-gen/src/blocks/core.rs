@@ -409,10 +409,18 @@ fn layer_memories(plan: &Plan, i: usize) -> Vec<(usize, &'static str, usize, usi
         .collect()
 }
 
+/// The widest of a layer's memory words, in bits.
+fn widest_word(memories: &[(usize, &'static str, usize, usize)]) -> usize {
+    memories
+        .iter()
+        .map(|m| m.2)
+        .max()
+        .expect("a layer has weights")
+}
+
 /// Bytes of layer `i`'s write word: its widest memory's.
 fn layer_word_bytes(plan: &Plan, i: usize) -> usize {
-    let widest = layer_memories(plan, i).iter().map(|m| m.2).max();
-    widest.expect("a layer has weights").div_ceil(8)
+    widest_word(&layer_memories(plan, i)).div_ceil(8)
 }
 
 /// Whether a word of `bytes` bytes must compare `cfg_index` to take only its own bytes (a word
@@ -429,8 +437,8 @@ fn takes_fewer_bytes_than_indices(bytes: usize, ifc: &CoreInterface) -> bool {
 /// Returns the MVTU's write-port connections.
 fn write_stage(md: &mut Module, plan: &Plan, ifc: &CoreInterface, i: usize) -> Vec<(String, Expr)> {
     let memories = layer_memories(plan, i);
+    let widest = widest_word(&memories);
     let bytes = layer_word_bytes(plan, i);
-    let widest = memories.iter().map(|m| m.2).max().unwrap_or(1);
     // A one-byte word is only as wide as its widest memory.
     let (byte_w, word_w) = if bytes == 1 {
         (widest, widest)
