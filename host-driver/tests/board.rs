@@ -136,6 +136,50 @@ fn a_write_waits_for_the_inference_in_flight() {
     );
 }
 
+/// A `WRITE` that names a memory the design does not have is refused with `BAD_ARGUMENT` and
+/// not executed: the load checksum (`STATUS`) leaves its payload out, and a good `WRITE` after
+/// it is executed and counted.
+#[test]
+fn a_write_to_a_missing_memory_is_refused_and_not_counted() {
+    let s = setup();
+    let board = start();
+    let mut f = terminal(&board);
+    let word_bytes = s.design.link.info.word_bytes as usize;
+    let first = &s.writes[0];
+    let missing = s.design.link.info.memories;
+    let bad = bql_protocol::write_payload(missing, 0, &first.words[..1], word_bytes);
+    let good = bql_protocol::write_payload(first.sel, 0, &first.words[..1], word_bytes);
+    let status = bql_protocol::Op::Status as u8;
+    let mut requests = bql_protocol::encode_request(bql_protocol::Op::Write as u8, 1, &bad);
+    requests.extend(bql_protocol::encode_request(status, 2, &[]));
+    requests.extend(bql_protocol::encode_request(
+        bql_protocol::Op::Write as u8,
+        3,
+        &good,
+    ));
+    requests.extend(bql_protocol::encode_request(status, 4, &[]));
+    f.write_all(&requests).unwrap();
+    let got = answers(&read_until(&mut f, |b| answers(b).len() >= 4));
+    let heads: Vec<(u8, u8)> = got.iter().map(|a| (a.seq, a.head)).collect();
+    let refused = bql_protocol::Code::BadArgument as u8;
+    assert_eq!(heads, [(1, refused), (2, 0), (3, 0), (4, 0)]);
+    let checksum = |a: &bql_protocol::Frame| {
+        bql_protocol::Status::from_bytes(&a.payload)
+            .expect("a status block")
+            .load_checksum
+    };
+    assert_eq!(
+        checksum(&got[1]),
+        bql_protocol::crc16(&[]),
+        "nothing executed yet"
+    );
+    assert_eq!(
+        checksum(&got[3]),
+        bql_protocol::crc16(&good),
+        "the good write only"
+    );
+}
+
 fn stream(
     images: usize,
     faults: Option<FaultConfig>,

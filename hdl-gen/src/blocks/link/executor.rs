@@ -152,11 +152,13 @@ pub fn module(g: &Geometry, valid_sels: &[usize]) -> Module {
         &x.buf_q,
         &x.load_crc_next,
     ));
-    // Checked on the memory's byte as it is registered into `x_q`, so that the write header's
-    // decision reads a flip-flop.
+    // Checked on `x_q`, a cycle behind it, so that nothing but `x_q` starts at the memory's
+    // output (the compare after the read was the half-device ULX3S design's critical path at
+    // 98 MHz). The selector is the payload's first byte: it sits in `x_q` from the decode
+    // state on, and the header's decision comes a cycle after that at the earliest.
     let sel_ok = valid_sels
         .iter()
-        .map(|&v| e::eq(x.byte_in.e(), e::k(8, v as u64)))
+        .map(|&v| e::eq(x.buf_q.e(), e::k(8, v as u64)))
         .reduce(e::or)
         .unwrap_or(e::k(1, 0));
     m.push(Item::Always(
