@@ -1,8 +1,8 @@
 //! Flip-flops of a lowered design, counted from its modules: every register bit (`reg` items,
 //! registered outputs, power-on registers), the words of a memory that synthesis builds from
-//! flip-flops (fewer than 8 words with no `ram_style`, see `plan::inferred_memory`), times the
-//! instances of each module under the top, less the read registers that yosys puts into a block
-//! RAM (those of memories without the old-data bypass). The plan's formulas choose the folding;
+//! flip-flops ([`Family::memory_kind`]), times the instances of each module under the top, less
+//! the read registers that yosys puts into a block RAM (those of memories without the old-data
+//! bypass). The plan's formulas choose the folding;
 //! this count is the flip-flop figure the plan reports once the design is lowered (the formulas
 //! fell 21 to 31 % short of yosys). It is an upper bound of what yosys keeps: it removes
 //! constant and unused registers and merges equal ones (on a full-speed ECP5 design, the adder
@@ -10,23 +10,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::board::Family;
+use crate::family::MemoryKind;
 use crate::ir::{Expr, Item, Module, Stmt};
 
-/// Whether synthesis builds a memory of `depth` words from flip-flops rather than block RAM:
-/// fewer than 8 words and no `ram_style` (yosys's threshold for both families' block RAMs).
-pub(crate) fn in_flip_flops(depth: usize, ram_style: Option<&str>) -> bool {
-    depth < 8 && ram_style.is_none()
-}
-
-/// Flip-flops of `top` and everything it instantiates.
-pub fn flip_flops(modules: &BTreeMap<String, Module>, top: &str) -> usize {
+/// Flip-flops of `top` and everything it instantiates, on `family`.
+pub fn flip_flops(modules: &BTreeMap<String, Module>, top: &str, family: Family) -> usize {
     let mut memo = BTreeMap::new();
-    count(modules, top, &mut memo)
+    count(modules, top, family, &mut memo)
 }
 
 fn count(
     modules: &BTreeMap<String, Module>,
     name: &str,
+    family: Family,
     memo: &mut BTreeMap<String, usize>,
 ) -> usize {
     if let Some(&n) = memo.get(name) {
@@ -37,7 +34,7 @@ fn count(
         return 0;
     };
     let ports: usize = m.ports.iter().filter(|p| p.is_reg).map(|p| p.width).sum();
-    let absorbed = read_registers_in_block_ram(m);
+    let absorbed = read_registers_in_block_ram(m, family);
     let items: usize = m
         .items
         .iter()
@@ -49,8 +46,8 @@ fn count(
                 depth,
                 ram_style,
                 ..
-            } if in_flip_flops(*depth, *ram_style) => width * depth,
-            Item::Instance { module, .. } => count(modules, module, memo),
+            } if family.memory_kind(*depth, *ram_style) == MemoryKind::FlipFlops => width * depth,
+            Item::Instance { module, .. } => count(modules, module, family, memo),
             _ => 0,
         })
         .sum();
@@ -59,11 +56,11 @@ fn count(
 }
 
 /// Registers that take a block memory's read unconditionally (`q <= mem[addr]` at the top of
-/// a clocked block) where the memory is block RAM (not one of fewer than 8 words, which yosys
-/// builds from flip-flops) and needs no old-data bypass (`no_rw_check`): yosys makes them the
-/// block RAM's own output register. (With the bypass it keeps about as many flip-flops for
-/// the written word, so those registers stay counted.)
-fn read_registers_in_block_ram(m: &Module) -> BTreeSet<&str> {
+/// a clocked block) where the memory is block RAM (not flip-flops or distributed RAM) and needs
+/// no old-data bypass (`no_rw_check`): yosys makes them the block RAM's own output register.
+/// (With the bypass it keeps about as many flip-flops for the written word, so those registers
+/// stay counted.)
+fn read_registers_in_block_ram(m: &Module, family: Family) -> BTreeSet<&str> {
     let unchecked: BTreeSet<&str> = m
         .items
         .iter()
@@ -74,7 +71,9 @@ fn read_registers_in_block_ram(m: &Module) -> BTreeSet<&str> {
                 ram_style,
                 no_rw_check: true,
                 ..
-            } if !in_flip_flops(*depth, *ram_style) => Some(name.as_str()),
+            } if family.memory_kind(*depth, *ram_style) == MemoryKind::BlockRam => {
+                Some(name.as_str())
+            }
             _ => None,
         })
         .collect();
@@ -122,20 +121,41 @@ mod tests {
             .map(|m| (m.name.clone(), m))
             .collect();
         // 8 + 2 x (3 + 5 + 16): the 64-word memory is block RAM.
-        assert_eq!(flip_flops(&modules, "top"), 56);
+        assert_eq!(flip_flops(&modules, "top", Family::Ice40), 56);
+        // 8 + 2 x (3 + 5): on the ECP5 the 4-word memory is distributed RAM.
+        assert_eq!(flip_flops(&modules, "top", Family::Ecp5), 24);
     }
 
     /// A register that takes a read of a memory without the old-data bypass is the block
-    /// RAM's; one that takes a read of a memory with it, or a read under a condition, is not.
+    /// RAM's; one that takes a read of a memory with it, or a read under a condition, is not;
+    /// nor one that reads distributed RAM (an ECP5 memory of 32 words or fewer).
     #[test]
     fn read_registers_of_unchecked_memories_are_the_block_rams() {
+        for (family, depth, counted) in [
+            (Family::Ice40, 64, 16),
+            (Family::Ecp5, 64, 16),
+            (Family::Ecp5, 32, 24),
+            (Family::Ice40, 32, 16),
+        ] {
+            let modules = [("m".to_string(), reads(depth))].into_iter().collect();
+            assert_eq!(
+                flip_flops(&modules, "m", family),
+                counted,
+                "{family:?}, {depth} words: a and c counted, b in a block RAM"
+            );
+        }
+    }
+
+    /// Three registers reading two memories of `depth` words: `a` one with the old-data
+    /// bypass, `b` one without, `c` the latter under a condition.
+    fn reads(depth: usize) -> Module {
         let mut m = Module::new("m");
         m.input("clk", 1);
         for (name, no_rw_check) in [("plain", false), ("unchecked", true)] {
             m.push(Item::Memory {
                 name: name.into(),
                 width: 8,
-                depth: 64,
+                depth,
                 init: None,
                 ram_style: None,
                 no_rw_check,
@@ -149,11 +169,6 @@ mod tests {
             crate::ir::s::when(crate::ir::e::r("clk"), vec![c.set(read("unchecked"))]),
         ];
         m.push(Item::Always("clk".into(), body));
-        let modules = [(m.name.clone(), m)].into_iter().collect();
-        assert_eq!(
-            flip_flops(&modules, "m"),
-            16,
-            "a and c counted, b in the block RAM"
-        );
+        m
     }
 }

@@ -458,7 +458,7 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     } else {
         "bql_top"
     };
-    plan.estimate.ff = count::flip_flops(&modules, top_name);
+    plan.estimate.ff = count::flip_flops(&modules, top_name, board.file.family);
     let mut files = BTreeMap::new();
     match opts.dump_after {
         Some(Pass::Plan) => {

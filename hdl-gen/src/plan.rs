@@ -219,6 +219,15 @@ impl LayerPlan {
             kind: self.popcount,
         }
     }
+    /// The PEs accumulate in carry cells (ECP5 CCU2C trees of binary lanes, see
+    /// `blocks::compressor::accumulate`), not in an adder and a multiplexer.
+    pub fn carry_cell_accumulator(&self) -> bool {
+        !self.pixel_input
+            && matches!(
+                self.tree().cell_tree(),
+                Some(crate::blocks::tree::CellTree::Ccu2c(_))
+            )
+    }
     /// Accumulator width.
     pub fn acc_width(&self) -> usize {
         let tree = self.tree().out_width();
@@ -353,7 +362,14 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
     let aw = l.acc_width();
     let ew = l.elem_width();
     let n = l.inputs * ew;
-    let pe = l.pe * (2 * aw + 2);
+    // An accumulator in carry cells takes a LUT site per bit and about two for its result
+    // (measured: 12.2 sites per PE of a 10-bit accumulator, ULX3S half-device plan's layer 1
+    // between 22 and 44 PEs); otherwise an adder, a multiplexer and a compare, calibrated.
+    let (pe_sites, pe) = if l.carry_cell_accumulator() {
+        (l.pe * (aw + 2), 0)
+    } else {
+        (0, l.pe * (2 * aw + 2))
+    };
     let out = match l.output {
         OutputKind::Scores => l.outputs * aw,
         OutputKind::Threshold => 0,
@@ -372,6 +388,7 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
     };
     let packing = l.stream_out.map_or(0, |word| packing_luts(l.pe, word));
     let lut = carry_sites
+        + pe_sites
         + family_luts(
             dev,
             (l.lanes() as f64 * lane) as usize + in_lut + pe + out + packing + 40,
@@ -466,22 +483,34 @@ fn pool_estimate(l: &LayerPlan, dev: &Device) -> Estimate {
     }
 }
 
-/// A memory left to synthesis: yosys builds one of fewer than 8 words from flip-flops and
-/// multiplexers (measured with yosys 0.23's `synth_ice40`: 4 words x 112 bits took 560
-/// flip-flops, 8 words took 7 block RAMs), a deeper one from block RAM.
+/// A memory left to synthesis ([`crate::board::Family::memory_kind`]): yosys builds one of
+/// fewer than 8 words from flip-flops and multiplexers on the iCE40 (measured with yosys 0.23's
+/// `synth_ice40`: 4 words x 112 bits took 560 flip-flops, 8 words took 7 block RAMs), one of 2
+/// to 32 words from distributed RAM on the ECP5, a deeper one from block RAM.
 fn inferred_memory(dev: &Device, width: usize, depth: usize) -> Estimate {
-    if crate::count::in_flip_flops(depth, None) {
-        Estimate {
+    use crate::family::MemoryKind;
+    match (
+        dev.family.memory_kind(depth, None),
+        dev.family.def().lut_ram,
+    ) {
+        (MemoryKind::FlipFlops, _) => Estimate {
             lut: family_luts(dev, width * depth.div_ceil(2)),
             ff: width * (depth + 1),
             ..Default::default()
-        }
-    } else {
-        let (bram_bits, bram_blocks) = memory_blocks(dev, width, depth);
-        Estimate {
-            bram_bits,
-            bram_blocks,
+        },
+        // Counted in LUT sites, not calibrated; the read register stays a flip-flop.
+        (MemoryKind::LutRam, Some(ram)) => Estimate {
+            lut: ram.sites(width, depth),
+            ff: width,
             ..Default::default()
+        },
+        _ => {
+            let (bram_bits, bram_blocks) = memory_blocks(dev, width, depth);
+            Estimate {
+                bram_bits,
+                bram_blocks,
+                ..Default::default()
+            }
         }
     }
 }
@@ -879,8 +908,10 @@ fn plan_within(
             && t.bram_blocks + top.bram_blocks <= dev.bram_blocks
             && t.spram_blocks <= dev.spram_blocks
     };
-    // "Costs nothing more": within 1 % of the whole design's logic cells (the top level's too).
-    let slack = |cells: usize| (top.cells(dev.family) + cells) / 100;
+    // "Costs nothing more": within 2 % of the whole design's logic cells (the top level's too),
+    // well inside the estimates' error (1 % left `small` on the ECP5-EVN 1.0 % short of its
+    // balanced plan, at 1.32x the ideal cycles, once distributed RAM was counted).
+    let slack = |cells: usize| (top.cells(dev.family) + cells) / 50;
     let choose = |target: usize| {
         choose_with(&options, target, true, &fits, &slack, dev)
             .or_else(|| choose_with(&options, target, false, &fits, &slack, dev))

@@ -339,12 +339,15 @@ fn weights(md: &mut Module, l: &LayerPlan, d: &Dims, ctl: &Control) -> Sig {
     );
     let mem_stmts = match l.mem {
         MemKind::BlockRam => {
+            // Asked for by name: yosys would build a memory of up to 32 words from the ECP5's
+            // distributed RAM (6 LUT sites per 64 bits, more than the lanes it feeds) and one
+            // of fewer than 8 from the iCE40's flip-flops, where the plan counted block RAM.
             md.push(Item::Memory {
                 name: "wmem".into(),
                 width: p * s_,
                 depth: d.nf * d.sf,
                 init: Some(l.weights_file()),
-                ram_style: None,
+                ram_style: Some("block"),
                 no_rw_check: NO_RW_CHECK,
             });
             vec![
@@ -906,7 +909,7 @@ fn accumulator(
     };
     let cw = count.width();
     let acc = md.reg(&format!("pe{pe}_acc"), aw);
-    let sum = if !l.pixel_input && matches!(l.tree().cell_tree(), Some(CellTree::Ccu2c(_))) {
+    let sum = if l.carry_cell_accumulator() {
         // ECP5 cell trees count binary lanes (unsigned): the choice rides in the carry cells.
         compressor::accumulate(
             md,

@@ -26,12 +26,28 @@ pub static FAMILY: FamilyDef = FamilyDef {
     bitstream: "bql_top.bit",
     nextpnr: bql_locate::programs::NEXTPNR_ECP5,
     pack: bql_locate::programs::ECPPACK,
-    lut_cells: &[("LUT4", 1), ("CCU2C", 2)],
+    lut_cells: &[
+        ("LUT4", 1),
+        ("CCU2C", 2),
+        ("TRELLIS_DPR16X4", LUT_RAM.sites as u64),
+    ],
     ff_cells: &["TRELLIS_FF"],
     pll_range: "3.125-400 MHz",
     pll,
     pll_instance,
     iceprog: false,
+    lut_ram: Some(LUT_RAM),
+};
+
+/// `TRELLIS_DPR16X4`, 16 x 4 bits. yosys 0.23's `synth_ecp5` builds memories of 2 to 32 words
+/// from it (1 to 440 bits wide; 33 words and more went to block RAM from 160 bits wide, not yet
+/// at 80, which the model leaves out), and nextpnr-ecp5 packs each into 6 LUT sites
+/// (`--pack-only`: 110 primitives, 661 TRELLIS_COMB).
+const LUT_RAM: super::LutRam = super::LutRam {
+    words: 16,
+    bits: 4,
+    sites: 6,
+    max_depth: 32,
 };
 
 const EBR: &[(usize, usize)] = &[

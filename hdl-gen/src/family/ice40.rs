@@ -48,6 +48,7 @@ pub static FAMILY: FamilyDef = FamilyDef {
     pll,
     pll_instance,
     iceprog: true,
+    lut_ram: None,
 };
 
 const EBR: &[(usize, usize)] = &[(16, 256), (8, 512), (4, 1024), (2, 2048)];

@@ -76,6 +76,41 @@ pub struct FamilyDef {
     pub pll_instance: fn(&Board, &Pll) -> Item,
     /// iceprog can program the family's boards (the fallback when openFPGALoader is missing).
     pub iceprog: bool,
+    /// The distributed (LUT) RAM yosys builds small memories from, if the family has one.
+    pub lut_ram: Option<LutRam>,
+}
+
+/// Where yosys puts a memory the design leaves to inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryKind {
+    /// Flip-flops and read multiplexers.
+    FlipFlops,
+    /// Distributed RAM in LUTs ([`LutRam`]); its read register stays a flip-flop.
+    LutRam,
+    /// Block RAM, which takes the read register as its own.
+    BlockRam,
+}
+
+/// A family's distributed RAM primitive as yosys uses it, and what nextpnr packs it into.
+#[derive(Debug, Clone, Copy)]
+pub struct LutRam {
+    /// Words of one primitive.
+    pub words: usize,
+    /// Bits of a word of one primitive.
+    pub bits: usize,
+    /// LUT sites (nextpnr's logic-cell count) per primitive.
+    pub sites: usize,
+    /// Memories of 2 to `max_depth` words become distributed RAM; deeper ones block RAM.
+    pub max_depth: usize,
+}
+
+impl LutRam {
+    /// LUT sites of a `width x depth` memory: the primitives, banks of `words` side by side,
+    /// and a LUT per bit choosing among banks beyond the first.
+    pub fn sites(&self, width: usize, depth: usize) -> usize {
+        let banks = depth.div_ceil(self.words);
+        self.sites * width.div_ceil(self.bits) * banks + width * (banks - 1)
+    }
 }
 
 impl Family {
@@ -89,6 +124,21 @@ impl Family {
 
     /// Every family.
     pub const ALL: [Family; 2] = [Family::Ice40, Family::Ecp5];
+
+    /// Where yosys puts an inferred memory of `depth` words with yosys's `ram_style` (any style
+    /// asks for a RAM primitive): fewer than 8 words go to flip-flops, 2 to
+    /// [`LutRam::max_depth`] words to distributed RAM where the family has it (measured with
+    /// yosys 0.23, docs/hardware.md), the rest to block RAM.
+    pub fn memory_kind(self, depth: usize, ram_style: Option<&str>) -> MemoryKind {
+        if ram_style.is_some() {
+            return MemoryKind::BlockRam;
+        }
+        match self.def().lut_ram {
+            Some(r) if (2..=r.max_depth).contains(&depth) => MemoryKind::LutRam,
+            _ if depth < 8 => MemoryKind::FlipFlops,
+            _ => MemoryKind::BlockRam,
+        }
+    }
 }
 
 /// Keeps the candidate with the highest frequency not above `target` (ties: the first found):
