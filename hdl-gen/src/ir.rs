@@ -548,6 +548,16 @@ impl Module {
         self.memory_styled(name, width, depth, None)
     }
 
+    /// [`Module::memory`] without the read-during-write check (`no_rw_check`): a read of the
+    /// address being written returns either word, so the caller never uses such a read.
+    pub fn memory_unchecked(&mut self, name: &str, width: usize, depth: usize) -> Mem {
+        let mem = self.memory(name, width, depth);
+        if let Some(Item::Memory { no_rw_check, .. }) = self.items.last_mut() {
+            *no_rw_check = true;
+        }
+        mem
+    }
+
     /// [`Module::memory`] with yosys's `ram_style` attribute.
     pub fn memory_styled(
         &mut self,
