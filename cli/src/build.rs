@@ -90,11 +90,7 @@ fn print_report(
 ) -> Result<()> {
     let stat = std::fs::read_to_string(dir.join("yosys-stat.txt")).unwrap_or_default();
     let def = b.file.family.def();
-    let luts: u64 = def
-        .lut_cells
-        .iter()
-        .map(|(cell, sites)| sites * report::yosys_cells(&stat, cell))
-        .sum();
+    let luts = report::yosys_lut_sites(&stat, b.file.family);
     let ff_cells = def.ff_cells;
     let ffs: u64 = ff_cells.iter().map(|c| report::yosys_cells(&stat, c)).sum();
     let est = &design.plan.estimate;

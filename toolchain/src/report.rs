@@ -102,6 +102,17 @@ pub fn yosys_cells(stat: &str, cell: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The LUT sites of a yosys `stat` report on `family` (each of the family's LUT cells times the
+/// sites it fills: an ECP5 CCU2C two).
+pub fn yosys_lut_sites(stat: &str, family: bql_hdl_gen::board::Family) -> u64 {
+    family
+        .def()
+        .lut_cells
+        .iter()
+        .map(|(cell, sites)| sites * yosys_cells(stat, cell))
+        .sum()
+}
+
 /// The "Device utilisation" table nextpnr prints in its log (`NAME: used/ available pct%`),
 /// for runs that stop before writing a report.
 pub fn parse_utilisation_log(log: &str) -> Utilization {

@@ -79,6 +79,14 @@ fn small_build(board_id: &str, clock_mhz: Option<f64>) {
         (planned - yosys_ff as f64).abs() <= 0.15 * yosys_ff as f64,
         "{board_id}: {planned} flip-flops planned, yosys {yosys_ff}"
     );
+    // So does the planner's logic, in yosys's LUT sites (an ECP5 CCU2C fills two, a
+    // distributed-RAM primitive six: the ECP5 design's threshold memory of 12 words is one).
+    let yosys_luts = bql_toolchain::report::yosys_lut_sites(&stat, b.file.family);
+    let planned = design.plan.estimate.lut as f64;
+    assert!(
+        (planned - yosys_luts as f64).abs() <= 0.15 * yosys_luts as f64,
+        "{board_id}: {planned} LUT4 planned, yosys {yosys_luts} LUT sites"
+    );
     if let Some(f) = clock_mhz {
         assert_eq!(
             design.clock_mhz, f,

@@ -168,4 +168,25 @@ mod tests {
             );
         }
     }
+
+    /// yosys 0.23's `synth_ecp5` on a registered-read memory with one write port, and
+    /// nextpnr-ecp5 `--pack-only` (docs/hardware.md, "The folding planner").
+    #[test]
+    fn memories_go_where_yosys_puts_them() {
+        use crate::family::MemoryKind::*;
+        let kind = |depth| Family::Ecp5.memory_kind(depth, None);
+        assert_eq!(kind(1), FlipFlops);
+        assert_eq!([kind(2), kind(6), kind(16), kind(32)], [LutRam; 4]);
+        assert_eq!(kind(33), BlockRam);
+        assert_eq!(Family::Ecp5.memory_kind(6, Some("block")), BlockRam);
+        // 440 x 6: 110 primitives, 661 TRELLIS_COMB packed; 440 x 32: 220 and a LUT4 per bit
+        // (1,763 packed).
+        assert_eq!(LUT_RAM.sites(440, 6), 660);
+        assert_eq!(LUT_RAM.sites(440, 32), 1760);
+        let ice40 = |depth| Family::Ice40.memory_kind(depth, None);
+        assert_eq!(
+            [ice40(1), ice40(7), ice40(8)],
+            [FlipFlops, FlipFlops, BlockRam]
+        );
+    }
 }
