@@ -199,6 +199,12 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
     {
         md.wire("unused_cfg_index", ifc.cfg_index_width, e::r("cfg_index"));
     }
+    for unit in (0..plan.layers.len())
+        .map(layer_reset)
+        .chain(["argmax_rst".into()])
+    {
+        local_reset(&mut md, &unit);
+    }
     loader(&mut md, plan, &ifc, encoding, input_len);
     // Layers: each takes the previous one's output vector (or reads its input buffer).
     let mut prev_valid = e::r("full");
@@ -215,7 +221,7 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
         name: "argmax".into(),
         conns: vec![
             ("clk".into(), e::r("clk")),
-            ("rst".into(), e::r("rst")),
+            ("rst".into(), e::r("argmax_rst")),
             ("in_valid".into(), prev_valid),
             ("in_ready".into(), e::r(ARGMAX_READY)),
             ("in_scores".into(), prev_vec),
@@ -247,13 +253,15 @@ fn loader(
     let beat = md.reg("beat", bw);
     // Each beat is one word of layer 0's input buffer (the planner makes S = K), or part of
     // the input vector, which waits in `in_vector` (`full`) for layer 0.
+    // Nothing is taken while layer 0 is still in reset (its reset is a cycle behind `rst`).
+    let running = e::lnot(e::r(&layer_reset(0)));
     let (ready, vector) = if buffered {
         let free = md.net(&net(0, "buf_free"), 1);
-        (md.wire("loader_ready", 1, free.e()), None)
+        (md.wire("loader_ready", 1, e::and(free.e(), running)), None)
     } else {
         let full = md.reg("full", 1);
         let vector = md.reg("in_vector", input_len * ew);
-        let ready = md.wire("loader_ready", 1, e::lnot(full.e()));
+        let ready = md.wire("loader_ready", 1, e::and(e::lnot(full.e()), running));
         (ready, Some((full, vector)))
     };
     md.push(Item::Assign(e::r("in_ready"), ready.e()));
@@ -354,6 +362,21 @@ fn table_lookups(
         .collect()
 }
 
+/// Layer `i`'s reset, a register of its own ([`local_reset`]).
+fn layer_reset(i: usize) -> String {
+    format!("layer{i}_rst")
+}
+
+/// A unit's copy of `rst`, registered, so that the reset reaches each unit from a flip-flop
+/// placed near it rather than from one flip-flop across the die (on the half-device ULX3S design
+/// that route, 5.2 ns into a layer's control, was the critical path at 109 MHz). Every copy
+/// follows `rst` a cycle late, together (kept apart: yosys would merge equal registers), and
+/// the loader waits for layer 0's.
+fn local_reset(md: &mut Module, name: &str) {
+    let r = md.reg(name, 1);
+    md.push(Item::KeptAlways("clk".into(), vec![r.set(e::r("rst"))]));
+}
+
 /// Layer `i`: its MVTU instance, its input (the previous vector, or an input buffer fed by the
 /// loader or the previous layer), its output nets and its slice of the configuration port.
 fn layer(
@@ -380,7 +403,7 @@ fn layer(
     };
     let mut conns = vec![
         ("clk".to_string(), e::r("clk")),
-        ("rst".into(), e::r("rst")),
+        ("rst".into(), e::r(&layer_reset(i))),
         ("in_ready".into(), ready_in.e()),
     ];
     if l.input == InputMode::Buffer {
@@ -523,7 +546,7 @@ fn input_buffer(md: &mut Module, i: usize, l: &LayerPlan, release: &Sig) -> Vec<
         name: format!("layer{i}_buffer"),
         conns: vec![
             ("clk".into(), e::r("clk")),
-            ("rst".into(), e::r("rst")),
+            ("rst".into(), e::r(&layer_reset(i))),
             ("wr_en".into(), e::r(wr_en)),
             ("wr_last".into(), e::r(wr_last)),
             ("wr_data".into(), e::r(wr_data)),
