@@ -254,7 +254,7 @@ fn loader(
     // Each beat is one word of layer 0's input buffer (the planner makes S = K), or part of
     // the input vector, which waits in `in_vector` (`full`) for layer 0.
     // Nothing is taken while layer 0 is still in reset (its reset is a cycle behind `rst`).
-    let running = e::lnot(e::r(&layer_reset(0)));
+    let running = e::lnot(e::r(layer_reset(0)));
     let (ready, vector) = if buffered {
         let free = md.net(&net(0, "buf_free"), 1);
         (md.wire("loader_ready", 1, e::and(free.e(), running)), None)
@@ -403,7 +403,7 @@ fn layer(
     };
     let mut conns = vec![
         ("clk".to_string(), e::r("clk")),
-        ("rst".into(), e::r(&layer_reset(i))),
+        ("rst".into(), e::r(layer_reset(i))),
         ("in_ready".into(), ready_in.e()),
     ];
     if l.input == InputMode::Buffer {
@@ -546,7 +546,7 @@ fn input_buffer(md: &mut Module, i: usize, l: &LayerPlan, release: &Sig) -> Vec<
         name: format!("layer{i}_buffer"),
         conns: vec![
             ("clk".into(), e::r("clk")),
-            ("rst".into(), e::r(&layer_reset(i))),
+            ("rst".into(), e::r(layer_reset(i))),
             ("wr_en".into(), e::r(wr_en)),
             ("wr_last".into(), e::r(wr_last)),
             ("wr_data".into(), e::r(wr_data)),
