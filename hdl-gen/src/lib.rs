@@ -431,7 +431,14 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     let ifc = blocks::core::interface(&plan, net.input.len());
     let am = blocks::argmax::module(last.outputs, ifc.score_width, ifc.scores_signed);
     modules.insert(am.name.clone(), am);
-    let core = blocks::core::module(&plan, net.input.encoding, net.input.len(), &header);
+    let local_resets = board.file.family == board::Family::Ecp5;
+    let core = blocks::core::module(
+        &plan,
+        net.input.encoding,
+        net.input.len(),
+        &header,
+        local_resets,
+    );
     modules.insert(core.name.clone(), core);
     let physical = match kind {
         blocks::link::Link::Uart { divisor } => {

@@ -160,8 +160,15 @@ pub fn taps(plan: &Plan) -> Vec<Tap> {
         .collect()
 }
 
-/// Builds `bql_core`.
-pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[String]) -> Module {
+/// Builds `bql_core`. With `local_resets` each layer and the argmax reset from a registered
+/// copy of `rst` ([`unit_reset`]), and the core takes its first input a cycle after `rst` falls.
+pub fn module(
+    plan: &Plan,
+    encoding: InputEncoding,
+    input_len: usize,
+    header: &[String],
+    local_resets: bool,
+) -> Module {
     let ifc = interface(plan, input_len);
     let k = ifc.pixels_per_beat;
     let mut md = Module::new("bql_core");
@@ -203,9 +210,9 @@ pub fn module(plan: &Plan, encoding: InputEncoding, input_len: usize, header: &[
         .map(layer_reset)
         .chain(["argmax_rst".into()])
     {
-        local_reset(&mut md, &unit);
+        unit_reset(&mut md, &unit, local_resets);
     }
-    loader(&mut md, plan, &ifc, encoding, input_len);
+    loader(&mut md, plan, &ifc, encoding, input_len, local_resets);
     // Layers: each takes the previous one's output vector (or reads its input buffer).
     let mut prev_valid = e::r("full");
     let mut prev_vec = e::r("in_vector");
@@ -242,6 +249,7 @@ fn loader(
     ifc: &CoreInterface,
     encoding: InputEncoding,
     input_len: usize,
+    local_resets: bool,
 ) {
     let (k, beats) = (ifc.pixels_per_beat, ifc.beats);
     let ew = plan.layers[0].elem_width();
@@ -253,8 +261,12 @@ fn loader(
     let beat = md.reg("beat", bw);
     // Each beat is one word of layer 0's input buffer (the planner makes S = K), or part of
     // the input vector, which waits in `in_vector` (`full`) for layer 0.
-    // Nothing is taken while layer 0 is still in reset (its reset is a cycle behind `rst`).
-    let running = e::lnot(e::r(layer_reset(0)));
+    // Nothing is taken while layer 0 is still in reset (a local reset is a cycle behind `rst`).
+    let running = if local_resets {
+        e::lnot(e::r(layer_reset(0)))
+    } else {
+        e::k(1, 1)
+    };
     let (ready, vector) = if buffered {
         let free = md.net(&net(0, "buf_free"), 1);
         (md.wire("loader_ready", 1, e::and(free.e(), running)), None)
@@ -362,19 +374,25 @@ fn table_lookups(
         .collect()
 }
 
-/// Layer `i`'s reset, a register of its own ([`local_reset`]).
+/// Layer `i`'s reset ([`unit_reset`]).
 fn layer_reset(i: usize) -> String {
     format!("layer{i}_rst")
 }
 
-/// A unit's copy of `rst`, registered, so that the reset reaches each unit from a flip-flop
-/// placed near it rather than from one flip-flop across the die (on the half-device ULX3S design
-/// that route, 5.2 ns into a layer's control, was the critical path at 109 MHz). Every copy
-/// follows `rst` a cycle late, together (kept apart: yosys would merge equal registers), and
-/// the loader waits for layer 0's.
-fn local_reset(md: &mut Module, name: &str) {
-    let r = md.reg(name, 1);
-    md.push(Item::KeptAlways("clk".into(), vec![r.set(e::r("rst"))]));
+/// A unit's reset `name`: `rst` itself, or with `local` a registered copy of it, so that the
+/// reset reaches the unit from a flip-flop placed near it rather than from one flip-flop across
+/// the die (on the half-device ULX3S design that route, 5.2 ns into a layer's control, was the
+/// critical path at 109 MHz). The copies follow `rst` a cycle late, together (kept apart: yosys
+/// would merge equal registers), and the loader waits for layer 0's. Only for the ECP5: the
+/// iCE40's nextpnr puts high-fanout resets on global buffers, and the copies took three of the
+/// eight from the link's enables (the UP5K at 48 MHz fell to 46.3-49.9 MHz over five seeds).
+fn unit_reset(md: &mut Module, name: &str, local: bool) {
+    if local {
+        let r = md.reg(name, 1);
+        md.push(Item::KeptAlways("clk".into(), vec![r.set(e::r("rst"))]));
+    } else {
+        md.wire(name, 1, e::r("rst"));
+    }
 }
 
 /// Layer `i`: its MVTU instance, its input (the previous vector, or an input buffer fed by the
