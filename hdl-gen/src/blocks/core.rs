@@ -262,18 +262,17 @@ fn loader(
     // Each beat is one word of layer 0's input buffer (the planner makes S = K), or part of
     // the input vector, which waits in `in_vector` (`full`) for layer 0.
     // Nothing is taken while layer 0 is still in reset (a local reset is a cycle behind `rst`).
-    let running = if local_resets {
-        e::lnot(e::r(layer_reset(0)))
-    } else {
-        e::k(1, 1)
+    let when_running = |ready: Expr| match local_resets {
+        true => e::and(ready, e::lnot(e::r(layer_reset(0)))),
+        false => ready,
     };
     let (ready, vector) = if buffered {
         let free = md.net(&net(0, "buf_free"), 1);
-        (md.wire("loader_ready", 1, e::and(free.e(), running)), None)
+        (md.wire("loader_ready", 1, when_running(free.e())), None)
     } else {
         let full = md.reg("full", 1);
         let vector = md.reg("in_vector", input_len * ew);
-        let ready = md.wire("loader_ready", 1, e::and(e::lnot(full.e()), running));
+        let ready = md.wire("loader_ready", 1, when_running(e::lnot(full.e())));
         (ready, Some((full, vector)))
     };
     md.push(Item::Assign(e::r("in_ready"), ready.e()));
