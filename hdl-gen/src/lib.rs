@@ -373,6 +373,7 @@ pub fn link_params(
             .collect(),
         led_active_low: board.file.led_active_low,
         clk_locked_port,
+        local_resets: board.file.family == board::Family::Ecp5,
     }
 }
 

@@ -403,7 +403,7 @@ fn a_noisy_link_at_two_per_mille_per_fault_kind() {
     assert!(injected.dropped > 0 && injected.flipped > 0 && injected.duplicated > 0);
 }
 
-/// A model's iCEBreaker design on a simulated board, with the host's writes (every memory, or
+/// A model's design for a board on a simulated board, with the host's writes (every memory, or
 /// the SPRAM ones) and the MNIST slice.
 struct Started {
     net: Network,
@@ -415,10 +415,14 @@ struct Started {
 }
 
 fn start_model(model: &str, all_memories: bool) -> Started {
+    start_model_on("icebreaker", model, all_memories)
+}
+
+fn start_model_on(board: &str, model: &str, all_memories: bool) -> Started {
     let net = bql_model::format::load(&root().join("models").join(model)).unwrap();
-    let b = bql_hdl_gen::board::load(&root().join("constraints"), "icebreaker").unwrap();
+    let b = bql_hdl_gen::board::load(&root().join("constraints"), board).unwrap();
     let design = bql_hdl_gen::generate(&net, &b, &[]).unwrap();
-    let dir = root().join(format!("target/bql-tests/board-icebreaker-{model}"));
+    let dir = root().join(format!("target/bql-tests/board-{board}-{model}"));
     design.write(&dir).unwrap();
     let writes = common::memory_writes(&net, &design.plan, all_memories);
     let data = Dataset::load_dir(&root().join("data/slice/mnist"), Split::Test).unwrap();
@@ -433,6 +437,39 @@ fn start_model(model: &str, all_memories: bool) -> Started {
         serial,
         _board: board,
     }
+}
+
+/// The default model's ULX3S design over the simulated UART (real divisor): the ECP5 top, whose
+/// link parts and layers each reset from a registered copy of the power-on reset, answers every
+/// image right.
+#[test]
+fn the_default_model_streams_through_the_ulx3s_uart_bit_exact() {
+    let Started {
+        net,
+        design,
+        writes,
+        data,
+        serial,
+        _board: _alive,
+    } = start_model_on("ulx3s", "default.bqm", false);
+    let images = 20;
+    let mut c = Client::new(serial);
+    let r = run::run(
+        &mut c,
+        &net,
+        &design.link.info,
+        Some(&writes),
+        &data.pixels[..images * data.image_len()],
+        &data.labels[..images],
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(r.images, images);
+    assert_eq!(
+        r.mismatches, 0,
+        "first mismatches: {:?}",
+        r.first_mismatches
+    );
 }
 
 /// The MNIST CNN's iCEBreaker design over the simulated UART: its SPRAM layers loaded by the

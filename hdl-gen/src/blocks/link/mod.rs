@@ -80,6 +80,9 @@ pub struct LinkParams {
     /// The clock comes from a PLL: `bql_top` gets a `clk_locked` input and holds its power-on
     /// reset until the PLL has locked.
     pub clk_locked_port: bool,
+    /// Each part of the link takes a registered copy of the reset (the ECP5; see
+    /// `core::unit_reset`).
+    pub local_resets: bool,
 }
 
 /// Bytes per score in a result: enough for the score width, plus a sign bit of room when
@@ -253,8 +256,8 @@ fn top(
     let led_green = m.output("led_green", 1);
     power_on_reset(&mut m, &clk, locked.as_ref());
     match p.link {
-        Link::Uart { divisor } => uarts(&mut m, divisor),
-        Link::Spi { .. } => spi(&mut m),
+        Link::Uart { divisor } => uarts(&mut m, divisor, p.local_resets),
+        Link::Spi { .. } => spi(&mut m, p.local_resets),
     }
     // The parts' ports, as nets of this module (the ports of bql_top and those declared above
     // excepted); each part's instance connects by name.
@@ -276,7 +279,13 @@ fn top(
         .iter()
         .zip(["receiver_frames", "frame_slots", "executor", "framer"])
     {
-        m.push(Module::instance_of(part, name));
+        let instance = Module::instance_of(part, name);
+        if part.ports.iter().any(|q| q.name == "rst") {
+            let reset = part_reset(&mut m, name, p.local_resets);
+            m.push(with_reset(instance, reset));
+        } else {
+            m.push(instance);
+        }
     }
     in_flight(&mut m, &clk);
     core(&mut m, p, ifc, g);
@@ -318,9 +327,38 @@ fn power_on_reset(m: &mut Module, clk: &Sig, locked: Option<&Sig>) {
     m.push(Item::Always(clk.name().into(), body));
 }
 
+/// The reset of the part instance `name`: `rst`, or with `local` a registered copy of its own
+/// (`rst_<name>`), placed near the part rather than one flip-flop's route across the die (on the
+/// half-device ULX3S design, `rst` into the frame receiver, 4.70 ns of route, became the
+/// critical path at 115.2 MHz). The copies follow `rst` a cycle late, like the core's layers'.
+fn part_reset(m: &mut Module, name: &str, local: bool) -> Expr {
+    if !local {
+        return e::r("rst");
+    }
+    let copy = m.reg(&format!("rst_{name}"), 1);
+    m.push(Item::KeptAlways("clk".into(), vec![copy.set(e::r("rst"))]));
+    copy.e()
+}
+
+/// `instance` with its `rst` port connected to `reset`.
+fn with_reset(mut instance: Item, reset: Expr) -> Item {
+    if let Item::Instance { conns, .. } = &mut instance {
+        for (port, expr) in conns.iter_mut() {
+            if port == "rst" {
+                *expr = reset.clone();
+            }
+        }
+    }
+    instance
+}
+
 /// The UART receiver and transmitter.
-fn uarts(m: &mut Module, divisor: usize) {
+fn uarts(m: &mut Module, divisor: usize, local_resets: bool) {
     m.push(Item::Comment("UART".into()));
+    let (rx_rst, tx_rst) = (
+        part_reset(m, "receiver", local_resets),
+        part_reset(m, "transmitter", local_resets),
+    );
     let rx_valid = m.net("rx_valid", 1);
     let rx_data = m.net("rx_data", 8);
     m.push(Item::Instance {
@@ -328,7 +366,7 @@ fn uarts(m: &mut Module, divisor: usize) {
         name: "receiver".into(),
         conns: vec![
             ("clk".into(), e::r("clk")),
-            ("rst".into(), e::r("rst")),
+            ("rst".into(), rx_rst),
             ("rx".into(), e::r("uart_rx")),
             ("out_valid".into(), rx_valid.e()),
             ("out_data".into(), rx_data.e()),
@@ -342,7 +380,7 @@ fn uarts(m: &mut Module, divisor: usize) {
         name: "transmitter".into(),
         conns: vec![
             ("clk".into(), e::r("clk")),
-            ("rst".into(), e::r("rst")),
+            ("rst".into(), tx_rst),
             ("in_valid".into(), send.e()),
             ("in_ready".into(), ready.e()),
             ("in_data".into(), byte.e()),
@@ -352,17 +390,19 @@ fn uarts(m: &mut Module, divisor: usize) {
 }
 
 /// The SPI slave, with the UART's byte interface.
-fn spi(m: &mut Module) {
+fn spi(m: &mut Module, local_resets: bool) {
     m.push(Item::Comment("SPI".into()));
+    let reset = part_reset(m, "link", local_resets);
     let rx_valid = m.net("rx_valid", 1);
     let rx_data = m.net("rx_data", 8);
     let ready = m.net("utx_ready", 1);
     let send = m.net("t_send", 1);
     let byte = m.net("t_byte", 8);
-    let mut conns: Vec<(String, Expr)> = ["clk", "rst", "spi_sck", "spi_cs_n", "spi_mosi"]
+    let mut conns: Vec<(String, Expr)> = ["clk", "spi_sck", "spi_cs_n", "spi_mosi"]
         .into_iter()
         .map(|p| (p.to_string(), e::r(p)))
         .collect();
+    conns.insert(1, ("rst".into(), reset));
     conns.extend([
         ("spi_miso".into(), e::r("spi_miso")),
         ("out_valid".into(), rx_valid.e()),
