@@ -71,6 +71,9 @@ pub struct LayerPlan {
     pub map_input: bool,
     /// How the PEs count their lanes (set for the device's family).
     pub popcount: Popcount,
+    /// The threshold memory asks for block RAM (yosys would build it from distributed RAM):
+    /// set where the device has block RAM to spare ([`spare_block_ram_for_thresholds`]).
+    pub thresholds_in_block_ram: bool,
 }
 
 /// Height, width and channels of a feature map in a plan.
@@ -413,6 +416,14 @@ pub fn estimate_layer(l: &LayerPlan, dev: &Device) -> Estimate {
     };
     let ff = in_ff + out + work + l.pe * aw + tree_ff + thr_ff + l.lanes() + 40;
     let thresholds = match l.output {
+        OutputKind::Threshold if l.thresholds_in_block_ram => {
+            let (bram_bits, bram_blocks) = memory_blocks(dev, l.pe * l.threshold_width(), l.nf());
+            Estimate {
+                bram_bits,
+                bram_blocks,
+                ..Default::default()
+            }
+        }
         OutputKind::Threshold => inferred_memory(dev, l.pe * l.threshold_width(), l.nf()),
         OutputKind::Scores => Estimate::default(),
     };
@@ -660,6 +671,7 @@ fn weight_layer(
         conv,
         map_input,
         popcount: Popcount::Adders,
+        thresholds_in_block_ram: false,
     }
 }
 
@@ -745,7 +757,8 @@ fn set_modes(layers: &mut [LayerPlan], buffers: bool) {
     }
 }
 
-fn finish(layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
+fn finish(mut layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
+    spare_block_ram_for_thresholds(&mut layers, dev, net);
     let estimate = layers.iter().map(|l| estimate_layer(l, dev)).fold(
         Estimate {
             lut: BASE_LUT,
@@ -771,6 +784,43 @@ fn finish(layers: Vec<LayerPlan>, dev: &Device, net: &Network) -> Plan {
         ideal_cycles: net.macs() as f64 / lanes as f64,
         logic_overfull: None,
         link_interval: None,
+    }
+}
+
+/// Share of the device's block RAMs a plan may fill by moving threshold memories out of
+/// distributed RAM. Routing, not capacity, sets it: on the ULX3S (85F) the half-device design
+/// (101 of 208 DP16KD) meets 125 MHz, designs with 147 and 198 did not finish routing.
+const SPARE_BLOCK_RAM_SHARE: f64 = 0.6;
+
+/// On a family with distributed RAM, moves the threshold memories that yosys would build from it
+/// into block RAM, layer by layer, while the plan's block RAMs stay within
+/// [`SPARE_BLOCK_RAM_SHARE`] of the device's: a `TRELLIS_DPR16X4` fills 6 LUT sites and holds
+/// 64 bits, a DP16KD 18 kbits (the half-device ULX3S design held its thresholds in 266
+/// DPR16X4, 1,596 LUT sites of its 12,791).
+fn spare_block_ram_for_thresholds(layers: &mut [LayerPlan], dev: &Device, net: &Network) {
+    use crate::family::MemoryKind;
+    if dev.family.def().lut_ram.is_none() {
+        return;
+    }
+    let budget = (dev.bram_blocks as f64 * SPARE_BLOCK_RAM_SHARE) as usize;
+    let blocks = |layers: &[LayerPlan]| {
+        layers
+            .iter()
+            .map(|l| estimate_layer(l, dev).bram_blocks)
+            .sum::<usize>()
+            + top_estimate(dev, net).bram_blocks
+    };
+    for i in 0..layers.len() {
+        let l = &layers[i];
+        let in_lut_ram = l.output == OutputKind::Threshold
+            && dev.family.memory_kind(l.nf(), None) == MemoryKind::LutRam;
+        if !in_lut_ram || l.thresholds_in_block_ram {
+            continue;
+        }
+        layers[i].thresholds_in_block_ram = true;
+        if blocks(layers) > budget {
+            layers[i].thresholds_in_block_ram = false;
+        }
     }
 }
 

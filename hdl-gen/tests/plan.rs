@@ -186,3 +186,39 @@ fn the_spi_link_floor_follows_sck_and_other_boards_refuse_it() {
     let e = bql_hdl_gen::generate_with(&net, &ulx3s, &opts).unwrap_err();
     assert!(e.to_string().contains("no SPI host link"), "{e}");
 }
+
+/// Threshold memories that yosys would build from distributed RAM move into spare block RAM on
+/// the ECP5, layer by layer, while the plan stays within 60 % of the device's block RAMs: the
+/// half-device ULX3S folds move two layers' (117 of 208, the third would take 130), the
+/// full-speed plan none (198 of 208 already), and the iCE40 (no distributed RAM) none.
+#[test]
+fn spare_block_ram_takes_the_thresholds_off_the_luts() {
+    let net = default_model();
+    let ulx3s = board::load(&root().join("constraints"), "ulx3s").unwrap();
+    let half = [(0, 8, 264), (1, 44, 16), (2, 44, 16), (3, 1, 32)];
+    let p = plan::plan(&net, &ulx3s.device, &half, None).unwrap();
+    let moved: Vec<bool> = p.layers.iter().map(|l| l.thresholds_in_block_ram).collect();
+    assert_eq!(moved, [true, true, false, false]);
+    let budget = ulx3s.device.bram_blocks * 6 / 10;
+    assert!(
+        p.estimate.bram_blocks <= budget,
+        "{}",
+        p.estimate.bram_blocks
+    );
+    // The same folds with the thresholds where yosys puts them: fewer blocks, more logic.
+    let mut kept = p.layers.clone();
+    kept.iter_mut()
+        .for_each(|l| l.thresholds_in_block_ram = false);
+    let blocks = |ls: &[plan::LayerPlan]| {
+        ls.iter()
+            .map(|l| plan::estimate_layer(l, &ulx3s.device))
+            .fold((0, 0), |(b, lut), e| (b + e.bram_blocks, lut + e.lut))
+    };
+    let ((moved_blocks, moved_lut), (kept_blocks, kept_lut)) = (blocks(&p.layers), blocks(&kept));
+    assert!(moved_blocks > kept_blocks && moved_lut + 500 < kept_lut);
+    let full = plan::plan(&net, &ulx3s.device, &[], None).unwrap();
+    assert!(full.layers.iter().all(|l| !l.thresholds_in_block_ram));
+    let icebreaker = board::load(&root().join("constraints"), "icebreaker").unwrap();
+    let ice = plan::plan(&net, &icebreaker.device, &[], None).unwrap();
+    assert!(ice.layers.iter().all(|l| !l.thresholds_in_block_ram));
+}

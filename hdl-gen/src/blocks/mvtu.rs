@@ -767,7 +767,7 @@ fn thresholds(md: &mut Module, l: &LayerPlan, d: &Dims, tags: &Tags) -> Option<S
         width: p * tw,
         depth: nf,
         init: Some(l.thresholds_file()),
-        ram_style: None,
+        ram_style: l.thresholds_in_block_ram.then_some("block"),
         no_rw_check: NO_RW_CHECK,
     });
     // Registered again after the block RAM, so that the accumulator's first add starts at a
