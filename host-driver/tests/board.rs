@@ -444,38 +444,19 @@ fn start_model_on(board: &str, model: &str, all_memories: bool) -> Started {
 /// image right.
 #[test]
 fn the_default_model_streams_through_the_ulx3s_uart_bit_exact() {
-    let Started {
-        net,
-        design,
-        writes,
-        data,
-        serial,
-        _board: _alive,
-    } = start_model_on("ulx3s", "default.bqm", false);
-    let images = 20;
-    let mut c = Client::new(serial);
-    let r = run::run(
-        &mut c,
-        &net,
-        &design.link.info,
-        Some(&writes),
-        &data.pixels[..images * data.image_len()],
-        &data.labels[..images],
-        |_| {},
-    )
-    .unwrap();
-    assert_eq!(r.images, images);
-    assert_eq!(
-        r.mismatches, 0,
-        "first mismatches: {:?}",
-        r.first_mismatches
-    );
+    streams_bit_exact(start_model_on("ulx3s", "default.bqm", false), 20);
 }
 
 /// The MNIST CNN's iCEBreaker design over the simulated UART: its SPRAM layers loaded by the
 /// host, ten images streamed, every result checked against the reference.
 #[test]
 fn the_mnist_cnn_streams_through_the_uart_bit_exact() {
+    streams_bit_exact(start_model("mnist-cnn.bqm", false), 10);
+}
+
+/// Streams the first `images` of the slice through a started board: every result arrives, and
+/// every score matches the reference.
+fn streams_bit_exact(started: Started, images: usize) {
     let Started {
         net,
         design,
@@ -483,8 +464,7 @@ fn the_mnist_cnn_streams_through_the_uart_bit_exact() {
         data,
         serial,
         _board: _alive,
-    } = start_model("mnist-cnn.bqm", false);
-    let images = 10;
+    } = started;
     let mut c = Client::new(serial);
     let r = run::run(
         &mut c,
