@@ -8,8 +8,8 @@
 //! the lowest adders take two lanes each.
 //!
 //! Every node's halves begin with a *lead* half whose `P` is 0, so that its carry-out is `G`
-//! whatever comes in: an *inject* half (`C` tied high, `G = A ^ B`) that brings one more lane, or a zero
-//! half when the node has none. Nothing then reads a chain's carry-in, and the toolchain leaves
+//! whatever comes in: an *inject* half (`C` tied high, `G = A ^ B`) that brings one more lane,
+//! or a zero half when the node has none. Nothing then reads a chain's carry-in, and the toolchain leaves
 //! it unconnected (`bql_toolchain::netlist`): nextpnr-ecp5 feeds a connected carry-in from the
 //! fabric through a CCU2C of its own, two TRELLIS_COMB per chain (docs/hardware.md).
 //!
