@@ -9,9 +9,10 @@
 //!
 //! Every node's halves begin with a *lead* half whose `P` is 0, so that its carry-out is `G`
 //! whatever comes in: an *inject* half (`C` tied high, `G = A ^ B`) that brings one more lane,
-//! or a zero half when the node has none. Nothing then reads a chain's carry-in, and the toolchain leaves
-//! it unconnected (`bql_toolchain::netlist`): nextpnr-ecp5 feeds a connected carry-in from the
-//! fabric through a CCU2C of its own, two TRELLIS_COMB per chain (docs/hardware.md).
+//! or a zero half when the node has none. Nothing then reads a chain's carry-in, and the
+//! toolchain leaves it unconnected (`bql_toolchain::netlist`): nextpnr-ecp5 feeds a connected
+//! carry-in from the fabric through a CCU2C of its own, two TRELLIS_COMB per chain
+//! (docs/hardware.md).
 //!
 //! The tree is chosen by a small search over the lane count (each node: an optional carry-in
 //! lane and two balanced children), minimizing halves, then depth; registers follow every
