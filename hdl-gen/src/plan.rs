@@ -803,23 +803,22 @@ fn spare_block_ram_for_thresholds(layers: &mut [LayerPlan], dev: &Device, net: &
         return;
     }
     let budget = (dev.bram_blocks as f64 * SPARE_BLOCK_RAM_SHARE) as usize;
-    let blocks = |layers: &[LayerPlan]| {
-        layers
-            .iter()
-            .map(|l| estimate_layer(l, dev).bram_blocks)
-            .sum::<usize>()
-            + top_estimate(dev, net).bram_blocks
-    };
-    for i in 0..layers.len() {
-        let l = &layers[i];
+    let blocks_of = |l: &LayerPlan| estimate_layer(l, dev).bram_blocks;
+    let mut blocks =
+        layers.iter().map(blocks_of).sum::<usize>() + top_estimate(dev, net).bram_blocks;
+    for l in layers.iter_mut() {
         let in_lut_ram = l.output == OutputKind::Threshold
             && dev.family.memory_kind(l.nf(), None) == MemoryKind::LutRam;
         if !in_lut_ram || l.thresholds_in_block_ram {
             continue;
         }
-        layers[i].thresholds_in_block_ram = true;
-        if blocks(layers) > budget {
-            layers[i].thresholds_in_block_ram = false;
+        let before = blocks_of(l);
+        l.thresholds_in_block_ram = true;
+        let moved = blocks - before + blocks_of(l);
+        if moved <= budget {
+            blocks = moved;
+        } else {
+            l.thresholds_in_block_ram = false;
         }
     }
 }

@@ -387,11 +387,17 @@ fn layer_reset(i: usize) -> String {
 /// eight from the link's enables (the UP5K at 48 MHz fell to 46.3-49.9 MHz over five seeds).
 fn unit_reset(md: &mut Module, name: &str, local: bool) {
     if local {
-        let r = md.reg(name, 1);
-        md.push(Item::KeptAlways("clk".into(), vec![r.set(e::r("rst"))]));
+        reset_copy(md, name);
     } else {
         md.wire(name, 1, e::r("rst"));
     }
+}
+
+/// A registered copy `name` of `rst`, kept apart from the others (yosys would merge them).
+pub(crate) fn reset_copy(md: &mut Module, name: &str) -> Sig {
+    let r = md.reg(name, 1);
+    md.push(Item::KeptAlways("clk".into(), vec![r.set(e::r("rst"))]));
+    r
 }
 
 /// Layer `i`: its MVTU instance, its input (the previous vector, or an input buffer fed by the

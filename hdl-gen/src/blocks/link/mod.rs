@@ -335,9 +335,7 @@ fn part_reset(m: &mut Module, name: &str, local: bool) -> Expr {
     if !local {
         return e::r("rst");
     }
-    let copy = m.reg(&format!("rst_{name}"), 1);
-    m.push(Item::KeptAlways("clk".into(), vec![copy.set(e::r("rst"))]));
-    copy.e()
+    crate::blocks::core::reset_copy(m, &format!("rst_{name}")).e()
 }
 
 /// `instance` with its `rst` port connected to `reset`.
