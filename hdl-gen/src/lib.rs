@@ -373,6 +373,7 @@ pub fn link_params(
             .collect(),
         led_active_low: board.file.led_active_low,
         clk_locked_port,
+        // Registered reset copies per unit on the ECP5 only (`core::unit_reset` says why).
         local_resets: board.file.family == board::Family::Ecp5,
     }
 }
@@ -432,13 +433,13 @@ pub fn generate_with(net: &Network, board: &board::Board, opts: &Options) -> Res
     let ifc = blocks::core::interface(&plan, net.input.len());
     let am = blocks::argmax::module(last.outputs, ifc.score_width, ifc.scores_signed);
     modules.insert(am.name.clone(), am);
-    let local_resets = board.file.family == board::Family::Ecp5;
+    // The core's units reset like the link's parts (one rule: `link_params`).
     let core = blocks::core::module(
         &plan,
         net.input.encoding,
         net.input.len(),
         &header,
-        local_resets,
+        link.local_resets,
     );
     modules.insert(core.name.clone(), core);
     let physical = match kind {
